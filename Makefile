@@ -1,0 +1,59 @@
+# Hearth — top-level make targets. Each part of the appliance may add its own
+# targets and test packages in a fragment under mk/ (mk/netconf.mk, mk/image.mk,
+# …) so that parts do not edit each other's recipes.
+SHELL := bash
+GO ?= go
+STATE ?= $(CURDIR)/var
+export GOWORK := off
+
+# Debian packages the tests use as real peers. Fragments append to this.
+APT_TEST_PKGS := python3-slixmpp go-sendxmpp profanity tmux prosody ejabberd
+# npm packages for browser and WebSocket tests, installed into .cache/node.
+NPM_TEST_PKGS :=
+
+.PHONY: all build run test test-deps test-unit fuzz bench vet
+all: build
+
+-include mk/*.mk
+
+build:
+	$(GO) build ./...
+
+# make run: the whole appliance on this machine, state in ./var, no root.
+run:
+	$(GO) run ./cmd/xmppd -state $(STATE) -dev
+
+# make test: installs what the tests need, then runs every suite, the slow
+# end-to-end ones (build tag e2e) included.
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -tags e2e -count=1 -timeout 45m ./...
+	$(MAKE) fuzz FUZZTIME=20s
+
+# The quick loop while developing: unit tests only.
+test-unit:
+	$(GO) test -count=1 ./...
+
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) ./xmppd/stream
+
+# Install the real peers the tests talk to, once. Services that Debian would
+# start on install (prosody, ejabberd, …) are kept from starting: the tests
+# start their own copies on loopback ports.
+test-deps:
+	@missing=$$(for p in $(APT_TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "installing test peers: $$missing"; \
+	  rcd=; if [ ! -e /usr/sbin/policy-rc.d ]; then rcd=1; printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null; $$SUDO chmod +x /usr/sbin/policy-rc.d; fi; \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; st=$$?; \
+	  [ -z "$$rcd" ] || $$SUDO rm -f /usr/sbin/policy-rc.d; \
+	  exit $$st; \
+	fi
+	@if [ -n "$(strip $(NPM_TEST_PKGS))" ]; then \
+	  mkdir -p .cache/node && cd .cache/node && \
+	  { [ -f package.json ] || echo '{"private":true}' > package.json; } && \
+	  for p in $(NPM_TEST_PKGS); do [ -d "node_modules/$${p%@*}" ] || npm install --no-audit --no-fund -s $(NPM_TEST_PKGS) || exit 1; break; done; \
+	fi

@@ -1,0 +1,55 @@
+// Package state names the files Hearth keeps in its writable state directory.
+//
+// On the appliance the directory is /perm/hearth (gokrazy's only writable
+// partition); under `make run` it is ./var. Every program derives its paths
+// from here so that a backup, a factory reset or a test can find everything
+// Hearth owns in one place.
+package state
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// DefaultDir is the state directory on the device.
+const DefaultDir = "/perm/hearth"
+
+// Dir is a state directory.
+type Dir string
+
+// Config is the appliance configuration shared by all programs.
+func (d Dir) Config() string { return filepath.Join(string(d), "config.json") }
+
+// DB is xmppd's bbolt file. Only xmppd opens it.
+func (d Dir) DB() string { return filepath.Join(string(d), "xmppd.db") }
+
+// AdminSocket is xmppd's local admin API (HTTP over a unix socket).
+func (d Dir) AdminSocket() string { return filepath.Join(string(d), "admin.sock") }
+
+// TLS holds certificates: the self-signed fallback and, once netconf has one,
+// the ACME certificate.
+func (d Dir) TLS() string { return filepath.Join(string(d), "tls") }
+
+// Uploads holds files shared through HTTP upload.
+func (d Dir) Uploads() string { return filepath.Join(string(d), "uploads") }
+
+// Tor holds the onion service keys and tor's data directory.
+func (d Dir) Tor() string { return filepath.Join(string(d), "tor") }
+
+// Update holds the update agent's persisted floors and downloads.
+func (d Dir) Update() string { return filepath.Join(string(d), "update") }
+
+// Status holds small JSON status files one program writes and others read
+// (netconf's reachability report, the updater's last result).
+func (d Dir) Status() string { return filepath.Join(string(d), "status") }
+
+// Ensure creates the directory (0700: it holds keys and password verifiers).
+func (d Dir) Ensure() error {
+	for _, p := range []string{string(d), d.TLS(), d.Status()} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+	}
+	return nil
+}
