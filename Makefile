@@ -36,7 +36,7 @@ test-unit:
 
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) ./xmppd/stream
+	$(GO) test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./xmppd/stream
 
 # Install the real peers the tests talk to, once. Services that Debian would
 # start on install (prosody, ejabberd, …) are kept from starting: the tests
