@@ -101,6 +101,13 @@ func (p *Parser) SetLimits(lim Limits) { p.lim = lim }
 // TLS handshake must never be read as if they came over TLS.
 func (p *Parser) Buffered() int { return p.end - p.pos }
 
+// DefaultNS is the default namespace the stream header declared (the
+// content namespace: jabber:client or jabber:server).
+func (p *Parser) DefaultNS() string {
+	s, _ := p.lookup(nil)
+	return s
+}
+
 // Header returns the stream header once Next has returned Open.
 func (p *Parser) Header() *Element { return p.header }
 

@@ -1,0 +1,259 @@
+// Command xmppd is Hearth's XMPP server. gokrazy starts it on the device;
+// `make run` starts it on a laptop with -dev.
+//
+//	xmppd [flags]                           serve
+//	xmppd [flags] useradd NAME [PASSWORD]   create an account
+//	xmppd [flags] useradd-bulk PREFIX N PW  create PREFIX1…PREFIXN (benchmarks)
+//	xmppd [flags] userdel NAME              delete an account
+//	xmppd [flags] health                    ask the running server for its health
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/appliance/version"
+	"github.com/hearthchat/hearth/xmppd"
+	"github.com/hearthchat/hearth/xmppd/admin"
+	"github.com/hearthchat/hearth/xmppd/store"
+)
+
+func main() {
+	var (
+		stateDir    = flag.String("state", state.DefaultDir, "state directory")
+		domain      = flag.String("domain", "", "XMPP domain (default: the appliance config's)")
+		c2sAddr     = flag.String("c2s", ":5222", "STARTTLS client listener address")
+		c2sTLS      = flag.String("c2s-tls", ":5223", "direct TLS client listener address (XEP-0368)")
+		dev         = flag.Bool("dev", false, "laptop mode: domain hearth.localhost, loopback listeners, print an admin account")
+		noShaping   = flag.Bool("no-shaping", false, "lift read-rate and connection limits (benchmarks only)")
+		authTimeout = flag.Duration("auth-timeout", 60*time.Second, "time a connection has to authenticate and bind")
+		showVersion = flag.Bool("version", false, "print the version and exit")
+		debug       = flag.Bool("debug", false, "debug logging")
+	)
+	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.Version)
+		return
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	dir := state.Dir(*stateDir)
+	if *dev {
+		if *domain == "" {
+			*domain = "hearth.localhost"
+		}
+		if *c2sAddr == ":5222" {
+			*c2sAddr = "127.0.0.1:5222"
+		}
+		if *c2sTLS == ":5223" {
+			*c2sTLS = "127.0.0.1:5223"
+		}
+	}
+	if *domain == "" {
+		cfg, err := config.Load(dir.Config())
+		if err != nil {
+			fatal(err)
+		}
+		*domain = cfg.Domain
+	}
+	if args := flag.Args(); len(args) > 0 {
+		if err := command(dir, *domain, args); err != nil {
+			fatal(err)
+		}
+		return
+	}
+	d, err := xmppd.Start(xmppd.Options{
+		State: dir, Domain: *domain, C2S: *c2sAddr, C2STLS: *c2sTLS,
+		NoShaping: *noShaping, AuthTimout: *authTimeout, Log: log,
+	})
+	if err != nil {
+		fatal(err)
+	}
+	log.Info("xmppd started", "version", version.Version, "domain", d.Server.Domain, "c2s", d.C2SAddr, "c2s-tls", d.C2STLSAddr, "state", dir)
+	if *dev {
+		devAccount(d, dir, log)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "xmppd:", err)
+	os.Exit(1)
+}
+
+// devAccount makes sure `make run` prints an account to log in with.
+func devAccount(d *xmppd.Daemon, dir state.Dir, log *slog.Logger) {
+	pw := password()
+	err := d.Store.CreateAccount("admin", pw, true)
+	if errors.Is(err, store.ErrExists) {
+		err = d.Store.SetPassword("admin", pw)
+	}
+	if err != nil {
+		log.Error("dev account", "err", err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "\n  Log in with any XMPP app (accept the self-signed certificate):\n"+
+		"    address:  admin@%s\n    password: %s\n    server:   %s (STARTTLS) or %s (direct TLS)\n"+
+		"  More accounts: go run ./cmd/xmppd -state %s useradd NAME\n\n",
+		d.Server.Domain, pw, d.C2SAddr, d.C2STLSAddr, dir)
+}
+
+func password() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// adminClient talks to the running server's admin socket.
+func adminClient(dir state.Dir) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", dir.AdminSocket())
+		}},
+	}
+}
+
+func running(dir state.Dir) bool {
+	c, err := net.DialTimeout("unix", dir.AdminSocket(), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func command(dir state.Dir, domain string, args []string) error {
+	switch args[0] {
+	case "useradd":
+		if len(args) < 2 || len(args) > 3 {
+			return errors.New("usage: useradd NAME [PASSWORD]")
+		}
+		pw, gen := "", false
+		if len(args) == 3 {
+			pw = args[2]
+		} else {
+			pw, gen = password(), true
+		}
+		if err := addUser(dir, args[1], pw); err != nil {
+			return err
+		}
+		if gen {
+			fmt.Printf("%s@%s %s\n", args[1], domain, pw)
+		}
+		return nil
+	case "useradd-bulk":
+		if len(args) != 4 {
+			return errors.New("usage: useradd-bulk PREFIX COUNT PASSWORD")
+		}
+		n, err := strconv.Atoi(args[2])
+		if err != nil || n < 1 {
+			return errors.New("useradd-bulk: COUNT must be a positive number")
+		}
+		return bulkAdd(dir, args[1], n, args[3])
+	case "userdel":
+		if len(args) != 2 {
+			return errors.New("usage: userdel NAME")
+		}
+		req, _ := http.NewRequest("DELETE", "http://admin/users/"+args[1], nil)
+		return call(dir, req, http.StatusNoContent)
+	case "health":
+		resp, err := adminClient(dir).Get("http://admin/health")
+		if err != nil {
+			return fmt.Errorf("health: server not reachable: %w", err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		os.Stdout.Write(body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("unhealthy (%s)", resp.Status)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func call(dir state.Dir, req *http.Request, want int) error {
+	resp, err := adminClient(dir).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// addUser goes through the running server when there is one (only one
+// process may open the database), else opens the database itself.
+func addUser(dir state.Dir, name, pw string) error {
+	user, err := admin.NormalizeUser(name)
+	if err != nil {
+		return err
+	}
+	if running(dir) {
+		body, _ := json.Marshal(map[string]string{"user": user, "password": pw})
+		req, _ := http.NewRequest("POST", "http://admin/users", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		return call(dir, req, http.StatusCreated)
+	}
+	if err := dir.Ensure(); err != nil {
+		return err
+	}
+	st, err := store.Open(dir.DB())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.CreateAccount(user, pw, false)
+}
+
+func bulkAdd(dir state.Dir, prefix string, n int, pw string) error {
+	if running(dir) {
+		for i := 1; i <= n; i++ {
+			if err := addUser(dir, prefix+strconv.Itoa(i), pw); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := dir.Ensure(); err != nil {
+		return err
+	}
+	st, err := store.Open(dir.DB())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.CreateAccounts(prefix, n, pw)
+}

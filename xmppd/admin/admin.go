@@ -1,0 +1,119 @@
+// Package admin is xmppd's local admin API: HTTP over a unix socket in the
+// state directory (mode 0600), used by the command line, the setup pages
+// and the update agent. Nothing on the network reaches it.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/appliance/version"
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/store"
+)
+
+// Deps is what the API works on.
+type Deps struct {
+	Server *server.Server
+	Store  *store.Store
+	// LoginCheck performs a real client login over loopback.
+	LoginCheck func(context.Context) error
+}
+
+var started = time.Now()
+
+// Handler returns the API's routes.
+func Handler(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		checks := map[string]string{}
+		ok := true
+		if err := d.Store.Check(); err != nil {
+			checks["storage"] = err.Error()
+			ok = false
+		} else {
+			checks["storage"] = "ok"
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		defer cancel()
+		if err := d.LoginCheck(ctx); err != nil {
+			checks["login"] = err.Error()
+			ok = false
+		} else {
+			checks["login"] = "ok"
+		}
+		code := http.StatusOK
+		if !ok {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]any{
+			"ok": ok, "version": version.Version, "checks": checks,
+			"uptime_s": int(time.Since(started).Seconds()), "sessions": d.Server.Router.Count(),
+		})
+	})
+	mux.HandleFunc("POST /users", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			User     string `json:"user"`
+			Password string `json:"password"`
+			Admin    bool   `json:"admin"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		user, err := NormalizeUser(req.User)
+		if err != nil || req.Password == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid user name or empty password"})
+			return
+		}
+		if err := d.Store.CreateAccount(user, req.Password, req.Admin); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, store.ErrExists) {
+				code = http.StatusConflict
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"jid": user + "@" + d.Server.Domain})
+	})
+	mux.HandleFunc("GET /users", func(w http.ResponseWriter, r *http.Request) {
+		users, err := d.Store.Users()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"users": users})
+	})
+	mux.HandleFunc("DELETE /users/{user}", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.Server.DeleteAccount(r.PathValue("user")); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, store.ErrNotFound) {
+				code = http.StatusNotFound
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+// NormalizeUser applies the JID localpart rules (PRECIS) to a user name.
+func NormalizeUser(name string) (string, error) {
+	j, err := jid.New(name, "localhost", "")
+	if err != nil || j.Localpart() == "" {
+		return "", errors.New("invalid user name")
+	}
+	return j.Localpart(), nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}

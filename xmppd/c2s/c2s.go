@@ -1,0 +1,616 @@
+// Package c2s accepts client connections and negotiates them (RFC 6120):
+// STARTTLS or direct TLS (XEP-0368), SASL SCRAM with channel binding,
+// resource binding. Once bound, a connection becomes a session and its
+// stanzas go to the server hub.
+package c2s
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/sasl"
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/session"
+	"github.com/hearthchat/hearth/xmppd/stream"
+	"github.com/hearthchat/hearth/xmppd/tlsconf"
+)
+
+// Namespaces of negotiation.
+const (
+	nsTLS  = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSess = "urn:ietf:params:xml:ns:xmpp-session"
+	nsCB   = "urn:xmpp:sasl-cb:0"
+)
+
+// Config is the c2s listener's configuration.
+type Config struct {
+	Server *server.Server
+	Certs  *tlsconf.Certs
+	Log    *slog.Logger
+	// AuthTimeout is how long a connection has from accept to a bound
+	// resource (RFC 6120 leaves it to us; 60 s like Prosody).
+	AuthTimeout time.Duration
+	// MaxUnauthPerIP caps connections from one address that have not
+	// authenticated yet. 0 means no cap.
+	MaxUnauthPerIP int
+	// ReadRate and ReadBurst shape each connection's reading (bytes/s).
+	// 0 turns shaping off.
+	ReadRate, ReadBurst int
+	// MaxAuthAttempts per connection before it is closed.
+	MaxAuthAttempts int
+}
+
+// DefaultConfig fills the limits with the values the issue settles on.
+func DefaultConfig(srv *server.Server, certs *tlsconf.Certs, log *slog.Logger) Config {
+	return Config{
+		Server: srv, Certs: certs, Log: log,
+		AuthTimeout: 60 * time.Second, MaxUnauthPerIP: 20,
+		ReadRate: 48 << 10, ReadBurst: 320 << 10, MaxAuthAttempts: 5,
+	}
+}
+
+// C2S serves client connections.
+type C2S struct {
+	cfg Config
+	ips *ipLimits
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// New returns a c2s service.
+func New(cfg Config) *C2S {
+	return &C2S{cfg: cfg, ips: newIPLimits(), conns: map[*conn]struct{}{}}
+}
+
+// Serve accepts connections on ln until it is closed. directTLS selects
+// XEP-0368 (TLS from the first byte) instead of STARTTLS.
+func (c *C2S) Serve(ln net.Listener, directTLS bool) error {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off instead
+				// of spinning.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.handle(nc, directTLS)
+		}()
+	}
+}
+
+// Shutdown tells every client the server is going away and waits (up to
+// timeout) for their connections to close.
+func (c *C2S) Shutdown(timeout time.Duration) {
+	c.mu.Lock()
+	c.stopped = true
+	conns := make([]*conn, 0, len(c.conns))
+	for x := range c.conns {
+		conns = append(conns, x)
+	}
+	c.mu.Unlock()
+	for _, x := range conns {
+		x.shutdown()
+	}
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
+type conn struct {
+	c      *C2S
+	raw    net.Conn
+	nc     net.Conn // raw, or the TLS connection over it
+	tlsc   *tls.Conn
+	p      *stream.Parser
+	ip     string
+	direct bool
+
+	mu         sync.Mutex // guards writes before a session exists
+	headerSent bool
+	secure     bool
+	user       string // set by SASL success
+	sess       *session.Session
+	scram      *sasl.Scram
+	attempts   int
+	unauth     bool
+	offerPlus  bool
+	// cbRefused: the client tried -PLUS with a binding type we lack. Its
+	// retry with the "y" flag is then a fallback we caused, not a downgrade
+	// by an attacker.
+	cbRefused bool
+}
+
+func (c *C2S) handle(raw net.Conn, direct bool) {
+	ip, _, _ := net.SplitHostPort(raw.RemoteAddr().String())
+	x := &conn{c: c, raw: raw, nc: raw, ip: ip, direct: direct}
+	if !c.ips.admit(ip, c.cfg.MaxUnauthPerIP) {
+		c.cfg.Log.Warn("too many unauthenticated connections", "ip", ip)
+		raw.Close()
+		return
+	}
+	x.unauth = true
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		raw.Close()
+		c.ips.release(ip)
+		return
+	}
+	c.conns[x] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.conns, x)
+		c.mu.Unlock()
+		if x.unauth {
+			c.ips.release(ip)
+		}
+	}()
+	if c.cfg.AuthTimeout > 0 {
+		raw.SetDeadline(time.Now().Add(c.cfg.AuthTimeout))
+	}
+	x.run()
+}
+
+func (x *conn) reader(r io.Reader) io.Reader {
+	if x.c.cfg.ReadRate > 0 {
+		return newShaper(r, x.c.cfg.ReadRate, x.c.cfg.ReadBurst)
+	}
+	return r
+}
+
+func (x *conn) run() {
+	defer x.finish()
+	if x.direct {
+		if err := x.handshake(); err != nil {
+			return
+		}
+	} else {
+		x.p = stream.NewParser(x.reader(x.nc), stream.PreAuthLimits)
+	}
+	for {
+		ev, err := x.p.Next()
+		if err != nil {
+			var se *stream.Error
+			if errors.As(err, &se) {
+				x.streamError(se.Condition, se.Text)
+			} else if isTimeout(err) && x.sess == nil {
+				x.streamError("connection-timeout", "authentication took too long")
+			}
+			return
+		}
+		switch ev.Kind {
+		case stream.Open:
+			if !x.open(ev.El) {
+				return
+			}
+			continue
+		case stream.Close:
+			x.closeStream()
+			return
+		}
+		if !x.element(ev.El) {
+			return
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (x *conn) finish() {
+	if x.sess != nil {
+		srv := x.c.cfg.Server
+		srv.Router.Unbind(x.sess)
+		srv.Closed(x.sess)
+		x.sess.CloseWithError("", "")
+		// Wait for the writer to flush and close, but not forever.
+		select {
+		case <-x.sess.Done():
+		case <-time.After(5 * time.Second):
+			x.sess.Kill()
+		}
+		return
+	}
+	x.nc.Close()
+}
+
+// shutdown is called from another goroutine at server shutdown.
+func (x *conn) shutdown() {
+	x.mu.Lock()
+	sess := x.sess
+	x.mu.Unlock()
+	if sess != nil {
+		sess.CloseWithError("system-shutdown", "")
+		return
+	}
+	x.raw.Close()
+}
+
+// write sends bytes directly; only before a session exists.
+func (x *conn) write(b []byte) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.sess != nil {
+		x.sess.SendRaw(b)
+		return nil
+	}
+	x.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := x.nc.Write(b)
+	return err
+}
+
+func (x *conn) send(el *stream.Element) error {
+	return x.write(el.Append(nil, stream.NSClient))
+}
+
+func (x *conn) header(id string) []byte {
+	h := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='" + stream.NSStream +
+		"' from='" + x.c.cfg.Server.Domain + "' version='1.0' xml:lang='en'"
+	if id != "" {
+		h += " id='" + id + "'"
+	}
+	return []byte(h + ">")
+}
+
+// streamError sends a stream error (preceded by our header if we had not
+// sent one yet, RFC 6120 §4.9.1.1) and closes the stream.
+func (x *conn) streamError(cond, text string) {
+	if x.sess != nil {
+		x.sess.CloseWithError(cond, text)
+		return
+	}
+	var b []byte
+	if !x.headerSent {
+		b = x.header("")
+		x.headerSent = true
+	}
+	b = append(b, session.StreamError(cond, text)...)
+	x.write(b)
+}
+
+func (x *conn) closeStream() {
+	if x.sess != nil {
+		return // finish closes the session's stream after its queue
+	}
+	x.write([]byte("</stream:stream>"))
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (x *conn) open(h *stream.Element) bool {
+	srv := x.c.cfg.Server
+	if h.Space != stream.NSStream || h.Local != "stream" {
+		x.streamError("invalid-namespace", "")
+		return false
+	}
+	if x.p.DefaultNS() != stream.NSClient {
+		x.streamError("invalid-namespace", "the content namespace must be jabber:client")
+		return false
+	}
+	if to := h.Get("to"); to != "" {
+		d, err := jid.Parse(to)
+		if err != nil || !strings.EqualFold(d.Domainpart(), srv.Domain) || d.Localpart() != "" || d.Resourcepart() != "" {
+			x.streamError("host-unknown", "this server serves "+srv.Domain)
+			return false
+		}
+	}
+	if v := h.Get("version"); v == "" || !strings.HasPrefix(v, "1.") {
+		x.streamError("unsupported-version", "")
+		return false
+	}
+	b := x.header(newID())
+	x.headerSent = true
+	b = append(b, "<stream:features>"...)
+	for _, f := range x.features() {
+		b = f.Append(b, stream.NSClient)
+	}
+	b = append(b, "</stream:features>"...)
+	return x.write(b) == nil
+}
+
+func (x *conn) features() []*stream.Element {
+	switch {
+	case !x.secure:
+		return []*stream.Element{stream.New(nsTLS, "starttls").Add(stream.New(nsTLS, "required"))}
+	case x.user == "":
+		cb := x.binding()
+		mechs := stream.New(nsSASL, "mechanisms")
+		if len(cb.Data) > 0 {
+			mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.SHA256Plus),
+				stream.New(nsSASL, "mechanism").AddText(sasl.SHA1Plus))
+			x.offerPlus = true
+		}
+		mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.SHA256),
+			stream.New(nsSASL, "mechanism").AddText(sasl.SHA1))
+		out := []*stream.Element{mechs}
+		if len(cb.Data) > 0 {
+			el := stream.New(nsCB, "sasl-channel-binding")
+			for _, t := range []string{"tls-exporter", "tls-server-end-point", "tls-unique"} {
+				if cb.Data[t] != nil {
+					el.Add(stream.New(nsCB, "channel-binding", "type", t))
+				}
+			}
+			out = append(out, el)
+		}
+		return out
+	default:
+		out := []*stream.Element{
+			stream.New(nsBind, "bind"),
+			stream.New(nsSess, "session").Add(stream.New(nsSess, "optional")),
+		}
+		return append(out, x.c.cfg.Server.StreamFeatures(nil)...)
+	}
+}
+
+// binding returns the channel-binding data of the TLS connection.
+func (x *conn) binding() sasl.Binding {
+	b := sasl.Binding{Data: map[string][]byte{}}
+	if x.tlsc == nil {
+		return b
+	}
+	cs := x.tlsc.ConnectionState()
+	if cs.Version >= tls.VersionTLS13 {
+		if ekm, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32); err == nil {
+			b.Data["tls-exporter"] = ekm
+		}
+	} else if cs.TLSUnique != nil {
+		b.Data["tls-unique"] = cs.TLSUnique
+	}
+	if cert, err := x.c.cfg.Certs.Get(nil); err == nil {
+		b.Data["tls-server-end-point"] = tlsconf.EndPoint(&cs, cert)
+	}
+	return b
+}
+
+func (x *conn) handshake() error {
+	cfg := x.c.cfg.Certs.Config("xmpp-client")
+	t := tls.Server(x.raw, cfg)
+	if err := t.Handshake(); err != nil {
+		x.c.cfg.Log.Debug("tls handshake", "ip", x.ip, "err", err)
+		return err
+	}
+	x.tlsc, x.nc, x.secure = t, t, true
+	x.headerSent = false
+	x.p = stream.NewParser(x.reader(t), stream.PreAuthLimits)
+	return nil
+}
+
+// element handles one top-level element; false ends the connection.
+func (x *conn) element(el *stream.Element) bool {
+	if x.sess != nil {
+		return x.stanza(el)
+	}
+	isStanza := el.Space == stream.NSClient && (el.Local == "message" || el.Local == "presence" || el.Local == "iq")
+	switch {
+	case !x.secure:
+		if el.Space == nsTLS && el.Local == "starttls" {
+			x.write([]byte("<proceed xmlns='" + nsTLS + "'/>"))
+			if x.p.Buffered() > 0 {
+				// Plaintext sent after <starttls/> would otherwise be read
+				// as if it had arrived over TLS (CVE-2011-0411 class).
+				return false
+			}
+			return x.handshake() == nil
+		}
+		if isStanza {
+			x.streamError("not-authorized", "authenticate first")
+		} else {
+			x.streamError("policy-violation", "STARTTLS is required")
+		}
+		return false
+	case x.user == "":
+		if el.Space == nsSASL {
+			return x.sasl(el)
+		}
+		if isStanza {
+			x.streamError("not-authorized", "authenticate first")
+		} else {
+			x.streamError("policy-violation", "expected SASL")
+		}
+		return false
+	}
+	// Authenticated, not bound yet.
+	if el.Space == stream.NSClient && el.Local == "iq" && el.Get("type") == "set" {
+		if b := el.Child(nsBind, "bind"); b != nil {
+			return x.bind(el, b)
+		}
+	}
+	if isStanza {
+		x.streamError("not-authorized", "bind a resource first")
+	} else {
+		x.streamError("unsupported-stanza-type", "")
+	}
+	return false
+}
+
+func (x *conn) saslFailure(cond, text string) bool {
+	b := "<failure xmlns='" + nsSASL + "'><" + cond + "/>"
+	if text != "" {
+		b += "<text xml:lang='en'>" + string(stream.AppendEscaped(nil, text, false)) + "</text>"
+	}
+	x.scram = nil
+	if x.write([]byte(b+"</failure>")) != nil {
+		return false
+	}
+	if x.attempts >= x.c.cfg.MaxAuthAttempts {
+		x.streamError("policy-violation", "too many failed authentication attempts")
+		return false
+	}
+	return true
+}
+
+func (x *conn) sasl(el *stream.Element) bool {
+	srv := x.c.cfg.Server
+	var in []byte
+	switch el.Local {
+	case "auth":
+		x.attempts++
+		s, err := sasl.New(el.Get("mechanism"), x.binding(), x.offerPlus && !x.cbRefused, srv.Store.Account, prepUser)
+		if err != nil {
+			return x.saslFailure("invalid-mechanism", "")
+		}
+		x.scram = s
+	case "response":
+		if x.scram == nil {
+			return x.saslFailure("malformed-request", "no exchange in progress")
+		}
+	case "abort":
+		x.scram = nil
+		return x.saslFailure("aborted", "")
+	default:
+		return x.saslFailure("malformed-request", "")
+	}
+	if t := strings.TrimSpace(el.Text()); t != "" && t != "=" {
+		var err error
+		if in, err = base64.StdEncoding.DecodeString(t); err != nil {
+			return x.saslFailure("incorrect-encoding", "")
+		}
+	}
+	if in == nil && el.Local == "auth" {
+		// SCRAM is client-first: an empty initial response asks for an
+		// empty challenge.
+		return x.write([]byte("<challenge xmlns='"+nsSASL+"'>=</challenge>")) == nil
+	}
+	out, done, err := x.scram.Next(in)
+	if err != nil {
+		if errors.Is(err, sasl.ErrNotAuthorized) {
+			if d := x.c.ips.failed(x.ip); d > 0 {
+				// Slow down guessing from this address. Only this
+				// connection waits; others are unaffected.
+				time.Sleep(d)
+			}
+			return x.saslFailure("not-authorized", "")
+		}
+		if errors.Is(err, sasl.ErrUnsupportedCB) {
+			x.cbRefused = true
+			return x.saslFailure("not-authorized", "channel binding type not supported; offered: tls-exporter, tls-server-end-point")
+		}
+		return x.saslFailure(err.Error(), "")
+	}
+	enc := base64.StdEncoding.EncodeToString(out)
+	if !done {
+		return x.write([]byte("<challenge xmlns='"+nsSASL+"'>"+enc+"</challenge>")) == nil
+	}
+	x.user = x.scram.User()
+	x.scram = nil
+	if x.write([]byte("<success xmlns='"+nsSASL+"'>"+enc+"</success>")) != nil {
+		return false
+	}
+	x.headerSent = false
+	x.p.Restart()
+	return true
+}
+
+func prepUser(name string) (string, error) {
+	j, err := jid.New(name, "localhost", "")
+	if err != nil {
+		return "", err
+	}
+	return j.Localpart(), nil
+}
+
+func (x *conn) bind(iq, b *stream.Element) bool {
+	srv := x.c.cfg.Server
+	res := strings.TrimSpace(b.ChildText(nsBind, "resource"))
+	if res == "" {
+		r := make([]byte, 6)
+		rand.Read(r)
+		res = "hearth-" + hex.EncodeToString(r)
+	}
+	full, err := jid.New(x.user, srv.Domain, res)
+	if err != nil {
+		x.send(server.ErrorReply(iq, server.ErrBadRequest))
+		return true
+	}
+	sess := session.New(x.nc, full, stream.NSClient)
+	replaced, err := srv.Router.Bind(sess)
+	if err != nil {
+		x.send(server.ErrorReply(iq, server.ErrResourceConstraint))
+		return true
+	}
+	if replaced != nil {
+		replaced.CloseWithError("conflict", "replaced by a new connection")
+	}
+	x.mu.Lock()
+	x.sess = sess
+	x.mu.Unlock()
+	x.c.ips.release(x.ip)
+	x.unauth = false
+	x.raw.SetDeadline(time.Time{})
+	x.p.SetLimits(stream.PostAuthLimits)
+	reply := stream.New(stream.NSClient, "iq", "type", "result", "id", iq.Get("id"))
+	reply.Add(stream.New(nsBind, "bind").Add(stream.New(nsBind, "jid").AddText(full.String())))
+	sess.Send(reply)
+	srv.Bound(sess)
+	return true
+}
+
+// stanza handles a top-level element of a bound session.
+func (x *conn) stanza(el *stream.Element) bool {
+	srv := x.c.cfg.Server
+	if el.Space == stream.NSClient {
+		switch el.Local {
+		case "message", "presence", "iq":
+		default:
+			x.streamError("unsupported-stanza-type", "")
+			return false
+		}
+		if f := el.Get("from"); f != "" && f != x.sess.JID.String() {
+			j, err := jid.Parse(f)
+			if err != nil || !j.Equal(x.sess.JID) && !(j.Resourcepart() == "" && j.Equal(x.sess.JID.Bare())) {
+				x.streamError("invalid-from", "")
+				return false
+			}
+		}
+		if el.Local == "iq" && el.Get("type") == "set" && el.Child(nsSess, "session") != nil &&
+			(el.Get("to") == "" || el.Get("to") == srv.Domain) {
+			// RFC 3921 session establishment: a no-op kept for old clients.
+			x.sess.Send(stream.New(stream.NSClient, "iq", "type", "result", "id", el.Get("id")))
+			return true
+		}
+		srv.FromClient(x.sess, el)
+		return !x.sess.Closing()
+	}
+	if h := srv.Nonza(el.Space); h != nil {
+		h(x.sess, el)
+		return !x.sess.Closing()
+	}
+	x.streamError("unsupported-stanza-type", "")
+	return false
+}

@@ -1,0 +1,161 @@
+// Package xmppd assembles the XMPP server: storage, the hub, the feature
+// modules, the listeners and the local admin API.
+package xmppd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/xmppd/admin"
+	"github.com/hearthchat/hearth/xmppd/c2s"
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/store"
+	"github.com/hearthchat/hearth/xmppd/tlsconf"
+)
+
+// Options configure a server.
+type Options struct {
+	State      state.Dir
+	Domain     string
+	C2S        string // STARTTLS listener address; "" for none
+	C2STLS     string // direct TLS listener address; "" for none
+	NoShaping  bool   // lift rate and connection limits (benchmarks)
+	AuthTimout time.Duration
+	Log        *slog.Logger
+}
+
+// Daemon is a running server.
+type Daemon struct {
+	Server *server.Server
+	Store  *store.Store
+	C2S    *c2s.C2S
+	Certs  *tlsconf.Certs
+	opts   Options
+
+	lns   []net.Listener
+	admin *http.Server
+	wg    sync.WaitGroup
+	// C2SAddr is the bound STARTTLS address (useful with port 0).
+	C2SAddr, C2STLSAddr net.Addr
+
+	healthPass string
+}
+
+// Start opens storage, registers the modules and starts listening.
+func Start(opts Options) (*Daemon, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if err := opts.State.Ensure(); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(opts.State.DB())
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{Store: st, opts: opts}
+	fail := func(err error) (*Daemon, error) {
+		d.closeListeners()
+		st.Close()
+		return nil, err
+	}
+	srv, err := server.New(opts.Domain, st, opts.Log)
+	if err != nil {
+		return fail(fmt.Errorf("domain %q: %w", opts.Domain, err))
+	}
+	d.Server = srv
+	registerModules(srv)
+	certs, err := tlsconf.Load(opts.State.TLS(), []string{srv.Domain, "groups." + srv.Domain, "upload." + srv.Domain})
+	if err != nil {
+		return fail(err)
+	}
+	d.Certs = certs
+	cfg := c2s.DefaultConfig(srv, certs, opts.Log)
+	if opts.AuthTimout > 0 {
+		cfg.AuthTimeout = opts.AuthTimout
+	}
+	if opts.NoShaping {
+		cfg.ReadRate, cfg.MaxUnauthPerIP = 0, 0
+	}
+	d.C2S = c2s.New(cfg)
+	for _, l := range []struct {
+		addr   string
+		direct bool
+		out    *net.Addr
+	}{{opts.C2S, false, &d.C2SAddr}, {opts.C2STLS, true, &d.C2STLSAddr}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fail(fmt.Errorf("c2s listen %s: %w", l.addr, err))
+		}
+		*l.out = ln.Addr()
+		d.lns = append(d.lns, ln)
+		d.wg.Add(1)
+		go func(direct bool) {
+			defer d.wg.Done()
+			d.C2S.Serve(ln, direct)
+		}(l.direct)
+	}
+	if err := d.startAdmin(); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+func (d *Daemon) startAdmin() error {
+	path := d.opts.State.AdminSocket()
+	// A socket left by a killed process would make Listen fail; only one
+	// xmppd runs per state directory (bbolt's lock above guarantees it).
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	os.Chmod(path, 0o600)
+	d.lns = append(d.lns, ln)
+	d.admin = &http.Server{Handler: admin.Handler(admin.Deps{
+		Server: d.Server, Store: d.Store, LoginCheck: d.loginCheck,
+	}), ReadHeaderTimeout: 10 * time.Second}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.opts.Log.Error("admin api", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (d *Daemon) closeListeners() {
+	for _, ln := range d.lns {
+		ln.Close()
+	}
+}
+
+// Shutdown stops accepting, sends system-shutdown to every client, and
+// closes storage once their queues are flushed.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.closeListeners()
+	if d.admin != nil {
+		d.admin.Shutdown(ctx)
+	}
+	if d.C2S != nil {
+		timeout := 10 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		d.C2S.Shutdown(timeout)
+	}
+	d.wg.Wait()
+	return d.Store.Close()
+}
