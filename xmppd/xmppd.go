@@ -129,7 +129,7 @@ func (d *Daemon) startAdmin() error {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := d.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			d.opts.Log.Error("admin api", "err", err)
 		}
 	}()

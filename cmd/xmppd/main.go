@@ -69,6 +69,20 @@ func main() {
 			*c2sTLS = "127.0.0.1:5223"
 		}
 	}
+	if *dev {
+		// Record the laptop domain so that `xmppd useradd` and the other
+		// programs agree with the running server.
+		if _, err := os.Stat(dir.Config()); errors.Is(err, os.ErrNotExist) {
+			if err := dir.Ensure(); err != nil {
+				fatal(err)
+			}
+			cfg := config.Default()
+			cfg.Domain = *domain
+			if err := config.Save(dir.Config(), cfg); err != nil {
+				fatal(err)
+			}
+		}
+	}
 	if *domain == "" {
 		cfg, err := config.Load(dir.Config())
 		if err != nil {

@@ -200,6 +200,7 @@ func (x *conn) run() {
 	for {
 		ev, err := x.p.Next()
 		if err != nil {
+			x.c.cfg.Log.Debug("c2s read ended", "ip", x.ip, "err", err)
 			var se *stream.Error
 			if errors.As(err, &se) {
 				x.streamError(se.Condition, se.Text)

@@ -104,9 +104,12 @@ func (s *Session) kickLocked() bool {
 		// The reader is not keeping up. Dropping stanzas silently would
 		// lose messages; closing makes the client reconnect and fetch them
 		// from storage.
+		// Its socket is full, so a stream error could not reach it
+		// either: close now, which also wakes a writer stuck in Write.
 		*s.pending = (*s.pending)[:0]
-		*s.pending = append(*s.pending, streamError("resource-constraint", "too much unread data")...)
 		s.closing = true
+		go s.closeConn()
+		return false
 	}
 	if !s.writing {
 		s.writing = true
