@@ -5,6 +5,7 @@
 //	xmppd [flags] useradd NAME [PASSWORD]   create an account
 //	xmppd [flags] useradd-bulk PREFIX N PW  create PREFIX1…PREFIXN (benchmarks)
 //	xmppd [flags] userdel NAME              delete an account
+//	xmppd [flags] invite [NAME]             create an invite link (for NAME only, if given)
 //	xmppd [flags] health                    ask the running server for its health
 package main
 
@@ -32,6 +33,7 @@ import (
 	"github.com/hearthchat/hearth/appliance/version"
 	"github.com/hearthchat/hearth/xmppd"
 	"github.com/hearthchat/hearth/xmppd/admin"
+	"github.com/hearthchat/hearth/xmppd/mod/invites"
 	"github.com/hearthchat/hearth/xmppd/store"
 )
 
@@ -199,6 +201,57 @@ func command(dir state.Dir, domain string, args []string) error {
 		}
 		req, _ := http.NewRequest("DELETE", "http://admin/users/"+args[1], nil)
 		return call(dir, req, http.StatusNoContent)
+	case "invite":
+		if len(args) > 2 {
+			return errors.New("usage: invite [NAME]")
+		}
+		req := map[string]any{"hours": 7 * 24}
+		if len(args) == 2 {
+			req["user"] = args[1]
+		}
+		body, _ := json.Marshal(req)
+		var out struct {
+			URI     string    `json:"uri"`
+			Token   string    `json:"token"`
+			Expires time.Time `json:"expires"`
+		}
+		if running(dir) {
+			r, _ := http.NewRequest("POST", "http://admin/invites", strings.NewReader(string(body)))
+			resp, err := adminClient(dir).Do(r)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				b, _ := io.ReadAll(resp.Body)
+				return fmt.Errorf("invite: %s: %s", resp.Status, b)
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				return err
+			}
+		} else {
+			if err := dir.Ensure(); err != nil {
+				return err
+			}
+			st, err := store.Open(dir.DB())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			o := invites.Options{}
+			if len(args) == 2 {
+				if o.User, err = admin.NormalizeUser(args[1]); err != nil {
+					return err
+				}
+			}
+			inv, err := invites.Create(st, o)
+			if err != nil {
+				return err
+			}
+			out.URI, out.Token, out.Expires = inv.URI(domain), inv.Token, inv.Expires
+		}
+		fmt.Printf("%s\n(valid until %s; open it in an XMPP app such as Conversations or Monal to create the account)\n", out.URI, out.Expires.Local().Format("2 Jan 2006 15:04"))
+		return nil
 	case "health":
 		resp, err := adminClient(dir).Get("http://admin/health")
 		if err != nil {

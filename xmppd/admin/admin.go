@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/appliance/version"
+	"github.com/hearthchat/hearth/xmppd/mod/invites"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
 )
@@ -100,7 +101,62 @@ func Handler(d Deps) http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST /invites", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Hours   int    `json:"hours"`
+			Uses    int    `json:"uses"`
+			User    string `json:"user"`
+			Inviter string `json:"inviter"`
+			Admin   bool   `json:"admin"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if req.User != "" {
+			u, err := NormalizeUser(req.User)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+			req.User = u
+		}
+		inv, err := invites.Create(d.Store, invites.Options{
+			TTL: time.Duration(req.Hours) * time.Hour, Uses: req.Uses, User: req.User, Inviter: req.Inviter, Admin: req.Admin,
+		})
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusCreated, inviteJSON(inv, d.Server.Domain))
+	})
+	mux.HandleFunc("GET /invites", func(w http.ResponseWriter, r *http.Request) {
+		list, err := invites.List(d.Store)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		out := []map[string]any{}
+		for _, inv := range list {
+			out = append(out, inviteJSON(inv, d.Server.Domain))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"invites": out})
+	})
+	mux.HandleFunc("DELETE /invites/{token}", func(w http.ResponseWriter, r *http.Request) {
+		if err := invites.Revoke(d.Store, r.PathValue("token")); err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	return mux
+}
+
+func inviteJSON(inv *invites.Invite, domain string) map[string]any {
+	return map[string]any{
+		"token": inv.Token, "uri": inv.URI(domain), "expires": inv.Expires, "uses": inv.Uses,
+		"user": inv.User, "inviter": inv.Inviter, "admin": inv.Admin,
+	}
 }
 
 // NormalizeUser applies the JID localpart rules (PRECIS) to a user name.

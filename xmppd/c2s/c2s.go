@@ -147,6 +147,7 @@ type conn struct {
 	// retry with the "y" flag is then a fallback we caused, not a downgrade
 	// by an attacker.
 	cbRefused bool
+	pre       *server.PreAuth
 }
 
 func (c *C2S) handle(raw net.Conn, direct bool) {
@@ -359,7 +360,7 @@ func (x *conn) features() []*stream.Element {
 		}
 		mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.SHA256),
 			stream.New(nsSASL, "mechanism").AddText(sasl.SHA1))
-		out := []*stream.Element{mechs}
+		out := append([]*stream.Element{mechs}, x.c.cfg.Server.PreAuthFeatures()...)
 		if len(cb.Data) > 0 {
 			el := stream.New(nsCB, "sasl-channel-binding")
 			for _, t := range []string{"tls-exporter", "tls-server-end-point", "tls-unique"} {
@@ -438,6 +439,14 @@ func (x *conn) element(el *stream.Element) bool {
 	case x.user == "":
 		if el.Space == nsSASL {
 			return x.sasl(el)
+		}
+		if el.Space == stream.NSClient && el.Local == "iq" && (el.Get("type") == "get" || el.Get("type") == "set") {
+			if x.pre == nil {
+				x.pre = &server.PreAuth{IP: x.ip}
+			}
+			if reply, ok := x.c.cfg.Server.PreAuthIQ(x.pre, el); ok {
+				return x.send(reply) == nil
+			}
 		}
 		if isStanza {
 			x.streamError("not-authorized", "authenticate first")

@@ -111,6 +111,7 @@ type Server struct {
 	closed     []func(*session.Session)
 	deleted    []func(user string)
 	disco      []func(target Target, owner string) []*stream.Element // extra disco#info (forms)
+	pre        preAuthReg
 }
 
 // New creates a server for domain.

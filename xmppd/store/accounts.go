@@ -76,6 +76,12 @@ func newAccount(password string, admin bool) (*Account, error) {
 // CreateAccount stores a new account. user must already be a normalized
 // localpart.
 func (s *Store) CreateAccount(user, password string, admin bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return CreateAccountTx(tx, user, password, admin) })
+}
+
+// CreateAccountTx creates an account inside a caller's transaction (so that
+// redeeming an invite and creating the account commit together).
+func CreateAccountTx(tx *bolt.Tx, user, password string, admin bool) error {
 	if user == "" || password == "" {
 		return errors.New("store: empty user name or password")
 	}
@@ -84,16 +90,14 @@ func (s *Store) CreateAccount(user, password string, admin bool) error {
 		return err
 	}
 	v, _ := json.Marshal(a)
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketAccounts)
-		if err != nil {
-			return err
-		}
-		if b.Get([]byte(user)) != nil {
-			return fmt.Errorf("store: %s: %w", user, ErrExists)
-		}
-		return b.Put([]byte(user), v)
-	})
+	b, err := tx.CreateBucketIfNotExists(bucketAccounts)
+	if err != nil {
+		return err
+	}
+	if b.Get([]byte(user)) != nil {
+		return fmt.Errorf("store: %s: %w", user, ErrExists)
+	}
+	return b.Put([]byte(user), v)
 }
 
 // SetPassword replaces an account's verifiers.
