@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -31,6 +32,10 @@ var started = time.Now()
 // Handler returns the API's routes.
 func Handler(d Deps) http.Handler {
 	mux := http.NewServeMux()
+	// Profiles for measuring memory per session and CPU per message on the
+	// device itself; the socket is reachable only by root on the box.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		checks := map[string]string{}
 		ok := true

@@ -19,6 +19,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/hearthchat/hearth/xmppd/idle"
 	"github.com/hearthchat/hearth/xmppd/sasl"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/session"
@@ -64,8 +65,9 @@ func DefaultConfig(srv *server.Server, certs *tlsconf.Certs, log *slog.Logger) C
 
 // C2S serves client connections.
 type C2S struct {
-	cfg Config
-	ips *ipLimits
+	cfg    Config
+	ips    *ipLimits
+	poller *idle.Poller // nil where parking is unavailable
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -75,7 +77,13 @@ type C2S struct {
 
 // New returns a c2s service.
 func New(cfg Config) *C2S {
-	return &C2S{cfg: cfg, ips: newIPLimits(), conns: map[*conn]struct{}{}}
+	c := &C2S{cfg: cfg, ips: newIPLimits(), conns: map[*conn]struct{}{}}
+	if p, err := idle.NewPoller(); err == nil {
+		c.poller = p
+	} else {
+		cfg.Log.Info("idle connections keep a goroutine", "reason", err)
+	}
+	return c
 }
 
 // Serve accepts connections on ln until it is closed. directTLS selects
@@ -96,11 +104,8 @@ func (c *C2S) Serve(ln net.Listener, directTLS bool) error {
 			return err
 		}
 		delay = 0
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.handle(nc, directTLS)
-		}()
+		c.wg.Add(1) // done by conn.done, possibly on another goroutine
+		go c.handle(nc, directTLS)
 	}
 }
 
@@ -126,13 +131,16 @@ func (c *C2S) Shutdown(timeout time.Duration) {
 }
 
 type conn struct {
-	c      *C2S
-	raw    net.Conn
-	nc     net.Conn // raw, or the TLS connection over it
-	tlsc   *tls.Conn
-	p      *stream.Parser
-	ip     string
-	direct bool
+	c       *C2S
+	raw     net.Conn
+	idle    *idle.Conn // raw, when it can be parked
+	pmu     sync.Mutex
+	pclosed bool
+	nc      net.Conn // raw, or the TLS connection over it
+	tlsc    *tls.Conn
+	p       *stream.Parser
+	ip      string
+	direct  bool
 
 	mu         sync.Mutex // guards writes before a session exists
 	headerSent bool
@@ -153,9 +161,15 @@ type conn struct {
 func (c *C2S) handle(raw net.Conn, direct bool) {
 	ip, _, _ := net.SplitHostPort(raw.RemoteAddr().String())
 	x := &conn{c: c, raw: raw, nc: raw, ip: ip, direct: direct}
+	if c.poller != nil {
+		if w := idle.Wrap(raw); w != nil {
+			x.idle, x.raw, x.nc = w, w, w
+		}
+	}
 	if !c.ips.admit(ip, c.cfg.MaxUnauthPerIP) {
 		c.cfg.Log.Warn("too many unauthenticated connections", "ip", ip)
 		raw.Close()
+		c.wg.Done()
 		return
 	}
 	x.unauth = true
@@ -164,22 +178,35 @@ func (c *C2S) handle(raw net.Conn, direct bool) {
 		c.mu.Unlock()
 		raw.Close()
 		c.ips.release(ip)
+		c.wg.Done()
 		return
 	}
 	c.conns[x] = struct{}{}
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.conns, x)
-		c.mu.Unlock()
-		if x.unauth {
-			c.ips.release(ip)
-		}
-	}()
 	if c.cfg.AuthTimeout > 0 {
 		raw.SetDeadline(time.Now().Add(c.cfg.AuthTimeout))
 	}
-	x.run()
+	if x.direct {
+		if err := x.handshake(); err != nil {
+			x.finish()
+			return
+		}
+	} else {
+		x.p = stream.NewParser(x.reader(x.nc), stream.PreAuthLimits)
+	}
+	x.loop()
+}
+
+// done is the end of a connection, whoever ran its last step.
+func (x *conn) done() {
+	c := x.c
+	c.mu.Lock()
+	delete(c.conns, x)
+	c.mu.Unlock()
+	if x.unauth {
+		c.ips.release(x.ip)
+	}
+	c.wg.Done()
 }
 
 func (x *conn) reader(r io.Reader) io.Reader {
@@ -189,17 +216,27 @@ func (x *conn) reader(r io.Reader) io.Reader {
 	return r
 }
 
-func (x *conn) run() {
-	defer x.finish()
-	if x.direct {
-		if err := x.handshake(); err != nil {
-			return
-		}
-	} else {
-		x.p = stream.NewParser(x.reader(x.nc), stream.PreAuthLimits)
-	}
+// loop reads and handles elements until the connection ends, or, for a
+// bound session with nothing to read, parks it: the goroutine returns and
+// the poller starts a new one when bytes arrive.
+func (x *conn) loop() {
 	for {
 		ev, err := x.p.Next()
+		if err == idle.ErrWouldBlock {
+			x.p.Release()
+			// Parking and closing exclude each other, so a closed
+			// descriptor (whose number a new connection may get) is
+			// never registered.
+			x.pmu.Lock()
+			if !x.pclosed && x.c.poller.Park(x.idle.FD(), x.loop) == nil {
+				x.pmu.Unlock()
+				return
+			}
+			x.pmu.Unlock()
+			// Closed, or could not park: an ordinary read sees the end.
+			x.idle.SetNonblocking(false)
+			continue
+		}
 		if err != nil {
 			x.c.cfg.Log.Debug("c2s read ended", "ip", x.ip, "err", err)
 			var se *stream.Error
@@ -208,19 +245,23 @@ func (x *conn) run() {
 			} else if isTimeout(err) && x.sess == nil {
 				x.streamError("connection-timeout", "authentication took too long")
 			}
+			x.finish()
 			return
 		}
 		switch ev.Kind {
 		case stream.Open:
 			if !x.open(ev.El) {
+				x.finish()
 				return
 			}
 			continue
 		case stream.Close:
 			x.closeStream()
+			x.finish()
 			return
 		}
 		if !x.element(ev.El) {
+			x.finish()
 			return
 		}
 	}
@@ -232,6 +273,7 @@ func isTimeout(err error) bool {
 }
 
 func (x *conn) finish() {
+	defer x.done()
 	if x.sess != nil {
 		srv := x.c.cfg.Server
 		srv.Router.Unbind(x.sess)
@@ -244,6 +286,9 @@ func (x *conn) finish() {
 			x.sess.Kill()
 		}
 		return
+	}
+	if x.idle != nil && x.c.poller != nil {
+		x.c.poller.Forget(x.idle.FD())
 	}
 	x.nc.Close()
 }
@@ -569,6 +614,19 @@ func (x *conn) bind(iq, b *stream.Element) bool {
 		return true
 	}
 	sess := session.New(x.nc, full, stream.NSClient)
+	if x.idle != nil {
+		fd := x.idle.FD()
+		poller := x.c.poller
+		sess.BeforeClose = func() func() {
+			x.pmu.Lock()
+			defer x.pmu.Unlock()
+			x.pclosed = true
+			if wake := poller.Forget(fd); wake != nil {
+				return func() { go wake() }
+			}
+			return nil
+		}
+	}
 	replaced, err := srv.Router.Bind(sess)
 	if err != nil {
 		x.send(server.ErrorReply(iq, server.ErrResourceConstraint))
@@ -584,6 +642,9 @@ func (x *conn) bind(iq, b *stream.Element) bool {
 	x.unauth = false
 	x.raw.SetDeadline(time.Time{})
 	x.p.SetLimits(stream.PostAuthLimits)
+	if x.idle != nil {
+		x.idle.SetNonblocking(true)
+	}
 	reply := stream.New(stream.NSClient, "iq", "type", "result", "id", iq.Get("id"))
 	reply.Add(stream.New(nsBind, "bind").Add(stream.New(nsBind, "jid").AddText(full.String())))
 	sess.Send(reply)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,30 @@ func TestShutdownSendsSystemShutdown(t *testing.T) {
 	c := xmpptest.Login(t, d, "alice", "a")
 	go d.Shutdown(context.Background())
 	c.StreamError("system-shutdown")
+}
+
+// Idle bound sessions are parked with the poller: they hold no goroutine,
+// and still receive and send at once when something happens.
+func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	var clients []*xmpptest.Client
+	for i := 0; i < 5; i++ {
+		clients = append(clients, xmpptest.Login(t, d, "bob", fmt.Sprintf("r%d", i)))
+	}
+	time.Sleep(200 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for i := 0; i < 40; i++ {
+		d.Store.CreateAccount(fmt.Sprintf("u%d", i), fmt.Sprintf("u%d-pw", i), false)
+		clients = append(clients, xmpptest.Login(t, d, fmt.Sprintf("u%d", i), "idle"))
+	}
+	time.Sleep(200 * time.Millisecond)
+	if grown := runtime.NumGoroutine() - before; grown > 5 {
+		t.Fatalf("40 idle sessions hold %d goroutines", grown)
+	}
+	// A parked session wakes for its next stanza.
+	a := clients[len(clients)-1]
+	a.Send("<message to='bob@" + xmpptest.Domain + "/r0' type='chat'><body>wake</body></message>")
+	if el := clients[0].El(); el.ChildText("", "body") != "wake" {
+		t.Fatalf("got %s", el)
+	}
 }

@@ -57,6 +57,11 @@ type Session struct {
 
 	vmu  sync.Mutex
 	vals map[any]any
+
+	// BeforeClose, if set, runs just before the connection is closed and
+	// returns a function to run after it (the transport unregisters a
+	// parked connection and then wakes its reader to see the close).
+	BeforeClose func() (after func())
 }
 
 // New wraps a connection whose stream has been negotiated.
@@ -195,7 +200,14 @@ func (s *Session) closeConn() {
 	}
 	s.closed, s.closing = true, true
 	s.mu.Unlock()
+	var after func()
+	if s.BeforeClose != nil {
+		after = s.BeforeClose()
+	}
 	s.Conn.Close()
+	if after != nil {
+		after()
+	}
 	close(s.done)
 }
 

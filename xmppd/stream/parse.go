@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -156,7 +157,7 @@ func (p *Parser) fill() error {
 		return errf("policy-violation", "stanza too large")
 	}
 	if p.buf == nil {
-		p.buf = make([]byte, initialBuf)
+		p.buf = *bufPool.Get().(*[]byte)
 	}
 	if p.pos > 0 && (p.pos == p.end || p.end == len(p.buf)) {
 		copy(p.buf, p.buf[p.pos:p.end])
@@ -178,12 +179,36 @@ func (p *Parser) fill() error {
 		if err == io.EOF && n > 0 {
 			return nil
 		}
+		var te interface{ Timeout() bool }
+		if errors.As(err, &te) && te.Timeout() {
+			// A deadline or a would-block read: the stream can go on
+			// after it, so do not remember it.
+			if n == 0 {
+				return err
+			}
+			return nil
+		}
 		p.readErr = err
 		if n == 0 {
 			return err
 		}
 	}
 	return nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, initialBuf); return &b }}
+
+// Release returns the read buffer to a pool if nothing is buffered: a
+// connection that waits for its next stanza then holds no buffer.
+func (p *Parser) Release() {
+	if p.pos != p.end || p.buf == nil {
+		return
+	}
+	if len(p.buf) == initialBuf {
+		b := p.buf
+		bufPool.Put(&b)
+	}
+	p.buf, p.pos, p.end = nil, 0, 0
 }
 
 // consume advances past n bytes of a finished token.
