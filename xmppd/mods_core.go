@@ -1,7 +1,10 @@
 package xmppd
 
-import "github.com/hearthchat/hearth/xmppd/mod/invites"
+import (
+	"github.com/hearthchat/hearth/xmppd/mod/invites"
+	"github.com/hearthchat/hearth/xmppd/mod/smacks"
+)
 
 func init() {
-	modules = append(modules, invites.Register)
+	modules = append(modules, invites.Register, smacks.Register)
 }

@@ -10,9 +10,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +36,7 @@ const (
 	nsBind = "urn:ietf:params:xml:ns:xmpp-bind"
 	nsSess = "urn:ietf:params:xml:ns:xmpp-session"
 	nsCB   = "urn:xmpp:sasl-cb:0"
+	nsSM   = "urn:xmpp:sm:3"
 )
 
 // Config is the c2s listener's configuration.
@@ -136,11 +139,15 @@ type conn struct {
 	idle    *idle.Conn // raw, when it can be parked
 	pmu     sync.Mutex
 	pclosed bool
-	nc      net.Conn // raw, or the TLS connection over it
-	tlsc    *tls.Conn
-	p       *stream.Parser
-	ip      string
-	direct  bool
+	gen     uint64 // the session generation this connection carries
+	// clean: the stream ended on purpose (the client closed it, or we sent
+	// a stream error), so the session must not hibernate.
+	clean  bool
+	nc     net.Conn // raw, or the TLS connection over it
+	tlsc   *tls.Conn
+	p      *stream.Parser
+	ip     string
+	direct bool
 
 	mu         sync.Mutex // guards writes before a session exists
 	headerSent bool
@@ -256,6 +263,7 @@ func (x *conn) loop() {
 			}
 			continue
 		case stream.Close:
+			x.clean = true
 			x.closeStream()
 			x.finish()
 			return
@@ -274,23 +282,40 @@ func isTimeout(err error) bool {
 
 func (x *conn) finish() {
 	defer x.done()
-	if x.sess != nil {
+	if sess := x.sess; sess != nil {
 		srv := x.c.cfg.Server
-		srv.Router.Unbind(x.sess)
-		srv.Closed(x.sess)
-		x.sess.CloseWithError("", "")
-		// Wait for the writer to flush and close, but not forever.
-		select {
-		case <-x.sess.Done():
-		case <-time.After(5 * time.Second):
-			x.sess.Kill()
+		switch {
+		case sess.Gen() != x.gen:
+			// Resumed on a newer connection: the session is not ours.
+		case !x.clean && !sess.Closing() && sess.Detach():
+			// XEP-0198: the connection died, the session waits to be
+			// resumed (or expires and ends then).
+			srv.Hibernated(sess)
+		default:
+			srv.EndSession(sess)
+			sess.CloseWithError("", "")
+			// Wait for the writer to flush and close, but not forever.
+			select {
+			case <-sess.Done():
+			case <-time.After(5 * time.Second):
+				sess.Kill()
+			}
 		}
+		x.forget()
 		return
 	}
-	if x.idle != nil && x.c.poller != nil {
-		x.c.poller.Forget(x.idle.FD())
-	}
+	x.forget()
 	x.nc.Close()
+}
+
+// forget unregisters the descriptor from the poller before it is closed.
+func (x *conn) forget() {
+	if x.idle != nil && x.c.poller != nil {
+		x.pmu.Lock()
+		x.pclosed = true
+		x.c.poller.Forget(x.idle.FD())
+		x.pmu.Unlock()
+	}
 }
 
 // shutdown is called from another goroutine at server shutdown.
@@ -334,6 +359,7 @@ func (x *conn) header(id string) []byte {
 // streamError sends a stream error (preceded by our header if we had not
 // sent one yet, RFC 6120 §4.9.1.1) and closes the stream.
 func (x *conn) streamError(cond, text string) {
+	x.clean = true
 	if x.sess != nil {
 		x.sess.CloseWithError(cond, text)
 		return
@@ -506,6 +532,9 @@ func (x *conn) element(el *stream.Element) bool {
 			return x.bind(el, b)
 		}
 	}
+	if el.Space == nsSM && el.Local == "resume" {
+		return x.resume(el)
+	}
 	if isStanza {
 		x.streamError("not-authorized", "bind a resource first")
 	} else {
@@ -600,6 +629,35 @@ func prepUser(name string) (string, error) {
 	return j.Localpart(), nil
 }
 
+// adopt makes sess this connection's session: from now on everything is
+// written through its queue, and the reader may park.
+func (x *conn) adopt(sess *session.Session, gen uint64) {
+	if x.idle != nil {
+		fd := x.idle.FD()
+		poller := x.c.poller
+		sess.SetBeforeClose(func() func() {
+			x.pmu.Lock()
+			defer x.pmu.Unlock()
+			x.pclosed = true
+			if wake := poller.Forget(fd); wake != nil {
+				return func() { go wake() }
+			}
+			return nil
+		})
+	}
+	x.mu.Lock()
+	x.sess = sess
+	x.gen = gen
+	x.mu.Unlock()
+	x.c.ips.release(x.ip)
+	x.unauth = false
+	x.raw.SetDeadline(time.Time{})
+	x.p.SetLimits(stream.PostAuthLimits)
+	if x.idle != nil {
+		x.idle.SetNonblocking(true)
+	}
+}
+
 func (x *conn) bind(iq, b *stream.Element) bool {
 	srv := x.c.cfg.Server
 	res := strings.TrimSpace(b.ChildText(nsBind, "resource"))
@@ -614,19 +672,6 @@ func (x *conn) bind(iq, b *stream.Element) bool {
 		return true
 	}
 	sess := session.New(x.nc, full, stream.NSClient)
-	if x.idle != nil {
-		fd := x.idle.FD()
-		poller := x.c.poller
-		sess.BeforeClose = func() func() {
-			x.pmu.Lock()
-			defer x.pmu.Unlock()
-			x.pclosed = true
-			if wake := poller.Forget(fd); wake != nil {
-				return func() { go wake() }
-			}
-			return nil
-		}
-	}
 	replaced, err := srv.Router.Bind(sess)
 	if err != nil {
 		x.send(server.ErrorReply(iq, server.ErrResourceConstraint))
@@ -635,20 +680,35 @@ func (x *conn) bind(iq, b *stream.Element) bool {
 	if replaced != nil {
 		replaced.CloseWithError("conflict", "replaced by a new connection")
 	}
-	x.mu.Lock()
-	x.sess = sess
-	x.mu.Unlock()
-	x.c.ips.release(x.ip)
-	x.unauth = false
-	x.raw.SetDeadline(time.Time{})
-	x.p.SetLimits(stream.PostAuthLimits)
-	if x.idle != nil {
-		x.idle.SetNonblocking(true)
-	}
+	x.adopt(sess, 1)
 	reply := stream.New(stream.NSClient, "iq", "type", "result", "id", iq.Get("id"))
 	reply.Add(stream.New(nsBind, "bind").Add(stream.New(nsBind, "jid").AddText(full.String())))
 	sess.Send(reply)
 	srv.Bound(sess)
+	return true
+}
+
+// resume takes over a hibernating session (XEP-0198 §5) instead of binding
+// a new resource: the client gets what it missed, nothing is lost.
+func (x *conn) resume(el *stream.Element) bool {
+	srv := x.c.cfg.Server
+	h, err := strconv.ParseUint(el.Get("h"), 10, 32)
+	if err != nil {
+		x.write([]byte("<failed xmlns='" + nsSM + "'><bad-request xmlns='" + stream.NSStanzaE + "'/></failed>"))
+		return true
+	}
+	sess := srv.Resume(x.user, el.Get("previd"))
+	if sess == nil {
+		x.write([]byte("<failed xmlns='" + nsSM + "'><item-not-found xmlns='" + stream.NSStanzaE + "'/></failed>"))
+		return true
+	}
+	prefix := fmt.Sprintf("<resumed xmlns='%s' previd='%s' h='%d'/>", nsSM, el.Get("previd"), sess.InCount())
+	gen, err := sess.Attach(x.nc, uint32(h), []byte(prefix))
+	if err != nil {
+		x.write([]byte("<failed xmlns='" + nsSM + "'><unexpected-request xmlns='" + stream.NSStanzaE + "'/></failed>"))
+		return true
+	}
+	x.adopt(sess, gen)
 	return true
 }
 
@@ -676,6 +736,9 @@ func (x *conn) stanza(el *stream.Element) bool {
 			return true
 		}
 		srv.FromClient(x.sess, el)
+		// Counted once handled: an acknowledgement (XEP-0198) covers
+		// only stanzas whose effects, storage included, are done.
+		x.sess.CountIn()
 		return !x.sess.Closing()
 	}
 	if h := srv.Nonza(el.Space); h != nil {

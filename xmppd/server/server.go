@@ -112,6 +112,8 @@ type Server struct {
 	deleted    []func(user string)
 	disco      []func(target Target, owner string) []*stream.Element // extra disco#info (forms)
 	pre        preAuthReg
+	resumer    Resumer
+	hibernate  []func(*session.Session)
 }
 
 // New creates a server for domain.

@@ -36,16 +36,16 @@ type Session struct {
 	ID   uint64
 	JID  jid.JID // full JID
 	User string  // localpart, the key accounts and storage use
-	Conn net.Conn
 	// ContentNS is jabber:client (or jabber:server for s2s).
 	ContentNS string
 
 	mu      sync.Mutex
+	cur     *link // the connection; nil while hibernating (XEP-0198)
+	gen     uint64
 	pending *[]byte
 	writing bool
-	closing bool // no more stanzas accepted; close after flush
-	closed  bool
-	done    chan struct{}
+	ended   bool // the session is over for good
+	acks    *acks
 
 	// Presence state, read by the router to choose recipients and owned by
 	// the presence module.
@@ -57,44 +57,94 @@ type Session struct {
 
 	vmu  sync.Mutex
 	vals map[any]any
+}
 
-	// BeforeClose, if set, runs just before the connection is closed and
-	// returns a function to run after it (the transport unregisters a
-	// parked connection and then wakes its reader to see the close).
-	BeforeClose func() (after func())
+// link is one connection carrying the session. Stream management can move
+// a session to a new link after the old one died.
+type link struct {
+	conn    net.Conn
+	closing bool // no more stanzas are written to it
+	closed  bool
+	done    chan struct{}
+	// before runs just before the connection is closed and returns a
+	// function to run after it (the transport unregisters a parked
+	// connection and then wakes its reader to see the close).
+	before func() (after func())
 }
 
 // New wraps a connection whose stream has been negotiated.
 func New(conn net.Conn, full jid.JID, contentNS string) *Session {
 	return &Session{
-		ID: idSeq.Add(1), JID: full, User: full.Localpart(), Conn: conn,
-		ContentNS: contentNS, done: make(chan struct{}),
+		ID: idSeq.Add(1), JID: full, User: full.Localpart(), ContentNS: contentNS,
+		cur: &link{conn: conn, done: make(chan struct{})}, gen: 1,
 	}
 }
 
-// Done is closed when the connection has been closed.
-func (s *Session) Done() <-chan struct{} { return s.done }
+// SetBeforeClose sets the current connection's close hook (see link.before).
+func (s *Session) SetBeforeClose(fn func() (after func())) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != nil {
+		s.cur.before = fn
+	}
+}
 
-// Send queues a stanza. It returns false if the session is closing or the
-// queue overflowed (which closes the session).
+// Gen identifies the connection currently carrying the session; it changes
+// when the session is resumed on a new one.
+func (s *Session) Gen() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// Done is closed when the current connection has been closed.
+func (s *Session) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return s.cur.done
+}
+
+// Send queues a stanza. It returns false if the session cannot take it
+// (ending, or its queue overflowed, which closes the connection).
 func (s *Session) Send(el *stream.Element) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.ended {
 		return false
+	}
+	if s.acks != nil {
+		if !s.acks.sent(el) {
+			// Nobody has acknowledged anything for too long.
+			s.closeLocked()
+			return false
+		}
+	}
+	if s.cur == nil || s.cur.closing {
+		// Hibernating: kept for resumption, or re-routed when the
+		// session ends.
+		return s.acks != nil
 	}
 	if s.pending == nil {
 		s.pending = bufPool.Get().(*[]byte)
 	}
 	*s.pending = el.Append(*s.pending, s.ContentNS)
+	if s.acks != nil && s.acks.wantRequest() {
+		*s.pending = append(*s.pending, "<r xmlns='urn:xmpp:sm:3'/>"...)
+	}
 	return s.kickLocked()
 }
 
-// SendRaw queues bytes that are already serialized.
+// SendRaw queues bytes that are already serialized (nonzas: they are not
+// counted by stream management).
 func (s *Session) SendRaw(b []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.ended || s.cur == nil || s.cur.closing {
 		return false
 	}
 	if s.pending == nil {
@@ -106,54 +156,65 @@ func (s *Session) SendRaw(b []byte) bool {
 
 func (s *Session) kickLocked() bool {
 	if len(*s.pending) > MaxQueue {
-		// The reader is not keeping up. Dropping stanzas silently would
-		// lose messages; closing makes the client reconnect and fetch them
-		// from storage.
-		// Its socket is full, so a stream error could not reach it
-		// either: close now, which also wakes a writer stuck in Write.
+		// The reader is not keeping up, and its socket is full, so a
+		// stream error could not reach it either: close now, which also
+		// wakes a writer stuck in Write. What it did not get is in
+		// storage (or, with stream management, re-routed).
 		*s.pending = (*s.pending)[:0]
-		s.closing = true
-		go s.closeConn()
+		s.closeLocked()
 		return false
 	}
 	if !s.writing {
 		s.writing = true
 		go s.writeLoop()
 	}
-	return !s.closing
+	return true
+}
+
+// closeLocked closes the current connection from inside s.mu.
+func (s *Session) closeLocked() {
+	if s.cur == nil {
+		return
+	}
+	s.cur.closing = true
+	l := s.cur
+	go s.closeLink(l)
 }
 
 func (s *Session) writeLoop() {
 	for {
 		s.mu.Lock()
+		l := s.cur
 		buf := s.pending
 		s.pending = nil
-		if buf == nil || len(*buf) == 0 {
+		if l == nil || buf == nil || len(*buf) == 0 {
 			s.writing = false
-			closing := s.closing
 			s.mu.Unlock()
 			if buf != nil {
+				*buf = (*buf)[:0]
 				bufPool.Put(buf)
 			}
-			if closing {
-				s.closeConn()
+			if l != nil && l.closing {
+				s.closeLink(l)
 			}
 			return
 		}
 		s.mu.Unlock()
-		s.Conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
-		_, err := s.Conn.Write(*buf)
+		l.conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
+		_, err := l.conn.Write(*buf)
 		if cap(*buf) <= 64<<10 {
 			*buf = (*buf)[:0]
 			bufPool.Put(buf)
 		}
 		if err != nil {
 			s.mu.Lock()
-			s.closing = true
-			s.pending = nil
+			l.closing = true
+			if s.cur == l {
+				s.pending = nil
+			}
 			s.writing = false
 			s.mu.Unlock()
-			s.closeConn()
+			s.closeLink(l)
 			return
 		}
 	}
@@ -163,7 +224,8 @@ func (s *Session) writeLoop() {
 // is flushed. cond "" closes the stream without an error.
 func (s *Session) CloseWithError(cond, text string) {
 	s.mu.Lock()
-	if s.closing {
+	l := s.cur
+	if l == nil || l.closing {
 		s.mu.Unlock()
 		return
 	}
@@ -175,44 +237,66 @@ func (s *Session) CloseWithError(cond, text string) {
 	} else {
 		*s.pending = append(*s.pending, streamError(cond, text)...)
 	}
-	s.closing = true
+	l.closing = true
 	if !s.writing {
 		s.writing = true
 		go s.writeLoop()
 	}
 	s.mu.Unlock()
 	// A peer that never reads must not keep the connection open forever.
-	time.AfterFunc(10*time.Second, s.closeConn)
+	time.AfterFunc(10*time.Second, func() { s.closeLink(l) })
 }
 
-// Closing reports whether the session stopped accepting stanzas.
+// Closing reports whether the current connection stopped taking stanzas.
 func (s *Session) Closing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closing
+	return s.cur == nil || s.cur.closing
 }
 
-func (s *Session) closeConn() {
+func (s *Session) closeLink(l *link) {
 	s.mu.Lock()
-	if s.closed {
+	if l.closed {
 		s.mu.Unlock()
 		return
 	}
-	s.closed, s.closing = true, true
+	l.closed, l.closing = true, true
+	before := l.before
 	s.mu.Unlock()
 	var after func()
-	if s.BeforeClose != nil {
-		after = s.BeforeClose()
+	if before != nil {
+		after = before()
 	}
-	s.Conn.Close()
+	l.conn.Close()
 	if after != nil {
 		after()
 	}
-	close(s.done)
+	close(l.done)
 }
 
-// Kill closes the connection at once (the reader is gone).
-func (s *Session) Kill() { s.closeConn() }
+// Kill closes the current connection at once (the reader is gone).
+func (s *Session) Kill() {
+	s.mu.Lock()
+	l := s.cur
+	s.mu.Unlock()
+	if l != nil {
+		s.closeLink(l)
+	}
+}
+
+// End marks the session over for good: nothing more is queued for it.
+func (s *Session) End() {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+}
+
+// Ended reports whether End was called.
+func (s *Session) Ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
+}
 
 func streamError(cond, text string) []byte {
 	b := []byte("<stream:error><" + cond + " xmlns='" + stream.NSStreamE + "'/>")

@@ -1,0 +1,57 @@
+package server
+
+import (
+	"github.com/hearthchat/hearth/xmppd/session"
+)
+
+// Resumer finds a hibernating session of user by its stream-management id
+// (XEP-0198 resumption); the smacks module provides it.
+type Resumer func(user, id string) *session.Session
+
+// SetResumer installs the resumption lookup.
+func (s *Server) SetResumer(r Resumer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resumer = r
+}
+
+// Resume looks up a session to resume; nil if none (or no module).
+func (s *Server) Resume(user, id string) *session.Session {
+	s.mu.RLock()
+	r := s.resumer
+	s.mu.RUnlock()
+	if r == nil {
+		return nil
+	}
+	return r(user, id)
+}
+
+// OnHibernate registers fn to run when a session lost its connection but
+// stays for resumption (the smacks module starts its expiry timer).
+func (s *Server) OnHibernate(fn func(*session.Session)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hibernate = append(s.hibernate, fn)
+}
+
+// Hibernated is called by the transport after Detach succeeded.
+func (s *Server) Hibernated(sess *session.Session) {
+	s.mu.RLock()
+	l := s.hibernate
+	s.mu.RUnlock()
+	for _, fn := range l {
+		s.safely(nil, func() { fn(sess) })
+	}
+}
+
+// EndSession ends a session for good: it leaves the router, modules see it
+// close (presence goes unavailable, unacknowledged stanzas are re-routed),
+// and it takes nothing more.
+func (s *Server) EndSession(sess *session.Session) {
+	if sess.Ended() {
+		return
+	}
+	s.Router.Unbind(sess)
+	s.Closed(sess)
+	sess.End()
+}
