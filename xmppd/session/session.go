@@ -189,12 +189,13 @@ func (s *Session) writeLoop() {
 		s.pending = nil
 		if l == nil || buf == nil || len(*buf) == 0 {
 			s.writing = false
+			closing := l != nil && l.closing
 			s.mu.Unlock()
 			if buf != nil {
 				*buf = (*buf)[:0]
 				bufPool.Put(buf)
 			}
-			if l != nil && l.closing {
+			if closing {
 				s.closeLink(l)
 			}
 			return
