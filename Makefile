@@ -11,6 +11,9 @@ APT_TEST_PKGS := python3-slixmpp go-sendxmpp profanity tmux prosody ejabberd
 # npm packages for browser and WebSocket tests, installed into .cache/node.
 NPM_TEST_PKGS :=
 
+# The concurrent core runs its tests a second time under the race detector.
+RACE_PKGS := ./xmppd/stream ./xmppd/session ./xmppd/router ./xmppd/server ./xmppd/c2s ./xmppd/idle ./xmppd/mod/smacks
+
 .PHONY: all build run test test-deps test-unit fuzz bench vet
 all: build
 
@@ -28,6 +31,7 @@ run:
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -tags e2e -count=1 -timeout 45m ./...
+	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(MAKE) fuzz FUZZTIME=20s
 
 # The quick loop while developing: unit tests only.

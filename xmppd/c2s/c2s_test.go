@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -249,4 +250,37 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 	if el := clients[0].El(); el.ChildText("", "body") != "wake" {
 		t.Fatalf("got %s", el)
 	}
+}
+
+// One address may hold only a few connections that have not logged in; a
+// logged-in member is not counted, and a freed slot can be used again.
+func TestUnauthenticatedConnectionCap(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	var held []net.Conn
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", d.C2SAddr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	time.Sleep(100 * time.Millisecond)
+	over, err := net.Dial("tcp", d.C2SAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := over.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
+		t.Fatalf("21st unauthenticated connection was served (n=%d, err=%v)", n, err)
+	}
+	held[0].Close()
+	time.Sleep(100 * time.Millisecond)
+	// Logging in works again (and does not count once done).
+	xmpptest.Login(t, d, "alice", "a")
+}
+
+func isTimeoutErr(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }
