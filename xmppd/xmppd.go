@@ -156,6 +156,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		d.C2S.Shutdown(timeout)
 	}
+	// Sessions still waiting for resumption (XEP-0198) end now: what they
+	// hold goes to offline storage before the database closes.
+	d.Server.Router.All(d.Server.EndSession)
 	d.wg.Wait()
 	return d.Store.Close()
 }
