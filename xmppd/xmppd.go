@@ -28,6 +28,7 @@ type Options struct {
 	C2S        string // STARTTLS listener address; "" for none
 	C2STLS     string // direct TLS listener address; "" for none
 	NoShaping  bool   // lift rate and connection limits (benchmarks)
+	AllowPlain bool   // offer SASL PLAIN over TLS for old clients
 	AuthTimout time.Duration
 	Log        *slog.Logger
 }
@@ -85,6 +86,7 @@ func Start(opts Options) (*Daemon, error) {
 	if opts.NoShaping {
 		cfg.ReadRate, cfg.MaxUnauthPerIP = 0, 0
 	}
+	cfg.AllowPlain = opts.AllowPlain
 	d.C2S = c2s.New(cfg)
 	for _, l := range []struct {
 		addr   string

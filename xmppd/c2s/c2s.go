@@ -55,6 +55,9 @@ type Config struct {
 	ReadRate, ReadBurst int
 	// MaxAuthAttempts per connection before it is closed.
 	MaxAuthAttempts int
+	// AllowPlain offers SASL PLAIN (over TLS only) for clients that know
+	// nothing better. Off by default.
+	AllowPlain bool
 }
 
 // DefaultConfig fills the limits with the values the issue settles on.
@@ -431,6 +434,9 @@ func (x *conn) features() []*stream.Element {
 		}
 		mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.SHA256),
 			stream.New(nsSASL, "mechanism").AddText(sasl.SHA1))
+		if x.c.cfg.AllowPlain {
+			mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.Plain))
+		}
 		out := append([]*stream.Element{mechs}, x.c.cfg.Server.PreAuthFeatures()...)
 		if len(cb.Data) > 0 {
 			el := stream.New(nsCB, "sasl-channel-binding")
@@ -494,6 +500,7 @@ func (x *conn) element(el *stream.Element) bool {
 	case !x.secure:
 		if el.Space == nsTLS && el.Local == "starttls" {
 			x.write([]byte("<proceed xmlns='" + nsTLS + "'/>"))
+			x.p.SkipSpace()
 			if x.p.Buffered() > 0 {
 				// Plaintext sent after <starttls/> would otherwise be read
 				// as if it had arrived over TLS (CVE-2011-0411 class).
@@ -565,6 +572,9 @@ func (x *conn) sasl(el *stream.Element) bool {
 	switch el.Local {
 	case "auth":
 		x.attempts++
+		if el.Get("mechanism") == sasl.Plain && x.c.cfg.AllowPlain {
+			return x.plain(el)
+		}
 		s, err := sasl.New(el.Get("mechanism"), x.binding(), x.offerPlus && !x.cbRefused, srv.Store.Account, prepUser)
 		if err != nil {
 			return x.saslFailure("invalid-mechanism", "")
@@ -614,6 +624,30 @@ func (x *conn) sasl(el *stream.Element) bool {
 	x.user = x.scram.User()
 	x.scram = nil
 	if x.write([]byte("<success xmlns='"+nsSASL+"'>"+enc+"</success>")) != nil {
+		return false
+	}
+	x.headerSent = false
+	x.p.Restart()
+	return true
+}
+
+func (x *conn) plain(el *stream.Element) bool {
+	in, err := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text()))
+	if err != nil {
+		return x.saslFailure("incorrect-encoding", "")
+	}
+	user, err := sasl.VerifyPlain(in, x.c.cfg.Server.Store.Account, prepUser)
+	if err != nil {
+		if errors.Is(err, sasl.ErrNotAuthorized) {
+			if d := x.c.ips.failed(x.ip); d > 0 {
+				time.Sleep(d)
+			}
+			return x.saslFailure("not-authorized", "")
+		}
+		return x.saslFailure(err.Error(), "")
+	}
+	x.user = user
+	if x.write([]byte("<success xmlns='"+nsSASL+"'/>")) != nil {
 		return false
 	}
 	x.headerSent = false

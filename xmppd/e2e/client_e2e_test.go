@@ -183,8 +183,9 @@ func dialTLS(addr, domain, src string) (*xconn, error) {
 	return c, nil
 }
 
-// dialStartTLS connects to the STARTTLS port and upgrades.
-func dialStartTLS(addr, domain, src string) (*xconn, error) {
+// dialPlain opens an unencrypted connection to the STARTTLS port, for the
+// cases that must be rejected before TLS.
+func dialPlain(addr, domain, src string, stopAtProceed bool) (*xconn, error) {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if src != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
@@ -194,7 +195,23 @@ func dialStartTLS(addr, domain, src string) (*xconn, error) {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	c := &xconn{nc: nc, domain: domain}
-	c.startReader(true)
+	c.startReader(stopAtProceed)
+	return c, nil
+}
+
+// dialStartTLS connects to the STARTTLS port and upgrades.
+func dialStartTLS(addr, domain, src string) (*xconn, error) {
+	return dialStartTLSWith(addr, domain, src, `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+}
+
+// dialStartTLSWith sends request (the <starttls/> element, perhaps with
+// whitespace around it, as some clients write it) to upgrade.
+func dialStartTLSWith(addr, domain, src, request string) (*xconn, error) {
+	c, err := dialPlain(addr, domain, src, true)
+	if err != nil {
+		return nil, err
+	}
+	nc := c.nc
 	if err := c.open(); err != nil {
 		nc.Close()
 		return nil, err
@@ -203,7 +220,7 @@ func dialStartTLS(addr, domain, src string) (*xconn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("no <starttls/> in features %v", c.Features)
 	}
-	c.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+	c.send(request)
 	e, err := c.next(5 * time.Second)
 	if err != nil || !e.is(nsTLS, "proceed") {
 		nc.Close()

@@ -63,7 +63,8 @@ func TestSlixmpp(t *testing.T) {
 		scenario string
 		users    int
 	}{
-		{"login", 1},
+		{"login", 2},
+		{"login_default", 1},
 		{"wrong_password", 1},
 		{"subscribe", 2},
 		{"offline", 2},

@@ -203,6 +203,9 @@ func (s *Session) writeLoop() {
 		s.mu.Unlock()
 		l.conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
 		_, err := l.conn.Write(*buf)
+		// Clear it at once: a pending deadline is a runtime timer that
+		// would wake an idle server a minute after every write.
+		l.conn.SetWriteDeadline(time.Time{})
 		if cap(*buf) <= 64<<10 {
 			*buf = (*buf)[:0]
 			bufPool.Put(buf)

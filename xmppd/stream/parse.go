@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -107,6 +108,15 @@ func (p *Parser) Buffered() int { return p.end - p.pos }
 func (p *Parser) DefaultNS() string {
 	s, _ := p.lookup(nil)
 	return s
+}
+
+// SkipSpace drops buffered white space (a client may send a newline after
+// <starttls/>; it is not data that could be mistaken for TLS-protected).
+func (p *Parser) SkipSpace() {
+	for p.pos < p.end && isSpace(p.buf[p.pos]) {
+		p.pos++
+		p.off++
+	}
 }
 
 // Header returns the stream header once Next has returned Open.
@@ -775,4 +785,22 @@ func internB(b []byte) string {
 		return v
 	}
 	return string(b)
+}
+
+// ParseElement parses one element stored with Append (no stream around
+// it), under the post-authentication limits.
+func ParseElement(b []byte, defNS string) (*Element, error) {
+	hdr := "<stream:stream xmlns='" + defNS + "' xmlns:stream='" + NSStream + "'>"
+	p := NewParser(io.MultiReader(strings.NewReader(hdr), bytes.NewReader(b)), PostAuthLimits)
+	if _, err := p.Next(); err != nil {
+		return nil, err
+	}
+	ev, err := p.Next()
+	if err != nil {
+		return nil, err
+	}
+	if ev.Kind != Stanza {
+		return nil, errors.New("stream: no element")
+	}
+	return ev.El, nil
 }

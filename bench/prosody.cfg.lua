@@ -1,0 +1,43 @@
+-- Prosody for `make bench`: loopback only, throwaway data dir, settings
+-- comparable with xmppd -no-shaping: TLS required, SCRAM-SHA-256 with
+-- hashed storage, offline storage on, rate limits and registration
+-- throttles lifted. hearth-bench fills in the template fields (Dir, Port, Domain).
+run_as_root = true
+daemonize = false
+pidfile = "{{.Dir}}/prosody.pid"
+data_path = "{{.Dir}}/data"
+certificates = "{{.Dir}}"
+log = { warn = "{{.Dir}}/prosody.log" }
+network_backend = "epoll"
+
+interfaces = { "127.0.0.1" }
+c2s_ports = { {{.Port}} }
+c2s_direct_tls_ports = { }
+s2s_ports = { }
+component_ports = { }
+http_ports = { }
+https_ports = { }
+
+c2s_require_encryption = true
+authentication = "internal_hashed"
+password_hash = "SHA-256"
+-- 4096 PBKDF2 rounds, as xmppd and ejabberd use (Prosody's default is 10000).
+default_iteration_count = 4096
+storage = "internal"
+
+modules_enabled = {
+	"roster"; "saslauth"; "tls"; "disco"; "ping"; "carbons"; "blocklist";
+	"register"; -- in-band registration creates the bench accounts
+}
+modules_disabled = { "s2s"; }
+
+-- Lift shapers and throttles.
+limits = { c2s = { rate = "1000mb/s"; }; }
+allow_registration = true
+min_seconds_between_registrations = 0
+registration_throttle_max = 1000000
+registration_throttle_period = 1
+c2s_timeout = 600
+
+VirtualHost "{{.Domain}}"
+	ssl = { certificate = "{{.Dir}}/cert.pem"; key = "{{.Dir}}/key.pem"; }

@@ -1,0 +1,80 @@
+//go:build e2e
+
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuickBenchHearth runs the harness in its smoke mode against a
+// freshly built xmppd and checks that it produced a complete table. It
+// asserts that the harness works, not how fast the server is.
+func TestQuickBenchHearth(t *testing.T) {
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset not installed (util-linux)")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	for _, b := range [][2]string{{"xmppd", "../xmppd"}, {"hearth-bench", "."}} {
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, b[0]), b[1]).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", b[0], err, out)
+		}
+	}
+	md := filepath.Join(dir, "bench.md")
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "hearth-bench"), "-quick", "-servers", "hearth",
+		"-xmppd", filepath.Join(dir, "xmppd"), "-bench-dir", "../../bench", "-out", md, "-work", filepath.Join(dir, "work"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("hearth-bench: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(b)
+	if !strings.Contains(string(out), report) {
+		t.Error("the report on stdout differs from the file")
+	}
+	wantRows := []string{
+		"cold start", "RSS at rest", "RSS with 200 idle sessions", "RSS per idle session (N=200)",
+		"messages/s at saturation", "messages per server CPU-second", "latency p50", "latency p99",
+		"logins/s", "CPU over", "wake-ups/s",
+	}
+	num := regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	for _, w := range wantRows {
+		var row string
+		for _, l := range strings.Split(report, "\n") {
+			if strings.HasPrefix(l, "| "+w) {
+				row = l
+				break
+			}
+		}
+		if row == "" {
+			t.Errorf("no row %q in\n%s", w, report)
+			continue
+		}
+		cells := strings.Split(strings.Trim(row, "| "), "|")
+		if len(cells) != 3 {
+			t.Errorf("row %q has %d cells, want metric, unit, hearth", w, len(cells))
+			continue
+		}
+		if v := strings.TrimSpace(cells[2]); !num.MatchString(v) {
+			t.Errorf("row %q: hearth value %q is not a number", w, v)
+		}
+	}
+	if strings.Contains(report, "**failed**") {
+		t.Errorf("report says a server failed:\n%s", report)
+	}
+	if strings.Contains(report, "not delivered") || strings.Contains(report, "logins failed") || strings.Contains(report, "error bounces") {
+		t.Errorf("report notes lost messages or failed logins:\n%s", report)
+	}
+}

@@ -1,0 +1,341 @@
+// Command hearth-bench measures Hearth's xmppd against Debian's prosody
+// and ejabberd on loopback: memory at rest and per idle session, message
+// throughput and CPU cost, delivery latency at a fixed rate, logins per
+// second, idle CPU and wake-ups, and cold start. Each server is started by
+// this command from a throwaway directory, pinned to one core; the load
+// generator should be pinned to the other (bench/run.sh does both).
+//
+//	hearth-bench -xmppd ./xmppd -bench-dir bench -out out/bench.md
+//
+// BENCH_QUICK=1 (or -quick) is a smoke version: N=200, short windows.
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"log"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	servers   []string
+	xmppd     string
+	benchDir  string
+	out       string
+	work      string
+	keep      bool
+	domain    string
+	serverCPU string
+	quick     bool
+
+	nSmall, nLarge int
+	idleWindow     time.Duration
+	satWindow      time.Duration
+	latWindow      time.Duration
+	loginWindow    time.Duration
+	latRate        int
+	pairs          int
+}
+
+func main() {
+	o := &options{}
+	var servers string
+	flag.StringVar(&servers, "servers", "hearth,prosody,ejabberd", "servers to run, comma-separated")
+	flag.StringVar(&o.xmppd, "xmppd", "./xmppd", "path to the xmppd binary")
+	flag.StringVar(&o.benchDir, "bench-dir", "bench", "directory with prosody.cfg.lua and ejabberd.yml templates")
+	flag.StringVar(&o.out, "out", "out/bench.md", "where to write the markdown report (also printed)")
+	flag.StringVar(&o.work, "work", "", "scratch directory (default: a new temp dir, removed afterwards)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory")
+	flag.StringVar(&o.domain, "domain", "bench.localhost", "XMPP domain of every server")
+	flag.StringVar(&o.serverCPU, "server-cpu", "0", "CPU list for taskset on the server (empty: no pinning)")
+	flag.BoolVar(&o.quick, "quick", os.Getenv("BENCH_QUICK") == "1", "short smoke run (also BENCH_QUICK=1)")
+	flag.Parse()
+	o.servers = strings.Split(servers, ",")
+	if o.quick {
+		o.nSmall, o.nLarge = 200, 200
+		o.idleWindow, o.satWindow, o.latWindow, o.loginWindow = 10*time.Second, 5*time.Second, 5*time.Second, 5*time.Second
+		o.latRate, o.pairs = 2000, 20
+	} else {
+		o.nSmall, o.nLarge = 1000, 5000
+		o.idleWindow, o.satWindow, o.latWindow, o.loginWindow = 60*time.Second, 15*time.Second, 30*time.Second, 10*time.Second
+		o.latRate, o.pairs = 2000, 50
+	}
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("hearth-bench: ")
+	raiseNofile()
+
+	if o.work == "" {
+		d, err := os.MkdirTemp("", "hearth-bench-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		o.work = d
+	}
+	// The scratch dir goes away unless asked to keep it; os.Exit skips
+	// defers, so every exit below goes through exit.
+	exit := func(code int) {
+		if !o.keep && o.work != "" && strings.Contains(filepath.Base(o.work), "hearth-bench-") {
+			os.RemoveAll(o.work)
+		}
+		os.Exit(code)
+	}
+	certPEM, keyPEM, err := selfSigned(o.domain)
+	if err != nil {
+		log.Print(err)
+		exit(2)
+	}
+	var results []*result
+	failed := false
+	for _, name := range o.servers {
+		r := runOne(o, name, certPEM, keyPEM)
+		if r.err != nil {
+			failed = true
+			log.Printf("%s: %v", name, r.err)
+		}
+		results = append(results, r)
+	}
+	md := report(o, results)
+	fmt.Print(md)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			log.Print(err)
+			exit(2)
+		}
+		if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+			log.Print(err)
+			exit(2)
+		}
+	}
+	if failed {
+		exit(1)
+	}
+	exit(0)
+}
+
+// raiseNofile lifts the fd limit for us and for the servers we start:
+// 5000 sessions are 5000 sockets on each side.
+func raiseNofile() {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return
+	}
+	want := uint64(65536)
+	if r.Max < want {
+		r.Max = want // works as root; otherwise we keep what we have
+	}
+	r.Cur = r.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r)
+		r.Cur = r.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+	}
+}
+
+// selfSigned makes one ECDSA P-256 certificate for the test domain that
+// every server uses, so all do the same TLS work.
+func selfSigned(domain string) ([]byte, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: domain},
+		DNSNames:     []string{domain},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+}
+
+// result holds one server's figures; zero values mean "not measured".
+type result struct {
+	name      string
+	err       error
+	mech      string
+	coldStart time.Duration
+	rssRest   int64 // KiB
+	rssN      map[int]int64
+	perSess   map[int]float64 // KiB per session
+	loginN    map[int]time.Duration
+	idleCPU   float64 // seconds over the idle window
+	idleWake  float64 // context switches per second
+	idleSess  int
+	sat       satResult
+	// Run-queue waits during the latency run: time the server and the
+	// generator were runnable but had no CPU (other load on the machine).
+	latServerWait, latGenWait time.Duration
+	lat                       latResult
+	login                     loginResult
+	notes                     []string
+}
+
+func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
+	r = &result{name: name, rssN: map[int]int64{}, perSess: map[int]float64{}, loginN: map[int]time.Duration{}}
+	s, err := newServer(name, o, o.work, certPEM, keyPEM)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	pw := make([]byte, 12)
+	rand.Read(pw)
+	l := &loader{addr: s.addr(), domain: o.domain, prefix: "b", password: "bench-" + hex.EncodeToString(pw),
+		tls: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}
+	nAcc := o.nLarge
+	if s.preAccounts != nil {
+		log.Printf("%s: creating %d accounts", name, nAcc)
+		t := time.Now()
+		if err := s.preAccounts(l.prefix, nAcc, l.password); err != nil {
+			r.err = err
+			return r
+		}
+		log.Printf("%s: accounts created in %v", name, time.Since(t).Round(time.Millisecond))
+	}
+	log.Printf("%s: starting on %s: %s", name, s.addr(), strings.Join(s.argv, " "))
+	if err := s.start(); err != nil {
+		r.err = fmt.Errorf("start: %w", err)
+		return r
+	}
+	defer func() {
+		s.stop()
+		if r.err != nil {
+			log.Printf("%s logs:\n%s", name, s.tailLog())
+		}
+	}()
+	if r.coldStart, err = s.waitReady(o.domain, 60*time.Second); err != nil {
+		r.err = err
+		return r
+	}
+	log.Printf("%s: ready after %v", name, r.coldStart.Round(time.Millisecond))
+	if s.preAccounts == nil {
+		// In-band registration; each login also warms the key cache.
+		log.Printf("%s: registering %d accounts in band", name, nAcc)
+		ss, el, err := l.openSessions(1, nAcc+1, 8, true, 5*time.Minute)
+		if err != nil {
+			r.err = fmt.Errorf("registration: %w", err)
+			return r
+		}
+		closeAll(ss)
+		log.Printf("%s: registered in %v; restarting so that memory at rest does not include registration garbage", name, el.Round(time.Millisecond))
+		// The restart is also the cold start we report: like xmppd's,
+		// it opens a store that already holds the accounts.
+		s.stop()
+		if err := s.start(); err != nil {
+			r.err = fmt.Errorf("restart: %w", err)
+			return r
+		}
+		if r.coldStart, err = s.waitReady(o.domain, 60*time.Second); err != nil {
+			r.err = err
+			return r
+		}
+		log.Printf("%s: ready again after %v", name, r.coldStart.Round(time.Millisecond))
+	}
+	pid := s.pid()
+	time.Sleep(3 * time.Second)
+	r.rssRest = measure(pid).rssKB
+
+	// Idle sessions, N small then N large.
+	var all []*session
+	defer func() { closeAll(all) }()
+	for _, n := range []int{o.nSmall, o.nLarge} {
+		if n <= len(all) {
+			continue
+		}
+		ss, el, err := l.openSessions(len(all)+1, n+1, 16, false, 5*time.Minute)
+		if err != nil {
+			r.err = fmt.Errorf("idle sessions: %w", err)
+			return r
+		}
+		all = append(all, ss...)
+		r.loginN[n] = el
+		if r.mech == "" {
+			r.mech = all[0].c.Mechanism()
+		}
+		log.Printf("%s: %d sessions open (last %d in %v)", name, len(all), len(ss), el.Round(time.Millisecond))
+		time.Sleep(3 * time.Second)
+		r.rssN[n] = measure(pid).rssKB
+		r.perSess[n] = float64(r.rssN[n]-r.rssRest) / float64(n)
+		if n == o.nSmall {
+			log.Printf("%s: idle window %v with %d sessions", name, o.idleWindow, n)
+			a := measure(pid)
+			time.Sleep(o.idleWindow)
+			b := measure(pid)
+			r.idleSess = n
+			r.idleCPU = float64(b.cpuTicks-a.cpuTicks) / clkTck
+			r.idleWake = float64(b.ctxsw-a.ctxsw) / o.idleWindow.Seconds()
+		}
+	}
+	// Messaging and logins run on a freshly restarted server with only the
+	// message pairs logged in: a garbage-collected heap left over from 5000
+	// sessions (Lua's, Erlang's, Go's) would otherwise tax whichever server
+	// holds on to it most, and the figures would depend on phase order.
+	closeAll(all)
+	all = nil
+	s.stop()
+	if err := s.start(); err != nil {
+		r.err = fmt.Errorf("restart: %w", err)
+		return r
+	}
+	if _, err := s.waitReady(o.domain, 60*time.Second); err != nil {
+		r.err = err
+		return r
+	}
+	pid = s.pid()
+	all, _, err = l.openSessions(1, 2*o.pairs+1, 16, false, time.Minute)
+	if err != nil {
+		r.err = fmt.Errorf("message pairs: %w", err)
+		return r
+	}
+	time.Sleep(2 * time.Second)
+	senders, receivers := all[:o.pairs], all[o.pairs:]
+
+	log.Printf("%s: saturation, %d pairs, %v", name, o.pairs, o.satWindow)
+	r.sat = saturate(pid, senders, receivers, 64, 2*time.Second, o.satWindow)
+	if r.sat.selfCPU > 0.9*r.sat.window.Seconds() && r.sat.serverCPU < 0.9*r.sat.window.Seconds() {
+		r.notes = append(r.notes, fmt.Sprintf("saturation was load-generator bound (generator %.1f CPU-s, server %.1f CPU-s in %.1f s)",
+			r.sat.selfCPU, r.sat.serverCPU, r.sat.window.Seconds()))
+	}
+	if r.sat.bad > 0 {
+		r.notes = append(r.notes, fmt.Sprintf("saturation: %d error bounces or unexpected messages", r.sat.bad))
+	}
+	log.Printf("%s: latency at %d msg/s, %v", name, o.latRate, o.latWindow)
+	sv0, me0 := measure(pid), measure(os.Getpid())
+	r.lat = latency(senders, receivers, o.latRate, o.latWindow)
+	sv1, me1 := measure(pid), measure(os.Getpid())
+	r.latServerWait = time.Duration(sv1.runDelay - sv0.runDelay)
+	r.latGenWait = time.Duration(me1.runDelay - me0.runDelay)
+	if r.lat.received < r.lat.sent {
+		r.notes = append(r.notes, fmt.Sprintf("latency run: %d of %d messages not delivered within 3 s", r.lat.sent-r.lat.received, r.lat.sent))
+	}
+	log.Printf("%s: logins, %v", name, o.loginWindow)
+	r.login = l.logins(pid, o.nSmall, 16, o.loginWindow)
+	if r.login.failed > 0 {
+		r.notes = append(r.notes, fmt.Sprintf("%d logins failed, first: %v", r.login.failed, r.login.firstErr))
+	}
+	log.Printf("%s: done", name)
+	return r
+}

@@ -1,0 +1,336 @@
+// Package presence implements RFC 6121 §3 and §4: subscription requests
+// and answers in both directions (the state machine itself is
+// roster.Apply), presence broadcast to subscribers and the user's own
+// resources, probes, directed presence, and unavailable presence when a
+// session ends. It records each session's availability and priority, which
+// the router uses to choose the recipients of messages.
+package presence
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/mod/roster"
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/session"
+	"github.com/hearthchat/hearth/xmppd/stream"
+)
+
+const nsPreApproval = "urn:xmpp:features:pre-approval"
+
+// directedKey holds a session's *directed: the entities it sent directed
+// available presence to (RFC 6121 §4.6), which must hear that it left.
+type directedKey struct{}
+
+type directed struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+var (
+	initialMu sync.Mutex
+	initial   = map[*server.Server][]func(sess *session.Session, initial bool){}
+)
+
+// OnAvailable registers fn to run after a session of srv sent available
+// presence and the presence module broadcast it; initial is true for the
+// session's first (offline messages are delivered then, XEP-0160).
+func OnAvailable(srv *server.Server, fn func(sess *session.Session, initial bool)) {
+	initialMu.Lock()
+	defer initialMu.Unlock()
+	initial[srv] = append(initial[srv], fn)
+}
+
+func availableHooks(srv *server.Server) []func(*session.Session, bool) {
+	initialMu.Lock()
+	defer initialMu.Unlock()
+	return initial[srv]
+}
+
+// Register plugs presence handling into srv.
+func Register(srv *server.Server) {
+	p := &mod{srv: srv}
+	srv.AddStreamFeature(func(*session.Session) *stream.Element {
+		return stream.New(nsPreApproval, "sub")
+	})
+	srv.Hook(server.PresenceOut, 0, p.out)
+	srv.Hook(server.PresenceIn, 0, p.in)
+	srv.OnClosed(p.closed)
+}
+
+type mod struct{ srv *server.Server }
+
+// out handles presence from a local client.
+func (p *mod) out(st *server.Stanza) bool {
+	typ := st.Type()
+	if st.To.Domainpart() == "" {
+		switch typ {
+		case "", "unavailable":
+			p.broadcast(st)
+		case "error", "probe":
+			// Nothing to do without an addressee.
+		default:
+			p.srv.Bounce(st, server.ErrBadRequest)
+		}
+		return true
+	}
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		p.outSubscription(st, typ)
+		return true
+	case "probe":
+		p.clientProbe(st)
+		return true
+	case "", "unavailable":
+		p.rememberDirected(st, typ == "")
+		return false // the core routes it (to PresenceIn or another server)
+	case "error":
+		return false
+	default:
+		p.srv.Bounce(st, server.ErrBadRequest)
+		return true
+	}
+}
+
+func (p *mod) rememberDirected(st *server.Stanza, available bool) {
+	sess := st.Origin
+	if st.To.Equal(st.From.Bare()) || st.To.Equal(st.From) {
+		return
+	}
+	// A subscriber hears about the session through broadcasts anyway.
+	if available {
+		if it, ok, _ := roster.Get(p.srv.Store, sess.User, st.To.Bare().String()); ok && it.Sub.HasFrom() {
+			return
+		}
+	}
+	d, _ := sess.Value(directedKey{}).(*directed)
+	if d == nil {
+		if !available {
+			return
+		}
+		d = &directed{m: map[string]bool{}}
+		sess.SetValue(directedKey{}, d)
+	}
+	d.mu.Lock()
+	if available {
+		if len(d.m) < 1000 {
+			d.m[st.To.String()] = true
+		}
+	} else {
+		delete(d.m, st.To.String())
+	}
+	d.mu.Unlock()
+}
+
+func takeDirected(sess *session.Session) []string {
+	d, _ := sess.Value(directedKey{}).(*directed)
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.m))
+	for k := range d.m {
+		out = append(out, k)
+	}
+	clear(d.m)
+	return out
+}
+
+// priority parses <priority/> (RFC 6121 §4.7.2.3: -128..127, default 0).
+func priority(el *stream.Element) int {
+	n, err := strconv.Atoi(strings.TrimSpace(el.ChildText(stream.NSClient, "priority")))
+	if err != nil {
+		return 0
+	}
+	return max(-128, min(127, n))
+}
+
+// broadcast handles presence without 'to' (RFC 6121 §4.2, §4.4, §4.5).
+func (p *mod) broadcast(st *server.Stanza) {
+	sess := st.Origin
+	if st.Type() == "unavailable" {
+		if !sess.Available() {
+			// Unavailable before initial presence only ends directed
+			// presence.
+			p.sendDirectedUnavailable(sess, st.El, nil)
+			return
+		}
+		sess.SetPresence(st.El.Copy(), false, 0)
+		p.unavailable(sess, st.El)
+		return
+	}
+	wasAvailable := sess.Available()
+	el := st.El.Copy()
+	sess.SetPresence(el, true, priority(el))
+	p.toSubscribersAndSelf(sess, st.El)
+	if wasAvailable {
+		for _, fn := range availableHooks(p.srv) {
+			fn(sess, false)
+		}
+		return
+	}
+	// Initial presence (§4.2.2): probe the contacts we are subscribed to,
+	// show the other resources, re-deliver pending requests, then let
+	// other modules (offline messages) act.
+	p.probe(sess)
+	for _, o := range p.srv.Router.Sessions(sess.User) {
+		if o == sess {
+			continue
+		}
+		if pr, avail, _ := o.Presence(); avail && pr != nil {
+			x := pr.Copy()
+			x.Set("from", o.JID.String())
+			x.Set("to", sess.JID.String())
+			sess.Send(x)
+		}
+	}
+	if pend, err := roster.PendingIn(p.srv.Store, sess.User); err == nil {
+		for _, it := range pend {
+			sess.Send(p.request(sess, it))
+		}
+	} else {
+		p.srv.Log.Error("presence: pending requests", "user", sess.User, "err", err)
+	}
+	for _, fn := range availableHooks(p.srv) {
+		fn(sess, true)
+	}
+}
+
+// request rebuilds a stored subscription request for delivery.
+func (p *mod) request(sess *session.Session, it roster.Item) *stream.Element {
+	if el, err := decodeStanza(it.Request); err == nil && el.Local == "presence" {
+		el.Set("to", sess.JID.Bare().String())
+		return el
+	}
+	return stream.New(stream.NSClient, "presence", "type", "subscribe", "from", it.JID, "to", sess.JID.Bare().String())
+}
+
+// toSubscribersAndSelf sends el (from the session's full JID) to every
+// contact with a subscription from the user and to the user's available
+// resources, the sender included (§4.2.2, §4.4.2). It returns the
+// contacts' bare JIDs.
+func (p *mod) toSubscribersAndSelf(sess *session.Session, el *stream.Element) map[string]bool {
+	subs, err := roster.Subscribers(p.srv.Store, sess.User)
+	if err != nil {
+		p.srv.Log.Error("presence: subscribers", "user", sess.User, "err", err)
+	}
+	sent := make(map[string]bool, len(subs))
+	for _, it := range subs {
+		x := el.Copy()
+		x.Set("from", sess.JID.String())
+		x.Set("to", it.JID)
+		sent[it.JID] = true
+		p.srv.Route(x)
+	}
+	for _, o := range p.srv.Router.Sessions(sess.User) {
+		if o == sess || o.Available() {
+			x := el.Copy()
+			x.Set("from", sess.JID.String())
+			x.Set("to", o.JID.String())
+			o.Send(x)
+		}
+	}
+	return sent
+}
+
+// unavailable tells subscribers, the user's resources and the entities
+// that got directed presence that sess went away.
+func (p *mod) unavailable(sess *session.Session, el *stream.Element) {
+	sent := p.toSubscribersAndSelf(sess, el)
+	p.sendDirectedUnavailable(sess, el, sent)
+}
+
+func (p *mod) sendDirectedUnavailable(sess *session.Session, el *stream.Element, skip map[string]bool) {
+	for _, to := range takeDirected(sess) {
+		j, err := jid.Parse(to)
+		if err != nil || skip[j.Bare().String()] && j.Resourcepart() == "" {
+			continue
+		}
+		x := el.Copy()
+		x.Set("type", "unavailable")
+		x.Set("from", sess.JID.String())
+		x.Set("to", to)
+		p.srv.Route(x)
+	}
+}
+
+// closed broadcasts unavailable presence for a session that ended without
+// saying so (§4.5.3.1), unless a new connection took over its resource:
+// that one sends its own presence.
+func (p *mod) closed(sess *session.Session) {
+	if cur := p.srv.Router.Session(sess.User, sess.JID.Resourcepart()); cur != nil && cur != sess {
+		return
+	}
+	el := stream.New(stream.NSClient, "presence", "type", "unavailable", "from", sess.JID.String())
+	if !sess.Available() {
+		p.sendDirectedUnavailable(sess, el, nil)
+		return
+	}
+	sess.SetPresence(el, false, 0)
+	p.unavailable(sess, el)
+}
+
+// probe asks for the presence of the contacts the user is subscribed to
+// (§4.3). Local contacts are answered from their sessions at once.
+func (p *mod) probe(sess *session.Session) {
+	subs, err := roster.Subscriptions(p.srv.Store, sess.User)
+	if err != nil {
+		p.srv.Log.Error("presence: subscriptions", "user", sess.User, "err", err)
+		return
+	}
+	for _, it := range subs {
+		c, err := jid.Parse(it.JID)
+		if err != nil {
+			continue
+		}
+		if p.srv.IsLocal(c) {
+			p.answerLocal(sess.JID, c)
+			continue
+		}
+		p.srv.Route(stream.New(stream.NSClient, "presence", "type", "probe",
+			"from", sess.JID.Bare().String(), "to", it.JID))
+	}
+}
+
+// answerLocal sends the presence of local contact c's available resources
+// to the prober (a user's full or bare JID), if c lets user see it.
+func (p *mod) answerLocal(to jid.JID, c jid.JID) {
+	if c.Localpart() == "" {
+		return
+	}
+	back, ok, err := roster.Get(p.srv.Store, c.Localpart(), to.Bare().String())
+	if err != nil || !ok || !back.Sub.HasFrom() {
+		return
+	}
+	for _, o := range p.srv.Router.Sessions(c.Localpart()) {
+		if c.Resourcepart() != "" && o.JID.Resourcepart() != c.Resourcepart() {
+			continue
+		}
+		if pr, avail, _ := o.Presence(); avail && pr != nil {
+			x := pr.Copy()
+			x.Set("from", o.JID.String())
+			x.Set("to", to.String())
+			p.srv.Route(x)
+		}
+	}
+}
+
+// clientProbe answers a probe a client sent itself (§4.3.1 says clients
+// should not, but some do): only for contacts it is subscribed to.
+func (p *mod) clientProbe(st *server.Stanza) {
+	contact := st.To.Bare().String()
+	it, ok, err := roster.Get(p.srv.Store, st.Origin.User, contact)
+	if err != nil || !ok || !it.Sub.HasTo() {
+		return
+	}
+	if p.srv.IsLocal(st.To) {
+		p.answerLocal(st.From, st.To)
+		return
+	}
+	p.srv.Route(stream.New(stream.NSClient, "presence", "type", "probe",
+		"from", st.From.Bare().String(), "to", st.To.String()))
+}
