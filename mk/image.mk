@@ -1,0 +1,51 @@
+# Firmware images and signed update feeds (image/, appliance/update).
+#
+#   make image     out/hearth-pi.img (Raspberry Pi, arm64) and out/hearth-vm.img
+#                  (amd64, for qemu), each with its own setup code
+#   make vm        boot out/hearth-vm.img in qemu: XMPP on 127.0.0.1:5222
+#   make release   a signed update feed in out/feed/ (keys in ./keys/)
+#
+# gok is pinned in tools/go.mod and built into .cache/bin; the repository
+# itself is the gokrazy instance dir (config.json, builddir/), whatever the
+# clone's directory is called.
+
+APT_TEST_PKGS += qemu-system-x86 mtools fdisk dosfstools e2fsprogs squashfs-tools
+
+GOK := $(CURDIR)/.cache/bin/gok
+RELEASE ?= 1
+IMAGE_TARGETS ?= pi,vm
+VM_MEM ?= 1024
+VM_PORT_C2S ?= 5222
+VM_PORT_C2S_TLS ?= 5223
+VM_PORT_HTTP ?= 8000
+
+.PHONY: image vm release gok
+
+gok: $(GOK)
+$(GOK): tools/go.mod tools/go.sum
+	cd tools && GOWORK=off $(GO) build -o $(GOK) github.com/gokrazy/tools/cmd/gok
+
+image: $(GOK)
+	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS)
+
+# User-mode networking with restrict=on: the guest reaches nothing but the
+# forwarded ports, and those listen on loopback only.
+vm: $(GOK)
+	@[ -f out/hearth-vm.img ] || $(MAKE) image IMAGE_TARGETS=vm
+	qemu-system-x86_64 -m $(VM_MEM) -smp 2 -nographic \
+	  -drive file=out/hearth-vm.img,format=raw,if=virtio \
+	  -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$(VM_PORT_C2S)-:5222,hostfwd=tcp:127.0.0.1:$(VM_PORT_C2S_TLS)-:5223,hostfwd=tcp:127.0.0.1:$(VM_PORT_HTTP)-:80 \
+	  -device virtio-net-pci,netdev=net0
+
+# A signed update feed for release $(RELEASE) in out/feed: serve it with any
+# static web server (or copy it to a USB stick) and set update.feed_url.
+# Keys are generated in ./keys on first use; keep them, or boxes flashed with
+# the old keys/root.json will refuse your releases.
+release: $(GOK)
+	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS) -feed out/feed
+
+# The qemu suites (boot, login, updates) are not part of `make test` yet:
+# they have not had a timed run in CI. Run them alone with:
+.PHONY: test-image
+test-image: test-deps $(GOK)
+	$(GO) test -tags e2e_image -count=1 -timeout 40m ./image/
