@@ -787,20 +787,23 @@ func internB(b []byte) string {
 	return string(b)
 }
 
-// ParseElement parses one element stored with Append (no stream around
-// it), under the post-authentication limits.
-func ParseElement(b []byte, defNS string) (*Element, error) {
-	hdr := "<stream:stream xmlns='" + defNS + "' xmlns:stream='" + NSStream + "'>"
-	p := NewParser(io.MultiReader(strings.NewReader(hdr), bytes.NewReader(b)), PostAuthLimits)
-	if _, err := p.Next(); err != nil {
-		return nil, err
+// storedLimits are a little above a client's: stored bytes came from one,
+// plus what the server added (delay stamps).
+var storedLimits = Limits{MaxBytes: 1 << 20, MaxElements: 8192, MaxDepth: 32}
+
+// ParseElement parses one element that was stored with el.Append(nil, "")
+// (which declares its namespace), with the same parser that reads clients.
+func ParseElement(b []byte) (*Element, error) {
+	p := NewParser(io.MultiReader(strings.NewReader("<s>"), bytes.NewReader(b)), storedLimits)
+	if ev, err := p.Next(); err != nil || ev.Kind != Open {
+		return nil, errors.New("stream: stored element: no wrapper")
 	}
 	ev, err := p.Next()
 	if err != nil {
 		return nil, err
 	}
 	if ev.Kind != Stanza {
-		return nil, errors.New("stream: no element")
+		return nil, errors.New("stream: stored element: not an element")
 	}
 	return ev.El, nil
 }

@@ -162,7 +162,7 @@ func (m *mod) store(st *server.Stanza) bool {
 	if !hasOwnDelay(el, m.srv.Domain) {
 		el.Add(stream.New(nsDelay, "delay", "from", m.srv.Domain, "stamp", Stamp(time.Now())).AddText("Offline storage"))
 	}
-	data := encodeStanza(el)
+	data := el.Append(nil, "")
 	err := m.srv.Store.Batch(func(tx *bolt.Tx) error {
 		ub, err := tx.CreateBucketIfNotExists(bucketUsage)
 		if err != nil {
@@ -241,7 +241,7 @@ func (m *mod) deliver(user string, sessions []*session.Session) {
 	var done [][]byte
 	stopped := false
 	for _, x := range msgs {
-		el, err := decodeStanza(x.data)
+		el, err := stream.ParseElement(x.data)
 		if err != nil {
 			// A record this build cannot read would block the queue
 			// forever: log it and let it go.

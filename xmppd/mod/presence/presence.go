@@ -202,7 +202,7 @@ func (p *mod) broadcast(st *server.Stanza) {
 
 // request rebuilds a stored subscription request for delivery.
 func (p *mod) request(sess *session.Session, it roster.Item) *stream.Element {
-	if el, err := decodeStanza(it.Request); err == nil && el.Local == "presence" {
+	if el, err := stream.ParseElement(it.Request); err == nil && el.Local == "presence" {
 		el.Set("to", sess.JID.Bare().String())
 		return el
 	}

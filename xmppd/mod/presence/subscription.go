@@ -126,7 +126,7 @@ func (p *mod) inSubscription(st *server.Stanza, typ string) {
 	el := st.El.Copy()
 	el.Set("from", from.String())
 	el.Set("to", userJID.String())
-	req := encodeStanza(el)
+	req := el.Append(nil, "")
 	var o roster.Outcome
 	_, err := roster.Update(p.srv, user, from.String(), func(it *roster.Item) error {
 		o = roster.Apply(it, ev)

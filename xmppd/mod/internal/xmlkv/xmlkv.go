@@ -30,12 +30,12 @@ func (kv *KV) Get(key []byte) (*stream.Element, error) {
 	if err != nil || raw == nil {
 		return nil, err
 	}
-	return stream.ParseElement(raw, stream.NSClient)
+	return stream.ParseElement(raw)
 }
 
 // Put stores el durably (group commit) under key.
 func (kv *KV) Put(key []byte, el *stream.Element) error {
-	v := el.Append(nil, stream.NSClient)
+	v := el.Append(nil, "")
 	return kv.st.Batch(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(kv.bucket)
 		if err != nil {
