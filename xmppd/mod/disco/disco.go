@@ -1,60 +1,162 @@
 // Package disco is XEP-0030 service discovery for the server and for
-// accounts: it lists what the other modules registered.
+// accounts, and XEP-0115 entity capabilities for the server: it lists what
+// the other modules registered (features, identities, XEP-0128 forms) and
+// hashes that list into the caps stream feature, so a client that has seen
+// this server version before can skip the disco#info round trip at login.
 package disco
 
 import (
+	"cmp"
 	"slices"
+	"strings"
+	"sync"
 
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/mod/roster"
 	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/session"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
+// Namespaces.
 const (
-	nsInfo  = "http://jabber.org/protocol/disco#info"
-	nsItems = "http://jabber.org/protocol/disco#items"
+	NSInfo  = "http://jabber.org/protocol/disco#info"
+	NSItems = "http://jabber.org/protocol/disco#items"
+	NSCaps  = "http://jabber.org/protocol/caps"
 )
 
-// Register adds disco#info and disco#items.
+// CapsNode names the software in the caps element (XEP-0115 §4: a URI
+// that identifies the product, not the deployment).
+const CapsNode = "https://github.com/hearthchat/hearth"
+
+// Item is a disco#items entry of the server (a component such as the
+// upload service or the group-chat host).
+type Item struct{ JID, Name string }
+
+var (
+	itemsMu sync.Mutex
+	items   = map[*server.Server][]Item{}
+)
+
+// AddItem lists a service in the server's disco#items. Modules call it from
+// their Register; the list is per server so tests can run several.
+func AddItem(srv *server.Server, it Item) {
+	itemsMu.Lock()
+	defer itemsMu.Unlock()
+	items[srv] = append(items[srv], it)
+}
+
+func itemsOf(srv *server.Server) []Item {
+	itemsMu.Lock()
+	defer itemsMu.Unlock()
+	return slices.Clone(items[srv])
+}
+
+// Register adds disco#info, disco#items and the caps stream feature.
 func Register(srv *server.Server) {
 	srv.AddIdentity(server.Identity{Category: "server", Type: "im", Name: "Hearth"})
 	for _, t := range []server.Target{server.ToServer, server.ToAccount} {
-		srv.AddFeature(t, nsInfo)
-		srv.AddFeature(t, nsItems)
+		srv.AddFeature(t, NSInfo)
+		srv.AddFeature(t, NSItems)
 	}
-	srv.HandleIQ(server.ToServer, "get", nsInfo, "query", func(st *server.Stanza) (*stream.Element, error) {
-		return info(srv, st, server.ToServer), nil
+	srv.AddFeature(server.ToServer, NSCaps)
+
+	srv.HandleIQ(server.ToServer, "get", NSInfo, "query", func(st *server.Stanza) (*stream.Element, error) {
+		node := st.El.FirstChild().Get("node")
+		// The caps node is "CapsNode#ver" (XEP-0115 §6.2). A client that
+		// asks with a ver from before the admin list changed gets today's
+		// answer; its hash check fails and it simply does not cache it.
+		if node != "" && !strings.HasPrefix(node, CapsNode+"#") {
+			return nil, server.ErrItemNotFound
+		}
+		q := ServerInfo(srv)
+		q.Set("node", node)
+		return q, nil
 	})
-	srv.HandleIQ(server.ToAccount, "get", nsInfo, "query", func(st *server.Stanza) (*stream.Element, error) {
-		return info(srv, st, server.ToAccount), nil
+	srv.HandleIQ(server.ToAccount, "get", NSInfo, "query", func(st *server.Stanza) (*stream.Element, error) {
+		owner := st.To.Localpart()
+		if !MayView(srv, owner, st.From) {
+			// As for an account that does not exist: strangers learn nothing.
+			return nil, server.ErrServiceUnavailable
+		}
+		if st.El.FirstChild().Get("node") != "" {
+			return nil, server.ErrItemNotFound
+		}
+		q := stream.New(NSInfo, "query")
+		q.Add(stream.New(NSInfo, "identity", "category", "account", "type", "registered"))
+		addFeatures(q, srv.Features(server.ToAccount))
+		q.Add(srv.DiscoExtensions(server.ToAccount, owner)...)
+		return q, nil
 	})
-	items := func(st *server.Stanza) (*stream.Element, error) {
-		q := stream.New(nsItems, "query")
-		if n := st.El.FirstChild().Get("node"); n != "" {
-			q.Set("node", n)
+	srv.HandleIQ(server.ToServer, "get", NSItems, "query", func(st *server.Stanza) (*stream.Element, error) {
+		if st.El.FirstChild().Get("node") != "" {
+			return nil, server.ErrItemNotFound
+		}
+		q := stream.New(NSItems, "query")
+		for _, it := range itemsOf(srv) {
+			el := stream.New(NSItems, "item", "jid", it.JID)
+			el.Set("name", it.Name)
+			q.Add(el)
 		}
 		return q, nil
-	}
-	srv.HandleIQ(server.ToServer, "get", nsItems, "query", items)
-	srv.HandleIQ(server.ToAccount, "get", nsItems, "query", items)
+	})
+	srv.HandleIQ(server.ToAccount, "get", NSItems, "query", func(st *server.Stanza) (*stream.Element, error) {
+		if !MayView(srv, st.To.Localpart(), st.From) {
+			return nil, server.ErrServiceUnavailable
+		}
+		if st.El.FirstChild().Get("node") != "" {
+			return nil, server.ErrItemNotFound
+		}
+		// Accounts have no items of their own yet (PEP nodes are listed
+		// by the pubsub module when it exists).
+		return stream.New(NSItems, "query"), nil
+	})
+
+	// XEP-0115 §6.3: the server's caps in its stream features.
+	srv.AddStreamFeature(func(*session.Session) *stream.Element {
+		return stream.New(NSCaps, "c", "hash", "sha-1", "node", CapsNode, "ver", Ver(ServerInfo(srv)))
+	})
 }
 
-func info(srv *server.Server, st *server.Stanza, t server.Target) *stream.Element {
-	q := stream.New(nsInfo, "query")
-	if n := st.El.FirstChild().Get("node"); n != "" {
-		q.Set("node", n)
+// MayView reports whether asker may see owner's account information
+// (disco, last activity): the owner itself, or a contact the owner shares
+// presence with (subscription from or both), as RFC 6121 §8.5.1 lets the
+// server answer for an account only within its presence audience.
+func MayView(srv *server.Server, owner string, asker jid.JID) bool {
+	if asker.Domainpart() == "" {
+		return false
 	}
-	if t == server.ToServer {
-		for _, id := range srv.Identities() {
-			q.Add(stream.New(nsInfo, "identity", "category", id.Category, "type", id.Type, "name", id.Name))
-		}
-	} else {
-		q.Add(stream.New(nsInfo, "identity", "category", "account", "type", "registered"))
+	if srv.IsLocal(asker) && asker.Localpart() == owner {
+		return true
 	}
-	f := srv.Features(t)
-	f = slices.Compact(f)
-	for _, v := range f {
-		q.Add(stream.New(nsInfo, "feature", "var", v))
+	it, ok, err := roster.Get(srv.Store, owner, asker.Bare().String())
+	return err == nil && ok && it.Sub.HasFrom()
+}
+
+// ServerInfo is the server's disco#info result: its identities, every
+// feature the modules registered (sorted, without duplicates) and their
+// XEP-0128 extension forms.
+func ServerInfo(srv *server.Server) *stream.Element {
+	q := stream.New(NSInfo, "query")
+	ids := srv.Identities()
+	slices.SortFunc(ids, func(a, b server.Identity) int {
+		return cmp.Or(cmp.Compare(a.Category, b.Category), cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name))
+	})
+	ids = slices.Compact(ids)
+	for _, id := range ids {
+		el := stream.New(NSInfo, "identity", "category", id.Category, "type", id.Type)
+		el.Set("name", id.Name)
+		q.Add(el)
 	}
-	q.Add(srv.DiscoExtensions(t, st.To.Localpart())...)
+	addFeatures(q, srv.Features(server.ToServer))
+	q.Add(srv.DiscoExtensions(server.ToServer, "")...)
 	return q
+}
+
+func addFeatures(q *stream.Element, f []string) {
+	slices.Sort(f)
+	for _, v := range slices.Compact(f) {
+		q.Add(stream.New(NSInfo, "feature", "var", v))
+	}
 }

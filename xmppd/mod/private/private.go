@@ -16,41 +16,75 @@ const ns = "jabber:iq:private"
 // MaxSize bounds one stored element.
 const MaxSize = 64 << 10
 
+// MaxPerSet bounds how many elements one set may store, so a single iq
+// cannot turn into an unbounded number of writes.
+const MaxPerSet = 16
+
 // Register adds jabber:iq:private.
 func Register(srv *server.Server) {
 	kv := xmlkv.New(srv.Store, "private")
 	srv.AddFeature(server.ToServer, ns)
-	handle := func(st *server.Stanza) (*stream.Element, error) {
-		if st.Origin == nil || st.To.Localpart() != st.From.Localpart() {
-			return nil, server.ErrForbidden
+	srv.HandleIQ(server.ToAccount, "get", ns, "query", func(st *server.Stanza) (*stream.Element, error) {
+		data, err := check(st)
+		if err != nil {
+			return nil, err
 		}
-		q := st.El.FirstChild()
-		kids := q.Children()
-		if len(kids) != 1 {
+		// §2: one namespace per get.
+		if len(data) != 1 {
 			return nil, server.ErrBadRequest
 		}
-		data := kids[0]
-		// XEP-0049 §3: jabber:* namespaces are reserved.
-		if data.Space == "" || data.Space == stream.NSClient || strings.HasPrefix(data.Space, "jabber:") {
+		el, err := kv.Get(key(st, data[0]))
+		if err != nil {
+			return nil, err
+		}
+		if el == nil {
+			el = data[0] // nothing stored: the empty element asked for
+		}
+		return stream.New(ns, "query").Add(el), nil
+	})
+	srv.HandleIQ(server.ToAccount, "set", ns, "query", func(st *server.Stanza) (*stream.Element, error) {
+		data, err := check(st)
+		if err != nil {
+			return nil, err
+		}
+		if len(data) > MaxPerSet {
+			return nil, &server.StanzaError{Type: "modify", Condition: "not-acceptable", Text: "too many elements"}
+		}
+		puts := make([]xmlkv.Put, len(data))
+		for i, d := range data {
+			if len(d.Append(nil, stream.NSClient)) > MaxSize {
+				return nil, &server.StanzaError{Type: "modify", Condition: "not-acceptable", Text: "too large"}
+			}
+			puts[i] = xmlkv.Put{Key: key(st, d), El: d}
+		}
+		return nil, kv.PutAll(puts)
+	})
+	srv.OnAccountDeleted(func(user string) { kv.DeleteUser(user) })
+}
+
+// check applies the rules common to get and set and returns the elements
+// to get or store.
+func check(st *server.Stanza) ([]*stream.Element, error) {
+	// §3: only the account itself; forbidden rather than
+	// service-unavailable, as the XEP prefers.
+	if st.Origin == nil || st.To.Localpart() != st.From.Localpart() {
+		return nil, server.ErrForbidden
+	}
+	data := st.El.FirstChild().Children()
+	if len(data) == 0 {
+		return nil, server.ErrNotAcceptable
+	}
+	for _, d := range data {
+		// §3: the jabber:* namespaces are reserved (that includes
+		// jabber:iq:private itself and unqualified children, which
+		// inherit it).
+		if d.Space == "" || strings.HasPrefix(d.Space, "jabber:") {
 			return nil, server.ErrNotAcceptable
 		}
-		key := store.Key(st.To.Localpart(), data.Space, data.Local)
-		if st.Type() == "get" {
-			el, err := kv.Get(key)
-			if err != nil {
-				return nil, err
-			}
-			if el == nil {
-				el = data
-			}
-			return stream.New(ns, "query").Add(el), nil
-		}
-		if len(data.Append(nil, stream.NSClient)) > MaxSize {
-			return nil, &server.StanzaError{Type: "modify", Condition: "not-acceptable", Text: "too large"}
-		}
-		return nil, kv.Put(key, data)
 	}
-	srv.HandleIQ(server.ToAccount, "get", ns, "query", handle)
-	srv.HandleIQ(server.ToAccount, "set", ns, "query", handle)
-	srv.OnAccountDeleted(func(user string) { kv.DeleteUser(user) })
+	return data, nil
+}
+
+func key(st *server.Stanza, el *stream.Element) []byte {
+	return store.Key(st.To.Localpart(), el.Space, el.Local)
 }

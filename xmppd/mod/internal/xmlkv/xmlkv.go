@@ -35,13 +35,33 @@ func (kv *KV) Get(key []byte) (*stream.Element, error) {
 
 // Put stores el durably (group commit) under key.
 func (kv *KV) Put(key []byte, el *stream.Element) error {
-	v := el.Append(nil, "")
+	return kv.PutAll([]Put{{key, el}})
+}
+
+// Put is one element to store under Key.
+type Put struct {
+	Key []byte
+	El  *stream.Element
+}
+
+// PutAll stores several elements in one durable (group-committed)
+// transaction: all or none.
+func (kv *KV) PutAll(puts []Put) error {
+	vals := make([][]byte, len(puts))
+	for i, p := range puts {
+		vals[i] = p.El.Append(nil, "")
+	}
 	return kv.st.Batch(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(kv.bucket)
 		if err != nil {
 			return err
 		}
-		return b.Put(key, v)
+		for i, p := range puts {
+			if err := b.Put(p.Key, vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
