@@ -57,48 +57,48 @@ func TestStoreAndDeliver(t *testing.T) {
 	a.Send("<message to='bob@example.test/gone' type='chat' id='m3'><body>three</body></message>")
 	// Asked not to store: bounced.
 	a.Send("<message to='bob@example.test' type='chat' id='ns'><body>x</body><no-store xmlns='urn:xmpp:hints'/></message>")
-	if e := a.expect("no-store bounce", isMessage); e.Get("id") != "ns" || errCond(e) != "service-unavailable" {
+	if e := a.Expect("no-store bounce", isMessage); e.Get("id") != "ns" || errCond(e) != "service-unavailable" {
 		t.Fatalf("no-store: %s", e)
 	}
 	// To nobody: service-unavailable.
 	a.Send("<message to='nobody@example.test' type='chat' id='nb'><body>x</body></message>")
-	if e := a.expect("bounce", isMessage); e.Get("id") != "nb" || errCond(e) != "service-unavailable" {
+	if e := a.Expect("bounce", isMessage); e.Get("id") != "nb" || errCond(e) != "service-unavailable" {
 		t.Fatalf("to a missing account: %s", e)
 	}
-	a.quiet("stored messages are not bounced")
+	a.Quiet("stored messages are not bounced")
 	if n := count(t, d, "bob"); n != 3 {
 		t.Fatalf("stored %d messages, want 3", n)
 	}
 
 	b := login(t, d, "bob", "b")
-	b.quiet("nothing before initial presence")
+	b.Quiet("nothing before initial presence")
 	b.Send("<presence/>")
 	var ids []string
 	var last time.Time
 	for range 3 {
-		m := b.expect("offline message", isMessage)
+		m := b.Expect("offline message", isMessage)
 		ids = append(ids, m.Get("id"))
 		ts := delayOf(t, m)
 		if ts.Before(t0) || ts.After(time.Now()) || ts.Before(last) {
 			t.Fatalf("stamp %v out of order or range", ts)
 		}
 		last = ts
-		if m.Get("from") != a.jid || m.Get("to") != b.jid {
+		if m.Get("from") != a.JID || m.Get("to") != b.JID {
 			t.Fatalf("addresses changed: %s", m)
 		}
 	}
 	if !slices.Equal(ids, []string{"m1", "m2", "m3"}) {
 		t.Fatalf("order %v", ids)
 	}
-	b.quiet("exactly the stored messages")
+	b.Quiet("exactly the stored messages")
 	if n := count(t, d, "bob"); n != 0 {
 		t.Fatalf("%d messages left after delivery", n)
 	}
 	b.Close()
 	b2 := login(t, d, "bob", "b")
 	b2.Send("<presence/>")
-	b2.expect("own presence", func(el *stream.Element) bool { return el.Local == "presence" })
-	b2.quiet("delivered messages come only once")
+	b2.Expect("own presence", func(el *stream.Element) bool { return el.Local == "presence" })
+	b2.Quiet("delivered messages come only once")
 }
 
 // TestNegativePriority: XEP-0160 — a resource with negative priority gets
@@ -107,20 +107,20 @@ func TestNegativePriority(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	b := login(t, d, "bob", "b")
 	b.Send("<presence><priority>-1</priority></presence>")
-	b.expect("own presence", func(el *stream.Element) bool { return el.Local == "presence" })
+	b.Expect("own presence", func(el *stream.Element) bool { return el.Local == "presence" })
 	a := login(t, d, "alice", "a")
 	a.Send("<message to='bob@example.test' type='chat' id='m1'><body>one</body></message>")
-	a.quiet("stored, not bounced")
-	b.quiet("negative priority: no delivery")
+	a.Quiet("stored, not bounced")
+	b.Quiet("negative priority: no delivery")
 	if n := count(t, d, "bob"); n != 1 {
 		t.Fatalf("stored %d", n)
 	}
 	b.Send("<presence><priority>1</priority></presence>")
-	m := b.expect("offline message", isMessage)
+	m := b.Expect("offline message", isMessage)
 	delayOf(t, m)
 	// Now available with a non-negative priority: live delivery, no delay.
 	a.Send("<message to='bob@example.test' type='chat' id='m2'><body>two</body></message>")
-	if m := b.expect("live message", isMessage); m.Get("id") != "m2" || m.Child("urn:xmpp:delay", "delay") != nil {
+	if m := b.Expect("live message", isMessage); m.Get("id") != "m2" || m.Child("urn:xmpp:delay", "delay") != nil {
 		t.Fatalf("live message: %s", m)
 	}
 }
@@ -131,15 +131,15 @@ func TestUnavailableThenBack(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	b := login(t, d, "bob", "b")
 	b.Send("<presence/>")
-	b.expect("own presence", func(el *stream.Element) bool { return el.Local == "presence" })
+	b.Expect("own presence", func(el *stream.Element) bool { return el.Local == "presence" })
 	b.Send("<presence type='unavailable'/>")
-	b.expect("own unavailable", func(el *stream.Element) bool { return el.Local == "presence" })
+	b.Expect("own unavailable", func(el *stream.Element) bool { return el.Local == "presence" })
 	a := login(t, d, "alice", "a")
 	a.Send("<message to='bob@example.test' type='chat' id='m1'><body>one</body></message>")
-	a.quiet("stored, not bounced")
-	b.quiet("unavailable: nothing delivered")
+	a.Quiet("stored, not bounced")
+	b.Quiet("unavailable: nothing delivered")
 	b.Send("<presence/>")
-	if m := b.expect("stored message", isMessage); m.Get("id") != "m1" {
+	if m := b.Expect("stored message", isMessage); m.Get("id") != "m1" {
 		t.Fatalf("got %s", m)
 	}
 }
@@ -151,7 +151,7 @@ func TestFullStorageBounces(t *testing.T) {
 	}
 	a := login(t, d, "alice", "a")
 	a.Send("<message to='bob@example.test' type='chat' id='m1'><body>one</body></message>")
-	e := a.expect("bounce", isMessage)
+	e := a.Expect("bounce", isMessage)
 	if e.Get("type") != "error" || errCond(e) != "resource-constraint" {
 		t.Fatalf("full storage: %s", e)
 	}
@@ -159,7 +159,7 @@ func TestFullStorageBounces(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Send("<message to='bob@example.test' type='chat' id='m2'><body>too big for what is left</body></message>")
-	if e := a.expect("bounce", isMessage); errCond(e) != "resource-constraint" {
+	if e := a.Expect("bounce", isMessage); errCond(e) != "resource-constraint" {
 		t.Fatalf("size cap: %s", e)
 	}
 }
@@ -171,13 +171,13 @@ func TestLargeBacklogInOrder(t *testing.T) {
 	a := login(t, d, "alice", "a")
 	const n = 320
 	for i := range n {
-		a.sendf("<message to='bob@example.test' type='chat' id='m%d'><body>%d</body></message>", i, i)
+		a.Sendf("<message to='bob@example.test' type='chat' id='m%d'><body>%d</body></message>", i, i)
 	}
-	a.quiet("all stored")
+	a.Quiet("all stored")
 	b := login(t, d, "bob", "b")
 	b.Send("<presence/>")
 	for i := range n {
-		m := b.expect("message", isMessage)
+		m := b.Expect("message", isMessage)
 		if want := fmt.Sprintf("m%d", i); m.Get("id") != want {
 			t.Fatalf("got %s, want %s", m.Get("id"), want)
 		}
@@ -217,26 +217,26 @@ func TestRestart(t *testing.T) {
 	a := login(t, d, "alice", "a")
 	a.Send("<message to='bob@example.test' type='chat' id='m1'><body>one</body></message>")
 	a.Send("<message to='bob@example.test' type='chat' id='m2'><body>two</body></message>")
-	a.quiet("stored")
+	a.Quiet("stored")
 	stop(d)
 
 	d = start()
 	b := login(t, d, "bob", "b")
 	b.Send("<presence/>")
 	for _, id := range []string{"m1", "m2"} {
-		if m := b.expect("message", isMessage); m.Get("id") != id {
+		if m := b.Expect("message", isMessage); m.Get("id") != id {
 			t.Fatalf("after restart got %s, want %s", m, id)
 		}
 	}
-	b.quiet("two messages")
+	b.Quiet("two messages")
 	stop(d)
 
 	d = start()
 	defer stop(d)
 	b = login(t, d, "bob", "b")
 	b.Send("<presence/>")
-	b.expect("own presence", func(el *stream.Element) bool { return el.Local == "presence" })
-	b.quiet("no message twice across restarts")
+	b.Expect("own presence", func(el *stream.Element) bool { return el.Local == "presence" })
+	b.Quiet("no message twice across restarts")
 }
 
 // TestUnackedOfflineMessagesComeBack: a client with stream management that
@@ -248,15 +248,15 @@ func TestUnackedOfflineMessagesComeBack(t *testing.T) {
 	a := login(t, d, "alice", "a")
 	a.Send("<message to='bob@example.test' type='chat' id='m1'><body>one</body></message>")
 	a.Send("<message to='bob@example.test' type='chat' id='m2'><body>two</body></message>")
-	a.quiet("stored")
+	a.Quiet("stored")
 
 	b := login(t, d, "bob", "b")
 	b.Send("<enable xmlns='urn:xmpp:sm:3'/>")
-	b.expect("enabled", func(el *stream.Element) bool { return el.Local == "enabled" })
+	b.Expect("enabled", func(el *stream.Element) bool { return el.Local == "enabled" })
 	b.Send("<presence/>")
 	var stamps []string
 	for _, id := range []string{"m1", "m2"} {
-		m := b.expect("message", isMessage)
+		m := b.Expect("message", isMessage)
 		if m.Get("id") != id {
 			t.Fatalf("got %s, want %s", m, id)
 		}
@@ -281,7 +281,7 @@ func TestUnackedOfflineMessagesComeBack(t *testing.T) {
 	b2 := login(t, d, "bob", "b")
 	b2.Send("<presence/>")
 	for i, id := range []string{"m1", "m2"} {
-		m := b2.expect("message", isMessage)
+		m := b2.Expect("message", isMessage)
 		if m.Get("id") != id {
 			t.Fatalf("second login got %s, want %s", m, id)
 		}
@@ -295,7 +295,7 @@ func TestUnackedOfflineMessagesComeBack(t *testing.T) {
 			t.Fatalf("re-stored message should keep its one first stamp %s: %s", stamps[i], m)
 		}
 	}
-	b2.quiet("each message once")
+	b2.Quiet("each message once")
 }
 
 // TestUnackedGoToOtherResource: offline messages handed to a phone that
@@ -304,19 +304,19 @@ func TestUnackedGoToOtherResource(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	a := login(t, d, "alice", "a")
 	a.Send("<message to='bob@example.test' type='chat' id='m1'><body>one</body></message>")
-	a.quiet("stored")
+	a.Quiet("stored")
 
 	phone := login(t, d, "bob", "phone")
 	phone.Send("<enable xmlns='urn:xmpp:sm:3'/>")
-	phone.expect("enabled", func(el *stream.Element) bool { return el.Local == "enabled" })
+	phone.Expect("enabled", func(el *stream.Element) bool { return el.Local == "enabled" })
 	phone.Send("<presence/>")
-	phone.expect("message", isMessage)
+	phone.Expect("message", isMessage)
 	laptop := login(t, d, "bob", "laptop")
 	laptop.Send("<presence/>")
-	laptop.expect("phone's presence", func(el *stream.Element) bool { return el.Local == "presence" && el.Get("from") == phone.jid })
-	laptop.sync()
+	laptop.Expect("phone's presence", func(el *stream.Element) bool { return el.Local == "presence" && el.Get("from") == phone.JID })
+	laptop.Sync()
 	phone.Close()
-	if m := laptop.expect("the message the phone never confirmed", isMessage); m.Get("id") != "m1" {
+	if m := laptop.Expect("the message the phone never confirmed", isMessage); m.Get("id") != "m1" {
 		t.Fatalf("laptop got %s", m)
 	}
 }

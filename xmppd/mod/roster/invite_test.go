@@ -14,7 +14,7 @@ import (
 func TestInviteBefriends(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	a := login(t, d, "alice", "a")
-	a.sync() // interested: gets the push
+	a.Sync() // interested: gets the push
 	inv, err := invites.Create(d.Store, invites.Options{TTL: time.Hour, Inviter: "alice"})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestInviteBefriends(t *testing.T) {
 	if el := c.El(); el.Get("type") != "result" {
 		t.Fatalf("register: %s", el)
 	}
-	p := a.expect("push for carol", isPush("carol@example.test"))
+	p := a.Expect("push for carol", isPush("carol@example.test"))
 	if item(p).Get("subscription") != "both" {
 		t.Fatalf("inviter's push: %s", p)
 	}

@@ -34,18 +34,18 @@ func TestVersioning(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	a := login(t, d, "alice", "phone")
 	a2 := login(t, d, "alice", "laptop")
-	a2.sync() // laptop is interested: gets pushes
+	a2.Sync() // laptop is interested: gets pushes
 
-	a.sendf("<iq type='get' id='g1'><query xmlns='jabber:iq:roster' ver=''/></iq>")
-	r := a.expect("roster result", result("g1"))
+	a.Sendf("<iq type='get' id='g1'><query xmlns='jabber:iq:roster' ver=''/></iq>")
+	r := a.Expect("roster result", result("g1"))
 	q := r.Child(ns, "query")
 	if q == nil || q.Get("ver") == "" || len(q.Children()) != 0 {
 		t.Fatalf("empty roster with versioning: %s", r)
 	}
 	v0 := q.Get("ver")
 
-	a.sendf("<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='carol@example.test' name='Carol'><group>Family</group><group>Club</group></item></query></iq>")
-	push := a.expect("push", isPush("carol@example.test"))
+	a.Sendf("<iq type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='carol@example.test' name='Carol'><group>Family</group><group>Club</group></item></query></iq>")
+	push := a.Expect("push", isPush("carol@example.test"))
 	v1 := push.Child(ns, "query").Get("ver")
 	if v1 == "" || v1 == v0 {
 		t.Fatalf("push without a new ver: %s", push)
@@ -54,41 +54,41 @@ func TestVersioning(t *testing.T) {
 	if it.Get("name") != "Carol" || it.Get("subscription") != "none" || len(it.Children()) != 2 {
 		t.Fatalf("pushed item: %s", it)
 	}
-	a.expect("set result", result("s1"))
+	a.Expect("set result", result("s1"))
 	// RFC 6121 §2.1.6: every interested resource gets the push.
-	if p := a2.expect("push on the other resource", isPush("carol@example.test")); p.Child(ns, "query").Get("ver") != v1 {
+	if p := a2.Expect("push on the other resource", isPush("carol@example.test")); p.Child(ns, "query").Get("ver") != v1 {
 		t.Fatalf("other resource got %s", p)
 	}
 
 	// Current ver: empty result.
-	a.sendf("<iq type='get' id='g2'><query xmlns='jabber:iq:roster' ver='%s'/></iq>", v1)
-	if r := a.expect("result", result("g2")); r.Get("type") != "result" || r.FirstChild() != nil {
+	a.Sendf("<iq type='get' id='g2'><query xmlns='jabber:iq:roster' ver='%s'/></iq>", v1)
+	if r := a.Expect("result", result("g2")); r.Get("type") != "result" || r.FirstChild() != nil {
 		t.Fatalf("current ver should give an empty result: %s", r)
 	}
 	// Old ver: the whole roster with the current ver.
-	a.sendf("<iq type='get' id='g3'><query xmlns='jabber:iq:roster' ver='%s'/></iq>", v0)
-	r = a.expect("result", result("g3"))
+	a.Sendf("<iq type='get' id='g3'><query xmlns='jabber:iq:roster' ver='%s'/></iq>", v0)
+	r = a.Expect("result", result("g3"))
 	if q := r.Child(ns, "query"); q == nil || q.Get("ver") != v1 || len(q.Children()) != 1 {
 		t.Fatalf("stale ver should give the roster: %s", r)
 	}
 	// Without ver: the roster, no ver attribute.
-	a.sendf("<iq type='get' id='g4'><query xmlns='jabber:iq:roster'/></iq>")
-	r = a.expect("result", result("g4"))
+	a.Sendf("<iq type='get' id='g4'><query xmlns='jabber:iq:roster'/></iq>")
+	r = a.Expect("result", result("g4"))
 	if q := r.Child(ns, "query"); q == nil || q.Has("ver") || len(q.Children()) != 1 {
 		t.Fatalf("unversioned get: %s", r)
 	}
 
 	// Removing bumps the version and pushes subscription='remove'.
-	a.sendf("<iq type='set' id='s2'><query xmlns='jabber:iq:roster'><item jid='carol@example.test' subscription='remove'/></query></iq>")
-	push = a.expect("remove push", isPush("carol@example.test"))
+	a.Sendf("<iq type='set' id='s2'><query xmlns='jabber:iq:roster'><item jid='carol@example.test' subscription='remove'/></query></iq>")
+	push = a.Expect("remove push", isPush("carol@example.test"))
 	if item(push).Get("subscription") != "remove" || push.Child(ns, "query").Get("ver") == v1 {
 		t.Fatalf("remove push: %s", push)
 	}
-	a.expect("remove result", result("s2"))
+	a.Expect("remove result", result("s2"))
 
 	// The version after the removal is current.
-	a.sendf("<iq type='get' id='g5'><query xmlns='jabber:iq:roster' ver='%s'/></iq>", push.Child(ns, "query").Get("ver"))
-	if r := a.expect("result", result("g5")); r.FirstChild() != nil {
+	a.Sendf("<iq type='get' id='g5'><query xmlns='jabber:iq:roster' ver='%s'/></iq>", push.Child(ns, "query").Get("ver"))
+	if r := a.Expect("result", result("g5")); r.FirstChild() != nil {
 		t.Fatalf("ver after remove not current: %s", r)
 	}
 }
@@ -113,16 +113,16 @@ func TestSetErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		a.Send(c.iq)
-		r := a.expect(c.name, result("x"))
+		r := a.Expect(c.name, result("x"))
 		if r.Get("type") != "error" || errCond(r) != c.cond {
 			t.Errorf("%s: got %s, want %s", c.name, r, c.cond)
 		}
 	}
 	// A client's subscription/ask/approved values are ignored (§2.3.3).
 	a.Send("<iq type='set' id='y'><query xmlns='jabber:iq:roster'><item jid='b@example.test' subscription='both' ask='subscribe' approved='true'/></query></iq>")
-	a.expect("result", result("y"))
+	a.Expect("result", result("y"))
 	a.Send("<iq type='get' id='z'><query xmlns='jabber:iq:roster'/></iq>")
-	r := a.expect("roster", result("z"))
+	r := a.Expect("roster", result("z"))
 	it := r.Child(ns, "query").Child(ns, "item")
 	if it == nil || it.Get("subscription") != "none" || it.Has("ask") || it.Has("approved") {
 		t.Fatalf("client-set subscription state taken over: %s", r)
@@ -137,29 +137,29 @@ func TestRemoveCancelsSubscriptions(t *testing.T) {
 	a := login(t, d, "alice", "r")
 	b := login(t, d, "bob", "r")
 	for _, c := range []*cl{a, b} {
-		c.sync()
+		c.Sync()
 		c.Send("<presence/>")
 	}
 	a.Send("<presence to='bob@example.test' type='subscribe'/>")
-	b.expect("request", isPresence("subscribe", "alice@example.test"))
+	b.Expect("request", isPresence("subscribe", "alice@example.test"))
 	b.Send("<presence to='alice@example.test' type='subscribed'/>")
 	b.Send("<presence to='alice@example.test' type='subscribe'/>")
-	a.expect("request", isPresence("subscribe", "bob@example.test"))
+	a.Expect("request", isPresence("subscribe", "bob@example.test"))
 	a.Send("<presence to='bob@example.test' type='subscribed'/>")
-	a.expect("both", func(el *stream.Element) bool {
+	a.Expect("both", func(el *stream.Element) bool {
 		return isPush("bob@example.test")(el) && item(el).Get("subscription") == "both"
 	})
-	b.expect("both", func(el *stream.Element) bool {
+	b.Expect("both", func(el *stream.Element) bool {
 		return isPush("alice@example.test")(el) && item(el).Get("subscription") == "both"
 	})
 
 	a.Send("<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='bob@example.test' subscription='remove'/></query></iq>")
-	a.expect("result", result("rm"))
-	b.expect("unavailable from alice", isPresence("unavailable", "alice@example.test/r"))
-	b.expect("unsubscribe", isPresence("unsubscribe", "alice@example.test"))
-	b.expect("unsubscribed", isPresence("unsubscribed", "alice@example.test"))
+	a.Expect("result", result("rm"))
+	b.Expect("unavailable from alice", isPresence("unavailable", "alice@example.test/r"))
+	b.Expect("unsubscribe", isPresence("unsubscribe", "alice@example.test"))
+	b.Expect("unsubscribed", isPresence("unsubscribed", "alice@example.test"))
 	b.Send("<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>")
-	r := b.expect("roster", result("g"))
+	r := b.Expect("roster", result("g"))
 	it := r.Child(ns, "query").Child(ns, "item")
 	if it == nil || it.Get("subscription") != "none" || it.Has("ask") {
 		t.Fatalf("bob's item after alice removed him: %s", r)
