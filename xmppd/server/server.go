@@ -272,22 +272,19 @@ func (s *Server) OnAccountDeleted(fn func(user string)) {
 }
 
 // Bound is called by the transport once a session is bound.
-func (s *Server) Bound(sess *session.Session) {
-	s.mu.RLock()
-	l := s.bound
-	s.mu.RUnlock()
-	for _, fn := range l {
-		s.safely(sess, func() { fn(sess) })
-	}
-}
+func (s *Server) Bound(sess *session.Session) { s.runHooks(&s.bound, sess, sess) }
 
 // Closed is called by the transport when a bound session ends.
-func (s *Server) Closed(sess *session.Session) {
+func (s *Server) Closed(sess *session.Session) { s.runHooks(&s.closed, sess, sess) }
+
+// runHooks runs a list of session hooks; a panicking hook ends blame (nil:
+// nobody) and the others still run.
+func (s *Server) runHooks(hooks *[]func(*session.Session), sess, blame *session.Session) {
 	s.mu.RLock()
-	l := s.closed
+	l := *hooks
 	s.mu.RUnlock()
 	for _, fn := range l {
-		s.safely(sess, func() { fn(sess) })
+		s.safely(blame, func() { fn(sess) })
 	}
 }
 

@@ -35,14 +35,7 @@ func (s *Server) OnHibernate(fn func(*session.Session)) {
 }
 
 // Hibernated is called by the transport after Detach succeeded.
-func (s *Server) Hibernated(sess *session.Session) {
-	s.mu.RLock()
-	l := s.hibernate
-	s.mu.RUnlock()
-	for _, fn := range l {
-		s.safely(nil, func() { fn(sess) })
-	}
-}
+func (s *Server) Hibernated(sess *session.Session) { s.runHooks(&s.hibernate, sess, nil) }
 
 // EndSession ends a session for good: it leaves the router, modules see it
 // close (presence goes unavailable, unacknowledged stanzas are re-routed),
