@@ -29,7 +29,7 @@ type Options struct {
 	C2STLS     string // direct TLS listener address; "" for none
 	NoShaping  bool   // lift rate and connection limits (benchmarks)
 	AllowPlain bool   // offer SASL PLAIN over TLS for old clients
-	ParkIdle   bool   // park idle sessions on epoll (experimental)
+	NoParking  bool   // keep a goroutine per idle session (no epoll parking)
 	AuthTimout time.Duration
 	Log        *slog.Logger
 }
@@ -88,7 +88,7 @@ func Start(opts Options) (*Daemon, error) {
 		cfg.ReadRate, cfg.MaxUnauthPerIP = 0, 0
 	}
 	cfg.AllowPlain = opts.AllowPlain
-	cfg.ParkIdle = opts.ParkIdle
+	cfg.ParkIdle = !opts.NoParking
 	d.C2S = c2s.New(cfg)
 	for _, l := range []struct {
 		addr   string

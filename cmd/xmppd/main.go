@@ -46,7 +46,7 @@ func main() {
 		dev         = flag.Bool("dev", false, "laptop mode: domain hearth.localhost, loopback listeners, print an admin account")
 		noShaping   = flag.Bool("no-shaping", false, "lift read-rate and connection limits (benchmarks only)")
 		allowPlain  = flag.Bool("allow-plain", false, "also offer SASL PLAIN (over TLS) for clients without SCRAM")
-		parkIdle    = flag.Bool("park-idle", false, "experimental: park idle sessions on one epoll poller instead of a goroutine each")
+		parkIdle    = flag.Bool("park-idle", true, "park idle sessions on one epoll poller instead of a goroutine each (-park-idle=false keeps a goroutine per session)")
 		authTimeout = flag.Duration("auth-timeout", 60*time.Second, "time a connection has to authenticate and bind")
 		showVersion = flag.Bool("version", false, "print the version and exit")
 		debug       = flag.Bool("debug", false, "debug logging")
@@ -102,7 +102,7 @@ func main() {
 	}
 	d, err := xmppd.Start(xmppd.Options{
 		State: dir, Domain: *domain, C2S: *c2sAddr, C2STLS: *c2sTLS,
-		NoShaping: *noShaping, AllowPlain: *allowPlain, ParkIdle: *parkIdle, AuthTimout: *authTimeout, Log: log,
+		NoShaping: *noShaping, AllowPlain: *allowPlain, NoParking: !*parkIdle, AuthTimout: *authTimeout, Log: log,
 	})
 	if err != nil {
 		fatal(err)

@@ -229,7 +229,7 @@ func TestShutdownSendsSystemShutdown(t *testing.T) {
 // Idle bound sessions are parked with the poller: they hold no goroutine,
 // and still receive and send at once when something happens.
 func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
-	d := xmpptest.Start(t, func(o *xmppd.Options) { o.ParkIdle = true })
+	d := xmpptest.Start(t, nil)
 	var clients []*xmpptest.Client
 	for i := 0; i < 5; i++ {
 		clients = append(clients, xmpptest.Login(t, d, "bob", fmt.Sprintf("r%d", i)))

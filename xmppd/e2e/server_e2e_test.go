@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -171,6 +172,9 @@ func (s *server) command() *exec.Cmd {
 		return exec.Command("prosody", "--config", filepath.Join(s.Dir, "prosody.cfg.lua"), "-F")
 	default:
 		args := []string{"-state", s.Dir, "-domain", s.Domain, "-c2s", s.C2S, "-c2s-tls", s.C2STLS}
+		// HEARTH_E2E_XMPPD_FLAGS runs the whole suite with extra server
+		// flags, e.g. "-park-idle=false" to run it without idle parking.
+		args = append(args, strings.Fields(os.Getenv("HEARTH_E2E_XMPPD_FLAGS"))...)
 		return exec.Command(xmppdBin, append(args, s.extra...)...)
 	}
 }
@@ -244,6 +248,15 @@ func (s *server) signal(t testing.TB, sig syscall.Signal, wait time.Duration) {
 	case <-s.done:
 	case <-time.After(wait):
 		t.Errorf("%s did not exit within %v of %v; killing it", s.Kind, wait, sig)
+		if s.Kind == "xmppd" {
+			// A Go program prints every goroutine's stack on SIGQUIT:
+			// the log then shows where the shutdown hung.
+			syscall.Kill(s.cmd.Process.Pid, syscall.SIGQUIT)
+			select {
+			case <-s.done:
+			case <-time.After(3 * time.Second):
+			}
+		}
 		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.done
 	}

@@ -12,7 +12,7 @@ type Poller struct{}
 func NewPoller() (*Poller, error) { return nil, errors.New("idle: no poller on this system") }
 
 // Park is never called without a poller.
-func (p *Poller) Park(fd int, wake func()) error { return errors.New("idle: unsupported") }
+func (p *Poller) Park(c *Conn, wake func()) error { return errors.New("idle: unsupported") }
 
 // Forget does nothing.
-func (p *Poller) Forget(fd int) func() { return nil }
+func (p *Poller) Forget(c *Conn) func() { return nil }
