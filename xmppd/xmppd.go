@@ -23,13 +23,16 @@ import (
 
 // Options configure a server.
 type Options struct {
-	State      state.Dir
-	Domain     string
-	C2S        string // STARTTLS listener address; "" for none
-	C2STLS     string // direct TLS listener address; "" for none
-	NoShaping  bool   // lift rate and connection limits (benchmarks)
-	AllowPlain bool   // offer SASL PLAIN over TLS for old clients
-	NoParking  bool   // keep a goroutine per idle session (no epoll parking)
+	State  state.Dir
+	Domain string
+	C2S    string // STARTTLS listener address; "" for none
+	C2STLS string // direct TLS listener address; "" for none
+	// C2SOnion is where tor forwards the onion service's c2s port (a
+	// loopback address of its own); "" for none.
+	C2SOnion   string
+	NoShaping  bool // lift rate and connection limits (benchmarks)
+	AllowPlain bool // offer SASL PLAIN over TLS for old clients
+	NoParking  bool // keep a goroutine per idle session (no epoll parking)
 	AuthTimout time.Duration
 	Log        *slog.Logger
 }
@@ -46,7 +49,7 @@ type Daemon struct {
 	admin *http.Server
 	wg    sync.WaitGroup
 	// C2SAddr is the bound STARTTLS address (useful with port 0).
-	C2SAddr, C2STLSAddr net.Addr
+	C2SAddr, C2STLSAddr, C2SOnionAddr net.Addr
 
 	healthPass string
 }
@@ -91,10 +94,14 @@ func Start(opts Options) (*Daemon, error) {
 	cfg.ParkIdle = !opts.NoParking
 	d.C2S = c2s.New(cfg)
 	for _, l := range []struct {
-		addr   string
-		direct bool
-		out    *net.Addr
-	}{{opts.C2S, false, &d.C2SAddr}, {opts.C2STLS, true, &d.C2STLSAddr}} {
+		addr  string
+		serve func(net.Listener) error
+		out   *net.Addr
+	}{
+		{opts.C2S, func(ln net.Listener) error { return d.C2S.Serve(ln, false) }, &d.C2SAddr},
+		{opts.C2STLS, func(ln net.Listener) error { return d.C2S.Serve(ln, true) }, &d.C2STLSAddr},
+		{opts.C2SOnion, d.C2S.ServeOnion, &d.C2SOnionAddr},
+	} {
 		if l.addr == "" {
 			continue
 		}
@@ -105,10 +112,10 @@ func Start(opts Options) (*Daemon, error) {
 		*l.out = ln.Addr()
 		d.lns = append(d.lns, ln)
 		d.wg.Add(1)
-		go func(direct bool) {
+		go func() {
 			defer d.wg.Done()
-			d.C2S.Serve(ln, direct)
-		}(l.direct)
+			l.serve(ln)
+		}()
 	}
 	if err := d.startAdmin(); err != nil {
 		return fail(err)

@@ -100,6 +100,24 @@ func New(cfg Config) *C2S {
 // Serve accepts connections on ln until it is closed. directTLS selects
 // XEP-0368 (TLS from the first byte) instead of STARTTLS.
 func (c *C2S) Serve(ln net.Listener, directTLS bool) error {
+	return c.serve(ln, directTLS, "")
+}
+
+// OnionBucket is the source every connection from the onion listener is
+// counted as. tor hands us all of them from 127.0.0.1, so counting them by
+// address would put strangers on the Tor network in the same bucket as
+// the box's own health check; instead they share one bucket of their own,
+// and nothing that arrives over Tor is ever treated as local.
+const OnionBucket = "onion"
+
+// ServeOnion accepts connections that tor forwards from the onion service
+// (STARTTLS, as on 5222: passwords still travel inside TLS). Limits and
+// back-off for them are counted under OnionBucket.
+func (c *C2S) ServeOnion(ln net.Listener) error {
+	return c.serve(ln, false, OnionBucket)
+}
+
+func (c *C2S) serve(ln net.Listener, directTLS bool, bucket string) error {
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -116,7 +134,7 @@ func (c *C2S) Serve(ln net.Listener, directTLS bool) error {
 		}
 		delay = 0
 		c.wg.Add(1) // done by conn.done, possibly on another goroutine
-		go c.handle(nc, directTLS)
+		go c.handle(nc, directTLS, bucket)
 	}
 }
 
@@ -173,8 +191,13 @@ type conn struct {
 	pre       *server.PreAuth
 }
 
-func (c *C2S) handle(raw net.Conn, direct bool) {
+// handle serves one connection. bucket, when set, replaces the source
+// address for limits and logs (see OnionBucket).
+func (c *C2S) handle(raw net.Conn, direct bool, bucket string) {
 	ip, _, _ := net.SplitHostPort(raw.RemoteAddr().String())
+	if bucket != "" {
+		ip = bucket
+	}
 	x := &conn{c: c, raw: raw, nc: raw, ip: ip, direct: direct}
 	if c.poller != nil {
 		if w := idle.Wrap(raw); w != nil {

@@ -280,6 +280,44 @@ func TestUnauthenticatedConnectionCap(t *testing.T) {
 	xmpptest.Login(t, d, "alice", "a")
 }
 
+// Everything tor forwards arrives from 127.0.0.1. Those connections fill
+// a bucket of their own: a crowd of strangers on the onion service can
+// neither use up the loopback address's slots nor be given them.
+func TestOnionConnectionsHaveTheirOwnBucket(t *testing.T) {
+	d := xmpptest.Start(t, func(o *xmppd.Options) { o.C2SOnion = "127.0.0.1:0" })
+	if d.C2SOnionAddr == nil {
+		t.Fatal("no onion listener")
+	}
+	// A real c2s listener: STARTTLS offered and required, nothing else.
+	f := xmpptest.Dial(t, d.C2SOnionAddr, false).Open()
+	if st := f.Child("urn:ietf:params:xml:ns:xmpp-tls", "starttls"); st == nil || st.Child("urn:ietf:params:xml:ns:xmpp-tls", "required") == nil {
+		t.Fatalf("onion listener features %s: want STARTTLS required", f)
+	}
+	if f.Child("urn:ietf:params:xml:ns:xmpp-sasl", "mechanisms") != nil {
+		t.Fatalf("onion listener offers SASL before TLS: %s", f)
+	}
+	held := 1
+	for ; held < 20; held++ {
+		c, err := net.Dial("tcp", d.C2SOnionAddr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	over, err := net.Dial("tcp", d.C2SOnionAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := over.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
+		t.Fatalf("21st unauthenticated onion connection was served (n=%d, err=%v)", n, err)
+	}
+	// The ordinary listeners, same source address, are unaffected.
+	xmpptest.Login(t, d, "alice", "a")
+	xmpptest.Dial(t, d.C2SAddr, false).Open()
+}
+
 func isTimeoutErr(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
