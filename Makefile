@@ -24,7 +24,12 @@ build:
 
 # make run: the whole appliance on this machine, state in ./var, no root.
 run:
-	$(GO) run ./cmd/xmppd -state $(STATE) -dev
+	@mkdir -p .cache/bin
+	$(GO) build -o .cache/bin/ ./cmd/xmppd ./cmd/netconf
+	@# netconf in laptop mode beside xmppd; both stop with Ctrl-C.
+	.cache/bin/netconf -state $(STATE) -local & nc=$$!; \
+	trap 'kill $$nc 2>/dev/null; wait $$nc' EXIT INT TERM; \
+	.cache/bin/xmppd -state $(STATE) -dev
 
 # make test: installs what the tests need, then runs every suite, the slow
 # end-to-end ones (build tag e2e) included.

@@ -40,6 +40,10 @@ func (d Dir) Tor() string { return filepath.Join(string(d), "tor") }
 // Update holds the update agent's persisted floors and downloads.
 func (d Dir) Update() string { return filepath.Join(string(d), "update") }
 
+// NetconfSocket is netconf's local API (reachability status, reload,
+// self-test), reachable only by processes on the box.
+func (d Dir) NetconfSocket() string { return filepath.Join(string(d), "netconf.sock") }
+
 // Status holds small JSON status files one program writes and others read
 // (netconf's reachability report, the updater's last result).
 func (d Dir) Status() string { return filepath.Join(string(d), "status") }

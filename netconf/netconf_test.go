@@ -1,0 +1,183 @@
+package netconf
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/netconf/status"
+	"github.com/hearthchat/hearth/xmppd"
+)
+
+func startService(t *testing.T, cfg *config.Config, selfAddr string) (*Service, state.Dir) {
+	t.Helper()
+	dir := state.Dir(t.TempDir())
+	if err := dir.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.Save(dir.Config(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{State: dir, Local: true, SelfTestAddr: selfAddr})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	waitFor(t, "the socket", func() bool { _, err := os.Stat(dir.NetconfSocket()); return err == nil })
+	return s, dir
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func socketPost(t *testing.T, dir state.Dir, path string) status.Report {
+	t.Helper()
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return net.Dial("unix", dir.NetconfSocket())
+	}}}
+	method := http.MethodPost
+	if path == "/status" {
+		method = http.MethodGet
+	}
+	req, _ := http.NewRequest(method, "http://netconf"+path, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var r status.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%s: %v: %s", path, err, b)
+	}
+	return r
+}
+
+// The self-test talks to a real xmppd (ours, on loopback) the way a phone
+// on the internet would, and says in words what failed when it cannot.
+func TestSelfTestAgainstRealServer(t *testing.T) {
+	d, err := xmppd.Start(xmppd.Options{State: state.Dir(t.TempDir()), Domain: "club.example", C2S: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Domain = "club.example"
+	_, dir := startService(t, cfg, d.C2SAddr.String())
+
+	r := socketPost(t, dir, "/selftest")
+	c, ok := r.Get("selftest")
+	if !ok || c.Level != status.OK || !strings.Contains(c.Message, "club.example") {
+		t.Fatalf("self-test against a working server: %+v", c)
+	}
+	if lan, ok := r.Get("lan"); !ok || lan.Message == "" {
+		t.Errorf("no LAN check in %+v", r)
+	}
+	// The status file follows the report.
+	waitFor(t, "the status file", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir.Status(), "netconf.json"))
+		return err == nil && strings.Contains(string(b), `"selftest"`) && strings.Contains(string(b), `"ok"`)
+	})
+
+	// The server goes away: the self-test fails and, UPnP being off, tells
+	// the person to let the box set up the router or forward the ports.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	d.Shutdown(ctx)
+	cancel()
+	r = socketPost(t, dir, "/selftest")
+	c, _ = r.Get("selftest")
+	if c.Level != status.Error || !strings.Contains(c.Action, "5222") {
+		t.Fatalf("self-test with the server down: %+v", c)
+	}
+}
+
+// A port that is open but is not our chat server (a web server, say) is
+// not reachability.
+func TestSelfTestNotAChatServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go http.Serve(ln, http.NotFoundHandler())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err = probeXMPP(ctx, ln.Addr().String(), "club.example")
+	if err == nil || !strings.Contains(err.Error(), "chat server") {
+		t.Fatalf("probe of a web server: %v", err)
+	}
+}
+
+func TestLocalOnlyDomainNeedsNoSelfTest(t *testing.T) {
+	_, dir := startService(t, config.Default(), "")
+	r := socketPost(t, dir, "/selftest")
+	c, _ := r.Get("selftest")
+	if c.Level != status.Off || !strings.Contains(c.Message, "only at home") {
+		t.Fatalf("hearth.local self-test: %+v", c)
+	}
+	for _, d := range []string{"hearth.local", "x.onion", "hearth.localhost", "box.home.arpa", "localhost"} {
+		if !LocalOnly(d) {
+			t.Errorf("LocalOnly(%q) = false", d)
+		}
+	}
+	for _, d := range []string{"club.example", "chat.gardening.org."} {
+		if LocalOnly(d) {
+			t.Errorf("LocalOnly(%q) = true", d)
+		}
+	}
+}
+
+// The setup pages save the config and ask for a reload; a broken config is
+// reported instead of taking netconf down.
+func TestReloadAndBrokenConfig(t *testing.T) {
+	s, dir := startService(t, config.Default(), "")
+	os.WriteFile(dir.Config(), []byte("{not json"), 0o600)
+	socketPost(t, dir, "/status")
+	s.Reload()
+	waitFor(t, "the config check", func() bool {
+		c, ok := s.Report().Get("config")
+		return ok && c.Level == status.Error && c.Action != ""
+	})
+	config.Save(dir.Config(), config.Default())
+	s.Reload()
+	waitFor(t, "the config check to clear", func() bool { _, ok := s.Report().Get("config"); return !ok })
+}
+
+func TestMappingsFollowServices(t *testing.T) {
+	p := DefaultPorts()
+	cfg := config.Default()
+	if m := p.Mappings(cfg, false, false); len(m) != 2 {
+		t.Fatalf("chat only: %v", m)
+	}
+	cfg.Net.ACME.Enabled = true
+	m := p.Mappings(cfg, true, true)
+	want := 2 + 1 + 2 + 2 + 10
+	if len(m) != want {
+		t.Fatalf("all services: %d mappings, want %d: %v", len(m), want, m)
+	}
+}

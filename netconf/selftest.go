@@ -1,0 +1,147 @@
+package netconf
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/netconf/status"
+)
+
+// LocalOnly reports whether domain is a name that only works at home (or
+// over Tor), so nothing on the internet can be expected to reach it.
+func LocalOnly(domain string) bool {
+	d := strings.TrimSuffix(strings.ToLower(domain), ".")
+	for _, suf := range []string{".local", ".localhost", ".onion", ".home.arpa", ".lan", ".internal"} {
+		if d == suf[1:] || strings.HasSuffix(d, suf) {
+			return true
+		}
+	}
+	return d == "" || !strings.Contains(d, ".")
+}
+
+// selfTest connects to our own public name the way a member's phone on the
+// internet would (through the router's hairpin NAT, where it has one) and
+// checks that our chat server answers.
+func (s *Service) selfTest(ctx context.Context, cfg *config.Config) {
+	c := status.Check{ID: "selftest", Title: "Reachable from the internet"}
+	if LocalOnly(cfg.Domain) {
+		c.Level = status.Off
+		c.Message = "This box has no internet name yet, so members can chat only at home" +
+			map[bool]string{true: " or over Tor.", false: "."}[cfg.Net.Tor]
+		s.board.Set(c)
+		return
+	}
+	addr := s.opts.SelfTestAddr
+	if addr == "" {
+		addr = net.JoinHostPort(cfg.Domain, strconv.Itoa(s.opts.Ports.C2S))
+	}
+	c.Level = status.Pending
+	c.Message = "Checking whether chat apps on the internet can reach " + cfg.Domain + "…"
+	s.board.Set(c)
+	err := probeXMPP(ctx, addr, cfg.Domain)
+	c.Detail = map[string]string{"address": addr}
+	if err == nil {
+		c.Level = status.OK
+		c.Message = "Chat apps on the internet can reach " + cfg.Domain + " (checked from this box just now)."
+		s.board.Set(c)
+		return
+	}
+	c.Level = status.Error
+	c.Detail["error"] = err.Error()
+	c.Message = "This box could not reach its own chat server at " + cfg.Domain + " the way members outside would."
+	c.Action = s.selfTestAdvice(cfg)
+	s.board.Set(c)
+}
+
+// selfTestAdvice picks the most likely cause from what the other parts found.
+func (s *Service) selfTestAdvice(cfg *config.Config) string {
+	r := s.board.Report()
+	bad := func(id string) bool { c, ok := r.Get(id); return ok && (c.Level == status.Error || c.Level == status.Warn) }
+	switch {
+	case bad("lan"):
+		return "First get the box onto your home network (see above)."
+	case bad("external"):
+		c, _ := r.Get("external")
+		return "Your router has no address of its own on the internet (" + c.Message + "). Turn on Tor in the settings so members can reach the box anyway, or ask your internet provider for a public IPv4 address or IPv6."
+	}
+	for _, c := range r.Checks {
+		if strings.HasPrefix(c.ID, "dns/") && c.Level == status.Error {
+			return "Fix the DNS records listed above at your domain host; changes can take an hour to be seen everywhere."
+		}
+	}
+	if !cfg.Net.UPnP {
+		return fmt.Sprintf("Either allow this box to open its ports on the router (Settings → Network → \"Let Hearth set up the router\"), or in your router's own settings forward TCP ports %d and %d to this box.", s.opts.Ports.C2S, s.opts.Ports.C2STLS)
+	}
+	if bad("router") {
+		return "The router did not accept the port forwarding (see above). Turn on UPnP in your router's settings, or forward the ports by hand."
+	}
+	return "Some routers cannot connect to their own internet address (no \"hairpin NAT\"), which makes this test fail even when everything works: ask a member who is not at home to try logging in. If that fails too, restart the router."
+}
+
+// probeXMPP opens a stream to addr and checks that an XMPP server for
+// domain answers: a port that is open but belongs to something else fails.
+func probeXMPP(ctx context.Context, addr, domain string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", addr, err)
+	}
+	defer c.Close()
+	dl, _ := ctx.Deadline()
+	c.SetDeadline(dl)
+	fmt.Fprintf(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>", domain)
+	var got []byte
+	buf := make([]byte, 2048)
+	for len(got) < 16<<10 {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if bytes.Contains(got, []byte("starttls")) || bytes.Contains(got, []byte("<stream:features")) {
+			return nil
+		}
+		if bytes.Contains(got, []byte("host-unknown")) {
+			return fmt.Errorf("%s answers, but not for %s", addr, domain)
+		}
+		if err != nil {
+			if len(got) == 0 {
+				return fmt.Errorf("%s accepted the connection but sent nothing back: it does not answer like a chat server: %w", addr, err)
+			}
+			return fmt.Errorf("%s does not answer like a chat server: %w", addr, err)
+		}
+	}
+	return fmt.Errorf("%s does not answer like a chat server", addr)
+}
+
+// SelfTest runs the self-test now with the current config.
+func (s *Service) SelfTest(ctx context.Context) {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	s.selfTest(ctx, cfg)
+}
+
+// selfTestLoop runs the test a little after start (mappings and records
+// settle first) and then every six hours.
+func (s *Service) selfTestLoop(ctx context.Context, cfg *config.Config, first time.Duration) error {
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.selfTest(ctx, cfg)
+		t.Reset(6 * time.Hour)
+	}
+}
