@@ -62,7 +62,10 @@ func (s *Service) selfTest(ctx context.Context, cfg *config.Config) {
 // selfTestAdvice picks the most likely cause from what the other parts found.
 func (s *Service) selfTestAdvice(cfg *config.Config) string {
 	r := s.board.Report()
-	bad := func(id string) bool { c, ok := r.Get(id); return ok && (c.Level == status.Error || c.Level == status.Warn) }
+	bad := func(id string) bool {
+		c, ok := r.Get(id)
+		return ok && (c.Level == status.Error || c.Level == status.Warn)
+	}
 	switch {
 	case bad("lan"):
 		return "First get the box onto your home network (see above)."
