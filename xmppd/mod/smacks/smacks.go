@@ -101,6 +101,19 @@ func (r *registry) nonza(srv *server.Server, sess *session.Session, el *stream.E
 	}
 }
 
+// sharedTop reports whether another available resource ranks with sess
+// for bare-JID messages (non-negative priority at least sess's), so it was
+// given the same messages. Priorities that changed since cannot be known;
+// this errs towards a duplicate rather than a loss only when they rose.
+func sharedTop(others []*session.Session, sess *session.Session) bool {
+	for _, x := range others {
+		if x != sess && x.Priority() >= 0 && x.Priority() >= sess.Priority() {
+			return true
+		}
+	}
+	return false
+}
+
 // reroute delivers again what the client never confirmed: messages go to
 // the account's other resources or to offline storage; an iq addressed to
 // it gets an error back so the asker does not wait forever.
@@ -114,9 +127,9 @@ func reroute(srv *server.Server, sess *session.Session) {
 			case "error", "groupchat", "headline":
 				continue
 			}
-			if el.Get("to") != sess.JID.String() && len(others) > 0 {
-				// Sent to the bare JID: the other resources got their
-				// own copy already.
+			if el.Get("to") != sess.JID.String() && sharedTop(others, sess) {
+				// Sent to the bare JID while another resource had at
+				// least this one's priority: that one got its own copy.
 				continue
 			}
 			st := &server.Stanza{El: el, To: bare}
