@@ -184,6 +184,7 @@ type result struct {
 	loginN    map[int]time.Duration
 	idleCPU   float64 // seconds over the idle window
 	idleWake  float64 // context switches per second
+	idleWakeN int64   // context switches in the idle window
 	idleSess  int
 	sat       satResult
 	// Run-queue waits during the latency run: time the server and the
@@ -286,7 +287,8 @@ func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
 			b := measure(pid)
 			r.idleSess = n
 			r.idleCPU = float64(b.cpuTicks-a.cpuTicks) / clkTck
-			r.idleWake = float64(b.ctxsw-a.ctxsw) / o.idleWindow.Seconds()
+			r.idleWakeN = int64(b.ctxsw - a.ctxsw)
+			r.idleWake = float64(r.idleWakeN) / o.idleWindow.Seconds()
 		}
 	}
 	// Messaging and logins run on a freshly restarted server with only the

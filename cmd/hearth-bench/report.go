@@ -136,7 +136,7 @@ func report(o *options, rs []*result) string {
 		}
 		check(&b, fmt.Sprintf("p99 latency at %d msg/s < 10 ms", o.latRate), h.lat.received > 0 && h.lat.p99 < 10*time.Millisecond,
 			fmt.Sprintf("%.2f ms", ms(h.lat.p99)))
-		check(&b, "zero wake-ups per second with idle sessions", h.idleWake == 0, fmt.Sprintf("%.1f/s", h.idleWake))
+		check(&b, "zero wake-ups per second with idle sessions", h.idleWake == 0, fmt.Sprintf("%d in %v", h.idleWakeN, o.idleWindow))
 	}
 	b.WriteString("\nRSS is VmRSS summed over the server's process tree; CPU is utime+stime from /proc/PID/stat over the tree; " +
 		"wake-ups are voluntary+nonvoluntary context switches summed over every thread (/proc/PID/task/*/status) during the idle window, divided by its length. " +
