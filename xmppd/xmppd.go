@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +28,8 @@ type Options struct {
 	Domain string
 	C2S    string // STARTTLS listener address; "" for none
 	C2STLS string // direct TLS listener address; "" for none
-	// C2SOnion is where tor forwards the onion service's c2s port (a
-	// loopback address of its own); "" for none.
+	// C2SOnion is where tor forwards the onion service's c2s port:
+	// "unix:PATH" or a loopback address of its own; "" for none.
 	C2SOnion   string
 	NoShaping  bool // lift rate and connection limits (benchmarks)
 	AllowPlain bool // offer SASL PLAIN over TLS for old clients
@@ -105,7 +106,13 @@ func Start(opts Options) (*Daemon, error) {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		network, addr := "tcp", l.addr
+		if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+			// Left by a killed process; the store's lock means we own it.
+			network, addr = "unix", p
+			os.Remove(p)
+		}
+		ln, err := net.Listen(network, addr)
 		if err != nil {
 			return fail(fmt.Errorf("c2s listen %s: %w", l.addr, err))
 		}

@@ -40,6 +40,11 @@ func (d Dir) Tor() string { return filepath.Join(string(d), "tor") }
 // Update holds the update agent's persisted floors and downloads.
 func (d Dir) Update() string { return filepath.Join(string(d), "update") }
 
+// OnionC2S is where xmppd takes the c2s connections tor forwards from the
+// onion service. A unix socket rather than a loopback port: no port to
+// collide with, and nothing on the network can pretend to be tor.
+func (d Dir) OnionC2S() string { return filepath.Join(string(d), "onion-c2s.sock") }
+
 // NetconfSocket is netconf's local API (reachability status, reload,
 // self-test), reachable only by processes on the box.
 func (d Dir) NetconfSocket() string { return filepath.Join(string(d), "netconf.sock") }

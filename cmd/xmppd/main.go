@@ -43,7 +43,7 @@ func main() {
 		domain      = flag.String("domain", "", "XMPP domain (default: the appliance config's)")
 		c2sAddr     = flag.String("c2s", ":5222", "STARTTLS client listener address")
 		c2sTLS      = flag.String("c2s-tls", ":5223", "direct TLS client listener address (XEP-0368)")
-		c2sOnion    = flag.String("c2s-onion", "", "listener for c2s connections forwarded by tor from the onion service (e.g. 127.0.0.1:5322); never treated as local")
+		c2sOnion    = flag.String("c2s-onion", "", "listener for c2s connections forwarded by tor from the onion service, unix:PATH or HOST:PORT (default unix:STATE/onion-c2s.sock; \"none\" for none); never treated as local")
 		dev         = flag.Bool("dev", false, "laptop mode: domain hearth.localhost, loopback listeners, print an admin account")
 		noShaping   = flag.Bool("no-shaping", false, "lift read-rate and connection limits (benchmarks only)")
 		allowPlain  = flag.Bool("allow-plain", false, "also offer SASL PLAIN (over TLS) for clients without SCRAM")
@@ -100,6 +100,12 @@ func main() {
 			fatal(err)
 		}
 		return
+	}
+	switch *c2sOnion {
+	case "":
+		*c2sOnion = "unix:" + dir.OnionC2S()
+	case "none":
+		*c2sOnion = ""
 	}
 	d, err := xmppd.Start(xmppd.Options{
 		State: dir, Domain: *domain, C2S: *c2sAddr, C2STLS: *c2sTLS, C2SOnion: *c2sOnion,

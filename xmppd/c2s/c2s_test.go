@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -321,4 +322,17 @@ func TestOnionConnectionsHaveTheirOwnBucket(t *testing.T) {
 func isTimeoutErr(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// On the box tor forwards to a unix socket in the state directory.
+func TestOnionListenerOnUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "onion.sock")
+	d := xmpptest.Start(t, func(o *xmppd.Options) { o.C2SOnion = "unix:" + path })
+	if d.C2SOnionAddr == nil || d.C2SOnionAddr.Network() != "unix" {
+		t.Fatalf("onion listener: %v", d.C2SOnionAddr)
+	}
+	f := xmpptest.Dial(t, d.C2SOnionAddr, false).Open()
+	if f.Child("urn:ietf:params:xml:ns:xmpp-tls", "starttls") == nil {
+		t.Fatalf("features over the unix socket: %s", f)
+	}
 }

@@ -63,7 +63,7 @@ type Client struct {
 // Dial connects to addr, with TLS from the first byte if direct.
 func Dial(t testing.TB, addr net.Addr, direct bool) *Client {
 	t.Helper()
-	raw, err := net.Dial("tcp", addr.String())
+	raw, err := net.Dial(addr.Network(), addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}
