@@ -47,6 +47,9 @@ type Options struct {
 	// domain's public address (tests; a box behind a router that cannot
 	// hairpin).
 	SelfTestAddr string
+	// TorOffline keeps tor off the Tor network (tests: the onion service
+	// is created but never published).
+	TorOffline bool
 }
 
 // Service is netconf running.

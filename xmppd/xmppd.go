@@ -84,6 +84,9 @@ func Start(opts Options) (*Daemon, error) {
 		return fail(err)
 	}
 	d.Certs = certs
+	if certs.Recovered != nil {
+		opts.Log.Warn("the certificate could not be used; serving a self-signed one until a new one is issued", "err", certs.Recovered)
+	}
 	cfg := c2s.DefaultConfig(srv, certs, opts.Log)
 	if opts.AuthTimout > 0 {
 		cfg.AuthTimeout = opts.AuthTimout

@@ -27,6 +27,9 @@ import (
 // handshake, at most once a minute, so an idle server sets no timer.
 type Certs struct {
 	dir string
+	// Recovered is why Load set the files in the directory aside (they
+	// could not be used) and started over with a self-signed certificate.
+	Recovered error
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
@@ -51,7 +54,19 @@ func Load(dir string, names []string) (*Certs, error) {
 		}
 	}
 	if err := c.reload(); err != nil {
-		return nil, err
+		// A half-written or mismatched pair must not keep the chat
+		// server from starting: members can still connect (accepting
+		// the self-signed certificate) while netconf gets a new one.
+		suffix := ".broken-" + time.Now().UTC().Format("20060102T150405")
+		os.Rename(c.certPath(), c.certPath()+suffix)
+		os.Rename(c.keyPath(), c.keyPath()+suffix)
+		if serr := SelfSigned(c.certPath(), c.keyPath(), names); serr != nil {
+			return nil, fmt.Errorf("%w; and no self-signed certificate either: %w", err, serr)
+		}
+		if rerr := c.reload(); rerr != nil {
+			return nil, rerr
+		}
+		c.Recovered = fmt.Errorf("%w (set aside as *%s)", err, suffix)
 	}
 	return c, nil
 }
