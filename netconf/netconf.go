@@ -19,11 +19,13 @@ package netconf
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -50,6 +52,14 @@ type Options struct {
 	// TorOffline keeps tor off the Tor network (tests: the onion service
 	// is created but never published).
 	TorOffline bool
+	// DNSResolver ("host:port") answers the record checks and DNS-01
+	// propagation checks instead of the system's resolver (tests).
+	DNSResolver string
+	// ACMERoots are trusted for the CA's own HTTPS (a test CA); nil means
+	// the system's. ACMEHTTPAddr and ACMETLSAddr move the challenge
+	// listeners off :80 and :443 (tests).
+	ACMERoots                 *x509.CertPool
+	ACMEHTTPAddr, ACMETLSAddr string
 }
 
 // Service is netconf running.
@@ -64,6 +74,9 @@ type Service struct {
 	parts *running // the parts for the current config
 	cfg   *config.Config
 
+	extMu sync.Mutex
+	ext   []netip.Addr // the home's public addresses, from the router
+
 	writeMu  sync.Mutex
 	lastFile []byte
 }
@@ -77,6 +90,13 @@ func New(opts Options) *Service {
 		opts.Ports = DefaultPorts()
 	}
 	return &Service{opts: opts, reload: make(chan struct{}, 1), selftest: make(chan chan struct{})}
+}
+
+// externalAddrs are the home's public addresses as last learned.
+func (s *Service) externalAddrs() []netip.Addr {
+	s.extMu.Lock()
+	defer s.extMu.Unlock()
+	return s.ext
 }
 
 // Board is where the parts report; exposed for tests and for the command.

@@ -27,7 +27,8 @@ func startService(t *testing.T, cfg *config.Config, selfAddr string) (*Service, 
 	if err := config.Save(dir.Config(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{State: dir, Local: true, SelfTestAddr: selfAddr})
+	// No DNS traffic leaves the machine: nothing listens on port 9 here.
+	s := New(Options{State: dir, Local: true, SelfTestAddr: selfAddr, DNSResolver: "127.0.0.1:9"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -139,16 +140,6 @@ func TestLocalOnlyDomainNeedsNoSelfTest(t *testing.T) {
 	c, _ := r.Get("selftest")
 	if c.Level != status.Off || !strings.Contains(c.Message, "only at home") {
 		t.Fatalf("hearth.local self-test: %+v", c)
-	}
-	for _, d := range []string{"hearth.local", "x.onion", "hearth.localhost", "box.home.arpa", "localhost"} {
-		if !LocalOnly(d) {
-			t.Errorf("LocalOnly(%q) = false", d)
-		}
-	}
-	for _, d := range []string{"club.example", "chat.gardening.org."} {
-		if LocalOnly(d) {
-			t.Errorf("LocalOnly(%q) = true", d)
-		}
 	}
 }
 

@@ -10,27 +10,16 @@ import (
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/netconf/acme"
 	"github.com/hearthchat/hearth/netconf/status"
 )
-
-// LocalOnly reports whether domain is a name that only works at home (or
-// over Tor), so nothing on the internet can be expected to reach it.
-func LocalOnly(domain string) bool {
-	d := strings.TrimSuffix(strings.ToLower(domain), ".")
-	for _, suf := range []string{".local", ".localhost", ".onion", ".home.arpa", ".lan", ".internal"} {
-		if d == suf[1:] || strings.HasSuffix(d, suf) {
-			return true
-		}
-	}
-	return d == "" || !strings.Contains(d, ".")
-}
 
 // selfTest connects to our own public name the way a member's phone on the
 // internet would (through the router's hairpin NAT, where it has one) and
 // checks that our chat server answers.
 func (s *Service) selfTest(ctx context.Context, cfg *config.Config) {
 	c := status.Check{ID: "selftest", Title: "Reachable from the internet"}
-	if LocalOnly(cfg.Domain) {
+	if !acme.Public(cfg.Domain) {
 		c.Level = status.Off
 		c.Message = "This box has no internet name yet, so members can chat only at home" +
 			map[bool]string{true: " or over Tor.", false: "."}[cfg.Net.Tor]
