@@ -6,6 +6,21 @@ import (
 	"time"
 )
 
+// setup starts a poller and a loopback listener (closed at the end).
+func setup(t *testing.T) (*Poller, net.Listener) {
+	t.Helper()
+	p, err := NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return p, ln
+}
+
 // pair returns a connected loopback TCP pair: the server side wrapped.
 func pair(t *testing.T, ln net.Listener) (*Conn, net.Conn) {
 	t.Helper()
@@ -34,15 +49,7 @@ func wokeWithin(ch <-chan struct{}, d time.Duration) bool {
 }
 
 func TestParkWakesOnData(t *testing.T) {
-	p, err := NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	p, ln := setup(t)
 	c, peer := pair(t, ln)
 	defer c.Close()
 	defer peer.Close()
@@ -76,15 +83,7 @@ func TestParkWakesOnData(t *testing.T) {
 // teardown forgot a connection a second time after the session had closed
 // it, and under load a new connection had taken the number and parked.)
 func TestLateForgetSparesReusedDescriptor(t *testing.T) {
-	p, err := NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	p, ln := setup(t)
 	old, oldPeer := pair(t, ln)
 	if err := p.Park(old, func() {}); err != nil {
 		t.Fatal(err)
@@ -125,15 +124,7 @@ func TestLateForgetSparesReusedDescriptor(t *testing.T) {
 }
 
 func TestForgetReturnsWake(t *testing.T) {
-	p, err := NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	p, ln := setup(t)
 	c, peer := pair(t, ln)
 	defer c.Close()
 	defer peer.Close()
