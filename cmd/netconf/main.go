@@ -91,6 +91,7 @@ func command(dir state.Dir, cmd string, args []string) int {
 			}
 			fmt.Fprintf(os.Stderr, "netconf is not running (%v); its last report:\n", err)
 			body = b
+			err = nil
 		}
 	case "selftest":
 		body, err = call(dir, "POST", "/selftest")
