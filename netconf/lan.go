@@ -86,16 +86,26 @@ func lanCheck(r status.Reporter) status.Check {
 }
 
 // watchLAN re-checks the address every few minutes: cheap, and a changed
-// address is what makes a stale status misleading.
+// address is what makes a stale status misleading. While there is no
+// address (at boot, before DHCP answers) it looks every few seconds, so
+// the status does not say "no network" for minutes after the cable is in.
 func watchLAN(ctx context.Context, r status.Reporter) error {
-	t := time.NewTicker(5 * time.Minute)
+	return watchLANEvery(ctx, r, 5*time.Second, 5*time.Minute)
+}
+
+func watchLANEvery(ctx context.Context, r status.Reporter, missing, present time.Duration) error {
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		lanCheck(r)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if lanCheck(r).Level == status.OK {
+			t.Reset(present)
+		} else {
+			t.Reset(missing)
 		}
 	}
 }

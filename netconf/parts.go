@@ -3,14 +3,17 @@ package netconf
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/netconf/acme"
 	"github.com/hearthchat/hearth/netconf/dnsrec"
+	"github.com/hearthchat/hearth/netconf/mdns"
 	"github.com/hearthchat/hearth/netconf/onion"
 	"github.com/hearthchat/hearth/netconf/status"
+	"github.com/hearthchat/hearth/netconf/upnp"
 )
 
 // partsFor is the one place that decides which parts run for a config.
@@ -18,6 +21,19 @@ func (s *Service) partsFor(cfg *config.Config) []part {
 	ps := []part{
 		{"lan", func(ctx context.Context) error { return watchLAN(ctx, &s.board) }},
 		{"selftest", func(ctx context.Context) error { return s.selfTestLoop(ctx, cfg, 30*time.Second) }},
+	}
+	if s.opts.Local {
+		// A laptop running `make run` must not answer for hearth.local on
+		// the network it happens to be on.
+		s.board.Set(status.Check{ID: mdns.CheckID, Title: "Name on the home network", Level: status.Off,
+			Message: "Not announced on the network: this is a test run on a computer."})
+	} else {
+		ps = append(ps, s.mdnsPart(cfg))
+	}
+	if cfg.Net.UPnP {
+		ps = append(ps, s.upnpPart(cfg))
+	} else {
+		upnp.Disabled(&s.board)
 	}
 	if cfg.Net.ACME.Enabled && acme.Public(cfg.Domain) {
 		ps = append(ps, s.acmePart(cfg))
@@ -103,8 +119,90 @@ func (s *Service) onionPart() part {
 	return part{"onion", svc.Run}
 }
 
+// mdnsPart answers for hearth.local (or the configured name) so phones at
+// home find the setup pages.
+func (s *Service) mdnsPart(cfg *config.Config) part {
+	r, err := mdns.New(mdns.Options{Hostname: cfg.Net.Hostname, HTTPPort: s.opts.Ports.HTTP, Reporter: &s.board})
+	if err != nil {
+		return part{"mdns", func(context.Context) error {
+			s.board.Set(status.Check{ID: mdns.CheckID, Title: "Name on the home network", Level: status.Error,
+				Message: "The box's name cannot be used on the home network.",
+				Action:  "Give the box a name of letters, digits and hyphens in Settings → Network.",
+				Detail:  map[string]string{"error": err.Error()}})
+			return err
+		}}
+	}
+	return part{"mdns", r.Run}
+}
+
+// upnpOptions are the router client's settings for cfg, shared by the
+// running part and the factory reset (which must delete the same ports).
+func (s *Service) upnpOptions(cfg *config.Config) upnp.Options {
+	var ports []upnp.Port
+	for _, m := range s.opts.Ports.Mappings(cfg, false, false) {
+		ports = append(ports, upnp.Port{Proto: m.Proto, Port: m.Port, Description: m.Description})
+	}
+	return upnp.Options{Ports: ports, Reporter: &s.board, Log: s.opts.Log}
+}
+
+// upnpPart keeps the router's port mappings and learns the home's public
+// address from it; with a DNS provider configured, the domain's address
+// records follow that address (dynamic DNS).
+func (s *Service) upnpPart(cfg *config.Config) part {
+	o := s.upnpOptions(cfg)
+	var updater *dnsrec.Updater
+	if cfg.Net.DNS.Provider != "" && acme.Public(cfg.Domain) {
+		p, err := dnsrec.NewProvider(cfg.Net.DNS)
+		if err != nil {
+			s.board.Set(status.Check{ID: dnsrec.CheckDDNS, Title: "Address of " + cfg.Domain + " kept current",
+				Level: status.Error, Message: "The DNS host settings cannot be used.",
+				Action: "Check the DNS host settings in Settings → Network.",
+				Detail: map[string]string{"error": err.Error()}})
+		} else {
+			updater = dnsrec.NewUpdater(dnsrec.UpdaterOptions{Provider: p,
+				Zone: dnsrec.Zone(cfg.Net.DNS, cfg.Domain), Name: cfg.Domain, Reporter: &s.board})
+		}
+	} else {
+		s.board.Remove(dnsrec.CheckDDNS)
+	}
+	// Only the newest address list matters to the updater.
+	addrs := make(chan []netip.Addr, 1)
+	o.OnExternal = func(a []netip.Addr) {
+		s.extMu.Lock()
+		s.ext = a
+		s.extMu.Unlock()
+		select {
+		case <-addrs:
+		default:
+		}
+		addrs <- a
+	}
+	c := upnp.New(o)
+	return part{"upnp", func(ctx context.Context) error {
+		if updater != nil {
+			done := make(chan struct{})
+			defer func() { <-done }()
+			go func() {
+				defer close(done)
+				updater.Run(ctx, addrs)
+			}()
+		}
+		return c.Run(ctx)
+	}}
+}
+
 // FactoryReset removes what netconf put outside the box (the router's port
-// mappings) before the state directory is wiped.
+// mappings) before the state directory is wiped. The parts are stopped
+// first so nothing maps the ports again.
 func (s *Service) FactoryReset(ctx context.Context) error {
-	return nil
+	s.mu.Lock()
+	r, cfg := s.parts, s.cfg
+	s.mu.Unlock()
+	if r != nil {
+		r.stop()
+	}
+	if cfg == nil || !cfg.Net.UPnP {
+		return nil
+	}
+	return upnp.New(s.upnpOptions(cfg)).DeleteAll(ctx)
 }
