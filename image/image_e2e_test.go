@@ -1,4 +1,4 @@
-//go:build e2e_image
+//go:build e2e
 
 package image_test
 
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/image"
 	"github.com/hearthchat/hearth/image/vm"
 )
@@ -64,7 +65,10 @@ func TestPiImage(t *testing.T) {
 	// Root file system: our programs for arm64, gokrazy's init, no password.
 	root := extractSquashfs(t, img, parts[1])
 	listing := squashfsList(t, root)
-	for _, f := range []string{"/gokrazy/init", "/gokrazy/dhcp", "/user/xmppd", "/user/updater", "/etc/hearth/update-root.json"} {
+	// Tor for the onion service: the bundle of image/tor/collect.sh, laid
+	// out where netconf/onion looks for it (onion.BundleDir).
+	for _, f := range []string{"/gokrazy/init", "/gokrazy/dhcp", "/user/xmppd", "/user/netconf", "/user/updater", "/etc/hearth/update-root.json",
+		"/usr/lib/tor/tor", "/usr/lib/tor/ld-linux-aarch64.so.1", "/usr/lib/tor/lib/libc.so.6"} {
 		if !listing[f] {
 			t.Errorf("root file system lacks %s", f)
 		}
@@ -72,7 +76,7 @@ func TestPiImage(t *testing.T) {
 	if listing["/etc/gokr-pw.txt"] {
 		t.Error("root file system has /etc/gokr-pw.txt: gokrazy's web UI would accept a password over the network")
 	}
-	for _, prog := range []string{"/user/xmppd", "/user/updater"} {
+	for _, prog := range []string{"/user/xmppd", "/user/netconf", "/user/updater", "/usr/lib/tor/tor"} {
 		if m := elfMachine(t, root, prog); m != elf.EM_AARCH64 {
 			t.Errorf("%s is built for %v, want arm64", prog, m)
 		}
@@ -280,6 +284,7 @@ func buildVMImage(t *testing.T, version string) vmImage {
 // buildVMImageWith lets prepare add files to the state dir before /perm is made.
 func buildVMImageWith(t *testing.T, version string, prepare func(state string)) vmImage {
 	t.Helper()
+	gok(t)
 	seed := t.TempDir()
 	state := filepath.Join(seed, "hearth")
 	if err := os.MkdirAll(state, 0o700); err != nil {
@@ -344,7 +349,7 @@ func bootVMWith(t *testing.T, img string, feedPort int) (*vm.VM, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := vm.Options{Image: img, Serial: serial, Ports: map[int]int{5222: port}, Log: logf}
+	opts := vm.Options{Image: img, Serial: serial, Ports: map[int]int{5222: port}, Log: logf, Isolate: true}
 	if feedPort != 0 {
 		opts.GuestFwd = map[string]int{feedAddr: feedPort}
 	}
@@ -368,22 +373,43 @@ func bootVMWith(t *testing.T, img string, feedPort int) (*vm.VM, int) {
 
 func chat(t *testing.T, v vmImage, port int, body string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	return chatMode(t, v, port, "chat", body)
+}
+
+// chatMode runs chat.py in mode chat (both online), store (alice leaves a
+// message for an offline bob) or fetch (bob must get that stored message).
+func chatMode(t *testing.T, v vmImage, port int, mode, body string) string {
+	t.Helper()
+	out, err := runChat(v, port, mode, body, 60)
+	if err != nil {
+		t.Fatalf("slixmpp %s: %v\n%s", mode, err, out)
+	}
+	return out
+}
+
+func runChat(v vmImage, port int, mode, body string, timeout int) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeout+30)*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "chat.py"),
-		"--port", fmt.Sprint(port), "--domain", v.Domain, "--ca", v.CA,
-		"--sender", v.Alice, "--receiver", v.Bob, "--body", body, "--timeout", "60")
+		"--port", fmt.Sprint(port), "--domain", v.Domain, "--ca", v.CA, "--mode", mode,
+		"--sender", v.Alice, "--receiver", v.Bob, "--body", body, "--timeout", fmt.Sprint(timeout))
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("slixmpp chat: %v\n%s", err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(string(out)), err
 }
 
 // TestVMBootsAndChats boots the amd64 image under qemu and has two slixmpp
 // clients exchange a message through the forwarded port.
 func TestVMBootsAndChats(t *testing.T) {
-	img := buildVMImage(t, "1")
+	// The onion service is on, so netconf starts the bundled tor through its
+	// own loader on a box without libc. It reaches nothing: qemu's network
+	// is restrict=on inside a namespace holding only a loopback.
+	cfg := config.Default()
+	cfg.Net.Tor = true
+	img := buildVMImageWith(t, "1", func(state string) {
+		if err := config.Save(filepath.Join(state, "config.json"), cfg); err != nil {
+			t.Fatal(err)
+		}
+	})
 	checkPartitions(t, img.Path, image.TypeRootX86_64)
 	start := time.Now()
 	v, port := bootVM(t, img.Path)
@@ -395,4 +421,67 @@ func TestVMBootsAndChats(t *testing.T) {
 	t.Logf("boot to XMPP answering: %v", time.Since(start).Round(100*time.Millisecond))
 	res := chat(t, img, port, "hello from the host")
 	t.Logf("boot to message delivered: %v (%s)", time.Since(start).Round(100*time.Millisecond), res)
+	chatMode(t, img, port, "store", "for bob when he is back")
+	chatMode(t, img, port, "fetch", "for bob when he is back")
+	// Delivered once: the store dropped it, and a fetch that gets nothing fails.
+	if out, err := runChat(img, port, "fetch", "for bob when he is back", 5); err == nil {
+		t.Errorf("a delivered offline message came again: %s", out)
+	}
+
+	// netconf runs on the box beside xmppd: it reports its checks in
+	// /perm/hearth/status/netconf.json, and the onion check names the
+	// version of the tor it started. Give tor time to come up and ext4 its
+	// 5 s commit interval, so the file survives the power cut.
+	if d := 40*time.Second - time.Since(start); d > 0 {
+		time.Sleep(d)
+	}
+	v.Stop()
+	var report struct {
+		Checks []struct {
+			ID, Level, Message string
+			Detail             map[string]string
+		}
+	}
+	raw := permFile(t, img.Path, "/hearth/status/netconf.json")
+	if err := json.Unmarshal(raw, &report); err != nil {
+		t.Fatalf("netconf status on /perm: %v\n%s", err, raw)
+	}
+	ids := map[string]bool{}
+	for _, c := range report.Checks {
+		ids[c.ID] = true
+		if c.ID == "onion" {
+			if !strings.HasPrefix(c.Detail["tor"], "0.") || !strings.HasSuffix(c.Detail["address"], ".onion") {
+				t.Errorf("tor did not run on the box: onion check %s %q %v", c.Level, c.Message, c.Detail)
+			} else {
+				t.Logf("tor %s ran on the box for %s", c.Detail["tor"], c.Detail["address"])
+			}
+		}
+	}
+	if !ids["lan"] || !ids["onion"] {
+		t.Errorf("netconf's status on the box lacks the lan and onion checks:\n%s", raw)
+	}
+}
+
+// permFile reads a file from the ext4 /perm partition of a VM image whose
+// qemu was killed: a copy of the partition gets its journal replayed by
+// e2fsck first.
+func permFile(t *testing.T, img, path string) []byte {
+	t.Helper()
+	p := partition(t, img, 4)
+	cp := filepath.Join(t.TempDir(), "perm.ext4")
+	if out, err := exec.Command("dd", "if="+img, "of="+cp, "bs=1M", "conv=sparse", "status=none",
+		fmt.Sprintf("skip=%d", p.Start>>20), fmt.Sprintf("count=%d", (p.Size+1<<20-1)>>20)).CombinedOutput(); err != nil {
+		t.Fatalf("copy /perm: %v\n%s", err, out)
+	}
+	// Exit status 1 means "errors corrected" (the journal replay).
+	if out, err := exec.Command("e2fsck", "-fy", cp).CombinedOutput(); err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
+			t.Fatalf("e2fsck of /perm after the power cut: %v\n%s", err, out)
+		}
+	}
+	out, err := exec.Command("debugfs", "-R", "cat "+path, cp).Output()
+	if err != nil || len(out) == 0 {
+		t.Fatalf("/perm%s: %v (%d bytes)", path, err, len(out))
+	}
+	return out
 }

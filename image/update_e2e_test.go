@@ -1,4 +1,4 @@
-//go:build e2e_image
+//go:build e2e
 
 package image_test
 
@@ -27,8 +27,10 @@ const feedAddr = "10.0.2.100:80"
 // TestVMUpdates walks one VM through the update agent's life: refusals of a
 // wrong key, stale metadata and a truncated download while release 1 keeps
 // running; release 1 -> 2 through a trial boot; refusal of an older release;
-// and the automatic rollback of a release 3 whose xmppd cannot start.
+// the automatic rollback of a release 3 whose xmppd cannot start; and a
+// power cut during the trial of release 4, after which release 2 boots.
 func TestVMUpdates(t *testing.T) {
+	gok(t)
 	repo := repoDir(t)
 	keys, err := update.LoadOrCreateKeys(filepath.Join(repo, "keys"))
 	if err != nil {
@@ -56,6 +58,12 @@ func TestVMUpdates(t *testing.T) {
 	b3.Overrides = brokenXmppd(t, repo)
 	root3 := filepath.Join(out, "root3.squashfs")
 	if err := b3.Root(image.VM, root3); err != nil {
+		t.Fatalf("%v\n%s", err, gokLog(t))
+	}
+	b4 := builder(t, "4")
+	b4.Overrides = b3.Overrides
+	root4 := filepath.Join(out, "root4.squashfs")
+	if err := b4.Root(image.VM, root4); err != nil {
 		t.Fatalf("%v\n%s", err, gokLog(t))
 	}
 	st, _ := os.Stat(root2)
@@ -112,6 +120,8 @@ func TestVMUpdates(t *testing.T) {
 		t.Fatal("a refused update was installed")
 	}
 	chat(t, v1, port, "still release 1 after the refusals")
+	// History: a message bob has not fetched yet sits in release 1's store.
+	chatMode(t, v1, port, "store", "kept across the update to release 2")
 
 	// Release 1 -> 2.
 	mark = v.SerialLog()
@@ -123,15 +133,20 @@ func TestVMUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("update available to release 2 committed: %v; serving XMPP: %v", committed.Round(100*time.Millisecond), time.Since(available).Round(100*time.Millisecond))
+	chatMode(t, v1, port, "fetch", "kept across the update to release 2")
 	chat(t, v1, port, "after the update to release 2")
 
 	// An older release is refused.
 	mark = v.SerialLog()
 	publish(keys, 1, root2, nil)
 	waitSerialAfter(t, ctx, v, mark, "older release", 60*time.Second)
+	if strings.Contains(v.SerialLog()[len(mark):], "rebooting into its trial") {
+		t.Fatal("an older release was installed")
+	}
 
 	// Release 3 cannot start xmppd: its trial fails the health gate and the
 	// box goes back to release 2 by itself.
+	chatMode(t, v1, port, "store", "kept across the rollback of release 3")
 	mark = v.SerialLog()
 	available = time.Now()
 	publish(keys, 3, root3, nil)
@@ -142,12 +157,30 @@ func TestVMUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSerialAfter(t, ctx, v, mark, "release 3 failed its trial on this box", 60*time.Second)
+	chatMode(t, v1, port, "fetch", "kept across the rollback of release 3")
 	chat(t, v1, port, "back on release 2 after the rollback")
 	t.Logf("release 3 published to back on release 2 and serving: %v", time.Since(available).Round(100*time.Millisecond))
 
+	// Power lost during a trial: release 4 (again with a broken xmppd) is
+	// booted on trial and the box is cut off before its gate can decide.
+	// The next boot must be release 2 without any help from the agent.
+	mark = v.SerialLog()
+	publish(keys, 4, root4, nil)
+	waitSerialAfter(t, ctx, v, mark, "hearth-updater: started: version 4 ", 3*time.Minute)
+	waitSerialAfter(t, ctx, v, mark, "release 4 on trial", 60*time.Second)
+	serial := v.SerialLog()
+	v.Stop()
+	v, port = bootVMWith(t, v1.Path, srv)
+	if err := v.WaitXMPP(ctx, port, v1.Domain); err != nil {
+		t.Fatal(err)
+	}
+	waitSerial(t, ctx, v, "hearth-updater: started: version 2 ", 60*time.Second)
+	waitSerial(t, ctx, v, "rolled back release 4: it did not pass its health gate before the box restarted", 60*time.Second)
+	chat(t, v1, port, "back on release 2 after the power cut")
+
 	// What the box said, without the periodic checks.
 	var lines []string
-	for _, l := range strings.Split(v.SerialLog(), "\n") {
+	for _, l := range strings.Split(serial+v.SerialLog(), "\n") {
 		if (strings.Contains(l, "hearth-updater") && !strings.Contains(l, "checking:") && !strings.Contains(l, "failed its trial on this box")) ||
 			strings.Contains(l, "switching to inactive") {
 			lines = append(lines, strings.TrimSpace(l))

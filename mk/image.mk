@@ -9,7 +9,7 @@
 # itself is the gokrazy instance dir (config.json, builddir/), whatever the
 # clone's directory is called.
 
-APT_TEST_PKGS += qemu-system-x86 mtools fdisk dosfstools e2fsprogs squashfs-tools
+APT_TEST_PKGS += qemu-system-x86 mtools fdisk dosfstools e2fsprogs squashfs-tools iproute2
 
 GOK := $(CURDIR)/.cache/bin/gok
 RELEASE ?= 1
@@ -21,11 +21,19 @@ VM_PORT_HTTP ?= 8000
 
 .PHONY: image vm release gok
 
+# Tor for the onion service goes into the image as extra files (config.json:
+# netconf's ExtraFilePaths "/usr/lib/tor": "out/tor"; gok picks the tar of
+# the target architecture). Debian's tor and its libraries, fetched once by
+# image/tor/collect.sh through `make tor-bundle` (mk/netconf-tor.mk).
+TOR_TARS := out/tor_arm64.tar out/tor_amd64.tar
+$(TOR_TARS) &: image/tor/collect.sh
+	$(MAKE) tor-bundle
+
 gok: $(GOK)
 $(GOK): tools/go.mod tools/go.sum
 	cd tools && GOWORK=off $(GO) build -o $(GOK) github.com/gokrazy/tools/cmd/gok
 
-image: $(GOK)
+image: $(GOK) $(TOR_TARS)
 	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS)
 
 # User-mode networking with restrict=on: the guest reaches nothing but the
@@ -41,11 +49,14 @@ vm: $(GOK)
 # static web server (or copy it to a USB stick) and set update.feed_url.
 # Keys are generated in ./keys on first use; keep them, or boxes flashed with
 # the old keys/root.json will refuse your releases.
-release: $(GOK)
+release: $(GOK) $(TOR_TARS)
 	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS) -feed out/feed
 
-# The qemu suites (boot, login, updates) are not part of `make test` yet:
-# they have not had a timed run in CI. Run them alone with:
+# The qemu suites (boot, login, updates; image/*_e2e_test.go, tag e2e) run in
+# `make test`: gok must exist before them (without it they skip), so it is a
+# prerequisite of test-deps. Run them alone with `make test-image`.
+test-deps: $(GOK) $(TOR_TARS)
+
 .PHONY: test-image
 test-image: test-deps $(GOK)
-	$(GO) test -tags e2e_image -count=1 -timeout 40m ./image/
+	$(GO) test -tags e2e -count=1 -timeout 20m -v ./image/

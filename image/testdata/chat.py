@@ -7,6 +7,12 @@ otherwise. Used by the qemu image tests.
 
   chat.py --host 127.0.0.1 --port 5222 --domain hearth.local --ca cert.pem \
       --sender alice:PW --receiver bob:PW --body hello
+
+With --mode store only the sender logs in and sends to the receiver's bare
+JID, so the server must keep the message (offline storage in /perm); with
+--mode fetch only the receiver logs in and must get that stored message,
+delayed (XEP-0203). The image tests put an update or a rollback between the
+two to prove the history survives it.
 """
 
 import argparse
@@ -15,6 +21,7 @@ import sys
 import time
 
 import slixmpp
+import slixmpp.exceptions
 
 
 class Client(slixmpp.ClientXMPP):
@@ -37,7 +44,59 @@ class Client(slixmpp.ClientXMPP):
         self.online.set()
 
 
+async def store(args):
+    t0 = time.monotonic()
+    user, pw = args.sender.split(":", 1)
+    c = Client("%s@%s/test" % (user, args.domain), pw, args.ca)
+    c.register_plugin("xep_0199")
+    c.connect((args.host, args.port))
+    try:
+        await asyncio.wait_for(c.online.wait(), args.timeout)
+        if c.failure:
+            return "FAIL " + c.failure
+        rcpt = "%s@%s" % (args.receiver.split(":", 1)[0], args.domain)
+        c.send_message(mto=rcpt, mbody=args.body, mtype="chat")
+        # A ping answered after the message means the server has handled it.
+        await c.plugin["xep_0199"].ping(jid=args.domain, timeout=args.timeout)
+        return "OK %.1f" % (time.monotonic() - t0)
+    except (asyncio.TimeoutError, slixmpp.exceptions.IqTimeout):
+        return "FAIL timed out after %ss" % args.timeout
+    finally:
+        c.disconnect()
+
+
+async def fetch(args):
+    t0 = time.monotonic()
+    user, pw = args.receiver.split(":", 1)
+    c = Client("%s@%s/test" % (user, args.domain), pw, args.ca)
+    c.register_plugin("xep_0203")
+    c.connect((args.host, args.port))
+    sender = "%s@%s" % (args.sender.split(":", 1)[0], args.domain)
+    try:
+        await asyncio.wait_for(c.online.wait(), args.timeout)
+        if c.failure:
+            return "FAIL " + c.failure
+        deadline = time.monotonic() + args.timeout
+        while True:
+            msg = await asyncio.wait_for(c.inbox.get(), max(0.1, deadline - time.monotonic()))
+            if msg["body"] != args.body:
+                continue
+            if msg["from"].bare != sender:
+                return "FAIL message came from %s, want %s" % (msg["from"], sender)
+            if not msg["delay"]["stamp"]:
+                return "FAIL stored message has no delay stamp"
+            return "OK %.1f" % (time.monotonic() - t0)
+    except asyncio.TimeoutError:
+        return "FAIL stored message %r not delivered within %ss" % (args.body, args.timeout)
+    finally:
+        c.disconnect()
+
+
 async def main(args):
+    if args.mode == "store":
+        return await store(args)
+    if args.mode == "fetch":
+        return await fetch(args)
     t0 = time.monotonic()
     clients = []
     for spec in (args.receiver, args.sender):
@@ -77,6 +136,7 @@ if __name__ == "__main__":
     p.add_argument("--receiver", required=True)
     p.add_argument("--body", required=True)
     p.add_argument("--timeout", type=float, default=30)
+    p.add_argument("--mode", choices=("chat", "store", "fetch"), default="chat")
     result = asyncio.run(main(p.parse_args()))
     print(result)
     sys.exit(0 if result.startswith("OK") else 1)

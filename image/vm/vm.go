@@ -2,7 +2,8 @@
 //
 // The guest gets user-mode networking with restrict=on: it can reach nothing
 // outside, and the only way in is the forwarded ports, which listen on the
-// host's loopback only.
+// host's loopback only. Tests also set Options.Isolate, which puts qemu in a
+// network namespace of its own (see netns.go).
 package vm
 
 import (
@@ -30,6 +31,10 @@ type Options struct {
 	Memory   int       // MiB; 1024 if zero
 	Log      io.Writer // qemu's own stderr
 	Extra    []string  // more qemu arguments
+	// Isolate runs qemu in a network namespace of its own that holds only
+	// a loopback (needs root); Ports and GuestFwd are then joined to the
+	// host's loopback by proxies in this process. Tests set it.
+	Isolate bool
 }
 
 // VM is a running qemu.
@@ -37,6 +42,7 @@ type VM struct {
 	opts Options
 	cmd  *exec.Cmd
 	done chan error
+	ns   *netns
 }
 
 // Start boots the image. Software emulation (TCG): this workplace's /dev/kvm
@@ -45,12 +51,19 @@ func Start(opts Options) (*VM, error) {
 	if opts.Memory == 0 {
 		opts.Memory = 1024
 	}
-	netdev := "user,id=net0,restrict=on"
-	for guest, host := range opts.Ports {
-		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, guest)
+	var ns *netns
+	if opts.Isolate {
+		var err error
+		if ns, err = newNetns(); err != nil {
+			return nil, err
+		}
 	}
-	for guest, host := range opts.GuestFwd {
-		netdev += fmt.Sprintf(",guestfwd=tcp:%s-tcp:127.0.0.1:%d", guest, host)
+	netdev, err := netdevArg(opts, ns)
+	if err != nil {
+		if ns != nil {
+			ns.close()
+		}
+		return nil, err
 	}
 	args := []string{
 		"-m", fmt.Sprint(opts.Memory), "-smp", "2",
@@ -61,12 +74,18 @@ func Start(opts Options) (*VM, error) {
 	}
 	args = append(args, opts.Extra...)
 	cmd := exec.Command("qemu-system-x86_64", args...)
+	if ns != nil {
+		cmd = ns.command("qemu-system-x86_64", args...)
+	}
 	cmd.Stdout = opts.Log
 	cmd.Stderr = opts.Log
 	if err := cmd.Start(); err != nil {
+		if ns != nil {
+			ns.close()
+		}
 		return nil, fmt.Errorf("vm: start qemu: %w", err)
 	}
-	v := &VM{opts: opts, cmd: cmd, done: make(chan error, 1)}
+	v := &VM{opts: opts, cmd: cmd, done: make(chan error, 1), ns: ns}
 	go func() { v.done <- cmd.Wait() }()
 	return v, nil
 }
@@ -78,6 +97,48 @@ func (v *VM) Stop() {
 	}
 	<-v.done
 	v.done <- errors.New("stopped")
+	if v.ns != nil {
+		v.ns.close()
+		v.ns = nil
+	}
+}
+
+// netdevArg builds qemu's user-mode network: restrict=on (the guest reaches
+// nothing outside qemu), forwarded ports on loopback only, and guestfwd
+// connections to loopback services. With a namespace, the loopback is the
+// namespace's and proxies join it to the host's.
+func netdevArg(opts Options, ns *netns) (string, error) {
+	netdev := "user,id=net0,restrict=on"
+	var nsPorts []int
+	if ns != nil {
+		var err error
+		if nsPorts, err = ns.freePorts(len(opts.Ports)); err != nil {
+			return "", err
+		}
+	}
+	i := 0
+	for guest, host := range opts.Ports {
+		listen := host
+		if ns != nil {
+			listen = nsPorts[i]
+			i++
+			if err := ns.forwardIn(host, listen); err != nil {
+				return "", err
+			}
+		}
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", listen, guest)
+	}
+	for guest, host := range opts.GuestFwd {
+		to := host
+		if ns != nil {
+			var err error
+			if to, err = ns.forwardOut(host); err != nil {
+				return "", err
+			}
+		}
+		netdev += fmt.Sprintf(",guestfwd=tcp:%s-tcp:127.0.0.1:%d", guest, to)
+	}
+	return netdev, nil
 }
 
 // Exited reports whether qemu has exited (and why).
