@@ -27,7 +27,8 @@ run:
 	@mkdir -p .cache/bin
 	$(GO) build -o .cache/bin/ ./cmd/xmppd ./cmd/netconf
 	@# netconf in laptop mode beside xmppd; both stop with Ctrl-C.
-	.cache/bin/netconf -state $(STATE) -local & nc=$$!; \
+	@# UPNP=1 lets it ask your router to open the chat ports.
+	.cache/bin/netconf -state $(STATE) -local $(if $(UPNP),-upnp) & nc=$$!; \
 	trap 'kill $$nc 2>/dev/null; wait $$nc' EXIT INT TERM; \
 	.cache/bin/xmppd -state $(STATE) -dev
 

@@ -45,6 +45,10 @@ type Options struct {
 	// and no router or CA contact unless the config explicitly enables
 	// them (`make run` on a laptop).
 	Local bool
+	// UPnP asks the router for port mappings even when the config does not
+	// (`make run UPNP=1`: the person at the laptop agreed on the command
+	// line; on the box the setting in the config is the admin's consent).
+	UPnP bool
 	// SelfTestAddr, when set, is dialled by the self-test instead of the
 	// domain's public address (tests; a box behind a router that cannot
 	// hairpin).

@@ -30,7 +30,7 @@ func (s *Service) partsFor(cfg *config.Config) []part {
 	} else {
 		ps = append(ps, s.mdnsPart(cfg))
 	}
-	if cfg.Net.UPnP {
+	if s.upnpWanted(cfg) {
 		ps = append(ps, s.upnpPart(cfg))
 	} else {
 		upnp.Disabled(&s.board)
@@ -135,6 +135,9 @@ func (s *Service) mdnsPart(cfg *config.Config) part {
 	return part{"mdns", r.Run}
 }
 
+// upnpWanted: ports are opened on the router only when someone agreed.
+func (s *Service) upnpWanted(cfg *config.Config) bool { return cfg.Net.UPnP || s.opts.UPnP }
+
 // upnpOptions are the router client's settings for cfg, shared by the
 // running part and the factory reset (which must delete the same ports).
 func (s *Service) upnpOptions(cfg *config.Config) upnp.Options {
@@ -201,7 +204,7 @@ func (s *Service) FactoryReset(ctx context.Context) error {
 	if r != nil {
 		r.stop()
 	}
-	if cfg == nil || !cfg.Net.UPnP {
+	if cfg == nil || !s.upnpWanted(cfg) {
 		return nil
 	}
 	return upnp.New(s.upnpOptions(cfg)).DeleteAll(ctx)

@@ -34,6 +34,7 @@ func main() {
 	var (
 		stateDir = flag.String("state", state.DefaultDir, "state directory")
 		local    = flag.Bool("local", false, "laptop mode (make run): no mDNS announcements; router, CA and tor only when the config enables them")
+		upnp     = flag.Bool("upnp", false, "ask the router to open the chat ports even if the settings do not (make run UPNP=1)")
 		selfAddr = flag.String("selftest-addr", "", "address the self-test dials instead of the domain's public one")
 		showVer  = flag.Bool("version", false, "print the version and exit")
 		debug    = flag.Bool("debug", false, "debug logging")
@@ -54,7 +55,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	s := netconf.New(netconf.Options{State: dir, Log: log, Local: *local, SelfTestAddr: *selfAddr})
+	s := netconf.New(netconf.Options{State: dir, Log: log, Local: *local, UPnP: *upnp, SelfTestAddr: *selfAddr})
 	// SIGHUP re-reads the config, like the socket's /reload.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -29,23 +29,21 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hearthchat/hearth/netconf/internal/netns"
+	"github.com/hearthchat/hearth/netconf/internal/routerlab"
 	"github.com/hearthchat/hearth/netconf/status"
 )
 
 const (
 	nsPrefix  = "hnc-up"
-	lanAddr   = "192.168.77.2"
-	routerLAN = "192.168.77.1"
+	lanAddr   = routerlab.LANAddr
+	routerLAN = routerlab.RouterLAN
 	wanRouter = "11.250.42.1"
 	wanPeer   = "11.250.42.2"
 	helperEnv = "HNC_UPNP_HELPER"
@@ -174,191 +172,18 @@ func helperDial() int {
 	return 0
 }
 
-// lab is one test network.
+// lab is the routerlab network plus this package's helpers.
 type lab struct {
+	*routerlab.Lab
 	t             *testing.T
 	lan, rtr, wan *netns.NS
 	dir           string
-	router        *exec.Cmd
-	routerDone    chan struct{}
-	routerLog     *syncBuffer
-	descURL       string // the running router's description
 }
-
-var labN atomic.Int32
 
 func newLab(t *testing.T, wanAddr string) *lab {
 	t.Helper()
-	netns.Skip(t)
-	for _, exe := range []string{"/usr/sbin/miniupnpd", "upnpc", "nft"} {
-		if _, err := exec.LookPath(exe); err != nil {
-			t.Fatalf("%s is missing (make test-deps installs miniupnpd, miniupnpc, nftables): %v", exe, err)
-		}
-	}
-	n := labN.Add(1)
-	name := func(role string) string { return fmt.Sprintf("%s%d-%s", nsPrefix, n, role) }
-	l := &lab{t: t, dir: t.TempDir()}
-	l.lan = netns.New(t, name("lan"))
-	l.rtr = netns.New(t, name("rtr"))
-	l.wan = netns.New(t, name("wan"))
-	netns.Link(t, l.lan, "l0", lanAddr+"/24", l.rtr, "r0", routerLAN+"/24")
-	netns.Link(t, l.rtr, "r1", wanAddr, l.wan, "w0", "")
-	// The wan peer sits next to the router's WAN address.
-	p := netip.MustParsePrefix(wanAddr)
-	peer := p.Addr().Next()
-	if err := l.wan.SetAddr("w0", netip.PrefixFrom(peer, p.Bits()).String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.lan.DefaultRoute(routerLAN); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.rtr.Forwarding(); err != nil {
-		t.Fatal(err)
-	}
-	// The tables and chains miniupnpd's nftables backend fills (its
-	// defaults: table inet "filter", chains "miniupnpd",
-	// "prerouting_miniupnpd", "postrouting_miniupnpd"). Debian's init
-	// script would make them; we do not run it.
-	rules := `table inet filter {
-  chain forward {
-    type filter hook forward priority 0; policy drop;
-    ct state established,related accept
-    iifname "r0" accept
-    jump miniupnpd
-  }
-  chain miniupnpd { }
-  chain prerouting {
-    type nat hook prerouting priority -100; policy accept;
-    jump prerouting_miniupnpd
-  }
-  chain postrouting {
-    type nat hook postrouting priority 100; policy accept;
-    jump postrouting_miniupnpd
-  }
-  chain prerouting_miniupnpd { }
-  chain postrouting_miniupnpd { }
-}
-`
-	f := filepath.Join(l.dir, "fw.nft")
-	if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l.rtr.MustRun(t, "nft", "-f", f)
-	t.Cleanup(l.stopRouter)
-	return l
-}
-
-// startRouter runs miniupnpd in the router namespace on the given HTTP
-// port, with extra config lines (permission rules go before the lab's
-// own; "secure_mode=no" replaces the default yes).
-func (l *lab) startRouter(httpPort int, rules ...string) {
-	l.t.Helper()
-	conf := []string{
-		"ext_ifname=r1",
-		"listening_ip=r0",
-		"http_port=" + strconv.Itoa(httpPort),
-		"enable_natpmp=no",
-		"ipv6_disable=yes",
-		"system_uptime=no",
-		"notify_interval=60",
-		"uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b",
-	}
-	secure := "secure_mode=yes"
-	for _, r := range rules {
-		if strings.HasPrefix(r, "secure_mode=") {
-			secure = r
-		}
-	}
-	conf = append(conf, secure)
-	for _, r := range rules {
-		if !strings.HasPrefix(r, "secure_mode=") {
-			conf = append(conf, r)
-		}
-	}
-	conf = append(conf, "allow 1024-65535 192.168.77.0/24 1024-65535", "deny 0-65535 0.0.0.0/0 0-65535")
-	f := filepath.Join(l.dir, "miniupnpd.conf")
-	if err := os.WriteFile(f, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
-		l.t.Fatal(err)
-	}
-	l.routerLog = &syncBuffer{}
-	cmd := l.rtr.Command("/usr/sbin/miniupnpd", "-d", "-f", f, "-P", filepath.Join(l.dir, "miniupnpd.pid"))
-	cmd.Stdout, cmd.Stderr = l.routerLog, l.routerLog
-	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	l.router, l.routerDone, l.descURL = cmd, done, ""
-	// Ready when its HTTP port answers.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(l.routerLog.String(), "HTTP listening on port") {
-		select {
-		case <-done:
-			l.t.Fatalf("miniupnpd exited:\n%s", l.routerLog)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("miniupnpd did not start:\n%s", l.routerLog)
-		}
-	}
-	m := regexp.MustCompile(`HTTP listening on port (\d+)`).FindStringSubmatch(l.routerLog.String())
-	if m == nil {
-		l.t.Fatalf("no HTTP port in miniupnpd's log:\n%s", l.routerLog)
-	}
-	l.descURL = "http://" + routerLAN + ":" + m[1] + "/rootDesc.xml"
-}
-
-func (l *lab) stopRouter() {
-	if l.router == nil {
-		return
-	}
-	l.router.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-l.routerDone:
-	case <-time.After(5 * time.Second):
-		l.router.Process.Kill()
-		<-l.routerDone
-	}
-	if l.t.Failed() {
-		l.t.Logf("miniupnpd log:\n%s", l.routerLog)
-	}
-	l.router, l.descURL = nil, ""
-}
-
-// list is `upnpc -l` run in the lan namespace: what the router holds.
-func (l *lab) list() string {
-	l.t.Helper()
-	out, err := l.lan.Run("upnpc", l.upnpcArgs("-l")...)
-	if err != nil && !strings.Contains(out, "GetGenericPortMappingEntry") {
-		l.t.Fatalf("upnpc -l: %v", err)
-	}
-	return out
-}
-
-// upnpcArgs points upnpc straight at the running router's description,
-// skipping its two-second search.
-func (l *lab) upnpcArgs(args ...string) []string {
-	if l.descURL == "" {
-		return args
-	}
-	return append([]string{"-u", l.descURL}, args...)
-}
-
-// upnpc runs upnpc in the lan namespace (as the box's neighbours would).
-func (l *lab) upnpc(args ...string) string {
-	l.t.Helper()
-	return l.lan.MustRun(l.t, "upnpc", l.upnpcArgs(args...)...)
-}
-
-// listed reports whether `upnpc -l` shows proto port → our address.
-func listed(out, proto string, port int) bool {
-	want := fmt.Sprintf("%s %5d->%s:%d", strings.ToUpper(proto), port, lanAddr, port)
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(strings.Join(strings.Fields(line), " "), strings.Join(strings.Fields(want), " ")) {
-			return true
-		}
-	}
-	return false
+	l := routerlab.New(t, nsPrefix, wanAddr)
+	return &lab{Lab: l, t: t, lan: l.LAN, rtr: l.Router, wan: l.WAN, dir: l.Dir}
 }
 
 // dial connects from the wan namespace to addr and returns what it read.
@@ -381,7 +206,7 @@ type client struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	status string
-	log    *syncBuffer
+	log    *routerlab.SyncBuffer
 	exit   error
 }
 
@@ -393,7 +218,7 @@ func (l *lab) startClient(o helperOpts) *client {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	c := &client{t: l.t, status: o.StatusFile, log: &syncBuffer{}, done: make(chan struct{})}
+	c := &client{t: l.t, status: o.StatusFile, log: &routerlab.SyncBuffer{}, done: make(chan struct{})}
 	c.cmd = l.lan.Command(exe)
 	c.cmd.Env = append(os.Environ(), helperEnv+"=client", "HNC_UPNP_OPTS="+string(j))
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
@@ -459,23 +284,6 @@ func (c *client) stop(timeout time.Duration) {
 func level(r status.Report, id string) status.Level {
 	c, _ := r.Get(id)
 	return c.Level
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func mustExe(t *testing.T) string {

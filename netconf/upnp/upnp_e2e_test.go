@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthchat/hearth/netconf/internal/routerlab"
 	"github.com/hearthchat/hearth/netconf/status"
 )
 
@@ -18,9 +19,9 @@ var chat = Port{"tcp", 5222, "Hearth chat"}
 func TestMapReachRenewDelete(t *testing.T) {
 	l := newLab(t, wanRouter+"/24")
 	// secure_mode off lets upnpc give port 5269 to another device first.
-	l.startRouter(0, "secure_mode=no")
+	l.StartRouter(0, "secure_mode=no")
 	s2s := Port{"tcp", 5269, "Hearth federation"}
-	l.upnpc("-e", "game console", "-a", "192.168.77.9", "5269", "5269", "TCP", "3600")
+	l.Upnpc("-e", "game console", "-a", "192.168.77.9", "5269", "5269", "TCP", "3600")
 	calls := Port{"udp", 3478, "Hearth calls"}
 	web := Port{"tcp", 80, "Hearth web"} // below 1024: the router's rules forbid it
 	c := l.startClient(helperOpts{Ports: []Port{chat, calls, web, s2s}, Lease: 4 * time.Second,
@@ -54,8 +55,8 @@ func TestMapReachRenewDelete(t *testing.T) {
 		t.Errorf("conflicting mapping check: %+v", sc)
 	}
 
-	out := l.list()
-	if !listed(out, "tcp", 5222) || !listed(out, "udp", 3478) || listed(out, "tcp", 80) {
+	out := l.List()
+	if !routerlab.Listed(out, "tcp", 5222) || !routerlab.Listed(out, "udp", 3478) || routerlab.Listed(out, "tcp", 80) {
 		t.Fatalf("upnpc -l does not show exactly our mappings:\n%s", out)
 	}
 	if !strings.Contains(out, "'Hearth chat'") {
@@ -70,19 +71,19 @@ func TestMapReachRenewDelete(t *testing.T) {
 
 	// Renewal: a control mapping with the same 4-second lease, made by
 	// upnpc and never renewed, expires; ours stays on the router.
-	l.upnpc("-e", "control", "-a", lanAddr, "40000", "40000", "TCP", "4")
-	if !listed(l.list(), "tcp", 40000) {
+	l.Upnpc("-e", "control", "-a", lanAddr, "40000", "40000", "TCP", "4")
+	if !routerlab.Listed(l.List(), "tcp", 40000) {
 		t.Fatal("control mapping not added")
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for listed(l.list(), "tcp", 40000) {
+	for routerlab.Listed(l.List(), "tcp", 40000) {
 		if time.Now().After(deadline) {
 			t.Fatal("miniupnpd never expired the control mapping; renewal cannot be told apart")
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	time.Sleep(3 * time.Second) // more than a whole lease past the control's expiry
-	if out := l.list(); !listed(out, "tcp", 5222) || !listed(out, "udp", 3478) {
+	if out := l.List(); !routerlab.Listed(out, "tcp", 5222) || !routerlab.Listed(out, "udp", 3478) {
 		t.Fatalf("our mappings expired instead of being renewed:\n%s", out)
 	}
 	if got, err := l.dial(wanRouter + ":5222"); err != nil || strings.TrimSpace(got) != "hearth 5222" {
@@ -91,7 +92,7 @@ func TestMapReachRenewDelete(t *testing.T) {
 
 	// Shutdown deletes the mappings.
 	c.stop(15 * time.Second)
-	if out := l.list(); listed(out, "tcp", 5222) || listed(out, "udp", 3478) {
+	if out := l.List(); routerlab.Listed(out, "tcp", 5222) || routerlab.Listed(out, "udp", 3478) {
 		t.Fatalf("mappings left on the router after shutdown:\n%s", out)
 	}
 	r = c.report()
@@ -107,18 +108,18 @@ func TestMapReachRenewDelete(t *testing.T) {
 // after a reboot) the client finds it again and maps again.
 func TestRediscoverAfterRouterRestart(t *testing.T) {
 	l := newLab(t, wanRouter+"/24")
-	l.startRouter(40001)
+	l.StartRouter(40001)
 	c := l.startClient(helperOpts{Ports: []Port{chat}, Lease: 4 * time.Second,
 		RetryMin: time.Second, RetryMax: 2 * time.Second})
 	c.wait("first mapping", 20*time.Second, func(r status.Report) bool {
 		rc, _ := r.Get(CheckRouter)
 		return level(r, chat.CheckID()) == status.OK && strings.Contains(rc.Detail["location"], ":40001/")
 	})
-	if !listed(l.list(), "tcp", 5222) {
+	if !routerlab.Listed(l.List(), "tcp", 5222) {
 		t.Fatal("mapping not on the router")
 	}
 
-	l.stopRouter()
+	l.StopRouter()
 	// A reboot forgets everything: empty the forwarding chains too.
 	for _, ch := range []string{"miniupnpd", "prerouting_miniupnpd", "postrouting_miniupnpd"} {
 		l.rtr.MustRun(t, "nft", "flush", "chain", "inet", "filter", ch)
@@ -126,16 +127,16 @@ func TestRediscoverAfterRouterRestart(t *testing.T) {
 	c.wait("the client to notice", 20*time.Second, func(r status.Report) bool {
 		return level(r, CheckRouter) != status.OK
 	})
-	l.startRouter(40002)
+	l.StartRouter(40002)
 	c.wait("mapping on the restarted router", 30*time.Second, func(r status.Report) bool {
 		rc, _ := r.Get(CheckRouter)
 		return level(r, chat.CheckID()) == status.OK && rc.Level == status.OK && strings.Contains(rc.Detail["location"], ":40002/")
 	})
-	if !listed(l.list(), "tcp", 5222) {
-		t.Fatalf("mapping not back on the restarted router:\n%s", l.list())
+	if !routerlab.Listed(l.List(), "tcp", 5222) {
+		t.Fatalf("mapping not back on the restarted router:\n%s", l.List())
 	}
 	c.stop(15 * time.Second)
-	if listed(l.list(), "tcp", 5222) {
+	if routerlab.Listed(l.List(), "tcp", 5222) {
 		t.Fatal("mapping left after shutdown")
 	}
 }
@@ -145,7 +146,7 @@ func TestRediscoverAfterRouterRestart(t *testing.T) {
 // the line is shared (carrier-grade NAT) and point to Tor, never success.
 func TestCarrierGradeNAT(t *testing.T) {
 	l := newLab(t, "100.64.0.1/10")
-	l.startRouter(0)
+	l.StartRouter(0)
 	c := l.startClient(helperOpts{Ports: []Port{chat}, Lease: time.Hour,
 		RetryMin: time.Second, RetryMax: 2 * time.Second})
 	r := c.wait("external check", 20*time.Second, func(r status.Report) bool {
@@ -202,7 +203,7 @@ func TestNoRouterThenRouter(t *testing.T) {
 		rc, _ := r.Get(CheckRouter)
 		return rc.Level == status.Error && rc.Detail["retry"] == "2s"
 	})
-	l.startRouter(0)
+	l.StartRouter(0)
 	c.wait("router found later", 20*time.Second, func(r status.Report) bool {
 		return level(r, CheckRouter) == status.OK && level(r, chat.CheckID()) == status.OK
 	})
@@ -213,17 +214,17 @@ func TestNoRouterThenRouter(t *testing.T) {
 // list ("Hearth …" descriptions to our address), and nothing else.
 func TestDeleteAll(t *testing.T) {
 	l := newLab(t, wanRouter+"/24")
-	l.startRouter(0)
+	l.StartRouter(0)
 	c := l.startClient(helperOpts{Ports: []Port{chat}, Lease: time.Hour, LANAddr: lanAddr,
 		RetryMin: time.Second, RetryMax: 2 * time.Second})
 	c.wait("mapping", 20*time.Second, func(r status.Report) bool { return level(r, chat.CheckID()) == status.OK })
 	// A crash leaves the mapping behind.
 	c.cmd.Process.Kill()
 	<-c.done
-	l.upnpc("-e", "Hearth old relay", "-a", lanAddr, "49160", "49160", "UDP", "3600")
-	l.upnpc("-e", "someone else", "-a", lanAddr, "40010", "40010", "TCP", "3600")
-	out := l.list()
-	if !listed(out, "tcp", 5222) || !listed(out, "udp", 49160) || !listed(out, "tcp", 40010) {
+	l.Upnpc("-e", "Hearth old relay", "-a", lanAddr, "49160", "49160", "UDP", "3600")
+	l.Upnpc("-e", "someone else", "-a", lanAddr, "40010", "40010", "TCP", "3600")
+	out := l.List()
+	if !routerlab.Listed(out, "tcp", 5222) || !routerlab.Listed(out, "udp", 49160) || !routerlab.Listed(out, "tcp", 40010) {
 		t.Fatalf("setup:\n%s", out)
 	}
 	cmd := l.lan.Command(mustExe(t))
@@ -231,11 +232,11 @@ func TestDeleteAll(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("DeleteAll: %v\n%s", err, b)
 	}
-	out = l.list()
-	if listed(out, "tcp", 5222) || listed(out, "udp", 49160) {
+	out = l.List()
+	if routerlab.Listed(out, "tcp", 5222) || routerlab.Listed(out, "udp", 49160) {
 		t.Errorf("our mappings survived DeleteAll:\n%s", out)
 	}
-	if !listed(out, "tcp", 40010) {
+	if !routerlab.Listed(out, "tcp", 40010) {
 		t.Errorf("DeleteAll removed another program's mapping:\n%s", out)
 	}
 }
@@ -244,18 +245,18 @@ func TestDeleteAll(t *testing.T) {
 // is used through WANIPConnection:1.
 func TestIGDv1Router(t *testing.T) {
 	l := newLab(t, wanRouter+"/24")
-	l.startRouter(0, "force_igd_desc_v1=yes")
+	l.StartRouter(0, "force_igd_desc_v1=yes")
 	c := l.startClient(helperOpts{Ports: []Port{chat}, Lease: time.Hour,
 		RetryMin: time.Second, RetryMax: 2 * time.Second})
 	r := c.wait("mapping", 20*time.Second, func(r status.Report) bool { return level(r, chat.CheckID()) == status.OK })
 	if rc, _ := r.Get(CheckRouter); rc.Detail["service"] != "WANIPConnection:1" {
 		t.Errorf("service %q, want WANIPConnection:1", rc.Detail["service"])
 	}
-	if !listed(l.list(), "tcp", 5222) {
+	if !routerlab.Listed(l.List(), "tcp", 5222) {
 		t.Fatal("mapping not on the router")
 	}
 	c.stop(15 * time.Second)
-	if listed(l.list(), "tcp", 5222) {
+	if routerlab.Listed(l.List(), "tcp", 5222) {
 		t.Fatal("mapping left after shutdown")
 	}
 }
