@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hearthchat/hearth/netconf/internal/wait"
 )
 
 // maxSleep bounds one wait so the status ("valid until …", "runs out
@@ -36,7 +38,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			if now.Before(renewAt) {
 				m.reportValid(cur)
-				if !sleep(ctx, min(renewAt.Sub(now), maxSleep)) {
+				if !wait.Sleep(ctx, min(renewAt.Sub(now), maxSleep)) {
 					return nil
 				}
 				continue
@@ -55,13 +57,13 @@ func (m *Manager) Run(ctx context.Context) error {
 			continue
 		}
 		failures++
-		wait := delay
+		retryIn := delay
 		if c := classify(err); c == rateLimited {
 			// A CA that says "too many" wants hours, not minutes.
-			wait = max(wait, min(time.Hour, m.o.MaxRetry))
+			retryIn = max(retryIn, min(time.Hour, m.o.MaxRetry))
 		}
-		m.reportFailure(cur, kind, err, failures, m.now().Add(wait))
-		if !sleep(ctx, wait) {
+		m.reportFailure(cur, kind, err, failures, m.now().Add(retryIn))
+		if !wait.Sleep(ctx, retryIn) {
 			return nil
 		}
 		delay = min(delay*2, m.o.MaxRetry)
@@ -119,17 +121,6 @@ func (m *Manager) obtain(ctx context.Context) (string, error) {
 		return kind, nil
 	}
 	return kind, errors.Join(errs...)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func later(a, b time.Time) time.Time {

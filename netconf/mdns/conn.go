@@ -156,51 +156,46 @@ func (c *conn) read(ctx context.Context, out chan<- packet) {
 		time.Sleep(100 * time.Millisecond)
 		return true
 	}
-	if c.v4 != nil {
-		go func() {
-			buf := make([]byte, 9000)
-			for {
-				n, cm, from, err := c.v4.ReadFrom(buf)
-				if err != nil {
-					if pause(err) {
-						continue
-					}
-					return
-				}
-				m := new(dns.Msg)
-				ua, _ := from.(*net.UDPAddr)
-				if cm == nil || ua == nil || m.Unpack(buf[:n]) != nil {
+	// loop reads one socket; recv hides the IPv4/IPv6 control-message
+	// types (dst is nil when the kernel gave no control message).
+	loop := func(recv func(b []byte) (n int, dst net.IP, ifindex int, from net.Addr, err error)) {
+		buf := make([]byte, 9000)
+		for {
+			n, dst, ifindex, from, err := recv(buf)
+			if err != nil {
+				if pause(err) {
 					continue
 				}
-				dst, _ := netip.AddrFromSlice(cm.Dst.To4())
-				if !deliver(packet{msg: m, src: unmap(ua.AddrPort()), ifindex: cm.IfIndex, multicast: dst.IsMulticast()}) {
-					return
-				}
+				return
 			}
-		}()
+			m := new(dns.Msg)
+			ua, _ := from.(*net.UDPAddr)
+			if dst == nil || ua == nil || m.Unpack(buf[:n]) != nil {
+				continue
+			}
+			d, _ := netip.AddrFromSlice(dst)
+			if !deliver(packet{msg: m, src: unmap(ua.AddrPort()), ifindex: ifindex, multicast: d.IsMulticast()}) {
+				return
+			}
+		}
+	}
+	if c.v4 != nil {
+		go loop(func(b []byte) (int, net.IP, int, net.Addr, error) {
+			n, cm, from, err := c.v4.ReadFrom(b)
+			if cm == nil {
+				return n, nil, 0, from, err
+			}
+			return n, cm.Dst.To4(), cm.IfIndex, from, err
+		})
 	}
 	if c.v6 != nil {
-		go func() {
-			buf := make([]byte, 9000)
-			for {
-				n, cm, from, err := c.v6.ReadFrom(buf)
-				if err != nil {
-					if pause(err) {
-						continue
-					}
-					return
-				}
-				m := new(dns.Msg)
-				ua, _ := from.(*net.UDPAddr)
-				if cm == nil || ua == nil || m.Unpack(buf[:n]) != nil {
-					continue
-				}
-				dst, _ := netip.AddrFromSlice(cm.Dst)
-				if !deliver(packet{msg: m, src: unmap(ua.AddrPort()), ifindex: cm.IfIndex, multicast: dst.IsMulticast()}) {
-					return
-				}
+		go loop(func(b []byte) (int, net.IP, int, net.Addr, error) {
+			n, cm, from, err := c.v6.ReadFrom(b)
+			if cm == nil {
+				return n, nil, 0, from, err
 			}
-		}()
+			return n, cm.Dst, cm.IfIndex, from, err
+		})
 	}
 }
 

@@ -58,6 +58,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/hearthchat/hearth/netconf/internal/wait"
 	"github.com/hearthchat/hearth/netconf/status"
 )
 
@@ -242,7 +243,7 @@ func (s *session) claim(ctx context.Context) (won bool, err error) {
 				continue
 			}
 			s.n--
-			if !sleep(ctx, time.Second) {
+			if !wait.Sleep(ctx, time.Second) {
 				return false, nil
 			}
 		case probeTaken:
@@ -429,16 +430,5 @@ func (s *session) goodbye(z zone) {
 		for _, ifc := range s.ifs {
 			s.c.multicast(z.goodbye(ifc), ifc)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -56,6 +56,7 @@ import (
 
 	"github.com/huin/goupnp/dcps/internetgateway2"
 
+	"github.com/hearthchat/hearth/netconf/internal/wait"
 	"github.com/hearthchat/hearth/netconf/status"
 )
 
@@ -212,7 +213,7 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	c.rep.Set(status.Check{ID: CheckRouter, Title: titleRouter, Level: status.Pending,
 		Message: "Looking for your router…"})
-	wait := c.opts.RetryMin
+	retryIn := c.opts.RetryMin
 	lost := false
 	for {
 		r, err := c.discover(ctx)
@@ -221,16 +222,16 @@ func (c *Client) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			c.log.Info("upnp: no usable router", "err", err, "retry", wait)
-			c.reportNoRouter(err, wait, lost)
-			if !sleep(ctx, wait) {
+			c.log.Info("upnp: no usable router", "err", err, "retry", retryIn)
+			c.reportNoRouter(err, retryIn, lost)
+			if !wait.Sleep(ctx, retryIn) {
 				c.stopped()
 				return nil
 			}
-			wait = min(2*wait, c.opts.RetryMax)
+			retryIn = min(2*retryIn, c.opts.RetryMax)
 			continue
 		}
-		wait = c.opts.RetryMin
+		retryIn = c.opts.RetryMin
 		c.mu.Lock()
 		c.cur = r
 		c.mu.Unlock()
@@ -246,7 +247,7 @@ func (c *Client) Run(ctx context.Context) error {
 		lost = true
 		c.reportLost(err)
 		// A rebooting router needs a moment before it answers again.
-		if !sleep(ctx, min(c.opts.RetryMin, 5*time.Second)) {
+		if !wait.Sleep(ctx, min(c.opts.RetryMin, 5*time.Second)) {
 			c.stopped()
 			return nil
 		}
@@ -316,7 +317,7 @@ func (c *Client) serve(ctx context.Context, r *router, mapped map[string]Port) e
 		if lease > 0 {
 			next = max(time.Duration(lease)*time.Second/2, time.Second)
 		}
-		if !sleep(ctx, next) {
+		if !wait.Sleep(ctx, next) {
 			return ctx.Err()
 		}
 	}
@@ -535,17 +536,6 @@ func Disabled(rep status.Reporter) {
 	rep.Remove(CheckExternal)
 	rep.Set(status.Check{ID: CheckRouter, Title: titleRouter, Level: status.Off,
 		Message: "Opening ports on the router is turned off."})
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 type discard struct{}
