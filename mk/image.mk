@@ -52,6 +52,12 @@ vm: $(GOK)
 release: $(GOK) $(TOR_TARS)
 	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS) -feed out/feed
 
+# A feed's timestamp expires after 7 days (so boxes can tell a frozen feed
+# from a quiet one): whoever serves out/feed runs this daily, e.g. from cron.
+.PHONY: refresh-feed
+refresh-feed:
+	$(GO) run ./image/mkimage -refresh-feed out/feed
+
 # The qemu suites (boot, login, updates; image/*_e2e_test.go, tag e2e) run in
 # `make test`: gok must exist before them (without it they skip), so it is a
 # prerequisite of test-deps. Run them alone with `make test-image`.

@@ -290,3 +290,47 @@ func TestFloorsOnlyRise(t *testing.T) {
 		t.Fatalf("floors = %+v, %v", f, err)
 	}
 }
+
+// A feed nobody re-released for weeks stays usable when its publisher
+// refreshes it (make refresh-feed): the same release and files, fresh
+// expiries, and boxes that trusted the old metadata accept the new.
+func TestRefreshRevivesStaleFeed(t *testing.T) {
+	ctx := context.Background()
+	f := newFeed(t)
+	p := payload(t, 2000)
+	f.publish(f.keys, 2, p, nil)
+	seen := f.client(1)
+	if o, err := seen.Check(ctx); err != nil || o.Release != 2 {
+		t.Fatalf("fresh feed: %+v, %v", o, err)
+	}
+	// Ten days later the timestamp has run out.
+	f.publish(f.keys, 2, p, func(r *Release) { r.Now = time.Now().Add(-10 * 24 * time.Hour) })
+	stale := f.client(1)
+	if _, err := stale.Check(ctx); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("stale feed accepted: %v", err)
+	}
+	if err := Refresh(f.dir, f.keys, time.Time{}, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Client{"a box that saw the feed before": seen, "a new box": stale} {
+		o, err := c.Check(ctx)
+		if err != nil || o.Release != 2 {
+			t.Fatalf("%s after refresh: %+v, %v", name, o, err)
+		}
+		path, err := c.Download(ctx, o)
+		if err != nil {
+			t.Fatalf("%s: download after refresh: %v", name, err)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, p) {
+			t.Fatalf("%s: downloaded file differs", name)
+		}
+	}
+	// Someone else's keys cannot refresh (and so vouch for) our feed.
+	other, err := LoadOrCreateKeys(filepath.Join(t.TempDir(), "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Refresh(f.dir, other, time.Time{}, 0, 0); err == nil || !strings.Contains(err.Error(), "not signed by these keys") {
+		t.Fatalf("refresh with other keys = %v", err)
+	}
+}

@@ -34,6 +34,44 @@ type Release struct {
 	Now time.Time
 }
 
+// Refresh re-signs the feed in dir as it is, with new versions and
+// expiries: the same release, files untouched. A feed's timestamp expires
+// after a week so a box can tell a frozen or replayed feed from a quiet one;
+// whoever serves a feed runs this (make refresh-feed) from a daily job.
+func Refresh(dir string, keys *Keys, now time.Time, timestampExpiry, targetsExpiry time.Duration) error {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if timestampExpiry == 0 {
+		timestampExpiry = 7 * 24 * time.Hour
+	}
+	if targetsExpiry == 0 {
+		targetsExpiry = 90 * 24 * time.Hour
+	}
+	md := filepath.Join(dir, "metadata")
+	targets, err := metadata.Targets().FromFile(filepath.Join(md, "targets.json"))
+	if err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
+	// The old targets must still be ours: refreshing someone else's feed
+	// would put our signature on files we never checked.
+	if err := verifyWith(targets, keys); err != nil {
+		return fmt.Errorf("refresh %s: %w", dir, err)
+	}
+	versions := map[string]int64{}
+	for _, role := range []string{metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP} {
+		v, err := metaVersion(filepath.Join(md, role+".json"))
+		if err != nil {
+			return fmt.Errorf("refresh: %w", err)
+		}
+		versions[role] = v + 1
+	}
+	targets.Signed.Version = versions[metadata.TARGETS]
+	targets.ClearSignatures()
+	return signChain(md, keys, targets, now.UTC(), timestampExpiry, targetsExpiry,
+		func(role string) int64 { return versions[role] })
+}
+
 // Publish writes a signed feed for r into dir, replacing the previous
 // release there. Metadata versions continue from what dir already holds, so
 // boxes that saw the previous metadata accept the new one.
@@ -57,19 +95,11 @@ func Publish(dir string, keys *Keys, r Release) error {
 		}
 	}
 	next := func(role string) int64 {
-		b, err := os.ReadFile(filepath.Join(md, role+".json"))
+		v, err := metaVersion(filepath.Join(md, role+".json"))
 		if err != nil {
 			return 1
 		}
-		var v struct {
-			Signed struct {
-				Version int64 `json:"version"`
-			} `json:"signed"`
-		}
-		if json.Unmarshal(b, &v) != nil {
-			return 1
-		}
-		return v.Signed.Version + 1
+		return v + 1
 	}
 
 	targets := metadata.Targets(now.Add(r.TargetsExpiry))
@@ -91,26 +121,44 @@ func Publish(dir string, keys *Keys, r Release) error {
 		tf.Custom = &raw
 		targets.Signed.Targets[name] = tf
 	}
+	if err := signChain(md, keys, targets, now, r.TimestampExpiry, r.TargetsExpiry, next); err != nil {
+		return err
+	}
+	// Drop targets of architectures this release does not have.
+	entries, err := os.ReadDir(td)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	for _, e := range entries {
+		if _, ok := targets.Signed.Targets[e.Name()]; !ok {
+			os.Remove(filepath.Join(td, e.Name()))
+		}
+	}
+	return nil
+}
+
+// signChain signs targets (Version already set) and the snapshot and
+// timestamp over it, and writes them with the root into md. Order matters
+// for a feed read while it is written: the timestamp, which points at
+// everything else, goes last.
+func signChain(md string, keys *Keys, targets *metadata.Metadata[metadata.TargetsType], now time.Time,
+	timestampExpiry, targetsExpiry time.Duration, next func(role string) int64) error {
+	targets.Signed.Expires = now.Add(targetsExpiry)
 	if err := sign(targets, keys.Private[metadata.TARGETS]); err != nil {
 		return err
 	}
-
-	snapshot := metadata.Snapshot(now.Add(r.TargetsExpiry))
+	snapshot := metadata.Snapshot(now.Add(targetsExpiry))
 	snapshot.Signed.Version = next(metadata.SNAPSHOT)
 	snapshot.Signed.Meta["targets.json"] = metadata.MetaFile(targets.Signed.Version)
 	if err := sign(snapshot, keys.Private[metadata.SNAPSHOT]); err != nil {
 		return err
 	}
-
-	timestamp := metadata.Timestamp(now.Add(r.TimestampExpiry))
+	timestamp := metadata.Timestamp(now.Add(timestampExpiry))
 	timestamp.Signed.Version = next(metadata.TIMESTAMP)
 	timestamp.Signed.Meta["snapshot.json"] = metadata.MetaFile(snapshot.Signed.Version)
 	if err := sign(timestamp, keys.Private[metadata.TIMESTAMP]); err != nil {
 		return err
 	}
-
-	// Order matters for a feed read while it is written: the timestamp,
-	// which points at everything else, goes last.
 	files := []struct {
 		name string
 		md   interface{ ToBytes(bool) ([]byte, error) }
@@ -130,17 +178,36 @@ func Publish(dir string, keys *Keys, r Release) error {
 			return err
 		}
 	}
-	// Drop targets of architectures this release does not have.
-	entries, err := os.ReadDir(td)
+	return nil
+}
+
+// verifyWith checks that targets carries a valid signature by keys.
+func verifyWith(targets *metadata.Metadata[metadata.TargetsType], keys *Keys) error {
+	root, err := metadata.Root().FromBytes(keys.Root)
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return fmt.Errorf("root metadata: %w", err)
 	}
-	for _, e := range entries {
-		if _, ok := targets.Signed.Targets[e.Name()]; !ok {
-			os.Remove(filepath.Join(td, e.Name()))
-		}
+	if err := root.VerifyDelegate(metadata.TARGETS, targets); err != nil {
+		return fmt.Errorf("targets not signed by these keys: %w", err)
 	}
 	return nil
+}
+
+// metaVersion reads the version of a metadata file without trusting it.
+func metaVersion(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var v struct {
+		Signed struct {
+			Version int64 `json:"version"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return v.Signed.Version, nil
 }
 
 func writeAtomic(path string, b []byte) error {

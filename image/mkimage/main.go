@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hearthchat/hearth/appliance/update"
 	"github.com/hearthchat/hearth/image"
@@ -29,10 +30,22 @@ func main() {
 		rootOnly = flag.Bool("root-only", false, "build only the root file systems (update payloads), not full images")
 		quiet    = flag.Bool("q", false, "send gok's output to out/<target>.log instead of stderr")
 		feed     = flag.String("feed", "", "with -root-only: publish the roots as a signed update feed in this directory")
+		refresh  = flag.String("refresh-feed", "", "re-sign the feed in this directory with fresh expiries (same release; run daily) and exit")
 	)
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("mkimage: ")
+	if *refresh != "" {
+		keys, err := update.LoadOrCreateKeys(filepath.Join(*repo, "keys"))
+		if err == nil {
+			err = update.Refresh(*refresh, keys, time.Time{}, 0, 0)
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("re-signed %s: the timestamp is good for 7 days\n", *refresh)
+		return
+	}
 
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		log.Fatal(err)
