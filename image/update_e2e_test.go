@@ -4,7 +4,10 @@ package image_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,6 +21,7 @@ import (
 	"github.com/hearthchat/hearth/appliance/update"
 	"github.com/hearthchat/hearth/image"
 	"github.com/hearthchat/hearth/image/vm"
+	"github.com/hearthchat/hearth/xmppd/client"
 )
 
 // feedAddr is where the guest finds the feed: qemu's guestfwd connects it to
@@ -123,11 +127,21 @@ func TestVMUpdates(t *testing.T) {
 	// History: a message bob has not fetched yet sits in release 1's store.
 	chatMode(t, v1, port, "store", "kept across the update to release 2")
 
-	// Release 1 -> 2.
+	// Release 1 -> 2, with a member online: the reboot drains (the client
+	// is told system-shutdown) instead of cutting the connection.
+	drained := stayOnline(t, v1, port)
 	mark = v.SerialLog()
 	available := time.Now()
 	publish(keys, 2, root2, nil)
 	waitSerialAfter(t, ctx, v, mark, "committed release 2", 4*time.Minute)
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatalf("member online during the update: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the member online during the update heard nothing")
+	}
 	committed := time.Since(available)
 	if err := v.WaitXMPP(ctx, port, v1.Domain); err != nil {
 		t.Fatal(err)
@@ -187,6 +201,48 @@ func TestVMUpdates(t *testing.T) {
 		}
 	}
 	t.Logf("agent on the serial console:\n%s", strings.Join(lines, "\n"))
+}
+
+// stayOnline logs Alice in with a client of our own and reports on the
+// channel how her stream ended: nil for a system-shutdown stream error.
+func stayOnline(t *testing.T, v vmImage, port int) <-chan error {
+	t.Helper()
+	pem, err := os.ReadFile(v.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	name, pw, _ := strings.Cut(v.Alice, ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Config{Addr: fmt.Sprintf("127.0.0.1:%d", port), Domain: v.Domain,
+		User: name, Password: pw, Resource: "online-during-update", Timeout: 30 * time.Second,
+		TLS: &tls.Config{RootCAs: roots, ServerName: v.Domain, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatalf("log in to stay online: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	done := make(chan error, 1)
+	go func() {
+		c.SetReadDeadline(time.Now().Add(8 * time.Minute))
+		for {
+			_, err := c.ReadStanza()
+			var se *client.Error
+			switch {
+			case err == nil:
+				continue
+			case errors.As(err, &se) && strings.Contains(se.Condition, "system-shutdown"):
+				done <- nil
+			case errors.As(err, &se):
+				done <- fmt.Errorf("stream ended with %s, want system-shutdown", se.Condition)
+			default:
+				done <- fmt.Errorf("connection ended without a stream error: %v", err)
+			}
+			return
+		}
+	}()
+	return done
 }
 
 // brokenXmppd makes release 3's xmppd exit at once (an unknown flag), the

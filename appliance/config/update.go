@@ -53,18 +53,36 @@ func durationOr(s string, def time.Duration, field string) (time.Duration, error
 // is always open; a malformed one is an error (and the agent then waits,
 // rather than installing at an hour the admin did not choose).
 func (u Update) InWindow(t time.Time) (bool, error) {
+	d, err := u.UntilWindow(t)
+	return err == nil && d == 0, err
+}
+
+// UntilWindow is how long after t the update window next opens: zero when
+// t is inside it (or there is no window).
+func (u Update) UntilWindow(t time.Time) (time.Duration, error) {
 	if u.Window == "" {
-		return true, nil
+		return 0, nil
 	}
 	var h1, m1, h2, m2 int
 	if n, err := fmt.Sscanf(u.Window, "%d:%d-%d:%d", &h1, &m1, &h2, &m2); err != nil || n != 4 ||
 		h1 < 0 || h1 > 23 || h2 < 0 || h2 > 24 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59 {
-		return false, fmt.Errorf("config: update.window %q: want \"HH:MM-HH:MM\"", u.Window)
+		return 0, fmt.Errorf("config: update.window %q: want \"HH:MM-HH:MM\"", u.Window)
 	}
 	start, end := h1*60+m1, h2*60+m2
 	now := t.Hour()*60 + t.Minute()
-	if start <= end {
-		return now >= start && now < end, nil
+	in := now >= start && now < end
+	if start > end { // wraps midnight
+		in = now >= start || now < end
 	}
-	return now >= start || now < end, nil // wraps midnight
+	if in {
+		return 0, nil
+	}
+	// The next start in local time; Date normalises a day past the end of
+	// the month and a DST shift.
+	y, mo, d := t.Date()
+	next := time.Date(y, mo, d, h1, m1, 0, 0, t.Location())
+	if !next.After(t) {
+		next = time.Date(y, mo, d+1, h1, m1, 0, 0, t.Location())
+	}
+	return next.Sub(t), nil
 }

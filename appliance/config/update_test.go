@@ -44,3 +44,25 @@ func TestUpdateDurations(t *testing.T) {
 		t.Error("negative health timeout accepted")
 	}
 }
+
+func TestUntilWindow(t *testing.T) {
+	at := func(h, m int) time.Time { return time.Date(2026, 11, 22, h, m, 0, 0, time.UTC) }
+	cases := []struct {
+		window string
+		t      time.Time
+		want   time.Duration
+	}{
+		{"", at(12, 0), 0},
+		{"02:00-05:00", at(3, 0), 0},
+		{"02:00-05:00", at(1, 30), 30 * time.Minute},
+		{"02:00-05:00", at(14, 0), 12 * time.Hour},
+		{"23:00-04:00", at(1, 0), 0},
+		{"23:00-04:00", at(12, 0), 11 * time.Hour},
+	}
+	for _, c := range cases {
+		got, err := Update{Window: c.window}.UntilWindow(c.t)
+		if err != nil || got != c.want {
+			t.Errorf("UntilWindow(%q, %v) = %v, %v; want %v", c.window, c.t.Format("15:04"), got, err, c.want)
+		}
+	}
+}

@@ -255,8 +255,12 @@ func (a *Agent) ResolveTrial(ctx context.Context, healthTimeout time.Duration) e
 	return nil
 }
 
+// errOutsideWindow: a verified release is ready and waits for the window.
+var errOutsideWindow = errors.New("update: waiting for the update window")
+
 // CheckOnce polls the feed and, if it offers a newer verified release and
-// policy allows, installs it and reboots into its trial.
+// policy allows, installs it and reboots into its trial. Outside the update
+// window it returns errOutsideWindow with the release downloaded.
 func (a *Agent) CheckOnce(ctx context.Context, u config.Update) error {
 	if u.FeedURL == "" {
 		a.setStatus("idle", "no update feed configured")
@@ -296,7 +300,10 @@ func (a *Agent) CheckOnce(ctx context.Context, u config.Update) error {
 	}
 	if ok, err := u.InWindow(time.Now()); err != nil || !ok {
 		a.setStatus("idle", fmt.Sprintf("release %d ready; waiting for the update window %s", offer.Release, u.Window))
-		return err
+		if err != nil {
+			return err
+		}
+		return errOutsideWindow
 	}
 	if a.committed {
 		a.setStatus("installing", fmt.Sprintf("release %d ready; restarting first, so gokrazy writes to the partition we do not run from", offer.Release))
@@ -338,24 +345,48 @@ func (a *Agent) Run(ctx context.Context, loadConfig func() (config.Update, error
 	if err := a.ResolveTrial(ctx, ht); err != nil {
 		a.setStatus("error", err.Error())
 	}
+	failures := 0
 	for {
 		u, err := loadConfig()
 		if err != nil {
 			a.setStatus("error", err.Error())
-		} else if err := a.CheckOnce(ctx, u); err != nil {
+		} else if err = a.CheckOnce(ctx, u); err != nil && !errors.Is(err, errOutsideWindow) {
 			a.Log.Warn("update: check", "err", err)
 		}
-		every, err := u.CheckInterval()
-		if err != nil {
+		every, ierr := u.CheckInterval()
+		if ierr != nil {
 			every = 24 * time.Hour
+		}
+		if errors.Is(err, errOutsideWindow) {
+			// A daily check at 14:00 would never meet a 02:00-05:00
+			// window: come back when it opens.
+			err = nil
+			if d, werr := u.UntilWindow(time.Now()); werr == nil && d > 0 {
+				every = min(every, d+time.Second)
+			}
+		}
+		// A failed check (the network not up yet at boot, the feed's
+		// server down for a moment) is retried soon, not a day later.
+		next := every
+		if err != nil {
+			failures++
+			next = min(every, retryAfter(failures))
+		} else {
+			failures = 0
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-a.trigger:
-		case <-time.After(every):
+		case <-time.After(next):
 		}
 	}
+}
+
+// retryAfter is the pause after the n-th failed check in a row: one minute,
+// doubling, at most a day.
+func retryAfter(n int) time.Duration {
+	return min(time.Minute<<min(n-1, 11), 24*time.Hour)
 }
 
 // AdminSocket is the agent's local API: GET /status, POST /check.

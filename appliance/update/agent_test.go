@@ -290,3 +290,11 @@ func TestResolveTrial(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryAfterFailedCheck(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 5: 16 * time.Minute, 12: 24 * time.Hour, 40: 24 * time.Hour} {
+		if got := retryAfter(n); got != want {
+			t.Errorf("retryAfter(%d) = %v, want %v", n, got, want)
+		}
+	}
+}
