@@ -52,6 +52,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -338,6 +339,7 @@ func (s *session) serve(ctx context.Context) (conflict bool, err error) {
 				s.goodbye(z)
 				return false, err
 			}
+			s.withdrawGone(z, ifs)
 			s.ifs = ifs
 			s.r.claimed(z, ifs)
 			announced = 0
@@ -417,6 +419,33 @@ func (s *session) answer(p packet, ifc lanIface, z zone) {
 		} else {
 			s.c.multicastOver(m, ifc, f)
 		}
+	}
+}
+
+// withdrawGone says goodbye for the addresses an interface lost (DHCP gave
+// a new one), before the new ones are announced. The cache-flush bit of
+// the announcement alone is not enough: a peer keeps an old record it
+// refreshed less than a second earlier (RFC 6762 §10.2), and then hands
+// out the dead address for two minutes.
+func (s *session) withdrawGone(z zone, now []lanIface) {
+	for _, old := range s.ifs {
+		cur, ok := findIface(now, old.Index)
+		if !ok {
+			continue // the interface is gone; nothing can be sent on it
+		}
+		gone := old
+		gone.Addrs = slices.DeleteFunc(slices.Clone(old.Addrs), func(a netip.Addr) bool { return slices.Contains(cur.Addrs, a) })
+		if len(gone.Addrs) == 0 {
+			continue
+		}
+		// TTL 0 and no cache-flush bit: it must remove these records only.
+		m := new(dns.Msg)
+		m.Response, m.Authoritative = true, true
+		for _, rr := range z.hostRecords(gone) {
+			rr.Header().Ttl = 0
+			m.Answer = append(m.Answer, rr)
+		}
+		s.c.multicast(m, cur)
 	}
 }
 
