@@ -90,10 +90,6 @@ func lanCheck(r status.Reporter) status.Check {
 // address (at boot, before DHCP answers) it looks every few seconds, so
 // the status does not say "no network" for minutes after the cable is in.
 func watchLAN(ctx context.Context, r status.Reporter) error {
-	return watchLANEvery(ctx, r, 5*time.Second, 5*time.Minute)
-}
-
-func watchLANEvery(ctx context.Context, r status.Reporter, missing, present time.Duration) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -103,9 +99,9 @@ func watchLANEvery(ctx context.Context, r status.Reporter, missing, present time
 		case <-t.C:
 		}
 		if lanCheck(r).Level == status.OK {
-			t.Reset(present)
+			t.Reset(5 * time.Minute)
 		} else {
-			t.Reset(missing)
+			t.Reset(5 * time.Second)
 		}
 	}
 }

@@ -25,8 +25,7 @@ func (s *Service) partsFor(cfg *config.Config) []part {
 	if s.opts.Local {
 		// A laptop running `make run` must not answer for hearth.local on
 		// the network it happens to be on.
-		s.board.Set(status.Check{ID: mdns.CheckID, Title: "Name on the home network", Level: status.Off,
-			Message: "Not announced on the network: this is a test run on a computer."})
+		mdns.Off(&s.board, "Not announced on the network: this is a test run on a computer.")
 	} else {
 		ps = append(ps, s.mdnsPart(cfg))
 	}
@@ -125,7 +124,7 @@ func (s *Service) mdnsPart(cfg *config.Config) part {
 	r, err := mdns.New(mdns.Options{Hostname: cfg.Net.Hostname, HTTPPort: s.opts.Ports.HTTP, Reporter: &s.board})
 	if err != nil {
 		return part{"mdns", func(context.Context) error {
-			s.board.Set(status.Check{ID: mdns.CheckID, Title: "Name on the home network", Level: status.Error,
+			s.board.Set(status.Check{ID: mdns.CheckID, Title: mdns.Title, Level: status.Error,
 				Message: "The box's name cannot be used on the home network.",
 				Action:  "Give the box a name of letters, digits and hyphens in Settings → Network.",
 				Detail:  map[string]string{"error": err.Error()}})
@@ -141,11 +140,7 @@ func (s *Service) upnpWanted(cfg *config.Config) bool { return cfg.Net.UPnP || s
 // upnpOptions are the router client's settings for cfg, shared by the
 // running part and the factory reset (which must delete the same ports).
 func (s *Service) upnpOptions(cfg *config.Config) upnp.Options {
-	var ports []upnp.Port
-	for _, m := range s.opts.Ports.Mappings(cfg, false, false) {
-		ports = append(ports, upnp.Port{Proto: m.Proto, Port: m.Port, Description: m.Description})
-	}
-	return upnp.Options{Ports: ports, Reporter: &s.board, Log: s.opts.Log}
+	return upnp.Options{Ports: s.opts.Ports.Mappings(cfg, false, false), Reporter: &s.board, Log: s.opts.Log}
 }
 
 // upnpPart keeps the router's port mappings and learns the home's public
@@ -157,7 +152,7 @@ func (s *Service) upnpPart(cfg *config.Config) part {
 	if cfg.Net.DNS.Provider != "" && acme.Public(cfg.Domain) {
 		p, err := dnsrec.NewProvider(cfg.Net.DNS)
 		if err != nil {
-			s.board.Set(status.Check{ID: dnsrec.CheckDDNS, Title: "Address of " + cfg.Domain + " kept current",
+			s.board.Set(status.Check{ID: dnsrec.CheckDDNS, Title: dnsrec.DDNSTitle(cfg.Domain),
 				Level: status.Error, Message: "The DNS host settings cannot be used.",
 				Action: "Check the DNS host settings in Settings → Network.",
 				Detail: map[string]string{"error": err.Error()}})

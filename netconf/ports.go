@@ -1,6 +1,9 @@
 package netconf
 
-import "github.com/hearthchat/hearth/appliance/config"
+import (
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/netconf/upnp"
+)
 
 // Ports are the appliance's public services. Port mappings, DNS records
 // and the onion service are all computed from this one list, so adding a
@@ -20,31 +23,28 @@ func DefaultPorts() Ports {
 		TURN: 3478, TURNRelayFirst: 49152, TURNRelayLast: 49161}
 }
 
-// Mapping is one port to forward from the router.
-type Mapping struct {
-	Proto       string // "tcp" or "udp"
-	Port        int
-	Description string // shown in the router's own pages
-}
+// Mapping is one port to forward from the router: the type the router
+// client takes, so the list goes to it as it is.
+type Mapping = upnp.Port
 
 // Mappings are exactly the ports the enabled services need: chat always;
 // the web ports only when a certificate is wanted (the CA checks them);
 // federation and TURN when those services run.
 func (p Ports) Mappings(cfg *config.Config, s2s, turn bool) []Mapping {
 	m := []Mapping{
-		{"tcp", p.C2S, "Hearth chat"},
-		{"tcp", p.C2STLS, "Hearth chat (TLS)"},
+		{Proto: "tcp", Port: p.C2S, Description: "Hearth chat"},
+		{Proto: "tcp", Port: p.C2STLS, Description: "Hearth chat (TLS)"},
 	}
 	if s2s {
-		m = append(m, Mapping{"tcp", p.S2S, "Hearth federation"})
+		m = append(m, Mapping{Proto: "tcp", Port: p.S2S, Description: "Hearth federation"})
 	}
 	if cfg.Net.ACME.Enabled {
-		m = append(m, Mapping{"tcp", p.HTTP, "Hearth web"}, Mapping{"tcp", p.HTTPS, "Hearth web (TLS)"})
+		m = append(m, Mapping{Proto: "tcp", Port: p.HTTP, Description: "Hearth web"}, Mapping{Proto: "tcp", Port: p.HTTPS, Description: "Hearth web (TLS)"})
 	}
 	if turn {
-		m = append(m, Mapping{"udp", p.TURN, "Hearth calls"}, Mapping{"tcp", p.TURN, "Hearth calls"})
+		m = append(m, Mapping{Proto: "udp", Port: p.TURN, Description: "Hearth calls"}, Mapping{Proto: "tcp", Port: p.TURN, Description: "Hearth calls"})
 		for port := p.TURNRelayFirst; port > 0 && port <= p.TURNRelayLast; port++ {
-			m = append(m, Mapping{"udp", port, "Hearth calls relay"})
+			m = append(m, Mapping{Proto: "udp", Port: port, Description: "Hearth calls relay"})
 		}
 	}
 	return m

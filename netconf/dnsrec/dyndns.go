@@ -42,6 +42,9 @@ type Updater struct {
 // CheckDDNS is the ID of the dynamic DNS status check.
 const CheckDDNS = "ddns"
 
+// DDNSTitle is that check's heading for the domain name.
+func DDNSTitle(name string) string { return "Address of " + name + " kept current" }
+
 // NewUpdater makes an Updater.
 func NewUpdater(o UpdaterOptions) *Updater {
 	if o.TTL <= 0 {
@@ -135,7 +138,7 @@ func (u *Updater) Run(ctx context.Context, addrs <-chan []netip.Addr) error {
 		if err == nil {
 			have, failures = false, 0
 			delay = u.o.MinRetry
-			u.report(status.Check{ID: CheckDDNS, Title: "Address of " + u.o.Name + " kept current",
+			u.report(status.Check{ID: CheckDDNS, Title: DDNSTitle(u.o.Name),
 				Level:   status.OK,
 				Message: fmt.Sprintf("%s points to your home address %s.", u.o.Name, joinAddrs(want)),
 				Detail:  map[string]string{"addresses": joinAddrs(want), "zone": u.o.Zone}})
@@ -146,7 +149,7 @@ func (u *Updater) Run(ctx context.Context, addrs <-chan []netip.Addr) error {
 		}
 		failures++
 		next := time.Now().Add(delay)
-		u.report(status.Check{ID: CheckDDNS, Title: "Address of " + u.o.Name + " kept current",
+		u.report(status.Check{ID: CheckDDNS, Title: DDNSTitle(u.o.Name),
 			Level:   status.Error,
 			Message: fmt.Sprintf("Could not tell your DNS host the new home address %s.", joinAddrs(want)),
 			Action:  "Check the DNS host settings (provider, key name and key) in the setup pages. The box tries again by itself.",

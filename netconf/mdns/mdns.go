@@ -66,7 +66,8 @@ import (
 // CheckID is the status check this package reports.
 const CheckID = "mdns"
 
-const title = "Name on the home network"
+// Title is the check's heading on the status page.
+const Title = "Name on the home network"
 
 // Options configure the responder.
 type Options struct {
@@ -142,7 +143,7 @@ func (r *Responder) Run(ctx context.Context) error {
 	r.pending()
 	defer func() {
 		r.setName("")
-		r.opts.Reporter.Set(status.Check{ID: CheckID, Title: title, Level: status.Off,
+		r.opts.Reporter.Set(status.Check{ID: CheckID, Title: Title, Level: status.Off,
 			Message: fmt.Sprintf("This box has stopped answering to %s.local.", r.opts.Hostname)})
 	}()
 	for {

@@ -16,9 +16,14 @@ func (r *Responder) url(host string) string {
 	return fmt.Sprintf("http://%s:%d", host, r.opts.HTTPPort)
 }
 
+// Off reports that the box does not announce its name, and why.
+func Off(rep status.Reporter, why string) {
+	rep.Set(status.Check{ID: CheckID, Title: Title, Level: status.Off, Message: why})
+}
+
 func (r *Responder) pending() {
 	wanted := r.opts.Hostname + ".local"
-	r.opts.Reporter.Set(status.Check{ID: CheckID, Title: title, Level: status.Pending,
+	r.opts.Reporter.Set(status.Check{ID: CheckID, Title: Title, Level: status.Pending,
 		Message: fmt.Sprintf("Checking that no other device on the home network is called %s…", wanted),
 		Detail:  map[string]string{"wanted": wanted}})
 }
@@ -35,11 +40,11 @@ func (r *Responder) claimed(z zone, ifs []lanIface) {
 		"addresses":  ifaceAddrs(ifs),
 	}
 	if name == wanted {
-		r.opts.Reporter.Set(status.Check{ID: CheckID, Title: title, Level: status.OK,
+		r.opts.Reporter.Set(status.Check{ID: CheckID, Title: Title, Level: status.OK,
 			Message: "Phones and computers at home can open " + r.url(name), Detail: d})
 		return
 	}
-	r.opts.Reporter.Set(status.Check{ID: CheckID, Title: title, Level: status.Warn,
+	r.opts.Reporter.Set(status.Check{ID: CheckID, Title: Title, Level: status.Warn,
 		Message: fmt.Sprintf("Another device already calls itself %s; this box is %s", wanted, r.url(name)),
 		Action: fmt.Sprintf("Use %s on this network, or give this box another name in Settings → Network "+
 			"(or rename or switch off the other device called %s).", r.url(name), wanted),
@@ -52,7 +57,7 @@ func (r *Responder) failed(err error) {
 	if err != nil {
 		d["error"] = err.Error()
 	}
-	c := status.Check{ID: CheckID, Title: title, Level: status.Error, Detail: d}
+	c := status.Check{ID: CheckID, Title: Title, Level: status.Error, Detail: d}
 	if errors.Is(err, errNoLAN) {
 		c.Message = fmt.Sprintf("This box is not connected to a home network, so %s cannot work.", r.url(r.opts.Hostname+".local"))
 		c.Action = "Connect the box to your router with a network cable, then wait a minute."
