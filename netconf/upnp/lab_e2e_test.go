@@ -175,21 +175,18 @@ func helperDial() int {
 // lab is the routerlab network plus this package's helpers.
 type lab struct {
 	*routerlab.Lab
-	t             *testing.T
-	lan, rtr, wan *netns.NS
-	dir           string
+	t *testing.T
 }
 
 func newLab(t *testing.T, wanAddr string) *lab {
 	t.Helper()
-	l := routerlab.New(t, nsPrefix, wanAddr)
-	return &lab{Lab: l, t: t, lan: l.LAN, rtr: l.Router, wan: l.WAN, dir: l.Dir}
+	return &lab{Lab: routerlab.New(t, nsPrefix, wanAddr), t: t}
 }
 
 // dial connects from the wan namespace to addr and returns what it read.
 func (l *lab) dial(addr string) (string, error) {
 	exe, _ := os.Executable()
-	cmd := l.wan.Command(exe)
+	cmd := l.WAN.Command(exe)
 	cmd.Env = append(os.Environ(), helperEnv+"=dial", "HNC_UPNP_DIAL="+addr)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -212,14 +209,14 @@ type client struct {
 
 func (l *lab) startClient(o helperOpts) *client {
 	l.t.Helper()
-	o.StatusFile = filepath.Join(l.dir, fmt.Sprintf("status-%d.json", time.Now().UnixNano()))
+	o.StatusFile = filepath.Join(l.Dir, fmt.Sprintf("status-%d.json", time.Now().UnixNano()))
 	j, _ := json.Marshal(o)
 	exe, err := os.Executable()
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	c := &client{t: l.t, status: o.StatusFile, log: &routerlab.SyncBuffer{}, done: make(chan struct{})}
-	c.cmd = l.lan.Command(exe)
+	c.cmd = l.LAN.Command(exe)
 	c.cmd.Env = append(os.Environ(), helperEnv+"=client", "HNC_UPNP_OPTS="+string(j))
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {

@@ -122,7 +122,7 @@ func TestRediscoverAfterRouterRestart(t *testing.T) {
 	l.StopRouter()
 	// A reboot forgets everything: empty the forwarding chains too.
 	for _, ch := range []string{"miniupnpd", "prerouting_miniupnpd", "postrouting_miniupnpd"} {
-		l.rtr.MustRun(t, "nft", "flush", "chain", "inet", "filter", ch)
+		l.Router.MustRun(t, "nft", "flush", "chain", "inet", "filter", ch)
 	}
 	c.wait("the client to notice", 20*time.Second, func(r status.Report) bool {
 		return level(r, CheckRouter) != status.OK
@@ -170,7 +170,7 @@ func TestCarrierGradeNAT(t *testing.T) {
 	}
 	// upnpc refuses to list an IGD without an external address, so look
 	// at the router's forwarding rules themselves.
-	if nat := l.rtr.MustRun(t, "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd"); strings.Contains(nat, "dport 5222") {
+	if nat := l.Router.MustRun(t, "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd"); strings.Contains(nat, "dport 5222") {
 		t.Errorf("a forwarding exists although the router refused it:\n%s", nat)
 	}
 	c.stop(15 * time.Second)
@@ -227,7 +227,7 @@ func TestDeleteAll(t *testing.T) {
 	if !routerlab.Listed(out, "tcp", 5222) || !routerlab.Listed(out, "udp", 49160) || !routerlab.Listed(out, "tcp", 40010) {
 		t.Fatalf("setup:\n%s", out)
 	}
-	cmd := l.lan.Command(mustExe(t))
+	cmd := l.LAN.Command(mustExe(t))
 	cmd.Env = append(cmd.Environ(), helperEnv+"=deleteall", `HNC_UPNP_OPTS={"Ports":[{"Proto":"tcp","Port":5222,"Description":"Hearth chat"}],"RetryMin":1000000000,"RetryMax":2000000000}`)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("DeleteAll: %v\n%s", err, b)
