@@ -25,9 +25,10 @@ type Release struct {
 	Custom
 	// Files maps GOARCH to the root squashfs built for it.
 	Files map[string]string
-	// Expiry of the timestamp, snapshot and targets metadata. A feed must be
-	// re-signed (make release) before the timestamp expires, or boxes refuse
-	// it as stale.
+	// Expiry of the timestamp (zero: 7 days) and of the snapshot and
+	// targets metadata (zero: 90 days). A feed must be re-signed (make
+	// release, or make refresh-feed) before the timestamp expires, or boxes
+	// refuse it as stale.
 	TimestampExpiry time.Duration
 	TargetsExpiry   time.Duration
 	// Now is the signing time (time.Now if zero): tests sign in the past.
@@ -38,16 +39,8 @@ type Release struct {
 // expiries: the same release, files untouched. A feed's timestamp expires
 // after a week so a box can tell a frozen or replayed feed from a quiet one;
 // whoever serves a feed runs this (make refresh-feed) from a daily job.
+// Zero arguments mean what they mean in Release.
 func Refresh(dir string, keys *Keys, now time.Time, timestampExpiry, targetsExpiry time.Duration) error {
-	if now.IsZero() {
-		now = time.Now()
-	}
-	if timestampExpiry == 0 {
-		timestampExpiry = 7 * 24 * time.Hour
-	}
-	if targetsExpiry == 0 {
-		targetsExpiry = 90 * 24 * time.Hour
-	}
 	md := filepath.Join(dir, "metadata")
 	targets, err := metadata.Targets().FromFile(filepath.Join(md, "targets.json"))
 	if err != nil {
@@ -68,7 +61,7 @@ func Refresh(dir string, keys *Keys, now time.Time, timestampExpiry, targetsExpi
 	}
 	targets.Signed.Version = versions[metadata.TARGETS]
 	targets.ClearSignatures()
-	return signChain(md, keys, targets, now.UTC(), timestampExpiry, targetsExpiry,
+	return signChain(md, keys, targets, now, timestampExpiry, targetsExpiry,
 		func(role string) int64 { return versions[role] })
 }
 
@@ -76,17 +69,6 @@ func Refresh(dir string, keys *Keys, now time.Time, timestampExpiry, targetsExpi
 // release there. Metadata versions continue from what dir already holds, so
 // boxes that saw the previous metadata accept the new one.
 func Publish(dir string, keys *Keys, r Release) error {
-	now := r.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	now = now.UTC()
-	if r.TimestampExpiry == 0 {
-		r.TimestampExpiry = 7 * 24 * time.Hour
-	}
-	if r.TargetsExpiry == 0 {
-		r.TargetsExpiry = 90 * 24 * time.Hour
-	}
 	md := filepath.Join(dir, "metadata")
 	td := filepath.Join(dir, "targets")
 	for _, d := range []string{md, td} {
@@ -102,7 +84,7 @@ func Publish(dir string, keys *Keys, r Release) error {
 		return v + 1
 	}
 
-	targets := metadata.Targets(now.Add(r.TargetsExpiry))
+	targets := metadata.Targets(time.Time{}) // signChain sets the expiry
 	targets.Signed.Version = next(metadata.TARGETS)
 	custom, err := json.Marshal(r.Custom)
 	if err != nil {
@@ -121,7 +103,7 @@ func Publish(dir string, keys *Keys, r Release) error {
 		tf.Custom = &raw
 		targets.Signed.Targets[name] = tf
 	}
-	if err := signChain(md, keys, targets, now, r.TimestampExpiry, r.TargetsExpiry, next); err != nil {
+	if err := signChain(md, keys, targets, r.Now, r.TimestampExpiry, r.TargetsExpiry, next); err != nil {
 		return err
 	}
 	// Drop targets of architectures this release does not have.
@@ -140,9 +122,20 @@ func Publish(dir string, keys *Keys, r Release) error {
 // signChain signs targets (Version already set) and the snapshot and
 // timestamp over it, and writes them with the root into md. Order matters
 // for a feed read while it is written: the timestamp, which points at
-// everything else, goes last.
+// everything else, goes last. Zero now and expiries take Release's
+// defaults.
 func signChain(md string, keys *Keys, targets *metadata.Metadata[metadata.TargetsType], now time.Time,
 	timestampExpiry, targetsExpiry time.Duration, next func(role string) int64) error {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = now.UTC()
+	if timestampExpiry == 0 {
+		timestampExpiry = 7 * 24 * time.Hour
+	}
+	if targetsExpiry == 0 {
+		targetsExpiry = 90 * 24 * time.Hour
+	}
 	targets.Signed.Expires = now.Add(targetsExpiry)
 	if err := sign(targets, keys.Private[metadata.TARGETS]); err != nil {
 		return err
