@@ -36,7 +36,12 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("mkimage: ")
 	if *refresh != "" {
-		keys, err := update.LoadOrCreateKeys(filepath.Join(*repo, "keys"))
+		// Never make new keys here: they could not sign this feed anyway.
+		dir := filepath.Join(*repo, "keys")
+		if _, err := os.Stat(filepath.Join(dir, "root.json")); err != nil {
+			log.Fatalf("refresh: no signing keys in %s (the feed's keys are made by the first make image or make release)", dir)
+		}
+		keys, err := update.LoadOrCreateKeys(dir)
 		if err == nil {
 			err = update.Refresh(*refresh, keys, time.Time{}, 0, 0)
 		}
