@@ -1,0 +1,175 @@
+package c2s
+
+import (
+	"crypto/tls"
+	"strings"
+
+	"github.com/hearthchat/hearth/xmppd/sasl"
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/stream"
+	"github.com/hearthchat/hearth/xmppd/tlsconf"
+	"mellium.im/xmpp/jid"
+)
+
+// Stream negotiation before authentication: the stream header, the features offered at each step, STARTTLS / direct TLS, and which element is allowed when.
+
+func (x *conn) open(h *stream.Element) bool {
+	srv := x.c.cfg.Server
+	if h.Space != stream.NSStream || h.Local != "stream" {
+		x.streamError("invalid-namespace", "")
+		return false
+	}
+	if x.p.DefaultNS() != stream.NSClient {
+		x.streamError("invalid-namespace", "the content namespace must be jabber:client")
+		return false
+	}
+	if to := h.Get("to"); to != "" {
+		d, err := jid.Parse(to)
+		if err != nil || !strings.EqualFold(d.Domainpart(), srv.Domain) || d.Localpart() != "" || d.Resourcepart() != "" {
+			x.streamError("host-unknown", "this server serves "+srv.Domain)
+			return false
+		}
+	}
+	if v := h.Get("version"); v == "" || !strings.HasPrefix(v, "1.") {
+		x.streamError("unsupported-version", "")
+		return false
+	}
+	b := x.header(newID())
+	x.headerSent = true
+	b = append(b, "<stream:features>"...)
+	for _, f := range x.features() {
+		b = f.Append(b, stream.NSClient)
+	}
+	b = append(b, "</stream:features>"...)
+	return x.write(b) == nil
+}
+
+func (x *conn) features() []*stream.Element {
+	switch {
+	case !x.secure:
+		return []*stream.Element{stream.New(nsTLS, "starttls").Add(stream.New(nsTLS, "required"))}
+	case x.user == "":
+		cb := x.binding()
+		mechs := stream.New(nsSASL, "mechanisms")
+		if len(cb.Data) > 0 {
+			mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.SHA256Plus),
+				stream.New(nsSASL, "mechanism").AddText(sasl.SHA1Plus))
+			x.offerPlus = true
+		}
+		mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.SHA256),
+			stream.New(nsSASL, "mechanism").AddText(sasl.SHA1))
+		if x.c.cfg.AllowPlain {
+			mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.Plain))
+		}
+		out := append([]*stream.Element{mechs}, x.c.cfg.Server.PreAuthFeatures()...)
+		if len(cb.Data) > 0 {
+			el := stream.New(nsCB, "sasl-channel-binding")
+			for _, t := range []string{"tls-exporter", "tls-server-end-point", "tls-unique"} {
+				if cb.Data[t] != nil {
+					el.Add(stream.New(nsCB, "channel-binding", "type", t))
+				}
+			}
+			out = append(out, el)
+		}
+		return out
+	default:
+		out := []*stream.Element{
+			stream.New(nsBind, "bind"),
+			stream.New(nsSess, "session").Add(stream.New(nsSess, "optional")),
+		}
+		return append(out, x.c.cfg.Server.StreamFeatures(nil)...)
+	}
+}
+
+// binding returns the channel-binding data of the TLS connection.
+func (x *conn) binding() sasl.Binding {
+	b := sasl.Binding{Data: map[string][]byte{}}
+	if x.tlsc == nil {
+		return b
+	}
+	cs := x.tlsc.ConnectionState()
+	if cs.Version >= tls.VersionTLS13 {
+		if ekm, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32); err == nil {
+			b.Data["tls-exporter"] = ekm
+		}
+	} else if cs.TLSUnique != nil {
+		b.Data["tls-unique"] = cs.TLSUnique
+	}
+	if cert, err := x.c.cfg.Certs.Get(nil); err == nil {
+		b.Data["tls-server-end-point"] = tlsconf.EndPoint(&cs, cert)
+	}
+	return b
+}
+
+func (x *conn) handshake() error {
+	cfg := x.c.cfg.Certs.Config("xmpp-client")
+	t := tls.Server(x.raw, cfg)
+	if err := t.Handshake(); err != nil {
+		x.c.cfg.Log.Debug("tls handshake", "ip", x.ip, "err", err)
+		return err
+	}
+	x.tlsc, x.nc, x.secure = t, t, true
+	x.headerSent = false
+	x.p = stream.NewParser(x.reader(t), stream.PreAuthLimits)
+	return nil
+}
+
+// element handles one top-level element; false ends the connection.
+func (x *conn) element(el *stream.Element) bool {
+	if x.sess != nil {
+		return x.stanza(el)
+	}
+	isStanza := el.Space == stream.NSClient && (el.Local == "message" || el.Local == "presence" || el.Local == "iq")
+	switch {
+	case !x.secure:
+		if el.Space == nsTLS && el.Local == "starttls" {
+			x.write([]byte("<proceed xmlns='" + nsTLS + "'/>"))
+			x.p.SkipSpace()
+			if x.p.Buffered() > 0 {
+				// Plaintext sent after <starttls/> would otherwise be read
+				// as if it had arrived over TLS (CVE-2011-0411 class).
+				return false
+			}
+			return x.handshake() == nil
+		}
+		if isStanza {
+			x.streamError("not-authorized", "authenticate first")
+		} else {
+			x.streamError("policy-violation", "STARTTLS is required")
+		}
+		return false
+	case x.user == "":
+		if el.Space == nsSASL {
+			return x.sasl(el)
+		}
+		if el.Space == stream.NSClient && el.Local == "iq" && (el.Get("type") == "get" || el.Get("type") == "set") {
+			if x.pre == nil {
+				x.pre = &server.PreAuth{IP: x.ip}
+			}
+			if reply, ok := x.c.cfg.Server.PreAuthIQ(x.pre, el); ok {
+				return x.send(reply) == nil
+			}
+		}
+		if isStanza {
+			x.streamError("not-authorized", "authenticate first")
+		} else {
+			x.streamError("policy-violation", "expected SASL")
+		}
+		return false
+	}
+	// Authenticated, not bound yet.
+	if el.Space == stream.NSClient && el.Local == "iq" && el.Get("type") == "set" {
+		if b := el.Child(nsBind, "bind"); b != nil {
+			return x.bind(el, b)
+		}
+	}
+	if el.Space == nsSM && el.Local == "resume" {
+		return x.resume(el)
+	}
+	if isStanza {
+		x.streamError("not-authorized", "bind a resource first")
+	} else {
+		x.streamError("unsupported-stanza-type", "")
+	}
+	return false
+}
