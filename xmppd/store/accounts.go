@@ -147,6 +147,9 @@ func (s *Store) DeleteAccount(user string) error {
 		if b == nil || b.Get([]byte(user)) == nil {
 			return ErrNotFound
 		}
+		if err := forgetUsage(tx, user); err != nil {
+			return err
+		}
 		return b.Delete([]byte(user))
 	})
 }
