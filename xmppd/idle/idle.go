@@ -9,7 +9,9 @@
 // It works below TLS: Conn wraps the TCP connection so that, in
 // non-blocking mode, a read that would block returns ErrWouldBlock at once
 // (crypto/tls treats it as a temporary error and keeps a partly received
-// record for the next call).
+// record for the next call; TestTLSRecordSplitAcrossPark holds every Go
+// release to that). If the poller itself fails, Park refuses (ErrBroken)
+// and connections go back to a blocking reader goroutine each.
 package idle
 
 import (
