@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hearthchat/hearth/image"
+	"github.com/hearthchat/hearth/internal/testenv"
 )
 
 // The image tests share one scratch directory and build each image once per
@@ -74,7 +75,7 @@ func gok(t *testing.T) string {
 		}
 	})
 	if gokErr != nil {
-		t.Skip(gokErr)
+		testenv.Skip(t, gokErr)
 	}
 	return gokPath
 }

@@ -4,7 +4,6 @@ package netconf
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/internal/testenv"
 	"github.com/hearthchat/hearth/netconf/status"
 )
 
@@ -19,12 +19,7 @@ import (
 // address (Debian's tor, kept off the Tor network), shown honestly as not
 // yet published; turning it off again stops tor.
 func TestTorFromSettings(t *testing.T) {
-	if _, err := exec.LookPath("tor"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tor is not installed (make test-deps installs it)")
-		}
-		t.Skip("tor is not installed")
-	}
+	testenv.NeedCommand(t, "tor", "apt package tor; make test-deps installs it")
 	dir := state.Dir(t.TempDir())
 	dir.Ensure()
 	cfg := config.Default()

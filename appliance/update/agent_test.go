@@ -19,6 +19,7 @@ import (
 
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/internal/testenv"
 )
 
 // bootFAT makes a FAT16 boot partition image holding cmdline.txt the way gok
@@ -26,9 +27,7 @@ import (
 func bootFAT(t *testing.T) string {
 	t.Helper()
 	for _, tool := range []string{"mkfs.fat", "mcopy", "mtype"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (make test-deps installs dosfstools and mtools)", tool)
-		}
+		testenv.NeedCommand(t, tool, "apt packages dosfstools and mtools; make test-deps installs them")
 	}
 	dir := t.TempDir()
 	img := filepath.Join(dir, "boot.fat")

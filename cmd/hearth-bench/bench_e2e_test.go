@@ -11,15 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hearthchat/hearth/internal/testenv"
 )
 
 // TestQuickBenchHearth runs the harness in its smoke mode against a
 // freshly built xmppd and checks that it produced a complete table. It
 // asserts that the harness works, not how fast the server is.
 func TestQuickBenchHearth(t *testing.T) {
-	if _, err := exec.LookPath("taskset"); err != nil {
-		t.Skip("taskset not installed (util-linux)")
-	}
+	testenv.NeedCommand(t, "taskset", "apt package util-linux; make test-deps installs it")
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -32,6 +32,7 @@ import (
 
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/internal/testenv"
 	"github.com/hearthchat/hearth/netconf/dnsrec"
 	"github.com/hearthchat/hearth/netconf/dnsrec/knottest"
 	"github.com/hearthchat/hearth/netconf/status"
@@ -53,13 +54,7 @@ type pebble struct {
 // startPebble runs pebble resolving names through dnsServer.
 func startPebble(t *testing.T, dnsServer string) *pebble {
 	t.Helper()
-	bin, err := exec.LookPath("pebble")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("pebble not installed (apt-get install pebble); make test-deps installs it")
-		}
-		t.Skip("pebble not installed (apt-get install pebble)")
-	}
+	bin := testenv.NeedCommand(t, "pebble", "apt package pebble; make test-deps installs it")
 	dir := t.TempDir()
 	roots := writeServerCert(t, dir)
 	p := &pebble{roots: roots, httpPort: freePort(t), tlsPort: freePort(t)}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/hearthchat/hearth/internal/testenv"
 	"github.com/hearthchat/hearth/netconf/status"
 )
 
@@ -57,9 +58,7 @@ func nsFor(i int) string {
 
 func needTools(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
+	testenv.NeedRoot(t, "the test network is made of network namespaces")
 	for _, c := range []string{"ip", "unshare", "nsenter", "getent", "dbus-daemon", "avahi-daemon", "avahi-browse", "avahi-resolve"} {
 		if _, err := exec.LookPath(c); err != nil {
 			t.Fatalf("%s is not installed (make test-deps installs avahi-daemon, avahi-utils, libnss-mdns): %v", c, err)

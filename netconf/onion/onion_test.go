@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthchat/hearth/internal/testenv"
 	"github.com/hearthchat/hearth/netconf/status"
 )
 
@@ -100,7 +101,7 @@ func TestTorMissing(t *testing.T) {
 func TestTorExitsAtStart(t *testing.T) {
 	falseBin := "/bin/false"
 	if _, err := os.Stat(falseBin); err != nil {
-		t.Skip("no /bin/false")
+		testenv.Skip(t, "no /bin/false")
 	}
 	var b status.Board
 	s, err := New(Options{TorExe: []string{falseBin}, DataDir: t.TempDir(), Ports: testPorts, Reporter: &b, RetryMin: 50 * time.Millisecond})

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hearthchat/hearth/internal/testenv"
 )
 
 func freeAddr(t *testing.T) (string, int) {
@@ -132,9 +134,7 @@ VirtualHost "client.localhost"
 // TestProsody is the real-peer test of Dial: Debian's prosody with
 // STARTTLS and direct TLS, in-band registration, both SCRAM hashes.
 func TestProsody(t *testing.T) {
-	if _, err := exec.LookPath("prosody"); err != nil {
-		t.Skip("prosody not installed")
-	}
+	testenv.NeedCommand(t, "prosody", "apt package prosody; make test-deps installs it")
 	for _, hash := range []string{"SHA-256", "SHA-1"} {
 		t.Run(hash, func(t *testing.T) {
 			dir := t.TempDir()

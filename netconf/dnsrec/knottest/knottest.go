@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/hearthchat/hearth/internal/testenv"
 )
 
 // Server is a running knotd.
@@ -39,16 +41,7 @@ func (s *Server) Settings() map[string]string {
 // Without knotd the test is skipped, except in CI (CI=true), where it fails.
 func Start(t testing.TB, zone string, lines ...string) *Server {
 	t.Helper()
-	knotd, err := exec.LookPath("knotd")
-	if err != nil {
-		if _, err := os.Stat("/usr/sbin/knotd"); err == nil {
-			knotd = "/usr/sbin/knotd"
-		} else if os.Getenv("CI") != "" {
-			t.Fatal("knotd not installed (apt-get install knot); make test-deps installs it")
-		} else {
-			t.Skip("knotd not installed (apt-get install knot)")
-		}
-	}
+	knotd := testenv.NeedCommand(t, "knotd", "apt package knot; make test-deps installs it")
 	zone = dns.Fqdn(strings.ToLower(zone))
 	dir := t.TempDir()
 	secret := make([]byte, 32)

@@ -10,7 +10,7 @@ import (
 )
 
 func TestNamespacesVethSweep(t *testing.T) {
-	Skip(t)
+	Need(t)
 	if err := Sweep("hnc-nstest"); err != nil {
 		t.Fatal(err)
 	}
