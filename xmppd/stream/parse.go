@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,13 +19,38 @@ type Limits struct {
 	MaxBytes    int // bytes of one top-level element, markup included
 	MaxElements int // elements in one stanza, the stanza itself included
 	MaxDepth    int // nesting; the stanza element is depth 1
+	// MaxAttrs bounds the attributes of one element, namespace
+	// declarations included; a quarter of it bounds the namespace
+	// declarations in scope at once in one stanza. 0 means DefaultMaxAttrs.
+	// Within MaxBytes alone one tag could carry 40,000 attributes; no XMPP
+	// element needs more than a dozen.
+	MaxAttrs int
 }
+
+// DefaultMaxAttrs is the attribute limit of a Limits that sets none.
+const DefaultMaxAttrs = 256
+
+func (l Limits) maxAttrs() int {
+	if l.MaxAttrs <= 0 {
+		return DefaultMaxAttrs
+	}
+	return l.MaxAttrs
+}
+
+// maxNSInScope bounds the namespace declarations a stanza has in scope at
+// once (its own and its ancestors', not the header's). A prefix is looked
+// up by walking the bindings from the innermost out, so with 256 of them in
+// scope a 256 KB stanza of prefixed attributes, each naming a prefix bound
+// at the stanza's root, cost 65 ms to parse instead of about 10 ms.
+// Real stanzas have one declaration on a few elements of the path from the
+// root (bindings of siblings do not add up).
+func (l Limits) maxNSInScope() int { return max(l.maxAttrs()/4, 4) }
 
 // Before authentication a connection is a stranger: small limits. After it,
 // room for vCard avatars and OMEMO bundles.
 var (
-	PreAuthLimits  = Limits{MaxBytes: 8 << 10, MaxElements: 32, MaxDepth: 16}
-	PostAuthLimits = Limits{MaxBytes: 256 << 10, MaxElements: 4096, MaxDepth: 16}
+	PreAuthLimits  = Limits{MaxBytes: 8 << 10, MaxElements: 32, MaxDepth: 16, MaxAttrs: 64}
+	PostAuthLimits = Limits{MaxBytes: 256 << 10, MaxElements: 4096, MaxDepth: 16, MaxAttrs: 256}
 )
 
 // Error is a stream-level error (RFC 6120 §4.9.3): the connection cannot go on.
@@ -75,10 +101,13 @@ type Parser struct {
 	scanQ    byte  // quote character open at scan, for tags
 	readErr  error
 
-	started bool // header seen
-	closed  bool
-	header  *Element
-	hdrName []byte // qualified name of the stream element, for its end tag
+	started  bool // header seen
+	closed   bool
+	closeDue bool // the header was self-closed: Close not returned yet
+	sawDecl  bool // the XML declaration of this stream was read
+	header   *Element
+	hdrName  []byte // qualified name of the stream element, for its end tag
+	hdrNS    int    // len(ns) with the header's bindings, before any stanza's
 
 	ns     []nsBind
 	nsMark []int      // len(ns) before each open element (header included)
@@ -164,7 +193,7 @@ func (p *Parser) Header() *Element { return p.header }
 // Restart prepares for a new stream on the same connection (after SASL
 // success). Bytes already buffered are kept.
 func (p *Parser) Restart() {
-	p.started, p.closed, p.header, p.hdrName = false, false, nil, nil
+	p.started, p.closed, p.closeDue, p.sawDecl, p.header, p.hdrName, p.hdrNS = false, false, false, false, nil, nil, 0
 	p.ns, p.nsMark, p.stack, p.names, p.count = p.ns[:0], p.nsMark[:0], p.stack[:0], p.names[:0], 0
 	p.mark = p.off
 	p.scan, p.scanQ = 0, 0
@@ -278,6 +307,10 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // incomplete, and a zero Event when a token was consumed without producing
 // an event.
 func (p *Parser) step() (Event, error) {
+	if p.closeDue {
+		p.closeDue = false
+		return Event{Kind: Close}, nil
+	}
 	data := p.buf[p.pos:p.end]
 	if len(p.stack) == 0 {
 		// Between stanzas (or before the header): whitespace is a keepalive.
@@ -324,8 +357,11 @@ func (p *Parser) step() (Event, error) {
 }
 
 func (p *Parser) procInst(data []byte) (Event, error) {
-	// Only the XML declaration, and only before the header, is allowed.
-	if p.started || p.off != p.mark {
+	// Only the XML declaration, once, and only before the header, is
+	// allowed (XML 1.0 §2.8: one declaration, at the start; a second
+	// "<?xml" is a processing instruction with a reserved name). Each
+	// stream has its own: clients repeat it when they restart the stream.
+	if p.started || p.sawDecl {
 		return Event{}, errf("restricted-xml", "processing instructions are not allowed")
 	}
 	if len(data) < 6 {
@@ -353,6 +389,7 @@ func (p *Parser) procInst(data []byte) (Event, error) {
 	}
 	p.consume(i + 2)
 	p.mark = p.off
+	p.sawDecl = true
 	return Event{}, nil
 }
 
@@ -487,6 +524,12 @@ func (p *Parser) tagEnd(data []byte) int {
 	return -1
 }
 
+// startTag handles a start tag: the stream header, a stanza, or a child of
+// one. Its steps are separate functions because each has its own rules and
+// its own cost to bound: splitting the attributes (scanAttrs), binding the
+// namespaces they declare (declareNS), resolving the element's name and
+// attributes against those bindings (resolve), and placing the element in
+// the stream (openStream, push).
 func (p *Parser) startTag(data []byte) (Event, error) {
 	gt := p.tagEnd(data)
 	if gt < 0 {
@@ -504,10 +547,36 @@ func (p *Parser) startTag(data []byte) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	el := &Element{}
-	type rawAttr struct{ qname, value []byte }
-	var attrs [8]rawAttr
-	ra := attrs[:0]
+	// Eight attributes cover nearly every stanza element without a heap
+	// allocation; more spill to the heap through append.
+	var buf [8]rawAttr
+	ra, err := p.scanAttrs(rest, buf[:0])
+	if err != nil {
+		return Event{}, err
+	}
+	if err := p.declareNS(ra); err != nil {
+		return Event{}, err
+	}
+	el, err := p.resolve(qname, ra)
+	if err != nil {
+		return Event{}, err
+	}
+	if !p.started {
+		return p.openStream(el, qname, gt, selfClose), nil
+	}
+	return p.push(el, qname, gt, selfClose)
+}
+
+// rawAttr is one attribute as written in a start tag: its qualified name
+// and its value before decoding, both slices of the read buffer.
+type rawAttr struct{ qname, value []byte }
+
+// scanAttrs splits the attributes that follow an element's name. It stops
+// at the limit's attribute count, namespace declarations included (each one
+// costs a binding and makes every prefix lookup longer), as soon as one too
+// many is seen, and it rejects a qualified name written twice.
+func (p *Parser) scanAttrs(rest []byte, ra []rawAttr) ([]rawAttr, error) {
+	max := p.lim.maxAttrs()
 	for {
 		n := 0
 		for n < len(rest) && isSpace(rest[n]) {
@@ -517,99 +586,251 @@ func (p *Parser) startTag(data []byte) (Event, error) {
 			break
 		}
 		if n == 0 {
-			return Event{}, errf("not-well-formed", "missing space between attributes")
+			return nil, errf("not-well-formed", "missing space between attributes")
 		}
-		rest = rest[n:]
-		an, r2, err := scanName(rest)
+		if len(ra) == max {
+			return nil, errf("policy-violation", "more than "+strconv.Itoa(max)+" attributes in one element")
+		}
+		a, r, err := scanAttr(rest[n:])
 		if err != nil {
-			return Event{}, err
+			return nil, err
 		}
-		r2 = bytes.TrimLeft(r2, " \t\r\n")
-		if len(r2) == 0 || r2[0] != '=' {
-			return Event{}, errf("not-well-formed", "attribute without value")
-		}
-		r2 = bytes.TrimLeft(r2[1:], " \t\r\n")
-		if len(r2) == 0 || (r2[0] != '\'' && r2[0] != '"') {
-			return Event{}, errf("not-well-formed", "unquoted attribute value")
-		}
-		end := bytes.IndexByte(r2[1:], r2[0])
-		if end < 0 {
-			return Event{}, errf("not-well-formed", "unterminated attribute value")
-		}
-		for _, a := range ra {
-			if bytes.Equal(a.qname, an) {
-				return Event{}, errf("not-well-formed", "duplicate attribute "+string(an))
-			}
-		}
-		ra = append(ra, rawAttr{an, r2[1 : 1+end]})
-		rest = r2[2+end:]
+		ra = append(ra, a)
+		rest = r
 	}
+	if d := dupQName(ra); d != nil {
+		return nil, errf("not-well-formed", "duplicate attribute "+string(d))
+	}
+	return ra, nil
+}
 
-	// Namespace declarations first: they apply to the element's own name
-	// and attributes.
-	p.nsMark = append(p.nsMark, len(p.ns))
-	for _, a := range ra {
-		var prefix string
-		switch {
-		case string(a.qname) == "xmlns":
-		case bytes.HasPrefix(a.qname, []byte("xmlns:")):
-			prefix = string(a.qname[6:])
-		default:
-			continue
-		}
-		v, err := unescapeAttr(a.value)
-		if err != nil {
-			return Event{}, err
-		}
-		if prefix == "xmlns" || (prefix == "xml" && v != NSXML) || (prefix != "" && v == "") || v == NSXML && prefix != "xml" {
-			return Event{}, errf("bad-namespace-prefix", "illegal namespace declaration")
-		}
-		p.ns = append(p.ns, nsBind{intern(prefix), intern(v)})
+// scanAttr reads one name='value' (or name="value") and returns what follows.
+func scanAttr(b []byte) (rawAttr, []byte, error) {
+	name, r, err := scanName(b)
+	if err != nil {
+		return rawAttr{}, nil, err
 	}
-	prefix, local := splitQName(qname)
-	space, ok := p.lookup(prefix)
-	if !ok {
-		return Event{}, errf("bad-namespace-prefix", "unbound prefix "+string(prefix))
+	r = bytes.TrimLeft(r, " \t\r\n")
+	if len(r) == 0 || r[0] != '=' {
+		return rawAttr{}, nil, errf("not-well-formed", "attribute without value")
 	}
-	el.Space, el.Local, el.Prefix = space, internB(local), internB(prefix)
-	for _, a := range ra {
-		if string(a.qname) == "xmlns" || bytes.HasPrefix(a.qname, []byte("xmlns:")) {
-			continue
-		}
-		v, err := unescapeAttr(a.value)
-		if err != nil {
-			return Event{}, err
-		}
-		ap, al := splitQName(a.qname)
-		at := Attr{Local: internB(al), Value: v}
-		if len(ap) > 0 {
-			s, ok := p.lookup(ap)
-			if !ok {
-				return Event{}, errf("bad-namespace-prefix", "unbound prefix "+string(ap))
-			}
-			at.Space, at.Prefix = s, internB(ap)
-			for _, o := range el.Attr {
-				if o.Space == at.Space && o.Local == at.Local {
-					return Event{}, errf("not-well-formed", "duplicate attribute "+string(a.qname))
+	r = bytes.TrimLeft(r[1:], " \t\r\n")
+	if len(r) == 0 || (r[0] != '\'' && r[0] != '"') {
+		return rawAttr{}, nil, errf("not-well-formed", "unquoted attribute value")
+	}
+	end := bytes.IndexByte(r[1:], r[0])
+	if end < 0 {
+		return rawAttr{}, nil, errf("not-well-formed", "unterminated attribute value")
+	}
+	return rawAttr{name, r[1 : 1+end]}, r[2+end:], nil
+}
+
+// smallAttrs is the attribute count up to which the duplicate checks
+// compare every pair: no allocation, and fastest for the few attributes a
+// stanza element has. Above it they sort a copy, so the cost grows as
+// n log n: comparing pairs of one 253 KB tag's 32,000 attributes took 1.9 s
+// of CPU (issue 9) and slowed every other connection.
+const smallAttrs = 16
+
+// dupQName returns a qualified name that occurs twice in ra, or nil.
+func dupQName(ra []rawAttr) []byte {
+	if len(ra) <= smallAttrs {
+		for i := 1; i < len(ra); i++ {
+			for j := 0; j < i; j++ {
+				if bytes.Equal(ra[i].qname, ra[j].qname) {
+					return ra[i].qname
 				}
 			}
 		}
+		return nil
+	}
+	names := make([][]byte, len(ra))
+	for i := range ra {
+		names[i] = ra[i].qname
+	}
+	slices.SortFunc(names, bytes.Compare)
+	for i := 1; i < len(names); i++ {
+		if bytes.Equal(names[i-1], names[i]) {
+			return names[i]
+		}
+	}
+	return nil
+}
+
+// dupExpanded reports whether two attributes have the same namespace and
+// local name though written with different prefixes (xmlns:a='urn:x'
+// xmlns:b='urn:x' a:t='1' b:t='2'), which Namespaces in XML §6.3 forbids
+// like a repeated name.
+func dupExpanded(attrs []Attr) (Attr, bool) {
+	if len(attrs) <= smallAttrs {
+		for i := 1; i < len(attrs); i++ {
+			for j := 0; j < i; j++ {
+				if attrs[i].Space == attrs[j].Space && attrs[i].Local == attrs[j].Local {
+					return attrs[i], true
+				}
+			}
+		}
+		return Attr{}, false
+	}
+	type expanded struct{ space, local string }
+	names := make([]expanded, len(attrs))
+	for i, a := range attrs {
+		names[i] = expanded{a.Space, a.Local}
+	}
+	slices.SortFunc(names, func(a, b expanded) int {
+		if c := strings.Compare(a.space, b.space); c != 0 {
+			return c
+		}
+		return strings.Compare(a.local, b.local)
+	})
+	for i := 1; i < len(names); i++ {
+		if names[i-1] == names[i] {
+			return Attr{Space: names[i].space, Local: names[i].local}, true
+		}
+	}
+	return Attr{}, false
+}
+
+// nsDecl reports whether an attribute is a namespace declaration, and the
+// prefix it binds ("" for the default namespace).
+func nsDecl(qname []byte) (prefix []byte, ok bool) {
+	switch {
+	case string(qname) == "xmlns":
+		return nil, true
+	case bytes.HasPrefix(qname, []byte("xmlns:")):
+		return qname[6:], true
+	}
+	return nil, false
+}
+
+// declareNS binds the namespaces an element declares. It runs before the
+// element's own name and attributes are resolved, because the declarations
+// apply to them too; pop drops them again with the element.
+//
+// The bindings a stanza has in scope are capped (Limits.maxNSInScope): a
+// prefix bound at the stanza's root is looked up through every binding made
+// below it, so 16 levels of maximal elements would make each lookup walk
+// thousands of entries.
+func (p *Parser) declareNS(ra []rawAttr) error {
+	p.nsMark = append(p.nsMark, len(p.ns))
+	for _, a := range ra {
+		prefix, ok := nsDecl(a.qname)
+		if !ok {
+			continue
+		}
+		v, err := unescapeAttr(a.value)
+		if err != nil {
+			return err
+		}
+		if !validNSDecl(string(prefix), v) {
+			return errf("bad-namespace-prefix", "illegal namespace declaration")
+		}
+		p.ns = append(p.ns, nsBind{internB(prefix), intern(v)})
+	}
+	if max := p.lim.maxNSInScope(); p.started && len(p.ns)-p.hdrNS > max {
+		return errf("policy-violation", "more than "+strconv.Itoa(max)+" namespace declarations in scope")
+	}
+	return nil
+}
+
+// validNSDecl applies Namespaces in XML §3: "xmlns" cannot be bound, "xml"
+// only to its own namespace and that namespace to no other prefix, and a
+// prefix cannot be undeclared (XML 1.0 namespaces have no xmlns:p=”).
+func validNSDecl(prefix, space string) bool {
+	switch {
+	case prefix == "xmlns":
+		return false
+	case prefix == "xml":
+		return space == NSXML
+	case space == NSXML:
+		return false
+	case prefix != "" && space == "":
+		return false
+	}
+	return true
+}
+
+// resolve builds the element: its name and ordinary attributes, with their
+// prefixes resolved against the bindings in scope. Namespace declarations
+// are not kept as attributes; Append writes the ones an element needs.
+func (p *Parser) resolve(qname []byte, ra []rawAttr) (*Element, error) {
+	prefix, local := splitQName(qname)
+	space, ok := p.lookup(prefix)
+	if !ok {
+		return nil, errf("bad-namespace-prefix", "unbound prefix "+string(prefix))
+	}
+	el := &Element{Space: space, Local: internB(local), Prefix: internB(prefix)}
+	n, prefixed := 0, false
+	for _, a := range ra {
+		if _, ok := nsDecl(a.qname); !ok {
+			n++
+		}
+	}
+	if n > 0 {
+		el.Attr = make([]Attr, 0, n)
+	}
+	for _, a := range ra {
+		if _, ok := nsDecl(a.qname); ok {
+			continue
+		}
+		at, err := p.attr(a)
+		if err != nil {
+			return nil, err
+		}
+		prefixed = prefixed || at.Prefix != ""
 		el.Attr = append(el.Attr, at)
 	}
-
-	if !p.started {
-		// The stream header: kept open for the whole stream.
-		p.started = true
-		p.header = el
-		p.hdrName = append([]byte(nil), qname...)
-		p.consume(gt + 1)
-		p.mark = p.off
-		if selfClose {
-			p.closed = true
+	// Unprefixed names were compared as written (scanAttrs); only
+	// prefixes can make two different names mean the same attribute.
+	if prefixed {
+		if d, ok := dupExpanded(el.Attr); ok {
+			return nil, errf("not-well-formed", "duplicate attribute {"+d.Space+"}"+d.Local)
 		}
-		return Event{Kind: Open, El: el}, nil
 	}
+	return el, nil
+}
 
+// attr decodes one ordinary attribute and resolves its prefix. An
+// unprefixed attribute is in no namespace (not the default one).
+func (p *Parser) attr(a rawAttr) (Attr, error) {
+	v, err := unescapeAttr(a.value)
+	if err != nil {
+		return Attr{}, err
+	}
+	ap, al := splitQName(a.qname)
+	at := Attr{Local: internB(al), Value: v}
+	if len(ap) > 0 {
+		s, ok := p.lookup(ap)
+		if !ok {
+			return Attr{}, errf("bad-namespace-prefix", "unbound prefix "+string(ap))
+		}
+		at.Space, at.Prefix = s, internB(ap)
+	}
+	return at, nil
+}
+
+// openStream makes el the stream header, open for the whole stream and
+// never on the stack. A self-closed header (<stream:stream .../>) is a
+// stream that has already ended: Next reports Close right after Open, so
+// the connection closes at once instead of waiting for bytes that can only
+// be an error (it used to sit until the 60 s authentication timeout).
+func (p *Parser) openStream(el *Element, qname []byte, gt int, selfClose bool) Event {
+	p.started = true
+	p.header = el
+	p.hdrName = append([]byte(nil), qname...)
+	p.hdrNS = len(p.ns)
+	p.consume(gt + 1)
+	p.mark = p.off
+	if selfClose {
+		p.closed = true
+		p.closeDue = true
+	}
+	return Event{Kind: Open, El: el}
+}
+
+// push places a stanza element or a child in the tree, after the stanza's
+// element-count and depth limits; a self-closed element is complete at once.
+func (p *Parser) push(el *Element, qname []byte, gt int, selfClose bool) (Event, error) {
 	p.count++
 	if p.count > p.lim.MaxElements {
 		return Event{}, errf("policy-violation", "too many elements in one stanza")
@@ -828,7 +1049,7 @@ func internB(b []byte) string {
 
 // storedLimits are a little above a client's: stored bytes came from one,
 // plus what the server added (delay stamps).
-var storedLimits = Limits{MaxBytes: 1 << 20, MaxElements: 8192, MaxDepth: 32}
+var storedLimits = Limits{MaxBytes: 1 << 20, MaxElements: 8192, MaxDepth: 32, MaxAttrs: 512}
 
 // ParseElement parses one element that was stored with el.Append(nil, "")
 // (which declares its namespace), with the same parser that reads clients.

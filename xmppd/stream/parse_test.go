@@ -174,6 +174,15 @@ func FuzzParser(f *testing.F) {
 		hdr + `<iq type='set' id='1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>`,
 		hdr + `<p:x xmlns:p='urn:p' p:a='&amp;&#65;'><![CDATA[x]]></p:x></stream:stream>`,
 		`<!DOCTYPE x>`, hdr + `<a><!-- c --></a>`,
+		// Issue 9: attribute counts around the pair/sort switch and the
+		// limit, duplicates found by either, declarations in scope, a
+		// second XML declaration, a self-closed header.
+		hdr + `<m` + attrs(smallAttrs+1, "") + `/>`,
+		hdr + `<m xmlns:a='urn:x' xmlns:b='urn:x'` + attrs(smallAttrs, "a:") + ` b:a3='1'/>`,
+		hdr + `<m` + nsDecls(20, 0) + `><n` + nsDecls(20, 20) + attrs(10, "p3:") + `/></m>`,
+		hdr + `<m` + attrs(PostAuthLimits.MaxAttrs+1, "") + `/>`,
+		`<?xml version='1.0'?><?xml version='1.0'?>` + hdr[len(`<?xml version='1.0'?>`):],
+		strings.TrimSuffix(hdr, ">") + `/>`,
 	} {
 		f.Add([]byte(s))
 	}
