@@ -189,7 +189,7 @@ func (r *Responder) session(ctx context.Context) error {
 	pkts := make(chan packet, 64)
 	c.read(rctx, pkts)
 
-	s := &session{r: r, c: c, pkts: pkts, ifs: ifs}
+	s := &session{r: r, c: c, pkts: pkts, ifs: ifs, sent: sentLog{}}
 	return s.run(ctx)
 }
 
@@ -201,6 +201,7 @@ type session struct {
 	ifs  []lanIface
 	n    int  // which candidate name: 1 → hearth, 2 → hearth-2, …
 	z    zone // the name in use (after probing)
+	sent sentLog
 }
 
 func (s *session) run(ctx context.Context) error {
@@ -321,8 +322,19 @@ func (s *session) serve(ctx context.Context) (conflict bool, err error) {
 			s.goodbye(z)
 			return false, nil
 		case <-announce.C:
+			// An announcement keeps the second's gap too (RFC 6762 §6
+			// exempts only probe defence): when an answer to a query
+			// went out less than a second ago, it waits. And it counts:
+			// a query right after it is answered from the peers' caches.
+			now := time.Now()
+			if due := s.announceDue(z, now); due.After(now) {
+				announce.Reset(due.Sub(now))
+				continue
+			}
 			for _, ifc := range s.ifs {
-				s.c.multicast(response(z.all(ifc), nil), ifc)
+				m := response(z.all(ifc), nil)
+				s.c.multicast(m, ifc)
+				s.sent.mark(m, ifc, both, now)
 			}
 			if announced++; announced < 2 {
 				announce.Reset(time.Second)
@@ -364,27 +376,73 @@ func (s *session) serve(ctx context.Context) (conflict bool, err error) {
 	}
 }
 
+// announceDue is when z's records may next be announced on every
+// interface: a second after the last multicast of any of them.
+func (s *session) announceDue(z zone, now time.Time) time.Time {
+	due := now
+	for _, ifc := range s.ifs {
+		for _, rr := range z.all(ifc) {
+			if d := s.sent.due(rr, ifc, both, now, multicastGap); d.After(due) {
+				due = d
+			}
+		}
+	}
+	return due
+}
+
+// reply is what one query gets: a unicast message to the asker and a
+// multicast one to the group, each possibly nil.
+type reply struct {
+	uni   *dns.Msg
+	multi *dns.Msg
+	fam   family        // the family multi goes out over: the query's
+	delay time.Duration // before multi is sent
+}
+
 // answer replies to one query.
 func (s *session) answer(p packet, ifc lanIface, z zone) {
+	r := s.plan(p, ifc, z, time.Now())
+	if r.uni != nil {
+		s.c.unicast(r.uni, p.src, ifc.Index)
+	}
+	if r.multi == nil {
+		return
+	}
+	if r.delay > 0 {
+		c := s.c
+		time.AfterFunc(r.delay, func() { c.multicastOver(r.multi, ifc, r.fam) })
+	} else {
+		s.c.multicastOver(r.multi, ifc, r.fam)
+	}
+}
+
+// plan decides the reply to query p, received on ifc at now, and records
+// the multicast part in s.sent as sent at the time it will go out.
+func (s *session) plan(p packet, ifc lanIface, z zone, now time.Time) reply {
 	q := p.msg
 	if q.Opcode != dns.OpcodeQuery || q.Rcode != 0 {
-		return
+		return reply{}
 	}
 	legacy := p.src.Port() != mdnsPort
 	if legacy || !p.multicast {
 		// Direct and one-shot queries are only for neighbours.
 		if !ifc.onLink(p.src.Addr()) {
-			return
+			return reply{}
 		}
 	}
 	if legacy {
-		if m := z.legacyReply(q, ifc); m != nil {
-			s.c.unicast(m, p.src, ifc.Index)
-		}
-		return
+		// A one-shot resolver gets a unicast reply, which no one else
+		// hears: the multicast rate limit does not apply (RFC 6762 §6.7).
+		return reply{uni: z.legacyReply(q, ifc)}
 	}
+	f := only4
+	if p.src.Addr().Is6() {
+		f = only6
+	}
+	// A query carrying proposed records is a probe (RFC 6762 §8.1).
+	probe := len(q.Ns) > 0
 	var multiAns, multiExtra, uniAns, uniExtra []dns.RR
-	delay := false
+	delay := time.Duration(0)
 	for _, qu := range q.Question {
 		if !inClass(qu) {
 			continue
@@ -398,29 +456,37 @@ func (s *session) answer(p packet, ifc lanIface, z zone) {
 			uniAns, uniExtra = append(uniAns, ans...), append(uniExtra, extra...)
 			continue
 		}
+		if probe {
+			// Defending our name: late is better than never, so wait out
+			// the shorter gap instead of dropping the answer.
+			for _, rr := range ans {
+				delay = max(delay, s.sent.due(rr, ifc, f, now, probeGap).Sub(now))
+			}
+		} else if ans = s.sent.fresh(ans, ifc, f, now); len(ans) == 0 {
+			continue
+		}
 		multiAns, multiExtra = append(multiAns, ans...), append(multiExtra, extra...)
 		if shared(ans[0]) {
-			delay = true
-		}
-	}
-	if len(uniAns) > 0 {
-		s.c.unicast(response(uniAns, dedup(uniExtra, uniAns)), p.src, ifc.Index)
-	}
-	if len(multiAns) > 0 {
-		m := response(multiAns, dedup(multiExtra, multiAns))
-		f := only4
-		if p.src.Addr().Is6() {
-			f = only6
-		}
-		if delay {
 			// Shared answers wait 20–120 ms so that the many boxes that
 			// may hold one do not all answer at once (RFC 6762 §6).
-			c := s.c
-			time.AfterFunc(time.Duration(jitter(20, 120))*time.Millisecond, func() { c.multicastOver(m, ifc, f) })
-		} else {
-			s.c.multicastOver(m, ifc, f)
+			delay = max(delay, time.Duration(jitter(20, 120))*time.Millisecond)
 		}
 	}
+	var r reply
+	if len(uniAns) > 0 {
+		r.uni = response(uniAns, dedup(uniExtra, uniAns))
+	}
+	if len(multiAns) > 0 {
+		// Additional records count as multicast too: leave out those
+		// sent within the gap (they only save the asker a round trip).
+		extra := dedup(multiExtra, multiAns)
+		if !probe {
+			extra = s.sent.fresh(extra, ifc, f, now)
+		}
+		r.multi, r.fam, r.delay = response(multiAns, extra), f, delay
+		s.sent.mark(r.multi, ifc, f, now.Add(delay))
+	}
+	return r
 }
 
 // withdrawGone says goodbye for the addresses an interface lost (DHCP gave

@@ -3,6 +3,7 @@ package mdns
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -355,5 +356,153 @@ func TestRunWithoutLAN(t *testing.T) {
 	}
 	if c, _ := b.Report().Get(CheckID); c.Level != status.Off || r.Name() != "" {
 		t.Errorf("after Run: %+v, name %q", c, r.Name())
+	}
+}
+
+// sends collects when each record went out by multicast, per family, in a
+// rate-limit test driven by a fake clock.
+type sends map[string][]time.Time
+
+func (s sends) add(r reply, at time.Time) {
+	if r.multi == nil {
+		return
+	}
+	for _, sec := range [][]dns.RR{r.multi.Answer, r.multi.Extra} {
+		for _, rr := range sec {
+			k := fmt.Sprintf("%d %s", r.fam, rr.String())
+			s[k] = append(s[k], at.Add(r.delay))
+		}
+	}
+}
+
+// check fails t when a record went out twice within gap, and returns
+// how often the one sent most often went out.
+func (s sends) check(t *testing.T, gap time.Duration) (most int) {
+	t.Helper()
+	for k, ts := range s {
+		for i := 1; i < len(ts); i++ {
+			if d := ts[i].Sub(ts[i-1]); d < gap {
+				t.Errorf("%s multicast again after %v (at %d of %d)", k, d, i, len(ts))
+			}
+		}
+		most = max(most, len(ts))
+	}
+	return most
+}
+
+func mquery(name string, qtype uint16, from string) packet {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.Id = 0
+	return packet{msg: m, src: netip.MustParseAddrPort(from), ifindex: dual.Index, multicast: true}
+}
+
+// RFC 6762 §6: a querier asking 100 times a second for 3 s gets each
+// record multicast at most once a second, and still once each second.
+func TestMulticastRateLimit(t *testing.T) {
+	z := newZone("hearth", 8080)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		q    packet
+	}{
+		{"A over IPv4", mquery("hearth.local.", dns.TypeA, "192.168.1.9:5353")},
+		{"AAAA over IPv6", mquery("hearth.local.", dns.TypeAAAA, "[fe80::9]:5353")},
+		{"browse (shared, delayed)", mquery("_http._tcp.local.", dns.TypePTR, "192.168.1.9:5353")},
+		{"SRV", mquery("hearth._http._tcp.local.", dns.TypeSRV, "192.168.1.9:5353")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &session{sent: sentLog{}}
+			got := sends{}
+			answered := 0
+			for i := range 300 {
+				now := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+				r := s.plan(c.q, dual, z, now)
+				if r.uni != nil {
+					t.Fatalf("unicast reply to a multicast query: %v", r.uni)
+				}
+				if r.multi != nil {
+					answered++
+				}
+				got.add(r, now)
+			}
+			if most := got.check(t, multicastGap); most != 3 || answered != 3 {
+				t.Errorf("%d of 300 queries answered, a record sent up to %d times; want 3 (one a second)", answered, most)
+			}
+		})
+	}
+}
+
+// The limit is per interface and per family; unicast replies (QU
+// questions, legacy one-shot queries) are not held back.
+func TestMulticastRateLimitScope(t *testing.T) {
+	z := newZone("hearth", 8080)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &session{sent: sentLog{}}
+	q4 := mquery("hearth.local.", dns.TypeANY, "192.168.1.9:5353")
+	if r := s.plan(q4, dual, z, now); r.multi == nil || r.fam != only4 {
+		t.Fatalf("first query: %+v", r)
+	}
+	if r := s.plan(q4, dual, z, now.Add(500*time.Millisecond)); r.multi != nil {
+		t.Errorf("repeated within the second: %v", r.multi)
+	}
+	if r := s.plan(mquery("hearth.local.", dns.TypeANY, "[fe80::9]:5353"), dual, z, now.Add(500*time.Millisecond)); r.multi == nil || r.fam != only6 {
+		t.Errorf("IPv6 query held back by an IPv4 multicast: %+v", r)
+	}
+	other := dual
+	other.Index = 3
+	if r := s.plan(q4, other, z, now.Add(500*time.Millisecond)); r.multi == nil {
+		t.Error("query on another interface held back")
+	}
+
+	qu := mquery("hearth.local.", dns.TypeA, "192.168.1.9:5353")
+	qu.msg.Question[0].Qclass |= unicastQ
+	legacy := mquery("hearth.local.", dns.TypeA, "192.168.1.9:40000")
+	legacy.msg.Id = 77
+	for i := range 100 {
+		at := now.Add(time.Duration(i) * 10 * time.Millisecond)
+		if r := s.plan(qu, dual, z, at); r.uni == nil || r.multi != nil {
+			t.Fatalf("QU query %d: %+v", i, r)
+		}
+		if r := s.plan(legacy, dual, z, at); r.uni == nil || r.uni.Id != 77 || r.multi != nil {
+			t.Fatalf("legacy query %d: %+v", i, r)
+		}
+	}
+}
+
+// A probe for our name is answered even right after a multicast, only
+// delayed to keep 250 ms (RFC 6762 §6), so the prober learns in time.
+func TestProbeDefenceRate(t *testing.T) {
+	z := newZone("hearth", 8080)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &session{sent: sentLog{}}
+	if r := s.plan(mquery("hearth.local.", dns.TypeA, "192.168.1.9:5353"), dual, z, now); r.multi == nil {
+		t.Fatal("no answer")
+	}
+	other := newZone("hearth", 80)
+	probe := mquery("hearth.local.", dns.TypeANY, "192.168.1.7:5353")
+	probe.msg.Ns = other.hostRecords(testIface("192.168.1.7/24"))
+	r := s.plan(probe, dual, z, now.Add(100*time.Millisecond))
+	if r.multi == nil || r.delay != 150*time.Millisecond {
+		t.Fatalf("probe 100 ms after a multicast: %+v, want an answer delayed 150 ms", r)
+	}
+	r = s.plan(probe, dual, z, now.Add(time.Second))
+	if r.multi == nil || r.delay != 0 {
+		t.Errorf("probe 750 ms after the last answer: %+v, want one at once", r)
+	}
+}
+
+// An announcement due less than a second after an answer waits for the
+// rest of that second.
+func TestAnnounceKeepsGap(t *testing.T) {
+	z := newZone("hearth", 8080)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &session{sent: sentLog{}, ifs: []lanIface{dual}}
+	if due := s.announceDue(z, now); !due.Equal(now) {
+		t.Errorf("nothing sent yet, announcement due at %v, want now", due.Sub(now))
+	}
+	s.plan(mquery("hearth._http._tcp.local.", dns.TypeSRV, "192.168.1.9:5353"), dual, z, now)
+	if due := s.announceDue(z, now.Add(300*time.Millisecond)); !due.Equal(now.Add(time.Second)) {
+		t.Errorf("announcement 300 ms after an answer due at +%v, want +1s", due.Sub(now))
 	}
 }
