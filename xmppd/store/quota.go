@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -45,7 +46,13 @@ type Usage struct {
 // Charge adds dBytes and dItems (either may be negative) to user's usage of
 // kind and to the account's total, inside tx. A charge that would take the
 // kind past lim, or the account past AccountBytes, fails with ErrQuota and
-// changes nothing; a charge that only shrinks usage always succeeds.
+// changes nothing; a dimension that does not grow is never refused, so
+// freeing always succeeds, also for an account already over a limit that
+// a newer build lowered.
+//
+// The caller must return Charge's error from its transaction (or charge
+// before it writes anything), so that a refused write leaves no data
+// behind either.
 func Charge(tx *bolt.Tx, user, kind string, dBytes, dItems int64, lim Limit) error {
 	if kind == "" {
 		return errors.New("store: charge without a kind")
@@ -56,22 +63,33 @@ func Charge(tx *bolt.Tx, user, kind string, dBytes, dItems int64, lim Limit) err
 	}
 	kk, tk := Key(user, kind), Key(user, "")
 	u, t := decodeUsage(b.Get(kk)), decodeUsage(b.Get(tk))
+	// A kind never goes below zero (a record freed twice, data from before
+	// accounting); the total moves by what the kind actually moved, so it
+	// stays the sum of the kinds.
 	nu := Usage{max(u.Bytes+dBytes, 0), max(u.Items+dItems, 0)}
+	dBytes, dItems = nu.Bytes-u.Bytes, nu.Items-u.Items
 	nt := Usage{max(t.Bytes+dBytes, 0), max(t.Items+dItems, 0)}
-	grows := dBytes > 0 || dItems > 0
-	if grows {
-		if lim.Bytes > 0 && nu.Bytes > lim.Bytes || lim.Items > 0 && nu.Items > lim.Items {
-			return fmt.Errorf("%w: %s of %s: %d bytes, %d items (limit %d bytes, %d items)",
-				ErrQuota, kind, user, nu.Bytes, nu.Items, lim.Bytes, lim.Items)
-		}
-		if nt.Bytes > AccountBytes && dBytes > 0 {
-			return fmt.Errorf("%w: %s keeps %d bytes in all (limit %d)", ErrQuota, user, nt.Bytes, int64(AccountBytes))
-		}
+	if dBytes > 0 && lim.Bytes > 0 && nu.Bytes > lim.Bytes || dItems > 0 && lim.Items > 0 && nu.Items > lim.Items {
+		return fmt.Errorf("%w: %s of %s: %d bytes, %d items (limit %d bytes, %d items)",
+			ErrQuota, kind, user, nu.Bytes, nu.Items, lim.Bytes, lim.Items)
 	}
-	if err := b.Put(kk, encodeUsage(nu)); err != nil {
+	if dBytes > 0 && nt.Bytes > AccountBytes {
+		return fmt.Errorf("%w: %s keeps %d bytes in all (limit %d)", ErrQuota, user, nt.Bytes, int64(AccountBytes))
+	}
+	if err := putUsage(b, kk, nu); err != nil {
 		return err
 	}
-	return b.Put(tk, encodeUsage(nt))
+	return putUsage(b, tk, nt)
+}
+
+// putUsage stores u under k; an empty record is deleted, so that freeing
+// everything (and the account-deletion hooks that run after forgetUsage)
+// leaves nothing behind.
+func putUsage(b *bolt.Bucket, k []byte, u Usage) error {
+	if u == (Usage{}) {
+		return b.Delete(k)
+	}
+	return b.Put(k, encodeUsage(u))
 }
 
 // UsageOf reads user's usage of kind ("" for the account's total) in tx.
@@ -99,6 +117,35 @@ func (s *Store) Usage(user string) (map[string]Usage, error) {
 		return nil
 	})
 	return out, err
+}
+
+// ResetKind takes back every account's charge of kind (each account's total
+// drops by it), for a module that recounts what it keeps from scratch
+// (data an older build wrote without charging).
+func ResetKind(tx *bolt.Tx, kind string) error {
+	if kind == "" {
+		return errors.New("store: reset without a kind")
+	}
+	b := tx.Bucket(bucketUsage)
+	if b == nil {
+		return nil
+	}
+	held := map[string]Usage{}
+	err := b.ForEach(func(k, v []byte) error {
+		if user, kd, ok := strings.Cut(string(k), "\x00"); ok && kd == kind {
+			held[user] = decodeUsage(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for user, u := range held {
+		if err := Charge(tx, user, kind, -u.Bytes, -u.Items, Limit{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // forgetUsage removes every usage record of user (account deletion).
