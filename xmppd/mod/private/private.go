@@ -3,6 +3,7 @@
 package private
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/hearthchat/hearth/xmppd/mod/internal/xmlkv"
@@ -20,9 +21,33 @@ const MaxSize = 64 << 10
 // cannot turn into an unbounded number of writes.
 const MaxPerSet = 16
 
+// Per-account totals. Each namespace is its own key, so the per-element
+// limit alone let one member grow the database by 68 MB in under three
+// minutes (and bbolt never gives the space back). A client keeps a
+// handful of namespaces (bookmarks, a few app settings): 64 keys and
+// 1 MiB (key and value bytes) leave ample room for that.
+const (
+	MaxKeys  = 64
+	MaxBytes = 1 << 20
+)
+
+// Kind is what private storage is charged as in the account's budget.
+const Kind = "private"
+
+// ErrFull answers a set that would take the account past its totals.
+// RFC 6120 §8.3.3.18: resource-constraint, type wait; XEP-0049 names no
+// condition for this. Storing the empty element frees a namespace.
+var ErrFull = &server.StanzaError{Type: "wait", Condition: "resource-constraint",
+	Text: "private storage is full: clear a namespace by storing its empty element"}
+
 // Register adds jabber:iq:private.
 func Register(srv *server.Server) {
-	kv := xmlkv.New(srv.Store, "private")
+	kv, err := xmlkv.NewCharged(srv.Store, "private", Kind, store.Limit{Bytes: MaxBytes, Items: MaxKeys})
+	if err != nil {
+		// Only a failing disk gets here; new writes are still charged,
+		// only data from before accounting is uncounted.
+		srv.Log.Error("private: charge existing data", "err", err)
+	}
 	srv.AddFeature(server.ToServer, ns)
 	srv.HandleIQ(server.ToAccount, "get", ns, "query", func(st *server.Stanza) (*stream.Element, error) {
 		data, err := check(st)
@@ -57,7 +82,13 @@ func Register(srv *server.Server) {
 			}
 			puts[i] = xmlkv.Put{Key: key(st, d), El: d}
 		}
-		return nil, kv.PutAll(puts)
+		if err := kv.PutAll(puts); err != nil {
+			if errors.Is(err, store.ErrQuota) {
+				return nil, ErrFull
+			}
+			return nil, err
+		}
+		return nil, nil
 	})
 	srv.OnAccountDeleted(func(user string) { kv.DeleteUser(user) })
 }
