@@ -312,14 +312,21 @@ func (x *conn) finish() {
 	if sess := x.sess; sess != nil {
 		srv := x.c.cfg.Server
 		switch {
-		case sess.Gen() != x.gen:
-			// Resumed on a newer connection: the session is not ours.
-		case !x.clean && !sess.Closing() && sess.Detach():
-			// XEP-0198: the connection died, the session waits to be
-			// resumed (or expires and ends then).
+		case !x.clean && !sess.ClosedOnPurpose() && sess.Detach(x.gen):
+			// XEP-0198: the connection died — whether the reader or the
+			// writer saw it first (a phone after the write timeout) — and
+			// was not closed on purpose: the session waits to be resumed
+			// (or expires and ends then).
 			srv.Hibernated(sess)
 		default:
-			srv.EndSession(sess)
+			// Ends it once, whoever else tries (shutdown, the
+			// resumption timer); a no-op if it was resumed on a newer
+			// connection, which then is not ours to close either (once
+			// ended it can no longer be resumed, so Gen is final).
+			srv.EndSessionAt(sess, x.gen)
+			if sess.Gen() != x.gen {
+				break
+			}
 			sess.CloseWithError("", "")
 			// Wait for the writer to flush and close, but not forever.
 			select {

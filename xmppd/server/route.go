@@ -90,13 +90,12 @@ func (s *Server) message(st *Stanza) {
 	}
 	user := st.To.Localpart()
 	if res := st.To.Resourcepart(); res != "" {
-		if s.Router.HasResource(user, res) {
-			if !s.Fire(MessageFull, st) {
-				s.DeliverFull(st)
-			}
+		if s.Router.HasResource(user, res) && (s.Fire(MessageFull, st) || s.DeliverFull(st)) {
 			return
 		}
-		// RFC 6121 §8.5.3.2.1: no such resource.
+		// RFC 6121 §8.5.3.2.1: no such resource — or it could not take
+		// the message (closing, or backlogged): the same rules, so that
+		// it is not lost.
 		switch st.Type() {
 		case "groupchat":
 			s.bounce(st, ErrServiceUnavailable)
@@ -121,7 +120,10 @@ func (s *Server) DeliverFull(st *Stanza) bool {
 
 // DeliverBare applies RFC 6121 §8.5.2 to a message for an account: to the
 // available resources with the highest non-negative priority, else to
-// offline storage, else an error.
+// offline storage, else an error. A resource that refuses it (closing,
+// queue full, backlogged) does not count: the next-best resources are
+// tried, then storage (issue 9: every available resource closing used to
+// make the message vanish).
 func (s *Server) DeliverBare(st *Stanza) {
 	user := st.To.Localpart()
 	exists := s.accountExists(user)
@@ -132,12 +134,14 @@ func (s *Server) DeliverBare(st *Stanza) {
 		}
 		return
 	}
-	all, top := s.Router.Available(user)
+	all, _ := s.Router.Available(user)
 	switch typ {
 	case "groupchat":
 		s.bounce(st, ErrServiceUnavailable)
 		return
 	case "headline":
+		// Every resource with a non-negative priority; none that can take
+		// it means none online, which RFC 6121 answers with silence.
 		for _, x := range all {
 			if x.Priority() >= 0 {
 				x.Send(st.El)
@@ -145,19 +149,42 @@ func (s *Server) DeliverBare(st *Stanza) {
 		}
 		return
 	case "error":
-		for _, x := range top {
-			x.Send(st.El)
-		}
+		sendTop(all, st.El)
 		return
 	}
-	if len(top) > 0 {
-		for _, x := range top {
-			x.Send(st.El)
-		}
+	if sendTop(all, st.El) {
 		return
 	}
 	if !s.Fire(MessageOffline, st) {
 		s.bounce(st, ErrServiceUnavailable)
+	}
+}
+
+// sendTop sends el to the available sessions of highest non-negative
+// priority; if none of them takes it, to those of the next priority down,
+// and so on. It reports whether any session took it.
+func sendTop(all []*session.Session, el *stream.Element) bool {
+	below := int(^uint(0) >> 1) // priorities already tried are >= below
+	for {
+		best := -1
+		for _, x := range all {
+			if p := x.Priority(); p >= 0 && p < below && p > best {
+				best = p
+			}
+		}
+		if best < 0 {
+			return false
+		}
+		ok := false
+		for _, x := range all {
+			if x.Priority() == best && x.Send(el) {
+				ok = true
+			}
+		}
+		if ok {
+			return true
+		}
+		below = best
 	}
 }
 

@@ -272,7 +272,10 @@ func (s *Server) OnAccountDeleted(fn func(user string)) {
 }
 
 // Bound is called by the transport once a session is bound.
-func (s *Server) Bound(sess *session.Session) { s.runHooks(&s.bound, sess, sess) }
+func (s *Server) Bound(sess *session.Session) {
+	s.watch(sess) // delivery.go: what it cannot write is routed again
+	s.runHooks(&s.bound, sess, sess)
+}
 
 // Closed is called by the transport when a bound session ends.
 func (s *Server) Closed(sess *session.Session) { s.runHooks(&s.closed, sess, sess) }

@@ -15,6 +15,91 @@ import (
 // connection is considered dead.
 const MaxUnacked = 1000
 
+// Push-back (issue 9, burst with stream management: 3,000 messages to a
+// client that acked slowly killed its session at MaxUnacked and lost what
+// Send refused). Past the high-water mark — unacknowledged stanzas or
+// queued bytes — a session refuses further chat messages; the server then
+// stores them offline (durably, so the sender's acknowledgement is true)
+// or bounces them when storage is full. Presence, iq and error messages are
+// still queued: they are small, have no storage to go to, and a flood of
+// them still meets the hard limits (MaxUnacked, MaxQueue), which close the
+// link as dead (it hibernates if resumable). Once the client has caught up
+// below the low-water mark the session says so (SetDrained) and offline
+// storage hands it what waited.
+//
+// Why not pause the sender's reading instead: the sender's reader is the
+// goroutine that also reads its own acknowledgements, so two members
+// flooding each other (or one flooding their own bare JID) would deadlock
+// until a timeout, and one stalled phone would stall everyone writing to
+// it. Storage is bounded per account and keeps the message durable.
+// Reordering: messages stored while backlogged reach the client after any
+// that went live once it caught up, but carry their XEP-0203 delay stamp.
+const (
+	highUnacked = MaxUnacked / 2
+	lowUnacked  = MaxUnacked / 10
+	highBytes   = MaxQueue / 4
+	lowBytes    = MaxQueue / 16
+)
+
+// divertable reports whether el is a message offline storage can take
+// instead of a backlogged session (the types RFC 6121 §8.5.2 stores).
+func divertable(el *stream.Element) bool {
+	if el.Local != "message" {
+		return false
+	}
+	switch el.Get("type") {
+	case "", "normal", "chat":
+		return true
+	}
+	return false
+}
+
+// refuseLocked reports whether a session with stream management refuses el
+// for being backlogged (see highUnacked).
+func (s *Session) refuseLocked(el *stream.Element) bool {
+	if !divertable(el) {
+		return false
+	}
+	if !s.backlogged {
+		if len(s.acks.unacked) < highUnacked && (s.pending == nil || len(*s.pending) < highBytes) {
+			return false
+		}
+		s.backlogged = true
+		// Ask where the client is: its answer is what tells us that it
+		// caught up, even if nothing more is sent to it meanwhile.
+		if s.cur != nil && !s.cur.closing {
+			if s.pending == nil {
+				s.pending = bufPool.Get().(*[]byte)
+			}
+			*s.pending = append(*s.pending, "<r xmlns='urn:xmpp:sm:3'/>"...)
+			s.acks.sinceReq = 0
+			s.kickLocked() // no marks with stream management: nothing to re-route
+		}
+	}
+	return true
+}
+
+// drainedLocked ends the backlogged state once the client is below the
+// low-water mark and returns what to run then (nil if nothing).
+func (s *Session) drainedLocked() func() {
+	if !s.backlogged || s.acks == nil {
+		return nil
+	}
+	if len(s.acks.unacked) > lowUnacked || s.pending != nil && len(*s.pending) > lowBytes {
+		return nil
+	}
+	s.backlogged = false
+	return s.drained
+}
+
+// Backlogged reports whether the session refuses chat messages until its
+// client catches up.
+func (s *Session) Backlogged() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backlogged
+}
+
 // requestEvery asks the client for an acknowledgement after this many
 // unacknowledged stanzas, so the queue stays short.
 const requestEvery = 5
@@ -75,8 +160,13 @@ func (s *Session) AcksEnabled() (bool, string) {
 // Ack applies the client's handled count h.
 func (s *Session) Ack(h uint32) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ackLocked(h)
+	err := s.ackLocked(h)
+	drained := s.drainedLocked()
+	s.mu.Unlock()
+	if drained != nil {
+		go drained()
+	}
+	return err
 }
 
 func (s *Session) ackLocked(h uint32) error {
@@ -131,21 +221,23 @@ func (s *Session) TakeUnacked() []*stream.Element {
 	return u
 }
 
-// Detach keeps the session after its connection died, if it is resumable:
-// stanzas sent to it are kept until a new connection resumes it. It returns
-// false (and does nothing) for a session that cannot be resumed.
-func (s *Session) Detach() bool {
+// Detach keeps the session after its connection (generation gen) died, if
+// it is resumable and was not closed on purpose: stanzas sent to it are
+// kept until a new connection resumes it. It returns false (and does
+// nothing) for a session that cannot be resumed, or that a newer connection
+// already carries.
+func (s *Session) Detach(gen uint64) bool {
 	s.mu.Lock()
-	if s.acks == nil || !s.acks.resumable || s.ended {
+	if s.acks == nil || !s.acks.resumable || s.ended || s.gen != gen || s.cur == nil || s.cur.purpose {
 		s.mu.Unlock()
 		return false
 	}
 	l := s.cur
 	s.cur = nil
-	if s.pending != nil {
-		// Everything in it is also in the unacknowledged queue.
-		*s.pending = (*s.pending)[:0]
-	}
+	// Everything in the queue is also in the unacknowledged list.
+	putBuf(s.pending)
+	s.pending = nil
+	s.marks = s.marks[:0]
 	s.mu.Unlock()
 	if l != nil {
 		s.closeLink(l)
@@ -181,13 +273,25 @@ func (s *Session) Attach(conn net.Conn, h uint32, prefix []byte) (uint64, error)
 	s.cur = &link{conn: conn, done: make(chan struct{})}
 	s.gen++
 	gen := s.gen
+	putBuf(s.pending)
 	buf := bufPool.Get().(*[]byte)
 	*buf = append((*buf)[:0], prefix...)
 	for _, el := range s.acks.unacked {
 		*buf = el.Append(*buf, s.ContentNS)
 	}
+	if len(s.acks.unacked) > 0 {
+		// Its answer tells when the client caught up (see drainedLocked).
+		*buf = append(*buf, "<r xmlns='urn:xmpp:sm:3'/>"...)
+		s.acks.sinceReq = 0
+	}
 	s.pending = buf
-	s.kickLocked()
+	// Not kickLocked: the resent backlog may exceed MaxQueue (up to
+	// MaxUnacked stanzas), and closing the new link for it would make
+	// the session impossible to resume.
+	if !s.writing {
+		s.writing = true
+		go s.writeLoop()
+	}
 	s.mu.Unlock()
 	if old != nil {
 		s.closeLink(old)

@@ -6,10 +6,35 @@
 // there is something to write drains it. An idle session therefore holds no
 // goroutine and no write buffer on the send side; a reader that stops
 // reading fills its own queue and is disconnected, never the sender.
+//
+// Nothing the session accepted is dropped without a trace (issue 9, item 2):
+//   - Send reports false when the session cannot take a stanza, and the
+//     server then tries the next resource, offline storage, or bounces.
+//   - A session without stream management remembers where the messages are
+//     in its queue; when the queue overflows or a write fails, the messages
+//     not yet written are handed back (SetReroute) to be routed again.
+//   - A session with stream management keeps every stanza until the client
+//     acknowledges it, so on overflow or a dead link nothing is re-parsed:
+//     the unacknowledged queue is resent on resumption or re-routed when the
+//     session ends. Past a high-water mark such a session refuses further
+//     chat messages (they go to offline storage) instead of being closed,
+//     and says when it has caught up again (SetDrained).
+//
+// State on the session: typed fields only for what the core itself reads to
+// route (availability, priority, the last presence, RFC 6121's "interested
+// resource", which the roster sets and presence subscriptions read) and for
+// the transport part of stream management (acks.go: its counters must move
+// in the same order as the writes, under the session's lock). State that one
+// module owns (offline's "already flushed", presence's directed set, carbons,
+// CSI, …) goes in the value store (Value/SetValue) under a key type private
+// to that module, so that adding a module never adds a field here.
 package session
 
 import (
+	"bytes"
+	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,12 +49,29 @@ import (
 const MaxQueue = 1 << 20
 
 // WriteTimeout bounds one write: a peer whose TCP window stays shut this
-// long is gone.
-const WriteTimeout = 60 * time.Second
+// long is gone. A variable so that tests can make a phone vanish quickly;
+// set it before any session exists.
+var WriteTimeout = 60 * time.Second
+
+// maxPooled is the largest buffer returned to the pool: a queue that grew
+// to a megabyte for one slow reader must not stay cached for everyone.
+const maxPooled = 64 << 10
 
 var idSeq atomic.Uint64
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// putBuf empties b and returns it to the pool if it is small enough.
+func putBuf(b *[]byte) {
+	if b == nil || cap(*b) > maxPooled {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// span is where one message stanza lies in a queue buffer.
+type span struct{ start, end int32 }
 
 // Session is a bound client resource.
 type Session struct {
@@ -43,9 +85,19 @@ type Session struct {
 	cur     *link // the connection; nil while hibernating (XEP-0198)
 	gen     uint64
 	pending *[]byte
-	writing bool
-	ended   bool // the session is over for good
-	acks    *acks
+	// marks are the messages in pending, for a session without stream
+	// management: if pending is never written they are routed again
+	// instead of vanishing with the buffer. spare is the writer's last
+	// marks slice, kept to be reused.
+	marks, spare []span
+	writing      bool
+	ended        bool // the session is over for good
+	acks         *acks
+	// backlogged: stream management, past the high-water mark; chat
+	// messages are refused until the client has caught up (acks.go).
+	backlogged bool
+	reroute    func([]*stream.Element)
+	drained    func()
 
 	// Presence state, read by the router to choose recipients and owned by
 	// the presence module.
@@ -64,6 +116,12 @@ type Session struct {
 type link struct {
 	conn    net.Conn
 	closing bool // no more stanzas are written to it
+	// purpose: closed on purpose (a stream error, replaced, shutdown), as
+	// opposed to a link that died (a read or write error, an overflowing
+	// queue). Only a link that died may leave its session hibernating for
+	// resumption (issue 9, item 3: the writer saw the dead link first,
+	// marked it closing, and the session was ended instead).
+	purpose bool
 	closed  bool
 	done    chan struct{}
 	// before runs just before the connection is closed and returns a
@@ -78,6 +136,25 @@ func New(conn net.Conn, full jid.JID, contentNS string) *Session {
 		ID: idSeq.Add(1), JID: full, User: full.Localpart(), ContentNS: contentNS,
 		cur: &link{conn: conn, done: make(chan struct{})}, gen: 1,
 	}
+}
+
+// SetReroute sets where messages go that the session accepted but could
+// not write (its queue overflowed, or its connection failed) when it has no
+// stream management to keep them. fn runs on its own goroutine or the
+// writer's, never under the session's lock, and may call Send on this
+// session (which then refuses).
+func (s *Session) SetReroute(fn func([]*stream.Element)) {
+	s.mu.Lock()
+	s.reroute = fn
+	s.mu.Unlock()
+}
+
+// SetDrained sets what runs (on its own goroutine) when a session that
+// refused messages for being backlogged has caught up.
+func (s *Session) SetDrained(fn func()) {
+	s.mu.Lock()
+	s.drained = fn
+	s.mu.Unlock()
 }
 
 // SetBeforeClose sets the current connection's close hook (see link.before).
@@ -110,68 +187,104 @@ func (s *Session) Done() <-chan struct{} {
 }
 
 // Send queues a stanza. It returns false if the session cannot take it
-// (ending, or its queue overflowed, which closes the connection).
+// (ending, closing without stream management, its queue overflowed, or,
+// with stream management, too far behind for another chat message): the
+// caller then tries elsewhere.
 func (s *Session) Send(el *stream.Element) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended {
+		s.mu.Unlock()
 		return false
 	}
 	if s.acks != nil {
+		if s.refuseLocked(el) {
+			s.mu.Unlock()
+			return false
+		}
 		if !s.acks.sent(el) {
-			// Nobody has acknowledged anything for too long.
+			// Nobody has acknowledged anything for too long: the link
+			// is as good as dead (the unacknowledged ones are kept).
 			s.closeLocked()
+			s.mu.Unlock()
 			return false
 		}
 	}
 	if s.cur == nil || s.cur.closing {
 		// Hibernating: kept for resumption, or re-routed when the
 		// session ends.
-		return s.acks != nil
+		ok := s.acks != nil
+		s.mu.Unlock()
+		return ok
 	}
 	if s.pending == nil {
 		s.pending = bufPool.Get().(*[]byte)
 	}
+	start := len(*s.pending)
 	*s.pending = el.Append(*s.pending, s.ContentNS)
+	if s.acks == nil && el.Local == "message" {
+		s.marks = append(s.marks, span{int32(start), int32(len(*s.pending))})
+	}
 	if s.acks != nil && s.acks.wantRequest() {
 		*s.pending = append(*s.pending, "<r xmlns='urn:xmpp:sm:3'/>"...)
 	}
-	return s.kickLocked()
+	ok, lost := s.kickLocked()
+	fn := s.reroute
+	s.mu.Unlock()
+	if len(lost) > 0 && fn != nil {
+		// Not on this goroutine: the caller may hold locks (offline
+		// delivery holds its account lock) that re-routing needs.
+		go fn(lost)
+	}
+	return ok
 }
 
 // SendRaw queues bytes that are already serialized (nonzas: they are not
 // counted by stream management).
 func (s *Session) SendRaw(b []byte) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended || s.cur == nil || s.cur.closing {
+		s.mu.Unlock()
 		return false
 	}
 	if s.pending == nil {
 		s.pending = bufPool.Get().(*[]byte)
 	}
 	*s.pending = append(*s.pending, b...)
-	return s.kickLocked()
+	ok, lost := s.kickLocked()
+	fn := s.reroute
+	s.mu.Unlock()
+	if len(lost) > 0 && fn != nil {
+		go fn(lost)
+	}
+	return ok
 }
 
-func (s *Session) kickLocked() bool {
+// kickLocked starts the writer, or closes an overflowing queue; lost are
+// the messages of the dropped queue that need routing again.
+func (s *Session) kickLocked() (ok bool, lost []*stream.Element) {
 	if len(*s.pending) > MaxQueue {
 		// The reader is not keeping up, and its socket is full, so a
 		// stream error could not reach it either: close now, which also
-		// wakes a writer stuck in Write. What it did not get is in
-		// storage (or, with stream management, re-routed).
-		*s.pending = (*s.pending)[:0]
+		// wakes a writer stuck in Write. With stream management every
+		// stanza in the queue is also unacknowledged (resent or
+		// re-routed later); without it, the messages are parsed back
+		// and routed again.
+		lost = parseSpans(*s.pending, s.marks, s.ContentNS)
+		s.marks = s.marks[:0]
+		putBuf(s.pending)
+		s.pending = nil
 		s.closeLocked()
-		return false
+		return false, lost
 	}
 	if !s.writing {
 		s.writing = true
 		go s.writeLoop()
 	}
-	return true
+	return true, nil
 }
 
-// closeLocked closes the current connection from inside s.mu.
+// closeLocked closes the current connection from inside s.mu, as a link
+// that died (not on purpose: it may hibernate).
 func (s *Session) closeLocked() {
 	if s.cur == nil {
 		return
@@ -191,45 +304,109 @@ func (s *Session) writeLoop() {
 			s.writing = false
 			closing := l != nil && l.closing
 			s.mu.Unlock()
-			if buf != nil {
-				*buf = (*buf)[:0]
-				bufPool.Put(buf)
-			}
+			putBuf(buf)
 			if closing {
 				s.closeLink(l)
 			}
 			return
 		}
+		marks := s.marks
+		s.marks, s.spare = s.spare[:0], nil
+		drained := s.drainedLocked()
 		s.mu.Unlock()
+		if drained != nil {
+			go drained()
+		}
 		l.conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
 		_, err := l.conn.Write(*buf)
 		// Clear it at once: a pending deadline is a runtime timer that
 		// would wake an idle server a minute after every write.
 		l.conn.SetWriteDeadline(time.Time{})
-		if cap(*buf) <= 64<<10 {
-			*buf = (*buf)[:0]
-			bufPool.Put(buf)
-		}
 		if err != nil {
-			s.mu.Lock()
-			l.closing = true
-			if s.cur == l {
-				s.pending = nil
-			}
-			s.writing = false
-			s.mu.Unlock()
-			s.closeLink(l)
+			s.writeFailed(l, *buf, marks)
+			putBuf(buf)
 			return
 		}
+		putBuf(buf)
+		s.mu.Lock()
+		if s.spare == nil {
+			s.spare = marks[:0]
+		}
+		s.mu.Unlock()
 	}
 }
 
+// writeFailed handles a write error on l: the link died (not closed on
+// purpose, so a resumable session may hibernate). Without stream
+// management the messages of the failed write and of the queue behind it
+// are routed again: some of the failed write may have reached the client,
+// but a duplicate is better than a loss.
+func (s *Session) writeFailed(l *link, buf []byte, marks []span) {
+	lost := parseSpans(buf, marks, s.ContentNS)
+	s.mu.Lock()
+	l.closing = true
+	if s.cur == l {
+		if s.pending != nil {
+			lost = append(lost, parseSpans(*s.pending, s.marks, s.ContentNS)...)
+			putBuf(s.pending)
+			s.pending = nil
+		}
+		s.marks = s.marks[:0]
+	}
+	if s.cur != nil && s.cur != l && s.pending != nil && len(*s.pending) > 0 {
+		// Resumed on a new connection while this write failed on the
+		// old one: Attach saw a writer running and left the new queue
+		// to it.
+		go s.writeLoop()
+	} else {
+		s.writing = false
+	}
+	fn := s.reroute
+	s.mu.Unlock()
+	s.closeLink(l)
+	if len(lost) > 0 && fn != nil {
+		fn(lost)
+	}
+}
+
+// parseSpans parses the messages marked in a queue buffer back into
+// elements (only on failure paths: keeping elements for every queued
+// message would cost a copy per stanza on the hot path).
+func parseSpans(buf []byte, marks []span, ns string) []*stream.Element {
+	if len(marks) == 0 {
+		return nil
+	}
+	lim := stream.PostAuthLimits
+	lim.MaxBytes, lim.MaxElements, lim.MaxDepth = MaxQueue, 8192, 32
+	var out []*stream.Element
+	for _, m := range marks {
+		if m.start < 0 || int(m.end) > len(buf) || m.start >= m.end {
+			continue
+		}
+		// The stanza was written with ns as the default namespace in
+		// force, so it is read back inside a wrapper that declares it.
+		p := stream.NewParser(io.MultiReader(strings.NewReader("<s xmlns='"+ns+"'>"),
+			bytes.NewReader(buf[m.start:m.end])), lim)
+		if ev, err := p.Next(); err != nil || ev.Kind != stream.Open {
+			continue
+		}
+		if ev, err := p.Next(); err == nil && ev.Kind == stream.Stanza {
+			out = append(out, ev.El)
+		}
+	}
+	return out
+}
+
 // CloseWithError sends a stream error and closes the stream once the queue
-// is flushed. cond "" closes the stream without an error.
+// is flushed. cond "" closes the stream without an error. This is a close
+// on purpose: the session does not hibernate.
 func (s *Session) CloseWithError(cond, text string) {
 	s.mu.Lock()
 	l := s.cur
 	if l == nil || l.closing {
+		if l != nil {
+			l.purpose = true
+		}
 		s.mu.Unlock()
 		return
 	}
@@ -241,7 +418,7 @@ func (s *Session) CloseWithError(cond, text string) {
 	} else {
 		*s.pending = append(*s.pending, streamError(cond, text)...)
 	}
-	l.closing = true
+	l.closing, l.purpose = true, true
 	if !s.writing {
 		s.writing = true
 		go s.writeLoop()
@@ -256,6 +433,16 @@ func (s *Session) Closing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cur == nil || s.cur.closing
+}
+
+// ClosedOnPurpose reports whether the current connection was closed on
+// purpose (CloseWithError: a stream error, replaced by a new connection,
+// shutdown) rather than dying (read or write error, overflow): only the
+// latter may hibernate.
+func (s *Session) ClosedOnPurpose() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur != nil && s.cur.purpose
 }
 
 func (s *Session) closeLink(l *link) {
@@ -288,14 +475,49 @@ func (s *Session) Kill() {
 	}
 }
 
-// End marks the session over for good: nothing more is queued for it.
-func (s *Session) End() {
+// TryEnd marks the session over for good and reports whether this call did
+// it: of several goroutines ending a session at once (shutdown, the
+// connection's end, the resumption timer) exactly one gets true and runs
+// the end (issue 9, item 4). Nothing more is queued for it afterwards.
+func (s *Session) TryEnd() bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
 	s.ended = true
-	s.mu.Unlock()
+	return true
 }
 
-// Ended reports whether End was called.
+// TryEndDetached is TryEnd for a session still hibernating on generation
+// gen: false if it was resumed meanwhile (a resumption timer that fires as
+// the client comes back must not end the resumed session).
+func (s *Session) TryEndDetached(gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.cur != nil || s.gen != gen {
+		return false
+	}
+	s.ended = true
+	return true
+}
+
+// TryEndAt is TryEnd for the connection of generation gen: false if the
+// session was resumed on a newer one (whose end is not this one's call).
+func (s *Session) TryEndAt(gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.gen != gen {
+		return false
+	}
+	s.ended = true
+	return true
+}
+
+// End marks the session over for good: nothing more is queued for it.
+func (s *Session) End() { s.TryEnd() }
+
+// Ended reports whether the session ended.
 func (s *Session) Ended() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -314,7 +536,6 @@ func streamError(cond, text string) []byte {
 
 // StreamError serializes a stream error followed by the closing tag.
 func StreamError(cond, text string) []byte { return streamError(cond, text) }
-
 // Presence state.
 
 // SetPresence records the session's last broadcast presence. A nil or

@@ -45,9 +45,9 @@ func Register(srv *server.Server) {
 	srv.OnHibernate(func(sess *session.Session) {
 		gen := sess.Gen()
 		time.AfterFunc(ResumeTimeout, func() {
-			if sess.Detached() && sess.Gen() == gen {
-				srv.EndSession(sess)
-			}
+			// Ends it only if still hibernating on that generation, in
+			// one step: a client resuming just then keeps its session.
+			srv.EndHibernated(sess, gen)
 		})
 	})
 	srv.OnClosed(func(sess *session.Session) {
@@ -101,44 +101,9 @@ func (r *registry) nonza(srv *server.Server, sess *session.Session, el *stream.E
 	}
 }
 
-// sharedTop reports whether another available resource ranks with sess
-// for bare-JID messages (non-negative priority at least sess's), so it was
-// given the same messages. Priorities that changed since cannot be known;
-// this errs towards a duplicate rather than a loss only when they rose.
-func sharedTop(others []*session.Session, sess *session.Session) bool {
-	for _, x := range others {
-		if x != sess && x.Priority() >= 0 && x.Priority() >= sess.Priority() {
-			return true
-		}
-	}
-	return false
-}
-
-// reroute delivers again what the client never confirmed: messages go to
-// the account's other resources or to offline storage; an iq addressed to
-// it gets an error back so the asker does not wait forever.
+// reroute delivers again what the client never confirmed (the server's
+// rule, Redeliver, shared with sessions without stream management whose
+// queue could not be written).
 func reroute(srv *server.Server, sess *session.Session) {
-	bare := sess.JID.Bare()
-	others, _ := srv.Router.Available(sess.User)
-	for _, el := range sess.TakeUnacked() {
-		switch el.Local {
-		case "message":
-			switch el.Get("type") {
-			case "error", "groupchat", "headline":
-				continue
-			}
-			if el.Get("to") != sess.JID.String() && sharedTop(others, sess) {
-				// Sent to the bare JID while another resource had at
-				// least this one's priority: that one got its own copy.
-				continue
-			}
-			st := &server.Stanza{El: el, To: bare}
-			st.El.Set("to", bare.String())
-			srv.DeliverBare(st)
-		case "iq":
-			if t := el.Get("type"); t == "get" || t == "set" {
-				srv.Route(server.ErrorReply(el, server.ErrServiceUnavailable))
-			}
-		}
-	}
+	srv.Redeliver(sess, sess.TakeUnacked())
 }

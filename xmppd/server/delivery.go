@@ -1,0 +1,84 @@
+package server
+
+import (
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/session"
+	"github.com/hearthchat/hearth/xmppd/stream"
+)
+
+// Delivery guarantees (issue 9, item 2): a message the server accepted ends
+// in exactly one of delivered, stored (MessageOffline) or bounced to its
+// sender. Send's refusal is never ignored (route.go falls through to the
+// next resource, then storage, then a bounce), and what a session accepted
+// but could not write comes back here through Redeliver.
+
+// watch connects a newly bound session's failure paths to the server:
+// messages it could not write are routed again, and its catching up fires
+// Drained.
+func (s *Server) watch(sess *session.Session) {
+	sess.SetReroute(func(els []*stream.Element) { s.Redeliver(sess, els) })
+}
+
+// Redeliver routes again stanzas sess accepted but its client never got
+// (nor, with stream management, acknowledged): messages go to the
+// account's other resources or to offline storage, or bounce; an iq
+// request gets an error back so that the asker does not wait forever.
+// Error, groupchat and headline messages are not routed again (RFC 6121
+// §8.5.2 would drop them for an account without resources too).
+func (s *Server) Redeliver(sess *session.Session, els []*stream.Element) {
+	if len(els) == 0 {
+		return
+	}
+	bare := sess.JID.Bare()
+	others, _ := s.Router.Available(sess.User)
+	for _, el := range els {
+		switch el.Local {
+		case "message":
+			switch el.Get("type") {
+			case "error", "groupchat", "headline":
+				continue
+			}
+			if el.Get("to") != sess.JID.String() && sharedTop(others, sess) {
+				// Sent to the bare JID while another resource had at
+				// least this one's priority: that one got its own copy.
+				continue
+			}
+			st := &Stanza{El: el, To: bare}
+			if f, err := jid.Parse(el.Get("from")); err == nil {
+				st.From = f
+			}
+			el.Set("to", bare.String())
+			s.safely(nil, func() { s.DeliverBare(st) })
+		case "iq":
+			if t := el.Get("type"); t == "get" || t == "set" {
+				s.Route(ErrorReply(el, ErrServiceUnavailable))
+			}
+		}
+	}
+}
+
+// sharedTop reports whether another available resource ranks with sess
+// for bare-JID messages (non-negative priority at least sess's), so it was
+// given the same messages. Priorities that changed since cannot be known;
+// this errs towards a duplicate rather than a loss only when they rose.
+func sharedTop(others []*session.Session, sess *session.Session) bool {
+	for _, x := range others {
+		if x != sess && x.Priority() >= 0 && x.Priority() >= sess.Priority() && holdsCopy(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsCopy reports whether x still has (or will re-route) what it was
+// given: with stream management it keeps it until acknowledged; without,
+// a closing session re-routes its own unwritten messages, so two resources
+// overflowing at once must not each count on the other.
+func holdsCopy(x *session.Session) bool {
+	if x.Ended() {
+		return false
+	}
+	on, _ := x.AcksEnabled()
+	return on || !x.Closing()
+}
