@@ -405,6 +405,17 @@ func (b *box) wait(timeout time.Duration, what string, ok func(helperLine) bool)
 	}
 }
 
+// waitLog waits until the box's output (its debug lines included) has a
+// line containing sub.
+func (b *box) waitLog(timeout time.Duration, sub string) {
+	b.t.Helper()
+	for deadline := time.Now().Add(timeout); !b.log.has(sub); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("box %d: no %q in its output within %v", b.i, sub, timeout)
+		}
+	}
+}
+
 func (b *box) waitLevel(l status.Level) helperLine {
 	b.t.Helper()
 	return b.wait(15*time.Second, "status "+string(l), func(h helperLine) bool { return h.Check.Level == l })

@@ -25,7 +25,8 @@
 // … on a conflict (also one found later, while running), announce twice,
 // answer queries from the interface they came in on with that interface's
 // addresses (known-answer suppression, NSEC for types we lack, QU →
-// unicast), answer one-shot "legacy" queries from any source port other
+// unicast, each record multicast at most once a second per interface
+// and IP family — RFC 6762 §6, rate.go), answer one-shot "legacy" queries from any source port other
 // than 5353 with a plain DNS reply (same ID, the question repeated, TTL
 // ≤ 10 s) so a resolver without an mDNS daemon works too, re-announce when
 // the interfaces' addresses change (checked every PollInterval; an
@@ -336,7 +337,9 @@ func (s *session) serve(ctx context.Context) (conflict bool, err error) {
 				s.c.multicast(m, ifc)
 				s.sent.mark(m, ifc, both, now)
 			}
-			if announced++; announced < 2 {
+			announced++
+			debugf("announced %s (%d of 2)", z.host, announced)
+			if announced < 2 {
 				announce.Reset(time.Second)
 			}
 		case <-poll.C:

@@ -4,6 +4,7 @@ package netns
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,12 @@ func TestNamespacesVethSweep(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- sleeper.Wait() }()
-	time.Sleep(200 * time.Millisecond)
+	// Sweep must find it inside: wait until the namespace lists it.
+	for deadline := time.Now().Add(5 * time.Second); !slices.Contains(a.pids(), sleeper.Process.Pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("sleep never showed up in the namespace")
+		}
+	}
 	if err := Sweep("hnc-nstest"); err != nil {
 		t.Fatal(err)
 	}
