@@ -35,7 +35,12 @@ type Options struct {
 	AllowPlain bool // offer SASL PLAIN over TLS for old clients
 	NoParking  bool // keep a goroutine per idle session (no epoll parking)
 	AuthTimout time.Duration
-	Log        *slog.Logger
+	// StanzaTimeout bounds one stanza's arrival after authentication
+	// (0: c2s's default, 30 s).
+	StanzaTimeout time.Duration
+	// C2STune, when set, adjusts the c2s configuration last (tests).
+	C2STune func(*c2s.Config)
+	Log     *slog.Logger
 }
 
 // Daemon is a running server.
@@ -91,11 +96,22 @@ func Start(opts Options) (*Daemon, error) {
 	if opts.AuthTimout > 0 {
 		cfg.AuthTimeout = opts.AuthTimout
 	}
+	if opts.StanzaTimeout > 0 {
+		cfg.StanzaTimeout = opts.StanzaTimeout
+	}
 	if opts.NoShaping {
-		cfg.ReadRate, cfg.MaxUnauthPerIP = 0, 0
+		cfg.ReadRate, cfg.MaxUnauthPerIP, cfg.MaxUnauthOnion = 0, 0, 0
 	}
 	cfg.AllowPlain = opts.AllowPlain
 	cfg.ParkIdle = !opts.NoParking
+	// SCRAM's made-up salts for unknown names are keyed with a secret of
+	// this box's, so they stay the same across attempts and restarts.
+	if cfg.SaltKey, err = st.Secret("scram-salt"); err != nil {
+		return fail(err)
+	}
+	if opts.C2STune != nil {
+		opts.C2STune(&cfg)
+	}
 	d.C2S = c2s.New(cfg)
 	for _, l := range []struct {
 		addr  string

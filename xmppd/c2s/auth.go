@@ -13,6 +13,16 @@ import (
 
 // SASL (RFC 6120 §6): SCRAM with channel binding through xmppd/sasl, and PLAIN over TLS when allowed.
 
+// maxCBRetries is how many -PLUS attempts with a binding type we lack a
+// connection may make without them counting as attempts: one per -PLUS
+// mechanism we offer is what a client trying each in turn needs (Debian's
+// slixmpp tries SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS with tls-unique
+// over TLS 1.3, then plain SCRAM). Past that they count, so a connection
+// cannot loop on them until the auth timeout.
+const maxCBRetries = 4
+
+// saslFailure answers with a SASL <failure/>; the connection ends once it
+// used up MaxAuthAttempts (each <auth/> counts one).
 func (x *conn) saslFailure(cond, text string) bool {
 	b := "<failure xmlns='" + nsSASL + "'><" + cond + "/>"
 	if text != "" {
@@ -29,8 +39,57 @@ func (x *conn) saslFailure(cond, text string) bool {
 	return true
 }
 
+// scramFailure answers a failed SCRAM step. A wrong password (or unknown
+// name) feeds the back-off; the channel-binding rules' failures are no
+// password guesses and do not: they carry RFC 5802 §7's server-error-value
+// ("e=...") as the failure's text, the only place RFC 6120 §6.4.5 leaves
+// for it, since SCRAM's server-final-message is never reached.
+func (x *conn) scramFailure(err error, name string) bool {
+	if e := sasl.ServerError(err); e != "" {
+		cond := "not-authorized"
+		if errors.Is(err, sasl.ErrUnsupportedCB) || errors.Is(err, sasl.ErrNoCB) {
+			// The mechanism as asked for (this binding type) is one we do
+			// not support: the client should try another mechanism, not
+			// tell its user the password is wrong.
+			cond = "invalid-mechanism"
+			if x.cbRetries < maxCBRetries {
+				// Give back the attempt its <auth/> took.
+				x.cbRetries++
+				x.attempts--
+			}
+		}
+		if errors.Is(err, sasl.ErrUnsupportedCB) {
+			// Its retry with the "y" flag is then a fallback we caused,
+			// not a downgrade by an attacker.
+			x.cbRefused = true
+		}
+		return x.saslFailure(cond, "e="+e)
+	}
+	if errors.Is(err, sasl.ErrNotAuthorized) {
+		if d := x.c.ips.failed(x.backoffKey(name)); d > 0 {
+			// Slow down guessing. Only this connection waits; others
+			// are unaffected, and a right password is never delayed.
+			time.Sleep(d)
+		}
+		return x.saslFailure("not-authorized", "")
+	}
+	return x.saslFailure(err.Error(), "")
+}
+
+// backoffKey is what SASL failures are counted under: the source address,
+// except over the onion listener, where every connection comes from tor's
+// one address and counting by it let 20 strangers lock out every onion
+// user. There it is the account name tried: guessing one member's password
+// over Tor gets slower, while everyone else (and that member's right
+// password) is not held up.
+func (x *conn) backoffKey(name string) string {
+	if x.ip == OnionBucket {
+		return OnionBucket + "\x00" + name
+	}
+	return x.ip
+}
+
 func (x *conn) sasl(el *stream.Element) bool {
-	srv := x.c.cfg.Server
 	var in []byte
 	switch el.Local {
 	case "auth":
@@ -38,9 +97,9 @@ func (x *conn) sasl(el *stream.Element) bool {
 		if el.Get("mechanism") == sasl.Plain && x.c.cfg.AllowPlain {
 			return x.plain(el)
 		}
-		s, err := sasl.New(el.Get("mechanism"), x.binding(), x.offerPlus && !x.cbRefused, srv.Store.Account, prepUser)
+		s, err := x.c.auth.Start(el.Get("mechanism"), x.binding(), x.offerPlus && !x.cbRefused)
 		if err != nil {
-			return x.saslFailure("invalid-mechanism", "")
+			return x.scramFailure(err, "")
 		}
 		x.scram = s
 	case "response":
@@ -66,19 +125,7 @@ func (x *conn) sasl(el *stream.Element) bool {
 	}
 	out, done, err := x.scram.Next(in)
 	if err != nil {
-		if errors.Is(err, sasl.ErrNotAuthorized) {
-			if d := x.c.ips.failed(x.ip); d > 0 {
-				// Slow down guessing from this address. Only this
-				// connection waits; others are unaffected.
-				time.Sleep(d)
-			}
-			return x.saslFailure("not-authorized", "")
-		}
-		if errors.Is(err, sasl.ErrUnsupportedCB) {
-			x.cbRefused = true
-			return x.saslFailure("not-authorized", "channel binding type not supported; offered: tls-exporter, tls-server-end-point")
-		}
-		return x.saslFailure(err.Error(), "")
+		return x.scramFailure(err, x.scram.Name())
 	}
 	enc := base64.StdEncoding.EncodeToString(out)
 	if !done {
@@ -99,15 +146,9 @@ func (x *conn) plain(el *stream.Element) bool {
 	if err != nil {
 		return x.saslFailure("incorrect-encoding", "")
 	}
-	user, err := sasl.VerifyPlain(in, x.c.cfg.Server.Store.Account, prepUser)
+	user, err := x.c.auth.VerifyPlain(in)
 	if err != nil {
-		if errors.Is(err, sasl.ErrNotAuthorized) {
-			if d := x.c.ips.failed(x.ip); d > 0 {
-				time.Sleep(d)
-			}
-			return x.saslFailure("not-authorized", "")
-		}
-		return x.saslFailure(err.Error(), "")
+		return x.scramFailure(err, user)
 	}
 	x.user = user
 	if x.write([]byte("<success xmlns='"+nsSASL+"'/>")) != nil {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -46,6 +47,24 @@ type Config struct {
 	// MaxUnauthPerIP caps connections from one address that have not
 	// authenticated yet. 0 means no cap.
 	MaxUnauthPerIP int
+	// MaxUnauthOnion caps unauthenticated connections over the onion
+	// listener, all of which come from tor's one address: with the
+	// per-address cap, 20 silent strangers locked out every onion user.
+	// 0 means no cap.
+	MaxUnauthOnion int
+	// OnionIdleTimeout closes an onion connection that has not
+	// authenticated and sent nothing for this long (within AuthTimeout),
+	// so silent strangers give their slots back sooner. 0: AuthTimeout only.
+	OnionIdleTimeout time.Duration
+	// StanzaTimeout bounds how long one stanza may take to arrive after
+	// authentication, from its first byte to its last: an unfinished
+	// stanza holds its bytes and tree (a probe: +2.8 MiB RSS per
+	// connection for a 208 KB partial stanza, kept forever). 0: no bound.
+	StanzaTimeout time.Duration
+	// SaltKey keys the made-up SCRAM salts of names without an account
+	// (sasl.Server.SaltKey); a per-box secret. Empty: a random key for
+	// this process only.
+	SaltKey []byte
 	// ReadRate and ReadBurst shape each connection's reading (bytes/s).
 	// 0 turns shaping off.
 	ReadRate, ReadBurst int
@@ -64,7 +83,12 @@ func DefaultConfig(srv *server.Server, certs *tlsconf.Certs, log *slog.Logger) C
 	return Config{
 		Server: srv, Certs: certs, Log: log,
 		AuthTimeout: 60 * time.Second, MaxUnauthPerIP: 20,
-		ReadRate: 48 << 10, ReadBurst: 320 << 10, MaxAuthAttempts: 5,
+		// Tor users share one address: room for a crowd, but an idle
+		// stranger is dropped after 20 s (a login over Tor exchanges a
+		// few round trips of a second or two each).
+		MaxUnauthOnion: 200, OnionIdleTimeout: 20 * time.Second,
+		StanzaTimeout: 30 * time.Second,
+		ReadRate:      48 << 10, ReadBurst: 320 << 10, MaxAuthAttempts: 5,
 	}
 }
 
@@ -72,6 +96,7 @@ func DefaultConfig(srv *server.Server, certs *tlsconf.Certs, log *slog.Logger) C
 type C2S struct {
 	cfg    Config
 	ips    *ipLimits
+	auth   *sasl.Server
 	poller *idle.Poller // nil where parking is unavailable
 
 	mu      sync.Mutex
@@ -83,6 +108,11 @@ type C2S struct {
 // New returns a c2s service.
 func New(cfg Config) *C2S {
 	c := &C2S{cfg: cfg, ips: newIPLimits(), conns: map[*conn]struct{}{}}
+	c.auth = &sasl.Server{Lookup: c.credentials, Prep: prepUser, SaltKey: cfg.SaltKey}
+	if len(c.auth.SaltKey) == 0 {
+		c.auth.SaltKey = make([]byte, 32)
+		rand.Read(c.auth.SaltKey)
+	}
 	if !cfg.ParkIdle {
 		// Every connection keeps its reader goroutine.
 	} else if p, err := idle.NewPoller(); err == nil {
@@ -102,13 +132,15 @@ func (c *C2S) Serve(ln net.Listener, directTLS bool) error {
 // OnionBucket is the source every connection from the onion listener is
 // counted as. tor hands us all of them from 127.0.0.1, so counting them by
 // address would put strangers on the Tor network in the same bucket as
-// the box's own health check; instead they share one bucket of their own,
-// and nothing that arrives over Tor is ever treated as local.
+// the box's own health check; instead they share one bucket of their own
+// (with its own, larger cap, MaxUnauthOnion), and nothing that arrives
+// over Tor is ever treated as local.
 const OnionBucket = "onion"
 
 // ServeOnion accepts connections that tor forwards from the onion service
-// (STARTTLS, as on 5222: passwords still travel inside TLS). Limits and
-// back-off for them are counted under OnionBucket.
+// (STARTTLS, as on 5222: passwords still travel inside TLS). Their
+// connections are counted under OnionBucket, their SASL failures per
+// account name (see backoffKey).
 func (c *C2S) ServeOnion(ln net.Listener) error {
 	return c.serve(ln, false, OnionBucket)
 }
@@ -184,7 +216,17 @@ type conn struct {
 	// retry with the "y" flag is then a fallback we caused, not a downgrade
 	// by an attacker.
 	cbRefused bool
+	cbRetries int // -PLUS failures not counted as attempts (maxCBRetries)
 	pre       *server.PreAuth
+	// authDeadline is when the connection must be bound (zero: never).
+	authDeadline time.Time
+
+	// slow fires when a stanza started after authentication takes longer
+	// than StanzaTimeout; armed only while one is unfinished (see
+	// stanzaClock), so an idle session has no timer.
+	slow      *time.Timer
+	slowArmed bool
+	ended     atomic.Bool
 }
 
 // handle serves one connection. bucket, when set, replaces the source
@@ -200,7 +242,11 @@ func (c *C2S) handle(raw net.Conn, direct bool, bucket string) {
 			x.idle, x.raw, x.nc = w, w, w
 		}
 	}
-	if !c.ips.admit(ip, c.cfg.MaxUnauthPerIP) {
+	limit := c.cfg.MaxUnauthPerIP
+	if bucket == OnionBucket {
+		limit = c.cfg.MaxUnauthOnion
+	}
+	if !c.ips.admit(ip, limit) {
 		c.cfg.Log.Warn("too many unauthenticated connections", "ip", ip)
 		raw.Close()
 		c.wg.Done()
@@ -218,8 +264,9 @@ func (c *C2S) handle(raw net.Conn, direct bool, bucket string) {
 	c.conns[x] = struct{}{}
 	c.mu.Unlock()
 	if c.cfg.AuthTimeout > 0 {
-		raw.SetDeadline(time.Now().Add(c.cfg.AuthTimeout))
+		x.authDeadline = time.Now().Add(c.cfg.AuthTimeout)
 	}
+	x.extendPreAuth()
 	if x.direct {
 		if err := x.handshake(); err != nil {
 			x.finish()
@@ -245,7 +292,10 @@ func (x *conn) done() {
 
 func (x *conn) reader(r io.Reader) io.Reader {
 	if x.c.cfg.ReadRate > 0 {
-		return newShaper(r, x.c.cfg.ReadRate, x.c.cfg.ReadBurst)
+		r = newShaper(r, x.c.cfg.ReadRate, x.c.cfg.ReadBurst)
+	}
+	if x.c.cfg.StanzaTimeout > 0 {
+		r = &stanzaClock{x: x, r: r}
 	}
 	return r
 }
@@ -279,26 +329,29 @@ func (x *conn) loop() {
 			} else if isTimeout(err) && x.sess == nil {
 				x.streamError("connection-timeout", "authentication took too long")
 			}
-			x.finish()
+			x.end()
 			return
 		}
+		x.stanzaDone()
 		switch ev.Kind {
 		case stream.Open:
 			if !x.open(ev.El) {
-				x.finish()
+				x.end()
 				return
 			}
+			x.extendPreAuth()
 			continue
 		case stream.Close:
 			x.clean = true
 			x.closeStream()
-			x.finish()
+			x.end()
 			return
 		}
 		if !x.element(ev.El) {
-			x.finish()
+			x.end()
 			return
 		}
+		x.extendPreAuth()
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	msasl "mellium.im/sasl"
 
 	"github.com/hearthchat/hearth/xmppd"
+	"github.com/hearthchat/hearth/xmppd/c2s"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
@@ -282,10 +283,18 @@ func TestUnauthenticatedConnectionCap(t *testing.T) {
 }
 
 // Everything tor forwards arrives from 127.0.0.1. Those connections fill
-// a bucket of their own: a crowd of strangers on the onion service can
-// neither use up the loopback address's slots nor be given them.
+// a bucket of their own, larger than one address's (20 silent strangers
+// locked out every onion user): a crowd on the onion service can neither
+// use up the loopback address's slots nor be given them.
 func TestOnionConnectionsHaveTheirOwnBucket(t *testing.T) {
-	d := xmpptest.Start(t, func(o *xmppd.Options) { o.C2SOnion = "127.0.0.1:0" })
+	const onionCap = 30 // the default is 200; fewer keep the test quick
+	if def := c2s.DefaultConfig(nil, nil, nil); def.MaxUnauthOnion < 200 || def.MaxUnauthPerIP >= def.MaxUnauthOnion {
+		t.Fatalf("default onion cap %d (per address %d): want 200 or more", def.MaxUnauthOnion, def.MaxUnauthPerIP)
+	}
+	d := xmpptest.Start(t, func(o *xmppd.Options) {
+		o.C2SOnion = "127.0.0.1:0"
+		o.C2STune = func(c *c2s.Config) { c.MaxUnauthOnion = onionCap }
+	})
 	if d.C2SOnionAddr == nil {
 		t.Fatal("no onion listener")
 	}
@@ -297,26 +306,133 @@ func TestOnionConnectionsHaveTheirOwnBucket(t *testing.T) {
 	if f.Child("urn:ietf:params:xml:ns:xmpp-sasl", "mechanisms") != nil {
 		t.Fatalf("onion listener offers SASL before TLS: %s", f)
 	}
-	held := 1
-	for ; held < 20; held++ {
-		c, err := net.Dial("tcp", d.C2SOnionAddr.String())
+	// More silent strangers than one address may have: all served.
+	for held := 1; held < onionCap; held++ {
+		c := xmpptest.Dial(t, d.C2SOnionAddr, false)
+		if held == 25 {
+			c.Open() // the 26th (over the per-address 20) is still served
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		over, err := net.Dial("tcp", d.C2SOnionAddr.String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-	}
-	time.Sleep(100 * time.Millisecond)
-	over, err := net.Dial("tcp", d.C2SOnionAddr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	over.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if n, err := over.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
-		t.Fatalf("21st unauthenticated onion connection was served (n=%d, err=%v)", n, err)
+		over.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := over.Read(make([]byte, 1))
+		over.Close()
+		if err != nil && !isTimeoutErr(err) {
+			break // refused: the onion cap is reached
+		}
+		// Served or not answered yet: the held connections may not all
+		// have been counted yet.
+		if time.Now().After(deadline) {
+			t.Fatalf("connection %d over the onion cap was served (n=%d, err=%v)", onionCap+1, n, err)
+		}
 	}
 	// The ordinary listeners, same source address, are unaffected.
 	xmpptest.Login(t, d, "alice", "a")
 	xmpptest.Dial(t, d.C2SAddr, false).Open()
+}
+
+// onionLogin opens a stream over the onion listener and upgrades it to TLS.
+func onionTLS(t *testing.T, d *xmppd.Daemon) *xmpptest.Client {
+	t.Helper()
+	c := xmpptest.Dial(t, d.C2SOnionAddr, false)
+	c.Open()
+	c.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	if el := c.El(); el.Local != "proceed" {
+		t.Fatalf("starttls: %s", el)
+	}
+	c.C = tls.Client(c.Raw, &tls.Config{InsecureSkipVerify: true})
+	c.P = stream.NewParser(c.C, stream.PostAuthLimits)
+	c.Open()
+	return c
+}
+
+// A stranger who connects over Tor and says nothing gives its slot back
+// after OnionIdleTimeout, well before the auth timeout; one that keeps
+// talking logs in.
+func TestOnionIdleStrangerDropped(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	d := xmpptest.Start(t, func(o *xmppd.Options) {
+		o.C2SOnion = "127.0.0.1:0"
+		o.C2STune = func(c *c2s.Config) { c.OnionIdleTimeout = idle }
+	})
+	began := time.Now()
+	c := xmpptest.Dial(t, d.C2SOnionAddr, false)
+	c.Open()
+	c.StreamError("connection-timeout")
+	if took := time.Since(began); took < idle || took > 20*time.Second {
+		t.Fatalf("silent onion connection closed after %v, want about %v", took, idle)
+	}
+	// Each step of a login renews the idle bound.
+	c = onionTLS(t, d)
+	time.Sleep(idle / 2)
+	if el := c.Auth(msasl.ScramSha256, "alice", "alice-pw"); el.Local != "success" {
+		t.Fatalf("auth over onion: %s", el)
+	}
+	c.Open()
+	c.Bind("tor")
+	// Bound: no idle bound any more.
+	time.Sleep(2 * idle)
+	c.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if el := c.El(); el.Get("id") != "p" {
+		t.Fatalf("bound onion session: %s", el)
+	}
+	// The ordinary listeners keep the full auth timeout.
+	o := xmpptest.Dial(t, d.C2STLSAddr, true)
+	o.Open()
+	o.Raw.SetReadDeadline(time.Now().Add(2 * idle))
+	if _, err := o.P.Next(); !isTimeoutErr(err) {
+		t.Fatalf("an ordinary pre-auth connection was closed after %v: %v", 2*idle, err)
+	}
+}
+
+// Over Tor every connection has tor's address, so SASL failures there are
+// counted per account name: guesses at one name slow down, while another
+// member (and the right password for the guessed name) are not held up.
+func TestOnionBackoffPerName(t *testing.T) {
+	d := xmpptest.Start(t, func(o *xmppd.Options) { o.C2SOnion = "127.0.0.1:0" })
+	c := onionTLS(t, d)
+	for i := 1; i <= 4; i++ {
+		began := time.Now()
+		if el := c.Auth(msasl.ScramSha256, "alice", "wrong"); el.Child("", "not-authorized") == nil {
+			t.Fatalf("attempt %d: %s", i, el)
+		}
+		if took := time.Since(began); i == 4 && took < time.Second {
+			t.Fatalf("fourth wrong guess at one name over Tor answered in %v: no back-off", took)
+		}
+	}
+	if n := d.C2S.FailureCount(c2s.OnionBucket + "\x00alice"); n != 4 {
+		t.Fatalf("failures for alice over Tor: %d, want 4", n)
+	}
+	if n := d.C2S.FailureCount(c2s.OnionBucket); n != 0 {
+		t.Fatalf("failures counted for all of Tor: %d", n)
+	}
+	// Another member's typo over Tor: no delay.
+	b := onionTLS(t, d)
+	began := time.Now()
+	if el := b.Auth(msasl.ScramSha256, "bob", "typo"); el.Child("", "not-authorized") == nil {
+		t.Fatalf("bob's typo: %s", el)
+	}
+	if took := time.Since(began); took > 900*time.Millisecond {
+		t.Fatalf("bob's first typo over Tor waited %v for alice's guesser", took)
+	}
+	// alice herself, right password, over Tor: not locked out, not delayed.
+	a := onionTLS(t, d)
+	began = time.Now()
+	if el := a.Auth(msasl.ScramSha256, "alice", "alice-pw"); el.Local != "success" {
+		t.Fatalf("alice's right password over Tor during the guessing: %s", el)
+	}
+	if took := time.Since(began); took > 900*time.Millisecond {
+		t.Fatalf("alice's login over Tor took %v", took)
+	}
+	// The loopback address's own count is untouched.
+	if n := d.C2S.FailureCount("127.0.0.1"); n != 0 {
+		t.Fatalf("onion failures counted for 127.0.0.1: %d", n)
+	}
 }
 
 func isTimeoutErr(err error) bool {

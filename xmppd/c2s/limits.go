@@ -39,9 +39,13 @@ func (s *shaper) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// ipLimits tracks per-address state: unauthenticated connections and SASL
+// ipLimits tracks per-source state: unauthenticated connections and SASL
 // failures. Limits are per source address, never per account: locking an
-// account would let anyone lock a member out.
+// account would let anyone lock a member out. The onion listener, where
+// every connection has tor's address, counts its connections under
+// OnionBucket and its failures per account name tried (see backoffKey):
+// those only slow down further wrong guesses at that name, never its right
+// password.
 type ipLimits struct {
 	mu     sync.Mutex
 	unauth map[string]int
@@ -55,6 +59,10 @@ type failures struct {
 
 // failWindow is how long failures are remembered.
 const failWindow = 10 * time.Minute
+
+// maxFailKeys bounds the failure table: keyed by names over the onion
+// listener, its keys are chosen by strangers.
+const maxFailKeys = 10000
 
 func newIPLimits() *ipLimits {
 	return &ipLimits{unauth: map[string]int{}, fails: map[string]*failures{}}
@@ -82,30 +90,49 @@ func (l *ipLimits) release(ip string) {
 	}
 }
 
-// failed records a SASL failure and returns how long to wait before
-// answering it: nothing for the first few typos, then doubling up to 30 s.
-func (l *ipLimits) failed(ip string) time.Duration {
+// failed records a SASL failure under key and returns how long to wait
+// before answering it: nothing for the first few typos, then doubling up
+// to 30 s.
+func (l *ipLimits) failed(key string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
-	f := l.fails[ip]
+	f := l.fails[key]
 	if f == nil || now.Sub(f.last) > failWindow {
+		// Forget stale entries now and then so the map stays small.
+		if len(l.fails) >= 1000 {
+			for k, v := range l.fails {
+				if now.Sub(v.last) > failWindow {
+					delete(l.fails, k)
+				}
+			}
+		}
+		// Still full of fresh keys (names made up by a stranger over
+		// Tor): drop some at random rather than grow.
+		for k := range l.fails {
+			if len(l.fails) < maxFailKeys {
+				break
+			}
+			delete(l.fails, k)
+		}
 		f = &failures{}
-		l.fails[ip] = f
+		l.fails[key] = f
 	}
 	f.n++
 	f.last = now
-	// Forget stale entries now and then so the map stays small.
-	if len(l.fails) > 1000 {
-		for k, v := range l.fails {
-			if now.Sub(v.last) > failWindow {
-				delete(l.fails, k)
-			}
-		}
-	}
 	if f.n <= 3 {
 		return 0
 	}
 	d := time.Second << min(f.n-4, 5)
 	return min(d, 30*time.Second)
+}
+
+// failures reports how many failures are remembered under key (tests).
+func (l *ipLimits) failureCount(key string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f := l.fails[key]; f != nil {
+		return f.n
+	}
+	return 0
 }

@@ -2,10 +2,7 @@ package client
 
 import (
 	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,22 +10,22 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/hearthchat/hearth/xmppd/sasl"
 )
 
-// Mechanisms this client speaks, best first.
+// Mechanisms this client speaks, best first. The key derivation is
+// xmppd/sasl's, the same code the server and the store use.
 const (
-	ScramSHA256 = "SCRAM-SHA-256"
-	ScramSHA1   = "SCRAM-SHA-1"
+	ScramSHA256 = sasl.SHA256
+	ScramSHA1   = sasl.SHA1
 )
 
 func hashFor(mech string) func() hash.Hash {
-	switch mech {
-	case ScramSHA256:
-		return sha256.New
-	case ScramSHA1:
-		return sha1.New
+	if mech != ScramSHA256 && mech != ScramSHA1 {
+		return nil // no channel binding here
 	}
-	return nil
+	return sasl.HashFor(mech)
 }
 
 // KeyCache remembers salted passwords by (mechanism, password, salt,
@@ -50,8 +47,7 @@ func (kc *KeyCache) salted(mech, password string, salt []byte, iter int) ([]byte
 			return v, nil
 		}
 	}
-	h := hashFor(mech)
-	v, err := pbkdf2.Key(h, password, salt, iter, h().Size())
+	v, err := sasl.SaltPassword(hashFor(mech), password, salt, iter)
 	if err != nil {
 		return nil, err
 	}
@@ -135,19 +131,10 @@ func (s *scram) final(serverFirst []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: scram: pbkdf2: %w", err)
 	}
-	h := hashFor(s.mech)
-	clientKey := mac(h, salted, "Client Key")
-	hs := h()
-	hs.Write(clientKey)
-	storedKey := hs.Sum(nil)
 	withoutProof := "c=biws,r=" + nonce
 	s.authMsg = s.bare() + "," + string(serverFirst) + "," + withoutProof
-	sig := mac(h, storedKey, s.authMsg)
-	proof := make([]byte, len(clientKey))
-	for i := range proof {
-		proof[i] = clientKey[i] ^ sig[i]
-	}
-	s.serverSig = mac(h, mac(h, salted, "Server Key"), s.authMsg)
+	var proof []byte
+	proof, s.serverSig = sasl.Proof(hashFor(s.mech), salted, s.authMsg)
 	return []byte(withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)), nil
 }
 
@@ -170,10 +157,4 @@ func (s *scram) verify(serverFinal []byte) error {
 		return errors.New("client: scram: server signature mismatch")
 	}
 	return nil
-}
-
-func mac(h func() hash.Hash, key []byte, msg string) []byte {
-	m := hmac.New(h, key)
-	m.Write([]byte(msg))
-	return m.Sum(nil)
 }

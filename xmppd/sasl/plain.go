@@ -3,8 +3,6 @@ package sasl
 import (
 	"bytes"
 	"crypto/subtle"
-
-	"github.com/hearthchat/hearth/xmppd/store"
 )
 
 // PLAIN is off unless the admin allows it for old clients (Debian's
@@ -14,27 +12,27 @@ import (
 const Plain = "PLAIN"
 
 // VerifyPlain checks a PLAIN message (authzid NUL authcid NUL password) and
-// returns the normalized user name.
-func VerifyPlain(msg []byte, lookup Lookup, prep func(string) (string, error)) (string, error) {
+// returns the normalized user name. On ErrNotAuthorized it still returns
+// the name tried (prepared where it could be), for back-off per name.
+func (srv *Server) VerifyPlain(msg []byte) (string, error) {
 	parts := bytes.Split(msg, []byte{0})
 	if len(parts) != 3 {
 		return "", ErrMalformed
 	}
-	user, err := prep(string(parts[1]))
+	user, err := srv.Prep(string(parts[1]))
 	if err != nil {
-		return "", ErrNotAuthorized
+		return string(parts[1]), ErrNotAuthorized
 	}
 	if a := string(parts[0]); a != "" && a != user && !bytes.HasPrefix(parts[0], []byte(user+"@")) {
 		return "", ErrInvalidAuthzid
 	}
-	acct, err := lookup(user)
-	if err != nil {
-		return "", ErrNotAuthorized
+	acct, err := srv.Lookup(user)
+	if err != nil || acct == nil {
+		return user, ErrNotAuthorized
 	}
-	newHash, _ := New(SHA256, Binding{}, false, nil, nil)
-	k := store.DeriveScram(newHash.newHash, string(parts[2]), acct.Salt, acct.Iter)
-	if subtle.ConstantTimeCompare(k.StoredKey, acct.SHA256.StoredKey) != 1 {
-		return "", ErrNotAuthorized
+	k, err := Derive(HashFor(SHA256), string(parts[2]), acct.Salt, acct.Iter)
+	if err != nil || subtle.ConstantTimeCompare(k.StoredKey, acct.SHA256.StoredKey) != 1 {
+		return user, ErrNotAuthorized
 	}
 	return user, nil
 }

@@ -17,8 +17,6 @@ import (
 	"hash"
 	"strconv"
 	"strings"
-
-	"github.com/hearthchat/hearth/xmppd/store"
 )
 
 // Mechanism names.
@@ -29,18 +27,51 @@ const (
 	SHA256Plus = "SCRAM-SHA-256-PLUS"
 )
 
-// Failure conditions (RFC 6120 §6.5).
+// Failure conditions (RFC 6120 §6.5). Their Error() is the condition.
 var (
 	ErrMalformed      = errors.New("malformed-request")
 	ErrNotAuthorized  = errors.New("not-authorized")
 	ErrInvalidAuthzid = errors.New("invalid-authzid")
 	ErrEncryption     = errors.New("encryption-required")
-	// ErrUnsupportedCB is a -PLUS attempt with a binding type this
-	// connection cannot provide (slixmpp asks for tls-unique even over TLS
-	// 1.3). It fails the attempt without counting as a password guess, so
-	// the client can fall back to plain SCRAM.
-	ErrUnsupportedCB = errors.New("unsupported channel binding type")
+	ErrInvalidMech    = errors.New("invalid-mechanism")
 )
+
+// Failures decided by the channel-binding rules, before any password is
+// looked at (RFC 5802 §6). None of them is a password guess, so c2s keeps
+// them out of the SASL back-off; ServerError names each one's RFC 5802 §7
+// server-error-value.
+var (
+	// ErrUnsupportedCB is a -PLUS attempt with a binding type this
+	// connection cannot provide: Debian's slixmpp asks for tls-unique even
+	// over TLS 1.3, where it does not exist, then falls back to plain SCRAM.
+	ErrUnsupportedCB = &cbError{"unsupported-channel-binding-type"}
+	// ErrNoCB is a -PLUS mechanism on a connection without channel
+	// binding (we did not offer -PLUS there).
+	ErrNoCB = &cbError{"channel-binding-not-supported"}
+	// ErrDowngrade is the "y" flag after we advertised -PLUS: the client
+	// can bind but believes we cannot, so somebody stripped the -PLUS
+	// mechanisms on the way.
+	ErrDowngrade = &cbError{"server-does-support-channel-binding"}
+	// ErrCBMismatch: the binding data differ from this TLS connection's
+	// (a man in the middle, or a client bug). The proof is not checked.
+	ErrCBMismatch = &cbError{"channel-bindings-dont-match"}
+)
+
+type cbError struct{ value string }
+
+func (e *cbError) Error() string { return "scram: " + e.value }
+
+// ServerError is the RFC 5802 §7 server-error-value of err ("" when RFC
+// 5802 names none we want to tell: a wrong password and an unknown user
+// are both plain not-authorized, so replies do not reveal which names
+// exist).
+func ServerError(err error) string {
+	var e *cbError
+	if errors.As(err, &e) {
+		return e.value
+	}
+	return ""
+}
 
 // Binding is what the TLS connection offers for channel binding.
 type Binding struct {
@@ -48,56 +79,91 @@ type Binding struct {
 	Data map[string][]byte
 }
 
-// Lookup finds a user's verifiers. It returns store.ErrNotFound for unknown
-// users; the exchange then continues with made-up values so that timing
-// and replies do not reveal which names exist.
-type Lookup func(user string) (*store.Account, error)
+// Credentials are a user's stored verifiers.
+type Credentials struct {
+	Salt   []byte
+	Iter   int
+	SHA1   Keys
+	SHA256 Keys
+}
+
+// ErrUnknownUser is what a Lookup returns for a name without an account.
+var ErrUnknownUser = errors.New("sasl: no such user")
+
+// Lookup finds a user's verifiers; any error counts as an unknown user,
+// and the exchange then continues with made-up values so that timing and
+// replies do not reveal which names exist.
+type Lookup func(user string) (*Credentials, error)
+
+// Server holds what every exchange of one server shares.
+type Server struct {
+	Lookup Lookup
+	// Prep normalizes a user name (the JID localpart rules).
+	Prep func(string) (string, error)
+	// SaltKey keys the made-up salt of names without an account. It must
+	// be secret and stable for the box: a fresh random salt per attempt
+	// told a prober which names exist (a real account's salt never
+	// changes), and a salt derived without a secret could be computed by
+	// the prober too.
+	SaltKey []byte
+}
 
 // Scram is one server-side exchange.
 type Scram struct {
+	srv     *Server
 	mech    string
 	newHash func() hash.Hash
 	plus    bool
 	offered bool // we advertised -PLUS (so a "y" flag means a downgrade)
 	binding Binding
-	lookup  Lookup
-	prep    func(string) (string, error)
 
 	step       int
 	user       string
+	name       string // the name the client gave, prepared when it could be
 	gs2Header  string
 	cbType     string
 	clientBare string
 	serverMsg  string
 	nonce      string
-	keys       store.ScramKeys
+	keys       Keys
 	known      bool
 }
 
-// New starts an exchange for mech. prep normalizes the user name (the JID
-// localpart rules); offeredPlus says whether -PLUS variants were advertised.
-func New(mech string, b Binding, offeredPlus bool, lookup Lookup, prep func(string) (string, error)) (*Scram, error) {
-	s := &Scram{mech: mech, binding: b, offered: offeredPlus, lookup: lookup, prep: prep}
+// Start begins an exchange for mech on a connection with binding b;
+// offeredPlus says whether -PLUS variants were advertised on it.
+func (srv *Server) Start(mech string, b Binding, offeredPlus bool) (*Scram, error) {
+	s := &Scram{srv: srv, mech: mech, binding: b, offered: offeredPlus}
 	switch mech {
-	case SHA1:
-		s.newHash = sha1.New
-	case SHA1Plus:
-		s.newHash, s.plus = sha1.New, true
-	case SHA256:
-		s.newHash = sha256.New
-	case SHA256Plus:
-		s.newHash, s.plus = sha256.New, true
+	case SHA1, SHA256:
+	case SHA1Plus, SHA256Plus:
+		s.plus = true
 	default:
-		return nil, errors.New("invalid-mechanism")
+		return nil, ErrInvalidMech
 	}
+	s.newHash = HashFor(mech)
 	if s.plus && len(b.Data) == 0 {
-		return nil, errors.New("invalid-mechanism")
+		return nil, ErrNoCB
 	}
 	return s, nil
 }
 
+// FakeSalt is the salt shown for a name without an account: an HMAC of
+// the prepared name under SaltKey, the same for every attempt at that
+// name on this box and unpredictable without the key.
+func (srv *Server) FakeSalt(name string) []byte {
+	m := hmac.New(sha256.New, srv.SaltKey)
+	m.Write([]byte("scram-salt\x00"))
+	m.Write([]byte(name))
+	return m.Sum(nil)[:16] // the length of a real account's salt
+}
+
 // User is the authenticated (normalized) user name, once Next returned done.
 func (s *Scram) User() string { return s.user }
+
+// Name is the user name the client asked for, prepared where it could be,
+// once the client's first message was read; also for names without an
+// account (back-off per name counts those too).
+func (s *Scram) Name() string { return s.name }
 
 // Next consumes a client message and returns the server's reply. done is
 // true with the server-final message (to be sent in <success/>).
@@ -131,7 +197,7 @@ func (s *Scram) first(msg string) ([]byte, error) {
 		// The client supports binding but thinks we do not. We did
 		// advertise it, so somebody stripped it: a downgrade.
 		if s.plus || s.offered {
-			return nil, ErrNotAuthorized
+			return nil, ErrDowngrade
 		}
 	case strings.HasPrefix(flag, "p="):
 		if !s.plus {
@@ -168,10 +234,12 @@ func (s *Scram) first(msg string) ([]byte, error) {
 	if cnonce == "" || strings.ContainsAny(cnonce, ",") {
 		return nil, ErrMalformed
 	}
+	s.name = name
 	var salt []byte
-	iter := store.ScramIterations
-	if user, err := s.prep(name); err == nil {
-		if a, err := s.lookup(user); err == nil {
+	iter := Iterations
+	if user, err := s.srv.Prep(name); err == nil {
+		s.name = user
+		if a, err := s.srv.Lookup(user); err == nil && a != nil {
 			s.user, s.known, salt, iter = user, true, a.Salt, a.Iter
 			if s.newHash().Size() == sha1.Size {
 				s.keys = a.SHA1
@@ -181,8 +249,7 @@ func (s *Scram) first(msg string) ([]byte, error) {
 		}
 	}
 	if !s.known {
-		salt = make([]byte, 16)
-		rand.Read(salt)
+		salt = s.srv.FakeSalt(s.name)
 	}
 	if authz != "" && s.known {
 		if a := authz[2:]; a != s.user && !strings.HasPrefix(a, s.user+"@") {
@@ -215,7 +282,7 @@ func (s *Scram) final(msg string) ([]byte, error) {
 		want = append(want, s.binding.Data[s.cbType]...)
 	}
 	if subtle.ConstantTimeCompare(cb, want) != 1 {
-		return nil, ErrNotAuthorized
+		return nil, ErrCBMismatch
 	}
 	if attrs[1][2:] != s.nonce {
 		return nil, ErrNotAuthorized
@@ -239,12 +306,6 @@ func (s *Scram) final(msg string) ([]byte, error) {
 		return nil, ErrNotAuthorized
 	}
 	return []byte("v=" + base64.StdEncoding.EncodeToString(mac(s.newHash, s.keys.ServerKey, authMsg))), nil
-}
-
-func mac(newHash func() hash.Hash, key []byte, msg string) []byte {
-	m := hmac.New(newHash, key)
-	m.Write([]byte(msg))
-	return m.Sum(nil)
 }
 
 // decodeName undoes SCRAM's "=2C"/"=3D" escaping.

@@ -1,45 +1,44 @@
 package sasl
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
-	"hash"
+	"strings"
 	"testing"
-	"time"
 
+	// mellium's SCRAM client is kept for these tests only: an
+	// implementation we did not write checks our server's maths.
 	msasl "mellium.im/sasl"
-
-	"github.com/hearthchat/hearth/xmppd/store"
 )
 
 func lookupFor(user, pass string) Lookup {
-	var a *store.Account
-	return func(u string) (*store.Account, error) {
+	var a *Credentials
+	return func(u string) (*Credentials, error) {
 		if u != user {
-			return nil, store.ErrNotFound
+			return nil, ErrUnknownUser
 		}
 		if a == nil {
-			dir := store.Account{Salt: []byte("0123456789abcdef"), Iter: store.ScramIterations, Created: time.Now()}
-			a = &dir
-			a.SHA1 = store.DeriveScram(hashFor(SHA1), pass, a.Salt, a.Iter)
-			a.SHA256 = store.DeriveScram(hashFor(SHA256), pass, a.Salt, a.Iter)
+			a = &Credentials{Salt: []byte("0123456789abcdef"), Iter: Iterations}
+			a.SHA1, _ = Derive(HashFor(SHA1), pass, a.Salt, a.Iter)
+			a.SHA256, _ = Derive(HashFor(SHA256), pass, a.Salt, a.Iter)
 		}
 		return a, nil
 	}
 }
 
-func hashFor(mech string) func() hash.Hash {
-	s, _ := New(mech, Binding{}, false, nil, nil)
-	return s.newHash
-}
-
 func ident(s string) (string, error) { return s, nil }
+
+func testServer(lookup Lookup) *Server {
+	return &Server{Lookup: lookup, Prep: ident, SaltKey: []byte("box secret")}
+}
 
 // run drives our server against mellium's client, an implementation we did
 // not write.
 func run(t *testing.T, mech msasl.Mechanism, user, pass string, lookup Lookup) (string, error) {
 	t.Helper()
 	c := msasl.NewClient(mech, msasl.Credentials(func() ([]byte, []byte, []byte) { return []byte(user), []byte(pass), nil }))
-	s, err := New(mech.Name, Binding{}, false, lookup, ident)
+	s, err := testServer(lookup).Start(mech.Name, Binding{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +85,7 @@ func TestScramRejects(t *testing.T) {
 	}{
 		{"garbage", "xyz", false, false, ErrMalformed},
 		{"no nonce", "n,,n=alice", false, false, ErrMalformed},
-		{"downgrade", "y,,n=alice,r=abc", false, true, ErrNotAuthorized},
+		{"downgrade", "y,,n=alice,r=abc", false, true, ErrDowngrade},
 		{"binding without plus", "p=tls-exporter,,n=alice,r=abc", false, false, ErrMalformed},
 		{"plus without binding", "n,,n=alice,r=abc", true, true, ErrMalformed},
 		{"unknown binding type", "p=tls-unique,,n=alice,r=abc", true, true, ErrUnsupportedCB},
@@ -96,12 +95,112 @@ func TestScramRejects(t *testing.T) {
 		if tc.plus {
 			mech = SHA256Plus
 		}
-		s, err := New(mech, Binding{Data: map[string][]byte{"tls-exporter": []byte("cb")}}, tc.offered, lookup, ident)
+		s, err := testServer(lookup).Start(mech, Binding{Data: map[string][]byte{"tls-exporter": []byte("cb")}}, tc.offered)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := s.Next([]byte(tc.first)); err != tc.want {
 			t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
 		}
+	}
+}
+
+// The RFC 5802 §7 names of the channel-binding failures, which c2s puts in
+// the SASL <failure/>.
+func TestServerErrorValues(t *testing.T) {
+	for err, want := range map[error]string{
+		ErrUnsupportedCB: "unsupported-channel-binding-type",
+		ErrNoCB:          "channel-binding-not-supported",
+		ErrDowngrade:     "server-does-support-channel-binding",
+		ErrCBMismatch:    "channel-bindings-dont-match",
+		ErrNotAuthorized: "",
+		ErrMalformed:     "",
+	} {
+		if got := ServerError(err); got != want {
+			t.Errorf("ServerError(%v) = %q, want %q", err, got, want)
+		}
+	}
+	if _, err := testServer(nil).Start(SHA256Plus, Binding{}, false); err != ErrNoCB {
+		t.Errorf("-PLUS without binding data: %v, want ErrNoCB", err)
+	}
+}
+
+// saltOf runs the first step for name and returns the salt in the reply.
+func saltOf(t *testing.T, srv *Server, name string) []byte {
+	t.Helper()
+	s, err := srv.Start(SHA256, Binding{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := s.Next([]byte("n,,n=" + name + ",r=abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Split(string(out), ",") {
+		if v, ok := strings.CutPrefix(f, "s="); ok {
+			b, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+	t.Fatalf("no salt in %q", out)
+	return nil
+}
+
+// A fresh salt per attempt for unknown names (and a fixed one for real
+// accounts) told a prober which names exist. The made-up salt is now as
+// stable as a real one, differs between names, and between boxes.
+func TestUnknownNameSaltIsStableAndKeyed(t *testing.T) {
+	lookup := lookupFor("alice", "pw")
+	box1 := testServer(lookup)
+	box2 := &Server{Lookup: lookup, Prep: ident, SaltKey: []byte("another box")}
+	a, b := saltOf(t, box1, "mallory"), saltOf(t, box1, "mallory")
+	if !bytes.Equal(a, b) {
+		t.Fatalf("two attempts for an unknown name got salts %x and %x", a, b)
+	}
+	if len(a) != 16 {
+		t.Errorf("made-up salt of %d bytes; a real one has 16", len(a))
+	}
+	if c := saltOf(t, box1, "trudy"); bytes.Equal(a, c) {
+		t.Errorf("two unknown names share the salt %x", a)
+	}
+	if c := saltOf(t, box2, "mallory"); bytes.Equal(a, c) {
+		t.Errorf("two boxes give the unknown name the same salt %x", a)
+	}
+	if real := saltOf(t, box1, "alice"); !bytes.Equal(real, []byte("0123456789abcdef")) {
+		t.Errorf("a real account's salt %x is not its stored one", real)
+	}
+	// Same iteration count as a real account.
+	s, _ := box1.Start(SHA256, Binding{}, false)
+	out, _, _ := s.Next([]byte("n,,n=mallory,r=abcdef"))
+	if !strings.HasSuffix(string(out), ",i=4096") {
+		t.Errorf("unknown name: %q, want the real iteration count", out)
+	}
+}
+
+// Derive and Proof agree: a proof built from the salted password checks
+// against the verifiers the store would keep.
+func TestDeriveAndProofAgree(t *testing.T) {
+	h := HashFor(SHA256)
+	salt := []byte("0123456789abcdef")
+	k, err := Derive(h, "pw", salt, Iterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	salted, _ := SaltPassword(h, "pw", salt, Iterations)
+	proof, sig := Proof(h, salted, "auth message")
+	clientKey := mac(h, k.StoredKey, "auth message")
+	for i := range clientKey {
+		clientKey[i] ^= proof[i]
+	}
+	sum := h()
+	sum.Write(clientKey)
+	if !bytes.Equal(sum.Sum(nil), k.StoredKey) {
+		t.Fatal("proof does not verify against the derived StoredKey")
+	}
+	if !bytes.Equal(sig, mac(h, k.ServerKey, "auth message")) {
+		t.Fatal("server signature differs")
 	}
 }

@@ -1,18 +1,17 @@
 package store
 
 import (
-	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hearthchat/hearth/xmppd/sasl"
 )
 
 var bucketAccounts = []byte("accounts")
@@ -23,15 +22,11 @@ var (
 	ErrNotFound = errors.New("no such account")
 )
 
-// ScramIterations is the PBKDF2 cost. 4096 is RFC 7677's minimum; it keeps
-// a login on a Pi 3 near ten milliseconds.
-const ScramIterations = 4096
+// ScramIterations is the PBKDF2 cost (xmppd/sasl owns the SCRAM maths).
+const ScramIterations = sasl.Iterations
 
 // ScramKeys are the verifiers for one hash: never the password itself.
-type ScramKeys struct {
-	StoredKey []byte `json:"stored"`
-	ServerKey []byte `json:"server"`
-}
+type ScramKeys = sasl.Keys
 
 // Account is one user's stored record.
 type Account struct {
@@ -43,20 +38,9 @@ type Account struct {
 	Created time.Time `json:"created"`
 }
 
-// DeriveScram computes SCRAM verifiers for password.
-func DeriveScram(newHash func() hash.Hash, password string, salt []byte, iter int) ScramKeys {
-	size := newHash().Size()
-	salted, _ := pbkdf2.Key(newHash, password, salt, iter, size)
-	ck := hmacSum(newHash, salted, "Client Key")
-	h := newHash()
-	h.Write(ck)
-	return ScramKeys{StoredKey: h.Sum(nil), ServerKey: hmacSum(newHash, salted, "Server Key")}
-}
-
-func hmacSum(newHash func() hash.Hash, key []byte, msg string) []byte {
-	m := hmac.New(newHash, key)
-	m.Write([]byte(msg))
-	return m.Sum(nil)
+// Credentials are the account's verifiers as the SCRAM server reads them.
+func (a *Account) Credentials() *sasl.Credentials {
+	return &sasl.Credentials{Salt: a.Salt, Iter: a.Iter, SHA1: a.SHA1, SHA256: a.SHA256}
 }
 
 func newAccount(password string, admin bool) (*Account, error) {
@@ -64,13 +48,14 @@ func newAccount(password string, admin bool) (*Account, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return nil, err
 	}
-	return &Account{
-		Salt: salt, Iter: ScramIterations,
-		SHA1:    DeriveScram(sha1.New, password, salt, ScramIterations),
-		SHA256:  DeriveScram(sha256.New, password, salt, ScramIterations),
-		Admin:   admin,
-		Created: time.Now().UTC(),
-	}, nil
+	a := &Account{Salt: salt, Iter: ScramIterations, Admin: admin, Created: time.Now().UTC()}
+	var err1, err2 error
+	a.SHA1, err1 = sasl.Derive(sha1.New, password, salt, ScramIterations)
+	a.SHA256, err2 = sasl.Derive(sha256.New, password, salt, ScramIterations)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("store: scram verifiers: %w", err)
+	}
+	return a, nil
 }
 
 // CreateAccount stores a new account. user must already be a normalized

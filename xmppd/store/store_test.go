@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hearthchat/hearth/xmppd/sasl"
 )
 
 func TestAccounts(t *testing.T) {
@@ -26,7 +28,7 @@ func TestAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := DeriveScram(sha256.New, "pw", a.Salt, a.Iter); !bytes.Equal(want.StoredKey, a.SHA256.StoredKey) {
+	if want, _ := sasl.Derive(sha256.New, "pw", a.Salt, a.Iter); !bytes.Equal(want.StoredKey, a.SHA256.StoredKey) {
 		t.Fatal("stored key does not match the password")
 	}
 	if _, err := s.Account("bob"); !errors.Is(err, ErrNotFound) {
