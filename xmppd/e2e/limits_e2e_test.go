@@ -576,3 +576,168 @@ func TestStartTLSWhitespace(t *testing.T) {
 		c.Close()
 	}
 }
+
+// manyAttrsTag is issue 9's probe: one start tag with 32,000 attributes
+// (short distinct names, about 230 KB), within the post-auth stanza size.
+// The names start with an upper-case letter, so none is "to" or "type": a
+// duplicate would end the old parser's pairwise check early.
+func manyAttrsTag(to string) string {
+	const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789"
+	var b strings.Builder
+	b.WriteString("<message to='" + to + "' type='chat'")
+	for i := range 32000 {
+		name := []byte{' ', chars[i%26]}
+		for j := i / 26; j > 0; j /= 63 {
+			name = append(name, chars[j%63])
+		}
+		b.Write(name)
+		b.WriteString("=''")
+	}
+	b.WriteString("><body>x</body></message>")
+	return b.String()
+}
+
+// TestManyAttributes: issue 9's probe against the running server. One tag
+// with 32,000 attributes cost the server 1.9 s of CPU (every pair of
+// attributes compared for duplicates) and was then accepted; six such
+// connections raised a bystander's ping from 0.1 ms to 86 ms median. Each
+// attacker must get a policy-violation stream error, and the bystander's
+// pings must be answered throughout.
+func TestManyAttributes(t *testing.T) {
+	t.Parallel()
+	if backend != "xmppd" {
+		t.Skip("the attribute limit is xmppd's (stream.Limits.MaxAttrs)")
+	}
+	s := startServer(t, serverOpts{})
+	byPw, attPw := randomPassword(t), randomPassword(t)
+	s.AddUser(t, "bystander", byPw)
+	s.AddUser(t, "attacker", attPw)
+	by, err := login(s.C2STLS, s.Domain, nextSource(), "bystander", byPw, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer by.Close()
+	tag := manyAttrsTag(by.JID)
+	if len(tag) > postAuthMaxBytes {
+		t.Fatalf("the probe is %d bytes, over the %d-byte stanza limit: it would test the size limit instead", len(tag), postAuthMaxBytes)
+	}
+
+	// Log in first: the attack is the tag, not the SCRAM exchanges.
+	const attackers = 6
+	conns := make([]*xconn, attackers)
+	for i := range conns {
+		c, err := login(s.C2STLS, s.Domain, nextSource(), "attacker", attPw, fmt.Sprintf("a%d", i))
+		if err != nil {
+			t.Fatalf("attacker %d login: %v", i, err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	errs := make(chan error, attackers)
+	for i, c := range conns {
+		go func() {
+			if err := c.send(tag); err != nil {
+				errs <- fmt.Errorf("attacker %d sending the tag: %w", i, err)
+				return
+			}
+			if err := expectStreamError(c, "policy-violation", 20*time.Second); err != nil {
+				errs <- fmt.Errorf("attacker %d: %w", i, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+
+	// The bystander pings while the attackers send: at most 200 pings,
+	// until every attacker has its answer; each must come within 5 s.
+	var rtts []time.Duration
+	pending := attackers
+	for i := 0; i < 200 && pending > 0; i++ {
+		select {
+		case err := <-errs:
+			pending--
+			if err != nil {
+				t.Error(err)
+			}
+		default:
+		}
+		start := time.Now()
+		if err := by.ping(fmt.Sprintf("p%d", i), 5*time.Second); err != nil {
+			t.Fatalf("the bystander's ping %d during the attack: %v", i, err)
+		}
+		rtts = append(rtts, time.Since(start))
+	}
+	for ; pending > 0; pending-- {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d attackers had no answer 30 s after sending the tag", pending)
+		}
+	}
+	if err := by.ping("after", 5*time.Second); err != nil {
+		t.Fatalf("the bystander's ping after the attack: %v", err)
+	}
+	// Timing is logged, not asserted: the machine may be busy.
+	for i := 1; i < len(rtts); i++ { // insertion sort: 200 at most
+		for j := i; j > 0 && rtts[j] < rtts[j-1]; j-- {
+			rtts[j], rtts[j-1] = rtts[j-1], rtts[j]
+		}
+	}
+	if len(rtts) > 0 {
+		t.Logf("bystander pings during the attack: %d, median %v, max %v", len(rtts), rtts[len(rtts)/2], rtts[len(rtts)-1])
+	}
+}
+
+// TestStreamHeaderOddities: issue 9's minor findings. A self-closed stream
+// header is a stream that has already ended: the server must close at once
+// (it waited for the 60 s authentication timeout). A second XML
+// declaration before the header is refused (XML allows one, and first).
+func TestStreamHeaderOddities(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{})
+	good := streamHeader(s.Domain, nsClient, nsStreams)
+	t.Run("self-closed header", func(t *testing.T) {
+		c, err := dialTLS(s.C2STLS, s.Domain, nextSource())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.send(strings.TrimSuffix(good, ">") + "/>"); err != nil {
+			t.Fatal(err)
+		}
+		// Whatever comes first (a header and features, a stream error),
+		// the connection must end well before the auth timeout.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			e, err := c.next(time.Until(deadline))
+			if errors.Is(err, errTimeout) {
+				t.Fatalf("still open 10 s after a self-closed stream header; the server sent: %s", c.rec)
+			}
+			if err != nil {
+				return // the connection ended
+			}
+			if cond := streamErrorCondition(e); cond != "" {
+				t.Logf("the server answered with <%s/>", cond)
+			}
+		}
+	})
+	t.Run("two XML declarations", func(t *testing.T) {
+		if backend != "xmppd" {
+			t.Skip("the condition for a second declaration differs between servers")
+		}
+		c, err := dialTLS(s.C2STLS, s.Domain, nextSource())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.send("<?xml version='1.0'?>" + good); err != nil {
+			t.Fatal(err)
+		}
+		if err := expectStreamError(c, "restricted-xml", 10*time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+}
