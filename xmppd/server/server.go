@@ -4,6 +4,30 @@
 // RFC 6120/6121 that every feature depends on; every feature (roster,
 // presence, offline storage, disco, …) lives in its own package under
 // xmppd/mod and plugs in through Register.
+//
+// # The module model
+//
+// Like Prosody's plugins, a module is one package with one Register
+// function, and modules never import each other (checked by
+// TestModulesDoNotImportEachOther in package xmppd). What they share goes
+// through the server, in three ways:
+//
+//   - State: a module keeps its per-server state on the server, under a
+//     key only it knows (State; modstate.go), never in package variables,
+//     so that two servers in one process (tests) do not mix.
+//   - Events: typed events declared here (Event; events.go). The module
+//     that causes one fires it, others subscribe: presence fires Available
+//     and offline delivers stored messages; invites fires
+//     AccountRegistered and roster pre-subscribes the inviter.
+//   - Shared rules: a rule several modules need lives in the module that
+//     owns the data, behind a small interface declared here and installed
+//     on the server. The roster owns subscriptions and implements Contacts
+//     (contacts.go): who may see whose presence, who gets a broadcast,
+//     whom to probe, how a subscription stanza changes the state. Presence,
+//     disco and last activity ask Server.Contacts.
+//
+// Hooks (Hook, HandleIQ, OnBound, …) stay for stanzas and session life,
+// where the server itself is the one that fires.
 package server
 
 import (
@@ -114,6 +138,7 @@ type Server struct {
 	pre        preAuthReg
 	resumer    Resumer
 	hibernate  []func(*session.Session)
+	state      modState // modules' state (modstate.go)
 }
 
 // New creates a server for domain.

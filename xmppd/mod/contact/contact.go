@@ -1,6 +1,7 @@
 // Package contact is XEP-0157 contact addresses: who runs this server, as
 // a XEP-0128 form in the server's disco#info. By default these are the
-// admin accounts' JIDs; a build may add more addresses through Addresses.
+// admin accounts' JIDs; a build may add more addresses through
+// AddAddresses.
 package contact
 
 import (
@@ -18,31 +19,43 @@ const (
 	formType = "http://jabber.org/network/serverinfo"
 )
 
-// Addresses are extra addresses by XEP-0157 field ("admin-addresses",
-// "abuse-addresses", "support-addresses", …) as URIs ("mailto:…",
-// "xmpp:…", "https://…"). It is read when a server registers the module.
-var Addresses map[string][]string
-
 // ttl bounds how stale the admin list may be: it is read from the store at
 // most this often, because caps put the form into every login and a scan
 // of all accounts per login would cost more than a login itself.
 const ttl = 30 * time.Second
 
 type mod struct {
-	srv   *server.Server
-	extra map[string][]string
+	srv *server.Server
 
 	mu      sync.Mutex
+	extra   map[string][]string
 	form    *stream.Element
 	expires time.Time
 }
 
+type modKey struct{}
+
+// of returns the module's state on srv (kept on the server, not in a
+// package variable: it was a process-wide map that every server in a test
+// binary shared).
+func of(srv *server.Server) *mod {
+	return server.State(srv, modKey{}, func() *mod { return &mod{srv: srv, extra: map[string][]string{}} })
+}
+
+// AddAddresses adds addresses to a XEP-0157 field of srv's form
+// ("admin-addresses", "abuse-addresses", "support-addresses", …), as URIs
+// ("mailto:…", "xmpp:…", "https://…").
+func AddAddresses(srv *server.Server, field string, uris ...string) {
+	m := of(srv)
+	m.mu.Lock()
+	m.extra[field] = append(m.extra[field], uris...)
+	m.expires = time.Time{}
+	m.mu.Unlock()
+}
+
 // Register adds the contact-addresses form.
 func Register(srv *server.Server) {
-	m := &mod{srv: srv, extra: map[string][]string{}}
-	for k, v := range Addresses {
-		m.extra[k] = slices.Clone(v)
-	}
+	m := of(srv)
 	srv.AddDiscoExtension(func(target server.Target, _ string) []*stream.Element {
 		if target != server.ToServer {
 			return nil

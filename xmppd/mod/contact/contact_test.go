@@ -61,9 +61,10 @@ func TestContactAddresses(t *testing.T) {
 				"admin-addresses": {"mailto:root@example.test", "xmpp:root@example.test"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			contact.Addresses = tc.extra
-			t.Cleanup(func() { contact.Addresses = nil })
 			d := xmpptest.Start(t, nil)
+			for k, v := range tc.extra {
+				contact.AddAddresses(d.Server, k, v...)
+			}
 			for _, a := range tc.admins {
 				if err := d.Store.CreateAccount(a, a+"-pw", true); err != nil {
 					t.Fatal(err)

@@ -9,11 +9,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
-	"sync"
 
-	"mellium.im/xmpp/jid"
-
-	"github.com/hearthchat/hearth/xmppd/mod/roster"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/session"
 	"github.com/hearthchat/hearth/xmppd/stream"
@@ -29,29 +25,6 @@ const (
 // CapsNode names the software in the caps element (XEP-0115 §4: a URI
 // that identifies the product, not the deployment).
 const CapsNode = "https://github.com/hearthchat/hearth"
-
-// Item is a disco#items entry of the server (a component such as the
-// upload service or the group-chat host).
-type Item struct{ JID, Name string }
-
-var (
-	itemsMu sync.Mutex
-	items   = map[*server.Server][]Item{}
-)
-
-// AddItem lists a service in the server's disco#items. Modules call it from
-// their Register; the list is per server so tests can run several.
-func AddItem(srv *server.Server, it Item) {
-	itemsMu.Lock()
-	defer itemsMu.Unlock()
-	items[srv] = append(items[srv], it)
-}
-
-func itemsOf(srv *server.Server) []Item {
-	itemsMu.Lock()
-	defer itemsMu.Unlock()
-	return slices.Clone(items[srv])
-}
 
 // Register adds disco#info, disco#items and the caps stream feature.
 func Register(srv *server.Server) {
@@ -76,7 +49,7 @@ func Register(srv *server.Server) {
 	})
 	srv.HandleIQ(server.ToAccount, "get", NSInfo, "query", func(st *server.Stanza) (*stream.Element, error) {
 		owner := st.To.Localpart()
-		if !MayView(srv, owner, st.From) {
+		if !srv.Contacts().MayViewPresence(owner, st.From) {
 			// As for an account that does not exist: strangers learn nothing.
 			return nil, server.ErrServiceUnavailable
 		}
@@ -94,7 +67,9 @@ func Register(srv *server.Server) {
 			return nil, server.ErrItemNotFound
 		}
 		q := stream.New(NSItems, "query")
-		for _, it := range itemsOf(srv) {
+		// Services list themselves with srv.AddDiscoItem (the upload
+		// service, the group-chat host), without importing this package.
+		for _, it := range srv.DiscoItems() {
 			el := stream.New(NSItems, "item", "jid", it.JID)
 			el.Set("name", it.Name)
 			q.Add(el)
@@ -102,7 +77,7 @@ func Register(srv *server.Server) {
 		return q, nil
 	})
 	srv.HandleIQ(server.ToAccount, "get", NSItems, "query", func(st *server.Stanza) (*stream.Element, error) {
-		if !MayView(srv, st.To.Localpart(), st.From) {
+		if !srv.Contacts().MayViewPresence(st.To.Localpart(), st.From) {
 			return nil, server.ErrServiceUnavailable
 		}
 		if st.El.FirstChild().Get("node") != "" {
@@ -117,21 +92,6 @@ func Register(srv *server.Server) {
 	srv.AddStreamFeature(func(*session.Session) *stream.Element {
 		return stream.New(NSCaps, "c", "hash", "sha-1", "node", CapsNode, "ver", Ver(ServerInfo(srv)))
 	})
-}
-
-// MayView reports whether asker may see owner's account information
-// (disco, last activity): the owner itself, or a contact the owner shares
-// presence with (subscription from or both), as RFC 6121 §8.5.1 lets the
-// server answer for an account only within its presence audience.
-func MayView(srv *server.Server, owner string, asker jid.JID) bool {
-	if asker.Domainpart() == "" {
-		return false
-	}
-	if srv.IsLocal(asker) && asker.Localpart() == owner {
-		return true
-	}
-	it, ok, err := roster.Get(srv.Store, owner, asker.Bare().String())
-	return err == nil && ok && it.Sub.HasFrom()
 }
 
 // ServerInfo is the server's disco#info result: its identities, every

@@ -75,7 +75,7 @@ func TestServerInfo(t *testing.T) {
 		})
 	}
 
-	disco.AddItem(d.Server, disco.Item{JID: "upload." + iqtest.Domain, Name: "Files"})
+	d.Server.AddDiscoItem(server.DiscoItem{JID: "upload." + iqtest.Domain, Name: "Files"})
 	items := c.Result("get", iqtest.Domain, "<query xmlns='http://jabber.org/protocol/disco#items'/>")
 	if it := items.Child(disco.NSItems, "item"); it == nil || it.Get("jid") != "upload."+iqtest.Domain || it.Get("name") != "Files" {
 		t.Errorf("items %s", items)

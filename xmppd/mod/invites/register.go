@@ -19,10 +19,6 @@ const (
 
 type tokenKey struct{}
 
-// Registered is called after an account was created from an invite (the
-// roster module pre-subscribes the member and the inviter).
-var Registered []func(srv *server.Server, user string, inv *Invite)
-
 // Register plugs invite-based registration into the server.
 func Register(srv *server.Server) {
 	srv.AddPreAuthFeature(stream.New(nsRegFeat, "register"))
@@ -82,9 +78,8 @@ func Register(srv *server.Server) {
 		}
 		pa.SetValue(tokenKey{}, "")
 		srv.Log.Info("account registered with an invite", "user", j.Localpart(), "inviter", inv.Inviter)
-		for _, fn := range Registered {
-			fn(srv, j.Localpart(), inv)
-		}
+		// The roster module pre-subscribes the member and the inviter.
+		server.AccountRegistered.Fire(srv, server.Registration{User: j.Localpart(), Inviter: inv.Inviter})
 		return nil, nil
 	})
 }

@@ -11,7 +11,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/hearthchat/hearth/xmppd/mod/disco"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/session"
 	"github.com/hearthchat/hearth/xmppd/store"
@@ -35,8 +34,9 @@ func Register(srv *server.Server) {
 	})
 	srv.HandleIQ(server.ToAccount, "get", ns, "query", func(st *server.Stanza) (*stream.Element, error) {
 		user := st.To.Localpart()
-		// XEP-0012 §4: only for those authorized to see the presence.
-		if !disco.MayView(srv, user, st.From) {
+		// XEP-0012 §4: only for those authorized to see the presence
+		// (the roster's rule, asked through the server).
+		if !srv.Contacts().MayViewPresence(user, st.From) {
 			return nil, server.ErrForbidden
 		}
 		if all, _ := srv.Router.Available(user); len(all) > 0 {

@@ -13,12 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/hearthchat/hearth/xmppd/mod/presence"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/session"
 	"github.com/hearthchat/hearth/xmppd/store"
@@ -63,7 +61,7 @@ type flushedKey struct{}
 
 type mod struct {
 	srv   *server.Server
-	locks sync.Map // user → *sync.Mutex: one delivery per account at a time
+	locks server.Locks // one delivery per account at a time
 }
 
 // Register plugs offline storage into srv.
@@ -71,7 +69,7 @@ func Register(srv *server.Server) {
 	m := &mod{srv: srv}
 	srv.AddFeature(server.ToServer, Feature)
 	srv.Hook(server.MessageOffline, 0, m.store)
-	presence.OnAvailable(srv, m.available)
+	server.Available.On(srv, m.available)
 	srv.OnAccountDeleted(func(user string) {
 		if err := m.deleteUser(user); err != nil {
 			srv.Log.Error("offline: delete account data", "user", user, "err", err)
@@ -79,12 +77,10 @@ func Register(srv *server.Server) {
 	})
 }
 
-func (m *mod) lock(user string) func() {
-	l, _ := m.locks.LoadOrStore(user, new(sync.Mutex))
-	mu := l.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
-}
+// lock holds user's delivery lock. server.Locks keeps an entry only
+// while it is held or waited for: the sync.Map it replaces kept a mutex for
+// every account that ever received a message.
+func (m *mod) lock(user string) func() { return m.locks.Lock(user) }
 
 // worthStoring says whether a message carries something a person reads
 // later. A standalone chat state for an absent user is dropped (XEP-0085
@@ -212,7 +208,8 @@ func (m *mod) store(st *server.Stanza) bool {
 // available with a non-negative priority (XEP-0160 §3): at its initial
 // presence, or later when it raises its priority or comes back from
 // unavailable.
-func (m *mod) available(sess *session.Session, initial bool) {
+func (m *mod) available(a server.Availability) {
+	sess := a.Session
 	if sess.Priority() < 0 {
 		return
 	}

@@ -1,6 +1,6 @@
 // Package presence implements RFC 6121 §3 and §4: subscription requests
-// and answers in both directions (the state machine itself is
-// roster.Apply), presence broadcast to subscribers and the user's own
+// and answers in both directions (the state and its machine belong to the
+// roster module, reached as the server's Contacts), presence broadcast to subscribers and the user's own
 // resources, probes, directed presence, and unavailable presence when a
 // session ends. It records each session's availability and priority, which
 // the router uses to choose the recipients of messages.
@@ -13,7 +13,6 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/hearthchat/hearth/xmppd/mod/roster"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/session"
 	"github.com/hearthchat/hearth/xmppd/stream"
@@ -28,26 +27,6 @@ type directedKey struct{}
 type directed struct {
 	mu sync.Mutex
 	m  map[string]bool
-}
-
-var (
-	initialMu sync.Mutex
-	initial   = map[*server.Server][]func(sess *session.Session, initial bool){}
-)
-
-// OnAvailable registers fn to run after a session of srv sent available
-// presence and the presence module broadcast it; initial is true for the
-// session's first (offline messages are delivered then, XEP-0160).
-func OnAvailable(srv *server.Server, fn func(sess *session.Session, initial bool)) {
-	initialMu.Lock()
-	defer initialMu.Unlock()
-	initial[srv] = append(initial[srv], fn)
-}
-
-func availableHooks(srv *server.Server) []func(*session.Session, bool) {
-	initialMu.Lock()
-	defer initialMu.Unlock()
-	return initial[srv]
 }
 
 // Register plugs presence handling into srv.
@@ -102,7 +81,7 @@ func (p *mod) rememberDirected(st *server.Stanza, available bool) {
 	}
 	// A subscriber hears about the session through broadcasts anyway.
 	if available {
-		if it, ok, _ := roster.Get(p.srv.Store, sess.User, st.To.Bare().String()); ok && it.Sub.HasFrom() {
+		if r, err := p.srv.Contacts().Relation(sess.User, st.To.Bare().String()); err == nil && r.From {
 			return
 		}
 	}
@@ -168,9 +147,7 @@ func (p *mod) broadcast(st *server.Stanza) {
 	sess.SetPresence(el, true, priority(el))
 	p.toSubscribersAndSelf(sess, st.El)
 	if wasAvailable {
-		for _, fn := range availableHooks(p.srv) {
-			fn(sess, false)
-		}
+		server.Available.Fire(p.srv, server.Availability{Session: sess})
 		return
 	}
 	// Initial presence (§4.2.2): probe the contacts we are subscribed to,
@@ -188,25 +165,21 @@ func (p *mod) broadcast(st *server.Stanza) {
 			sess.Send(x)
 		}
 	}
-	if pend, err := roster.PendingIn(p.srv.Store, sess.User); err == nil {
-		for _, it := range pend {
-			sess.Send(p.request(sess, it))
-		}
-	} else {
+	if err := p.srv.Contacts().PendingRequests(sess.User, func(contact string, req []byte) {
+		sess.Send(p.request(sess, contact, req))
+	}); err != nil {
 		p.srv.Log.Error("presence: pending requests", "user", sess.User, "err", err)
 	}
-	for _, fn := range availableHooks(p.srv) {
-		fn(sess, true)
-	}
+	server.Available.Fire(p.srv, server.Availability{Session: sess, Initial: true})
 }
 
 // request rebuilds a stored subscription request for delivery.
-func (p *mod) request(sess *session.Session, it roster.Item) *stream.Element {
-	if el, err := stream.ParseElement(it.Request); err == nil && el.Local == "presence" {
+func (p *mod) request(sess *session.Session, contact string, req []byte) *stream.Element {
+	if el, err := stream.ParseElement(req); err == nil && el.Local == "presence" {
 		el.Set("to", sess.JID.Bare().String())
 		return el
 	}
-	return stream.New(stream.NSClient, "presence", "type", "subscribe", "from", it.JID, "to", sess.JID.Bare().String())
+	return stream.New(stream.NSClient, "presence", "type", "subscribe", "from", contact, "to", sess.JID.Bare().String())
 }
 
 // toSubscribersAndSelf sends el (from the session's full JID) to every
@@ -214,17 +187,16 @@ func (p *mod) request(sess *session.Session, it roster.Item) *stream.Element {
 // resources, the sender included (§4.2.2, §4.4.2). It returns the
 // contacts' bare JIDs.
 func (p *mod) toSubscribersAndSelf(sess *session.Session, el *stream.Element) map[string]bool {
-	subs, err := roster.Subscribers(p.srv.Store, sess.User)
-	if err != nil {
-		p.srv.Log.Error("presence: subscribers", "user", sess.User, "err", err)
-	}
-	sent := make(map[string]bool, len(subs))
-	for _, it := range subs {
+	sent := map[string]bool{}
+	err := p.srv.Contacts().Subscribers(sess.User, func(contact string) {
 		x := el.Copy()
 		x.Set("from", sess.JID.String())
-		x.Set("to", it.JID)
-		sent[it.JID] = true
+		x.Set("to", contact)
+		sent[contact] = true
 		p.srv.Route(x)
+	})
+	if err != nil {
+		p.srv.Log.Error("presence: subscribers", "user", sess.User, "err", err)
 	}
 	for _, o := range p.srv.Router.Sessions(sess.User) {
 		if o == sess || o.Available() {
@@ -277,22 +249,20 @@ func (p *mod) closed(sess *session.Session) {
 // probe asks for the presence of the contacts the user is subscribed to
 // (§4.3). Local contacts are answered from their sessions at once.
 func (p *mod) probe(sess *session.Session) {
-	subs, err := roster.Subscriptions(p.srv.Store, sess.User)
-	if err != nil {
-		p.srv.Log.Error("presence: subscriptions", "user", sess.User, "err", err)
-		return
-	}
-	for _, it := range subs {
-		c, err := jid.Parse(it.JID)
+	err := p.srv.Contacts().Subscriptions(sess.User, func(contact string) {
+		c, err := jid.Parse(contact)
 		if err != nil {
-			continue
+			return
 		}
 		if p.srv.IsLocal(c) {
 			p.answerLocal(sess.JID, c)
-			continue
+			return
 		}
 		p.srv.Route(stream.New(stream.NSClient, "presence", "type", "probe",
-			"from", sess.JID.Bare().String(), "to", it.JID))
+			"from", sess.JID.Bare().String(), "to", contact))
+	})
+	if err != nil {
+		p.srv.Log.Error("presence: subscriptions", "user", sess.User, "err", err)
 	}
 }
 
@@ -302,8 +272,8 @@ func (p *mod) answerLocal(to jid.JID, c jid.JID) {
 	if c.Localpart() == "" {
 		return
 	}
-	back, ok, err := roster.Get(p.srv.Store, c.Localpart(), to.Bare().String())
-	if err != nil || !ok || !back.Sub.HasFrom() {
+	back, err := p.srv.Contacts().Relation(c.Localpart(), to.Bare().String())
+	if err != nil || !back.From {
 		return
 	}
 	for _, o := range p.srv.Router.Sessions(c.Localpart()) {
@@ -323,8 +293,8 @@ func (p *mod) answerLocal(to jid.JID, c jid.JID) {
 // should not, but some do): only for contacts it is subscribed to.
 func (p *mod) clientProbe(st *server.Stanza) {
 	contact := st.To.Bare().String()
-	it, ok, err := roster.Get(p.srv.Store, st.Origin.User, contact)
-	if err != nil || !ok || !it.Sub.HasTo() {
+	r, err := p.srv.Contacts().Relation(st.Origin.User, contact)
+	if err != nil || !r.To {
 		return
 	}
 	if p.srv.IsLocal(st.To) {

@@ -5,7 +5,6 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/hearthchat/hearth/xmppd/mod/roster"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
@@ -18,12 +17,7 @@ func (p *mod) outSubscription(st *server.Stanza, typ string) {
 	if contact.Equal(st.From.Bare()) {
 		return
 	}
-	ev, _ := roster.EventFor(typ, true)
-	var o roster.Outcome
-	_, err := roster.Update(p.srv, user, contact.String(), func(it *roster.Item) error {
-		o = roster.Apply(it, ev)
-		return nil
-	})
+	o, err := p.srv.Contacts().Subscribe(user, contact.String(), typ, true, nil)
 	if err != nil {
 		p.fail(st, err)
 		return
@@ -50,7 +44,7 @@ func (p *mod) fail(st *server.Stanza, err error) {
 
 // presenceTo sends the user's current presence (or unavailable) from each
 // available resource to contact, as the outcome asks.
-func (p *mod) presenceTo(user string, contact jid.JID, o roster.Outcome) {
+func (p *mod) presenceTo(user string, contact jid.JID, o server.SubOutcome) {
 	if !o.SendPresence && !o.SendUnavailable {
 		return
 	}
@@ -122,22 +116,18 @@ func (p *mod) inSubscription(st *server.Stanza, typ string) {
 	if from.Domainpart() == "" || from.Equal(userJID) {
 		return
 	}
-	ev, _ := roster.EventFor(typ, false)
 	el := st.El.Copy()
 	el.Set("from", from.String())
 	el.Set("to", userJID.String())
-	req := el.Append(nil, "")
-	var o roster.Outcome
-	_, err := roster.Update(p.srv, user, from.String(), func(it *roster.Item) error {
-		o = roster.Apply(it, ev)
-		if ev == roster.InSubscribe && o.Forward {
-			it.Request = req
-		}
-		return nil
-	})
+	var req []byte
+	if typ == "subscribe" {
+		req = el.Append(nil, "")
+	}
+	o, err := p.srv.Contacts().Subscribe(user, from.String(), typ, false, req)
 	if err != nil {
 		// A full roster cannot take another request: refuse it.
-		if errors.Is(err, roster.ErrFull) && typ == "subscribe" {
+		var se *server.StanzaError
+		if errors.As(err, &se) && se.Condition == "resource-constraint" && typ == "subscribe" {
 			p.srv.Route(stream.New(stream.NSClient, "presence", "type", "unsubscribed",
 				"from", userJID.String(), "to", from.String()))
 			return
@@ -170,12 +160,12 @@ func (p *mod) inProbe(st *server.Stanza) {
 	if st.From.Domainpart() == "" {
 		return
 	}
-	it, ok, err := roster.Get(p.srv.Store, user, st.From.Bare().String())
+	r, err := p.srv.Contacts().Relation(user, st.From.Bare().String())
 	if err != nil {
 		p.srv.Log.Error("presence: probe", "user", user, "err", err)
 		return
 	}
-	if !ok || !it.Sub.HasFrom() {
+	if !r.From {
 		p.srv.Route(stream.New(stream.NSClient, "presence", "type", "unsubscribed",
 			"from", userJID.String(), "to", st.From.String()))
 		return

@@ -1,7 +1,6 @@
 package roster
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,13 +14,18 @@ import (
 	"github.com/hearthchat/hearth/xmppd/store"
 )
 
-func newServer(t *testing.T) *server.Server {
+func newServer(t testing.TB) *server.Server {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newServerOn(t, st)
+}
+
+func newServerOn(t testing.TB, st *store.Store) *server.Server {
+	t.Helper()
 	srv, err := server.New("example.test", st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -34,19 +38,13 @@ func TestRosterCap(t *testing.T) {
 	// Fill the roster in one transaction (MaxItems group commits would
 	// only slow the test down).
 	err := srv.Store.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketItems)
-		if err != nil {
-			return err
-		}
 		for i := range MaxItems {
-			v, _ := json.Marshal(&Item{Listed: true, Sub: Both})
-			if err := b.Put(store.Key("alice", fmt.Sprintf("c%d@example.test", i)), v); err != nil {
+			if err := put(tx, "alice", fmt.Sprintf("c%d@example.test", i), &Item{Listed: true, Sub: Both}); err != nil {
 				return err
 			}
 		}
 		// A pending request is no roster item and does not count.
-		v, _ := json.Marshal(&Item{PendingIn: true})
-		return b.Put(store.Key("alice", "stranger@example.test"), v)
+		return put(tx, "alice", "stranger@example.test", &Item{PendingIn: true})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -127,13 +125,8 @@ func TestBefriend(t *testing.T) {
 func TestRecordCap(t *testing.T) {
 	srv := newServer(t)
 	err := srv.Store.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketItems)
-		if err != nil {
-			return err
-		}
-		v, _ := json.Marshal(&Item{PendingIn: true})
 		for i := range maxRecords {
-			if err := b.Put(store.Key("alice", fmt.Sprintf("s%d@spam.example", i)), v); err != nil {
+			if err := put(tx, "alice", fmt.Sprintf("s%d@spam.example", i), &Item{PendingIn: true}); err != nil {
 				return err
 			}
 		}

@@ -4,10 +4,12 @@ import (
 	"strconv"
 	"strings"
 
+	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/session"
+	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
@@ -35,6 +37,20 @@ func Register(srv *server.Server) {
 			srv.Log.Error("roster: delete account data", "user", user, "err", err)
 		}
 	})
+	if err := migrate(srv.Store); err != nil {
+		srv.Log.Error("roster: building the index", "err", err)
+	}
+	srv.SetContacts(contactsImpl{srv})
+	// An invite is a friendship offer: the member and the inviter see each
+	// other from the first login on (DESIGN.md, "An invite").
+	server.AccountRegistered.On(srv, func(r server.Registration) {
+		if r.Inviter == "" || r.Inviter == r.User || !srv.AccountExists(r.Inviter) {
+			return
+		}
+		if err := Befriend(srv, r.User, r.Inviter); err != nil {
+			srv.Log.Error("invite: roster pre-subscription", "user", r.User, "inviter", r.Inviter, "err", err)
+		}
+	})
 }
 
 // own reports whether the iq is the user's own (RFC 6121 §2.1.5: only the
@@ -56,7 +72,16 @@ func get(srv *server.Server, st *server.Stanza) (*stream.Element, error) {
 	// From now on the resource receives pushes and its contacts' presence
 	// (RFC 6121 §2.1.6 "interested resource").
 	st.Origin.SetInterested()
-	items, ver, err := Items(srv.Store, user)
+	// One iq result is one stanza, and stream management keeps it whole
+	// until the client acknowledges it, so the result cannot be streamed
+	// in pieces. Instead its size is bounded where it is made: each record
+	// is charged its size in a result (store.go, MaxBytes), so a roster
+	// within budget always fits the session's write queue (a probe found
+	// a 66 MB roster taking RSS from 90 to 390 MB per get and closing the
+	// session without a stream error). A roster stored before the budget
+	// existed can be bigger: it is refused here, before anything is
+	// decoded, and the member can still remove items.
+	ver, size, err := listedSize(srv.Store, user)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +94,14 @@ func get(srv *server.Server, st *server.Stanza) (*stream.Element, error) {
 			return nil, nil
 		}
 		out.Set("ver", cur)
+	}
+	if size > maxResult {
+		return nil, &server.StanzaError{Type: "wait", Condition: "resource-constraint",
+			Text: "this roster is too big to send; remove some contacts"}
+	}
+	items, _, err := Items(srv.Store, user)
+	if err != nil {
+		return nil, err
 	}
 	for i := range items {
 		out.Add(items[i].Element())
@@ -169,6 +202,25 @@ func remove(srv *server.Server, from jid.JID, user, contact string) error {
 		srv.Route(stream.New(stream.NSClient, "presence", "type", "unsubscribed", "from", from.String(), "to", contact))
 	}
 	return nil
+}
+
+// maxResult bounds a roster result (see get).
+const maxResult = session.MaxQueue / 2
+
+// listedSize returns user's roster version and the charged size of its
+// listed items, from the index.
+func listedSize(st *store.Store, user string) (ver uint64, size int64, err error) {
+	err = st.View(func(tx *bolt.Tx) error {
+		ver = verTx(tx, user)
+		eachEntry(tx, user, func(_ string, e entry) bool {
+			if e.has(fListed) {
+				size += e.cost
+			}
+			return true
+		})
+		return nil
+	})
+	return ver, size, err
 }
 
 // Befriend makes a and b (local accounts) subscribe to each other at once,

@@ -1,5 +1,7 @@
 package roster
 
+import "github.com/hearthchat/hearth/xmppd/server"
+
 // The subscription state machine of RFC 6121 §3 and Appendix A, as a pure
 // function over one record so that it can be tested state by state. The
 // presence module feeds it the four subscription stanza types in both
@@ -46,22 +48,10 @@ func EventFor(typ string, outbound bool) (Event, bool) {
 	return e, true
 }
 
-// Outcome says what to do with the stanza besides the state change.
-type Outcome struct {
-	// Forward: route the stanza to the contact (outbound) or deliver it to
-	// the user's resources (inbound).
-	Forward bool
-	// AutoReply: answer an inbound subscribe with "subscribed" on the
-	// user's behalf (already subscribed, or pre-approved).
-	AutoReply bool
-	// SendPresence: send the user's current presence from each available
-	// resource to the contact (a subscription from the contact has just
-	// been granted).
-	SendPresence bool
-	// SendUnavailable: send unavailable presence from each of the user's
-	// available resources to the contact (its subscription ended).
-	SendUnavailable bool
-}
+// Outcome says what to do with the stanza besides the state change. It
+// is the server's type, so the presence module can act on it without
+// importing this package.
+type Outcome = server.SubOutcome
 
 // Apply changes it for event ev and reports what else to do.
 func Apply(it *Item, ev Event) Outcome {

@@ -1,0 +1,60 @@
+package roster_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
+	"github.com/hearthchat/hearth/xmppd/mod/roster"
+	"github.com/hearthchat/hearth/xmppd/session"
+)
+
+// TestRosterBudgetOverTheWire: items as big as one set allows (a 1 KiB
+// name, 64 groups of 1 KiB: 66 KiB each) are refused with
+// resource-constraint once the roster's byte budget is spent, and the
+// fullest roster still comes back whole in one result on a session that
+// stays open. Before the budget a probe stored 1,000 such items (66 MB);
+// one get took RSS from 90 to 390 MB and closed the session without a
+// stream error because the result exceeded the write queue.
+func TestRosterBudgetOverTheWire(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	a := login(t, d, "alice", "a")
+	long := func(c byte, i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat(string(c), 1021) }
+	var groups strings.Builder
+	for g := range 64 {
+		groups.WriteString("<group>" + long('g', g) + "</group>")
+	}
+	refused := -1
+	// 512 KiB / 66 KiB: the 8th item at the latest; 20 bounds the loop
+	// should the budget be missing.
+	for i := range 20 {
+		id := fmt.Sprintf("s%d", i)
+		a.Sendf("<iq type='set' id='%s'><query xmlns='jabber:iq:roster'><item jid='c%d@example.test' name='%s'>%s</item></query></iq>",
+			id, i, long('n', i), groups.String())
+		r := a.Expect("set result", result(id))
+		if r.Get("type") == "error" {
+			if c := errCond(r); c != "resource-constraint" {
+				t.Fatalf("item %d: %s", i, c)
+			}
+			refused = i
+			break
+		}
+	}
+	if refused < 1 {
+		t.Fatalf("no item refused among 20 of 66 KiB (refused at %d)", refused)
+	}
+	a.Send("<iq type='get' id='get'><query xmlns='jabber:iq:roster'/></iq>")
+	r := a.Expect("roster result", result("get"))
+	if n := len(r.Child(ns, "query").Children()); n != refused {
+		t.Fatalf("roster has %d items, %d were accepted", n, refused)
+	}
+	if size := len(r.String()); size > session.MaxQueue/2 || size > roster.MaxBytes+1024 {
+		t.Fatalf("roster result of %d bytes: past half the write queue (%d) or the budget (%d)", size, session.MaxQueue/2, roster.MaxBytes)
+	}
+	// The session is still there.
+	a.Send("<iq type='get' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if p := a.Expect("ping result", result("ping")); p.Get("type") != "result" {
+		t.Fatalf("ping: %s", p)
+	}
+}

@@ -1,0 +1,72 @@
+package roster
+
+import (
+	bolt "go.etcd.io/bbolt"
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/server"
+)
+
+// contactsImpl is the roster's server.Contacts: the presence rules other
+// modules reach through srv.Contacts(). Everything but PendingRequests and
+// Subscribe reads only the index (store.go).
+type contactsImpl struct{ srv *server.Server }
+
+var _ server.Contacts = contactsImpl{}
+
+func (c contactsImpl) Relation(owner, contact string) (server.Relation, error) {
+	var e entry
+	err := c.srv.Store.View(func(tx *bolt.Tx) error {
+		e, _ = entryTx(tx, owner, contact)
+		return nil
+	})
+	return e.relation(), err
+}
+
+// MayViewPresence: RFC 6121 §8.5.1 lets the server answer for an account
+// only within its presence audience.
+func (c contactsImpl) MayViewPresence(owner string, viewer jid.JID) bool {
+	if viewer.Domainpart() == "" || owner == "" {
+		return false
+	}
+	if c.srv.IsLocal(viewer) && viewer.Localpart() == owner {
+		return true
+	}
+	r, err := c.Relation(owner, viewer.Bare().String())
+	return err == nil && r.From
+}
+
+func (c contactsImpl) Subscribers(owner string, fn func(string)) error {
+	return contacts(c.srv.Store, owner, fFrom, fn)
+}
+
+func (c contactsImpl) Subscriptions(owner string, fn func(string)) error {
+	return contacts(c.srv.Store, owner, fTo, fn)
+}
+
+func (c contactsImpl) PendingRequests(owner string, fn func(string, []byte)) error {
+	items, err := PendingIn(c.srv.Store, owner)
+	for _, it := range items {
+		fn(it.JID, it.Request)
+	}
+	return err
+}
+
+func (c contactsImpl) Subscribe(owner, contact, typ string, outbound bool, request []byte) (server.SubOutcome, error) {
+	ev, ok := EventFor(typ, outbound)
+	if !ok {
+		return server.SubOutcome{}, server.ErrBadRequest
+	}
+	if len(request) > maxRequest {
+		request = nil
+	}
+	var o Outcome
+	_, err := Update(c.srv, owner, contact, func(it *Item) error {
+		o = Apply(it, ev)
+		if ev == InSubscribe && o.Forward {
+			it.Request = request
+		}
+		return nil
+	})
+	return o, err
+}

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Contacts is the rule book of who shares presence with whom (RFC 6121
+// §3): the roster module owns the data and implements it (SetContacts from
+// its Register); presence, disco, last activity and later PEP reach it
+// through Server.Contacts instead of importing the roster package. Its
+// methods must cost the same for a roster of long names and many groups as
+// for a plain one (broadcasts and probes run for every presence a client
+// sends): they read a small index, never the full items.
+type Contacts interface {
+	// Relation is owner's subscription state with contact (a bare JID).
+	Relation(owner, contact string) (Relation, error)
+	// MayViewPresence reports whether viewer may see owner's presence and
+	// what goes with it (disco#info of the account, last activity): the
+	// owner itself, or a contact with a subscription from the owner.
+	MayViewPresence(owner string, viewer jid.JID) bool
+	// Subscribers calls fn with every contact that receives owner's
+	// presence (subscription from or both).
+	Subscribers(owner string, fn func(contact string)) error
+	// Subscriptions calls fn with every contact whose presence owner
+	// receives (subscription to or both).
+	Subscriptions(owner string, fn func(contact string)) error
+	// PendingRequests calls fn with every unanswered subscription request
+	// to owner and the presence stanza it came as (nil if none was kept).
+	PendingRequests(owner string, fn func(contact string, request []byte)) error
+	// Subscribe applies a subscription stanza of type typ ("subscribe",
+	// "subscribed", "unsubscribe", "unsubscribed") between owner and
+	// contact, sent by owner (outbound) or by contact, and says what else
+	// to do. request is the inbound subscribe to keep for owner's next
+	// login. An error that is a *StanzaError is for the sender (a full
+	// roster: resource-constraint).
+	Subscribe(owner, contact, typ string, outbound bool, request []byte) (SubOutcome, error)
+}
+
+// Relation is one side's subscription state (RFC 6121 §2.1.2.5, §3).
+type Relation struct {
+	To, From bool // owner receives contact's presence; contact receives owner's
+	Ask      bool // owner asked to subscribe, unanswered
+	// PendingIn: contact asked to subscribe, unanswered.
+	PendingIn bool
+}
+
+// SubOutcome says what a subscription stanza causes besides the state
+// change.
+type SubOutcome struct {
+	// Forward: route the stanza to the contact (outbound) or deliver it to
+	// the owner's resources (inbound).
+	Forward bool
+	// AutoReply: answer an inbound subscribe with "subscribed" on the
+	// owner's behalf (already subscribed, or pre-approved).
+	AutoReply bool
+	// SendPresence: send the owner's current presence from each available
+	// resource to the contact (its subscription was just granted).
+	SendPresence bool
+	// SendUnavailable: send unavailable presence from each of the owner's
+	// available resources to the contact (its subscription ended).
+	SendUnavailable bool
+}
+
+type contactsKey struct{}
+
+func (s *Server) contacts() *atomic.Value {
+	return State(s, contactsKey{}, func() *atomic.Value { return new(atomic.Value) })
+}
+
+// SetContacts installs the rule book (the roster module does, once).
+func (s *Server) SetContacts(c Contacts) { s.contacts().Store(&c) }
+
+// Contacts returns the rule book. Without a roster module nobody shares
+// presence with anybody: every account is a stranger to every other.
+func (s *Server) Contacts() Contacts {
+	if c, _ := s.contacts().Load().(*Contacts); c != nil {
+		return *c
+	}
+	return noContacts{s}
+}
+
+type noContacts struct{ s *Server }
+
+func (noContacts) Relation(string, string) (Relation, error) { return Relation{}, nil }
+func (n noContacts) MayViewPresence(owner string, viewer jid.JID) bool {
+	return owner != "" && viewer.Localpart() == owner && n.s.IsLocal(viewer)
+}
+func (noContacts) Subscribers(string, func(string)) error             { return nil }
+func (noContacts) Subscriptions(string, func(string)) error           { return nil }
+func (noContacts) PendingRequests(string, func(string, []byte)) error { return nil }
+func (noContacts) Subscribe(string, string, string, bool, []byte) (SubOutcome, error) {
+	return SubOutcome{}, ErrServiceUnavailable
+}
