@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hearthchat/hearth/appliance/update"
 )
@@ -43,6 +45,9 @@ type Builder struct {
 	// image/<target>/overrides.json; tests use them to build broken
 	// releases.
 	Overrides map[string]json.RawMessage
+	// BuildTime is stamped into the programs (version.BuildTime) as the
+	// floor of the battery-less clock; now when zero.
+	BuildTime time.Time
 }
 
 // instance returns the parent dir and instance name gok should use for t.
@@ -105,9 +110,18 @@ func (b *Builder) env() []string {
 		}
 		env = append(env, kv)
 	}
-	if b.Version != "" {
-		goflags += " -ldflags=-X=github.com/hearthchat/hearth/appliance/version.Version=" + b.Version
+	// The build time is the floor of a Pi's battery-less clock
+	// (appliance/clock). GOFLAGS splits on spaces but honours quotes, so
+	// one quoted -ldflags carries both -X.
+	built := b.BuildTime
+	if built.IsZero() {
+		built = time.Now()
 	}
+	ldflags := "-X=github.com/hearthchat/hearth/appliance/version.BuildTime=" + strconv.FormatInt(built.Unix(), 10)
+	if b.Version != "" {
+		ldflags += " -X=github.com/hearthchat/hearth/appliance/version.Version=" + b.Version
+	}
+	goflags += " '-ldflags=" + ldflags + "'"
 	return append(env, "GOWORK=off", "GOFLAGS="+strings.TrimSpace(goflags))
 }
 

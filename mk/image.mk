@@ -9,7 +9,7 @@
 # itself is the gokrazy instance dir (config.json, builddir/), whatever the
 # clone's directory is called.
 
-APT_TEST_PKGS += qemu-system-x86 mtools fdisk dosfstools e2fsprogs squashfs-tools iproute2
+APT_TEST_PKGS += qemu-system-x86 qemu-system-arm mtools fdisk dosfstools e2fsprogs squashfs-tools iproute2
 
 GOK := $(CURDIR)/.cache/bin/gok
 RELEASE ?= 1

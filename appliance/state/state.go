@@ -53,6 +53,10 @@ func (d Dir) NetconfSocket() string { return filepath.Join(string(d), "netconf.s
 // (netconf's reachability report, the updater's last result).
 func (d Dir) Status() string { return filepath.Join(string(d), "status") }
 
+// Clock is the last time this box knew, saved by appliance/clock: the next
+// boot raises the battery-less clock to at least this.
+func (d Dir) Clock() string { return filepath.Join(string(d), "clock") }
+
 // Ensure creates the directory (0700: it holds keys and password verifiers).
 func (d Dir) Ensure() error {
 	for _, p := range []string{string(d), d.TLS(), d.Status()} {

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hearthchat/hearth/appliance/clock"
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/appliance/version"
 	"github.com/hearthchat/hearth/netconf"
@@ -53,6 +54,9 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// gokrazy starts netconf beside xmppd in no fixed order: whichever comes
+	// first raises the battery-less clock before certificates are judged.
+	clock.Boot(dir.Clock(), log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	s := netconf.New(netconf.Options{State: dir, Log: log, Local: *local, UPnP: *upnp, SelfTestAddr: *selfAddr})

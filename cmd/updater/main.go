@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/hearthchat/hearth/appliance/clock"
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/appliance/update"
@@ -32,6 +33,9 @@ func main() {
 		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Raise the battery-less clock before judging metadata expiry (gokrazy
+	// starts the programs in no fixed order; see appliance/clock).
+	clock.Boot(state.Dir(*stateDir).Clock(), log)
 	if err := run(log, state.Dir(*stateDir), *rootPath); err != nil {
 		log.Error("updater", "err", err)
 		os.Exit(1)

@@ -4,6 +4,7 @@
 package tlsconf
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -20,6 +21,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/hearthchat/hearth/appliance/clock"
 )
 
 // Certs serves the certificate files in a directory and picks up a new
@@ -52,6 +55,22 @@ func Load(dir string, names []string) (*Certs, error) {
 		if err := SelfSigned(c.certPath(), c.keyPath(), names); err != nil {
 			return nil, err
 		}
+	}
+	if expired, err := expiredSelfSigned(c.certPath()); err == nil && expired != nil {
+		// Made by an older xmppd on a Pi whose clock still said 1970
+		// (valid 31 Dec 1969 - 1 Jan 1980): expired at every time the
+		// box can show now that appliance/clock keeps it at or after
+		// clock.Epoch, so no member's app can use it, pinned or not.
+		// Re-minted once; the new one never expires, so this never
+		// fires for it.
+		suffix := ".expired-" + time.Now().UTC().Format("20060102T150405")
+		os.Rename(c.certPath(), c.certPath()+suffix)
+		os.Rename(c.keyPath(), c.keyPath()+suffix)
+		if err := SelfSigned(c.certPath(), c.keyPath(), names); err != nil {
+			return nil, err
+		}
+		c.Recovered = fmt.Errorf("tls: self-signed certificate expired %s, before any Hearth firmware existed (made while the clock said 1970); a new one never expires (old one set aside as *%s)",
+			expired.NotAfter.UTC().Format(time.RFC3339), suffix)
 	}
 	if err := c.reload(); err != nil {
 		// A half-written or mismatched pair must not keep the chat
@@ -122,7 +141,44 @@ func EndPoint(cs *tls.ConnectionState, cert *tls.Certificate) []byte {
 	return sum[:]
 }
 
-// SelfSigned writes a fresh ECDSA certificate for names, valid ten years.
+// The validity of self-signed certificates: from the Unix epoch to the end
+// of 9999, RFC 5280 §4.1.2.5's value for "no well-defined expiration date".
+// Valid at any clock the box can have: a Pi without a battery clock starts
+// at 1970 and may never learn the time (a box without internet), or learns
+// it after the certificate was made; members' apps pin the certificate, so
+// it must never need replacing because of a date. (It was made valid from
+// now-1h for ten years: minted at a 1970 boot, it expired in 1980.)
+var (
+	selfSignedFrom  = time.Unix(0, 0).UTC()
+	selfSignedUntil = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// expiredSelfSigned returns the certificate at path if it is self-signed
+// and expired before clock.Epoch, i.e. at every time the box can show.
+func expiredSelfSigned(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, errors.New("tls: no certificate")
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(cert.RawIssuer, cert.RawSubject) || cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) != nil {
+		return nil, nil
+	}
+	if !cert.NotAfter.Before(clock.Epoch) {
+		return nil, nil
+	}
+	return cert, nil
+}
+
+// SelfSigned writes a fresh ECDSA certificate for names, valid at any time
+// (selfSignedFrom to selfSignedUntil).
 func SelfSigned(certPath, keyPath string, names []string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -132,8 +188,8 @@ func SelfSigned(certPath, keyPath string, names []string) error {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"Hearth"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().AddDate(10, 0, 0),
+		NotBefore:    selfSignedFrom,
+		NotAfter:     selfSignedUntil,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     names,
