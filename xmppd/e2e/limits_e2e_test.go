@@ -741,3 +741,94 @@ func TestStreamHeaderOddities(t *testing.T) {
 		}
 	})
 }
+
+// TestAttributeLimits: the attribute limits at their boundaries against the
+// running server (xmppd/stream's PreAuthLimits/PostAuthLimits MaxAttrs,
+// repeated here on purpose like the other limits): namespace declarations
+// count as attributes.
+func TestAttributeLimits(t *testing.T) {
+	t.Parallel()
+	if backend != "xmppd" {
+		t.Skip("the attribute limit is xmppd's (stream.Limits.MaxAttrs)")
+	}
+	const preAuthMaxAttrs, postAuthMaxAttrs = 64, 256
+	s := startServer(t, serverOpts{})
+	pw := randomPassword(t)
+	s.AddUser(t, "counter", pw)
+	// extra returns n attributes x0='' x1='' … (distinct, none a real one).
+	extra := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, " x%d=''", i)
+		}
+		return b.String()
+	}
+	// <auth/> carries xmlns and mechanism; <message/> to, type and id.
+	auth := func(attrs int) string {
+		return "<auth xmlns='" + saslNS + "' mechanism='SCRAM-SHA-256'" + extra(attrs-2) + "/>"
+	}
+	message := func(to string, attrs int) string {
+		return "<message to='" + to + "' type='chat' id='attrs'" + extra(attrs-3) + "><body>attrs</body></message>"
+	}
+	t.Run("pre-auth at the limit", func(t *testing.T) {
+		c, err := dialTLS(s.C2STLS, s.Domain, nextSource())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.open(); err != nil {
+			t.Fatal(err)
+		}
+		c.send(auth(preAuthMaxAttrs))
+		checkSASLOnly(t, c)
+	})
+	t.Run("pre-auth over the limit", func(t *testing.T) {
+		c, err := dialTLS(s.C2STLS, s.Domain, nextSource())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.open(); err != nil {
+			t.Fatal(err)
+		}
+		c.send(auth(preAuthMaxAttrs + 1))
+		if err := expectStreamError(c, "policy-violation", 10*time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("post-auth at the limit", func(t *testing.T) {
+		c, err := login(s.C2STLS, s.Domain, nextSource(), "counter", pw, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.send(message(c.JID, postAuthMaxAttrs))
+		if _, err := c.expect("the message with the most attributes allowed", 5*time.Second, func(e *elem) bool {
+			return e.is(nsClient, "message") && e.attr("id") == "attrs"
+		}); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("post-auth over the limit", func(t *testing.T) {
+		c, err := login(s.C2STLS, s.Domain, nextSource(), "counter", pw, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.send(message(c.JID, postAuthMaxAttrs+1))
+		if err := expectStreamError(c, "policy-violation", 10*time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("post-auth declarations count", func(t *testing.T) {
+		c, err := login(s.C2STLS, s.Domain, nextSource(), "counter", pw, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.send("<message to='" + c.JID + "' type='chat' id='attrs' xmlns:q='urn:example:q'" + extra(postAuthMaxAttrs-3) + "/>")
+		if err := expectStreamError(c, "policy-violation", 10*time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+}
