@@ -9,7 +9,6 @@ package offline
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -24,7 +23,8 @@ import (
 )
 
 // Per-account limits: an SD card is small, and a sender flooding an absent
-// member should be told to stop rather than fill it.
+// member should be told to stop rather than fill it. See quota.go for the
+// per-sender share and how the limits are charged.
 const (
 	MaxMessages = 1000
 	MaxBytes    = 10 << 20
@@ -46,10 +46,7 @@ const (
 	Feature = "msgoffline"
 )
 
-var (
-	bucketMsgs  = []byte("offline_msgs")  // user\0 seq → stanza
-	bucketUsage = []byte("offline_usage") // user → count, bytes (2×uint64)
-)
+var bucketMsgs = []byte("offline_msgs") // user\0 seq → stanza
 
 // ErrFull is the bounce for a message to an account whose storage is full.
 var ErrFull = &server.StanzaError{Type: "wait", Condition: "resource-constraint",
@@ -67,6 +64,9 @@ type mod struct {
 // Register plugs offline storage into srv.
 func Register(srv *server.Server) {
 	m := &mod{srv: srv}
+	if err := m.recount(); err != nil {
+		srv.Log.Error("offline: charge messages stored by an older build", "err", err)
+	}
 	srv.AddFeature(server.ToServer, Feature)
 	srv.Hook(server.MessageOffline, 0, m.store)
 	server.Available.On(srv, m.available)
@@ -119,21 +119,6 @@ func hasOwnDelay(el *stream.Element, domain string) bool {
 
 func prefix(user string) []byte { return append(store.Key(user), 0) }
 
-func usage(b *bolt.Bucket, user string) (n, size uint64) {
-	if v := b.Get([]byte(user)); len(v) == 16 {
-		return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
-	}
-	return 0, 0
-}
-
-func putUsage(b *bolt.Bucket, user string, n, size uint64) error {
-	if n == 0 {
-		return b.Delete([]byte(user))
-	}
-	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, n), size)
-	return b.Put([]byte(user), v)
-}
-
 // Stamp is the XEP-0082 form of t used in delay stamps.
 func Stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
@@ -159,15 +144,8 @@ func (m *mod) store(st *server.Stanza) bool {
 		el.Add(stream.New(nsDelay, "delay", "from", m.srv.Domain, "stamp", Stamp(time.Now())).AddText("Offline storage"))
 	}
 	data := el.Append(nil, "")
+	sender := senderKey(st.From, m.srv.Domain)
 	err := m.srv.Store.Batch(func(tx *bolt.Tx) error {
-		ub, err := tx.CreateBucketIfNotExists(bucketUsage)
-		if err != nil {
-			return err
-		}
-		n, size := usage(ub, user)
-		if n+1 > MaxMessages || size+uint64(len(data)) > MaxBytes {
-			return ErrFull
-		}
 		b, err := tx.CreateBucketIfNotExists(bucketMsgs)
 		if err != nil {
 			return err
@@ -176,13 +154,15 @@ func (m *mod) store(st *server.Stanza) bool {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(append(prefix(user), store.U64(seq)...), data); err != nil {
+		key := append(prefix(user), store.U64(seq)...)
+		// Charged first: over a limit, nothing is written.
+		if err := m.charge(tx, user, sender, key, int64(len(data)), 1); err != nil {
 			return err
 		}
-		return putUsage(ub, user, n+1, size+uint64(len(data)))
+		return b.Put(key, data)
 	})
-	if errors.Is(err, ErrFull) {
-		m.srv.Bounce(st, ErrFull)
+	if bounce := (*server.StanzaError)(nil); errors.As(err, &bounce) {
+		m.srv.Bounce(st, bounce)
 		return true
 	}
 	if err != nil {
@@ -314,34 +294,30 @@ func (m *mod) remove(user string, keys [][]byte) error {
 	}
 	return m.srv.Store.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMsgs)
-		ub := tx.Bucket(bucketUsage)
-		if b == nil || ub == nil {
+		if b == nil {
 			return nil
 		}
-		n, size := usage(ub, user)
 		for _, k := range keys {
 			v := b.Get(k)
 			if v == nil {
 				continue
 			}
-			if n > 0 {
-				n--
+			if err := m.free(tx, user, k, v); err != nil {
+				return err
 			}
-			size -= min(size, uint64(len(v)))
 			if err := b.Delete(k); err != nil {
 				return err
 			}
 		}
-		return putUsage(ub, user, n, size)
+		return nil
 	})
 }
 
 // Count returns how many messages are stored for user and their size.
 func Count(st *store.Store, user string) (n, size uint64, err error) {
 	err = st.View(func(tx *bolt.Tx) error {
-		if ub := tx.Bucket(bucketUsage); ub != nil {
-			n, size = usage(ub, user)
-		}
+		u := store.UsageOf(tx, user, Kind)
+		n, size = uint64(u.Items), uint64(u.Bytes)
 		return nil
 	})
 	return n, size, err
@@ -353,19 +329,21 @@ func (m *mod) deleteUser(user string) error {
 	err := m.srv.Store.Update(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketMsgs); b != nil {
 			p := prefix(user)
-			var keys [][]byte
+			var keys, vals [][]byte
 			c := b.Cursor()
-			for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-				keys = append(keys, slices.Clone(k))
+			for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+				keys, vals = append(keys, slices.Clone(k)), append(vals, slices.Clone(v))
 			}
-			for _, k := range keys {
+			for i, k := range keys {
+				// Frees each sender's share and what a local sender
+				// has waiting in all.
+				if err := m.free(tx, user, k, vals[i]); err != nil {
+					return err
+				}
 				if err := b.Delete(k); err != nil {
 					return err
 				}
 			}
-		}
-		if ub := tx.Bucket(bucketUsage); ub != nil {
-			return ub.Delete([]byte(user))
 		}
 		return nil
 	})

@@ -168,12 +168,19 @@ func TestFullStorageBounces(t *testing.T) {
 // and in order.
 func TestLargeBacklogInOrder(t *testing.T) {
 	d := xmpptest.Start(t, nil)
-	a := login(t, d, "alice", "a")
+	if err := d.Store.CreateAccount("carol", "carol-pw", false); err != nil {
+		t.Fatal(err)
+	}
+	// Two senders: one may hold only a share of bob's storage.
+	a, c := login(t, d, "alice", "a"), login(t, d, "carol", "c")
 	const n = 320
 	for i := range n {
-		a.Sendf("<message to='bob@example.test' type='chat' id='m%d'><body>%d</body></message>", i, i)
+		if i == n/2 {
+			a.Quiet("alice's half stored before carol's")
+		}
+		[]*cl{a, c}[i*2/n].Sendf("<message to='bob@example.test' type='chat' id='m%d'><body>%d</body></message>", i, i)
 	}
-	a.Quiet("all stored")
+	c.Quiet("all stored")
 	b := login(t, d, "bob", "b")
 	b.Send("<presence/>")
 	for i := range n {
