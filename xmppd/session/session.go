@@ -227,6 +227,19 @@ func (s *Session) Send(el *stream.Element) bool {
 	if s.acks != nil && s.acks.wantRequest() {
 		*s.pending = append(*s.pending, "<r xmlns='urn:xmpp:sm:3'/>"...)
 	}
+	if s.acks == nil && len(*s.pending) > MaxQueue && el.Local == "message" {
+		// This one is refused, so its caller routes it elsewhere: it
+		// must not also come back with the dropped queue.
+		*s.pending = (*s.pending)[:start]
+		s.marks = s.marks[:len(s.marks)-1]
+		lost := s.overflowLocked()
+		fn := s.reroute
+		s.mu.Unlock()
+		if len(lost) > 0 && fn != nil {
+			go fn(lost)
+		}
+		return false
+	}
 	ok, lost := s.kickLocked()
 	fn := s.reroute
 	s.mu.Unlock()
@@ -263,24 +276,29 @@ func (s *Session) SendRaw(b []byte) bool {
 // the messages of the dropped queue that need routing again.
 func (s *Session) kickLocked() (ok bool, lost []*stream.Element) {
 	if len(*s.pending) > MaxQueue {
-		// The reader is not keeping up, and its socket is full, so a
-		// stream error could not reach it either: close now, which also
-		// wakes a writer stuck in Write. With stream management every
-		// stanza in the queue is also unacknowledged (resent or
-		// re-routed later); without it, the messages are parsed back
-		// and routed again.
-		lost = parseSpans(*s.pending, s.marks, s.ContentNS)
-		s.marks = s.marks[:0]
-		putBuf(s.pending)
-		s.pending = nil
-		s.closeLocked()
-		return false, lost
+		return false, s.overflowLocked()
 	}
 	if !s.writing {
 		s.writing = true
 		go s.writeLoop()
 	}
 	return true, nil
+}
+
+// overflowLocked drops a queue that grew past MaxQueue and closes the link.
+// The reader is not keeping up, and its socket is full, so a stream error
+// could not reach it either: close now, which also wakes a writer stuck in
+// Write. With stream management every stanza in the queue is also
+// unacknowledged (resent or re-routed later); without it, the messages are
+// parsed back and returned, for the caller to hand to the reroute
+// function once it has let go of the lock.
+func (s *Session) overflowLocked() (lost []*stream.Element) {
+	lost = parseSpans(*s.pending, s.marks, s.ContentNS)
+	s.marks = s.marks[:0]
+	putBuf(s.pending)
+	s.pending = nil
+	s.closeLocked()
+	return lost
 }
 
 // closeLocked closes the current connection from inside s.mu, as a link
@@ -536,6 +554,7 @@ func streamError(cond, text string) []byte {
 
 // StreamError serializes a stream error followed by the closing tag.
 func StreamError(cond, text string) []byte { return streamError(cond, text) }
+
 // Presence state.
 
 // SetPresence records the session's last broadcast presence. A nil or
