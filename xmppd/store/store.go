@@ -5,6 +5,13 @@
 // committed with fsync. Writes from many sessions are grouped into one
 // transaction (bbolt's Batch) so that an SD card sees one fsync per few
 // milliseconds of traffic instead of one per message.
+//
+// Integrity: bbolt's full page check runs where no writer can interfere —
+// in Open, before anything writes (a damaged file is refused), and on each
+// backup copy; the live health check is a cheap probe (Check). Space: bbolt
+// never shrinks its file, so every per-account store charges what it keeps
+// to the account's storage budget (quota.go) and refuses what would exceed
+// it.
 package store
 
 import (
