@@ -703,9 +703,65 @@ async def sc_peer(args):
     await c.stop()
 
 
+async def sc_cb_fallback(args):
+    await cb_fallback(args, True)
+
+
+async def sc_cb_fallback_wrong(args):
+    await cb_fallback(args, False)
+
+
+async def cb_fallback(args, right):
+    """slixmpp as shipped asks for tls-unique on each -PLUS mechanism, which
+    TLS 1.3 does not define. Each refusal must be the SASL failure
+    invalid-mechanism carrying RFC 5802's "e=unsupported-channel-binding-type"
+    (a wrong password would be not-authorized), and slixmpp must then log in
+    with plain SCRAM on the same connection. With a wrong password, the
+    plain attempts are not-authorized and the stream stays up for each."""
+    (a, apw), = users(args, 1)
+    args.channel_binding = True
+    for password, want_login in ((apw, True),) if right else ((apw + "-wrong", False),):
+        for direct in (False, True):
+            how = "%s, %s" % ("direct TLS" if direct else "STARTTLS",
+                              "right password" if want_login else "wrong password")
+            c = Client(args, a, password)
+            seen = []
+            c.add_event_handler("failed_auth", lambda s, c=c, seen=seen: seen.append(
+                (c["feature_mechanisms"].mech.name, s["condition"], s["text"])))
+            try:
+                await c.start(direct_tls=direct, presence=False, retry_mechs=True)
+                logged_in = True
+            except Fail as e:
+                if want_login:
+                    raise
+                logged_in = False
+            plus = [f for f in seen if f[0].endswith("-PLUS")]
+            rest = [f for f in seen if not f[0].endswith("-PLUS")]
+            check(len(plus) >= 1, "%s: slixmpp tried no -PLUS mechanism (%r); the test proves nothing" % (how, seen))
+            for mech, cond, text in plus:
+                check(cond == "invalid-mechanism" and text == "e=unsupported-channel-binding-type",
+                      "%s: %s with tls-unique refused as %r %r, want invalid-mechanism and "
+                      "e=unsupported-channel-binding-type" % (how, mech, cond, text))
+            if want_login:
+                check(logged_in and not rest, "%s: failures after the -PLUS ones: %r" % (how, rest))
+                print("ok %s: refused %s with e=unsupported-channel-binding-type, then logged in with %s" % (
+                    how, [m for m, _, _ in plus], c["feature_mechanisms"].mech.name))
+                await c.stop()
+            else:
+                check(len(rest) >= 2 and all(cond == "not-authorized" for _, cond, _ in rest),
+                      "%s: plain SCRAM attempts after the refusals: %r, want two not-authorized" % (how, rest))
+                print("ok %s: %s" % (how, seen))
+                try:
+                    await c.stop()
+                except Exception:
+                    pass
+
+
 SCENARIOS = {
     "login": sc_login,
     "login_default": sc_login_default,
+    "cb_fallback": sc_cb_fallback,
+    "cb_fallback_wrong": sc_cb_fallback_wrong,
     "wrong_password": sc_wrong_password,
     "subscribe": sc_subscribe,
     "offline": sc_offline,
