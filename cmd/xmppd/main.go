@@ -49,6 +49,7 @@ func main() {
 		allowPlain  = flag.Bool("allow-plain", false, "also offer SASL PLAIN (over TLS) for clients without SCRAM")
 		parkIdle    = flag.Bool("park-idle", true, "park idle sessions on one epoll poller instead of a goroutine each (-park-idle=false keeps a goroutine per session)")
 		authTimeout = flag.Duration("auth-timeout", 60*time.Second, "time a connection has to authenticate and bind")
+		stanzaTime  = flag.Duration("stanza-timeout", 30*time.Second, "time one stanza may take to arrive, first byte to last, after authentication")
 		showVersion = flag.Bool("version", false, "print the version and exit")
 		debug       = flag.Bool("debug", false, "debug logging")
 	)
@@ -110,6 +111,7 @@ func main() {
 	d, err := xmppd.Start(xmppd.Options{
 		State: dir, Domain: *domain, C2S: *c2sAddr, C2STLS: *c2sTLS, C2SOnion: *c2sOnion,
 		NoShaping: *noShaping, AllowPlain: *allowPlain, NoParking: !*parkIdle, AuthTimout: *authTimeout, Log: log,
+		StanzaTimeout: *stanzaTime,
 	})
 	if err != nil {
 		fatal(err)
