@@ -26,7 +26,7 @@ func fillMaximal(t testing.TB, srv *server.Server, user string, sub Sub) (n int)
 	err := srv.Store.Update(func(tx *bolt.Tx) error {
 		for i := range MaxItems {
 			it := &Item{Listed: true, Sub: sub, Name: strings.Repeat("n", 200), Groups: groups}
-			err := put(tx, user, fmt.Sprintf("c%04d@example.test", i), it)
+			err := put(tx, user, fmt.Sprintf("c%04d@example.test", i), it, budget)
 			if errors.Is(err, store.ErrQuota) {
 				return nil
 			}
@@ -228,5 +228,27 @@ func TestLocksDoNotGrow(t *testing.T) {
 	}
 	if n := stateOf(srv).locks.Len(); n != 0 {
 		t.Fatalf("%d lock entries left after 300 accounts", n)
+	}
+}
+
+// TestLongRequestNotKept: a subscription request is kept for the next
+// login only up to maxRequest bytes (strangers could otherwise spend a
+// member's roster budget with padded requests); a longer one is delivered
+// as a plain subscribe.
+func TestLongRequestNotKept(t *testing.T) {
+	srv := newServer(t)
+	Register(srv)
+	c := srv.Contacts()
+	short := []byte("<presence type='subscribe'/>")
+	long := []byte("<presence type='subscribe'><status>" + strings.Repeat("x", maxRequest) + "</status></presence>")
+	for from, req := range map[string][]byte{"short@example.test": short, "long@example.test": long} {
+		if o, err := c.Subscribe("alice", from, "subscribe", false, req); err != nil || !o.Forward {
+			t.Fatalf("%s: %+v %v", from, o, err)
+		}
+	}
+	got := map[string]string{}
+	c.PendingRequests("alice", func(from string, req []byte) { got[from] = string(req) })
+	if got["short@example.test"] != string(short) || got["long@example.test"] != "" || len(got) != 2 {
+		t.Fatalf("kept requests: %q", got)
 	}
 }

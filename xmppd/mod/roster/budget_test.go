@@ -58,3 +58,29 @@ func TestRosterBudgetOverTheWire(t *testing.T) {
 		t.Fatalf("ping: %s", p)
 	}
 }
+
+// TestOversizeRosterRefusedNotFatal: a roster stored before the budget
+// (here 600 KiB) is not sent — it would not fit the write queue next to
+// other traffic — but refused with resource-constraint on a session that
+// stays open, and items can still be removed until it fits again.
+func TestOversizeRosterRefusedNotFatal(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	roster.PutOverBudget(t, d.Server, "alice", 600, 1000)
+	a := login(t, d, "alice", "a")
+	a.Send("<iq type='get' id='get'><query xmlns='jabber:iq:roster'/></iq>")
+	if r := a.Expect("roster answer", result("get")); errCond(r) != "resource-constraint" {
+		t.Fatalf("oversize roster: %.300s", r)
+	}
+	for i := range 200 {
+		id := fmt.Sprintf("rm%d", i)
+		a.Sendf("<iq type='set' id='%s'><query xmlns='jabber:iq:roster'><item jid='old%d@example.test' subscription='remove'/></query></iq>", id, i)
+		if r := a.Expect("remove", result(id)); r.Get("type") != "result" {
+			t.Fatalf("remove %d: %s", i, r)
+		}
+	}
+	a.Send("<iq type='get' id='get2'><query xmlns='jabber:iq:roster'/></iq>")
+	r := a.Expect("roster result", result("get2"))
+	if n := len(r.Child(ns, "query").Children()); r.Get("type") != "result" || n != 400 {
+		t.Fatalf("after removals: type %s, %d items", r.Get("type"), n)
+	}
+}

@@ -39,12 +39,12 @@ func TestRosterCap(t *testing.T) {
 	// only slow the test down).
 	err := srv.Store.Update(func(tx *bolt.Tx) error {
 		for i := range MaxItems {
-			if err := put(tx, "alice", fmt.Sprintf("c%d@example.test", i), &Item{Listed: true, Sub: Both}); err != nil {
+			if err := put(tx, "alice", fmt.Sprintf("c%d@example.test", i), &Item{Listed: true, Sub: Both}, budget); err != nil {
 				return err
 			}
 		}
 		// A pending request is no roster item and does not count.
-		return put(tx, "alice", "stranger@example.test", &Item{PendingIn: true})
+		return put(tx, "alice", "stranger@example.test", &Item{PendingIn: true}, budget)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestRecordCap(t *testing.T) {
 	srv := newServer(t)
 	err := srv.Store.Update(func(tx *bolt.Tx) error {
 		for i := range maxRecords {
-			if err := put(tx, "alice", fmt.Sprintf("s%d@spam.example", i), &Item{PendingIn: true}); err != nil {
+			if err := put(tx, "alice", fmt.Sprintf("s%d@spam.example", i), &Item{PendingIn: true}, budget); err != nil {
 				return err
 			}
 		}

@@ -10,7 +10,8 @@ import (
 )
 
 // TestInviteBefriends: an account created from a member's invite starts
-// with a mutual subscription to the inviter (wired in mods_rfc6121.go).
+// with a mutual subscription to the inviter (the roster answers the
+// invites module's server.AccountRegistered event).
 func TestInviteBefriends(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	a := login(t, d, "alice", "a")

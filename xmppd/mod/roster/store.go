@@ -51,6 +51,9 @@ const MaxBytes = 512 << 10
 // quotaKind is the roster's kind in the per-account storage budget.
 const quotaKind = "roster"
 
+// budget is a roster's limit in the per-account storage budget.
+var budget = store.Limit{Bytes: MaxBytes, Items: maxRecords}
+
 var (
 	bucketItems = []byte("roster_items") // user\0contact → JSON record
 	bucketIndex = []byte("roster_index") // user\0contact → flags byte, uvarint charged bytes
@@ -453,7 +456,7 @@ func Update(srv *server.Server, user, contact string, fn func(it *Item) error) (
 				return ErrFull
 			}
 		}
-		if err := put(tx, user, contact, &after); err != nil {
+		if err := put(tx, user, contact, &after, budget); err != nil {
 			return err
 		}
 		ver := verTx(tx, user)
@@ -493,7 +496,7 @@ func Update(srv *server.Server, user, contact string, fn func(it *Item) error) (
 
 // put writes (or, for an empty record, deletes) user's record of contact,
 // its index entry and the charge to the account's budget, in tx.
-func put(tx *bolt.Tx, user, contact string, it *Item) error {
+func put(tx *bolt.Tx, user, contact string, it *Item, lim store.Limit) error {
 	items, err := tx.CreateBucketIfNotExists(bucketItems)
 	if err != nil {
 		return err
@@ -535,7 +538,7 @@ func put(tx *bolt.Tx, user, contact string, it *Item) error {
 		dItems = 1
 	}
 	if d := now.cost - old.cost; d != 0 || dItems != 0 {
-		return store.Charge(tx, user, quotaKind, d, dItems, store.Limit{Bytes: MaxBytes, Items: maxRecords})
+		return store.Charge(tx, user, quotaKind, d, dItems, lim)
 	}
 	return nil
 }
