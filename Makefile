@@ -12,7 +12,7 @@ APT_TEST_PKGS := python3-slixmpp go-sendxmpp profanity tmux prosody ejabberd
 NPM_TEST_PKGS :=
 
 # The concurrent core runs its tests a second time under the race detector.
-RACE_PKGS := ./xmppd/stream ./xmppd/session ./xmppd/router ./xmppd/server ./xmppd/c2s ./xmppd/idle ./xmppd/mod/smacks
+RACE_PKGS := ./xmppd/stream ./xmppd/session ./xmppd/router ./xmppd/server ./xmppd/c2s ./xmppd/idle ./xmppd/mod/smacks ./xmppd/store
 
 .PHONY: all build run test test-deps test-unit fuzz bench vet
 all: build
