@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	msasl "mellium.im/sasl"
-
 	"github.com/hearthchat/hearth/xmppd"
 	"github.com/hearthchat/hearth/xmppd/c2s"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
@@ -22,8 +20,8 @@ import (
 
 func TestStarttlsScramBind(t *testing.T) {
 	d := xmpptest.Start(t, nil)
-	for _, mech := range []msasl.Mechanism{msasl.ScramSha256, msasl.ScramSha1, msasl.ScramSha256Plus, msasl.ScramSha1Plus} {
-		t.Run(mech.Name, func(t *testing.T) {
+	for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"} {
+		t.Run(mech, func(t *testing.T) {
 			c := xmpptest.Dial(t, d.C2SAddr, false)
 			f := c.Open()
 			if f.Child("urn:ietf:params:xml:ns:xmpp-tls", "starttls").Child("", "required") == nil {
@@ -36,8 +34,8 @@ func TestStarttlsScramBind(t *testing.T) {
 			c.C = tls.Client(c.Raw, &tls.Config{InsecureSkipVerify: true})
 			c.P = stream.NewParser(c.C, stream.PostAuthLimits)
 			f = c.Open()
-			if !strings.Contains(f.String(), ">"+mech.Name+"<") {
-				t.Fatalf("%s not offered: %s", mech.Name, f)
+			if !strings.Contains(f.String(), ">"+mech+"<") {
+				t.Fatalf("%s not offered: %s", mech, f)
 			}
 			if strings.Contains(f.String(), ">PLAIN<") {
 				t.Fatal("PLAIN offered")
@@ -59,7 +57,7 @@ func TestWrongPasswordAndBackoff(t *testing.T) {
 	c.Open()
 	for i := 1; i <= 4; i++ {
 		began := time.Now()
-		el := c.Auth(msasl.ScramSha256, "alice", "wrong")
+		el := c.Auth("SCRAM-SHA-256", "alice", "wrong")
 		if el.Local != "failure" || el.Child("", "not-authorized") == nil {
 			t.Fatalf("attempt %d: %s", i, el)
 		}
@@ -70,7 +68,7 @@ func TestWrongPasswordAndBackoff(t *testing.T) {
 	// An unknown user fails the same way.
 	c2 := xmpptest.Dial(t, d.C2STLSAddr, true)
 	c2.Open()
-	if el := c2.Auth(msasl.ScramSha1, "nobody", "x"); el.Child("", "not-authorized") == nil {
+	if el := c2.Auth("SCRAM-SHA-1", "nobody", "x"); el.Child("", "not-authorized") == nil {
 		t.Fatalf("unknown user: %s", el)
 	}
 }
@@ -136,7 +134,7 @@ func TestResourceConflictAndLimit(t *testing.T) {
 	}
 	c := xmpptest.Dial(t, d.C2STLSAddr, true)
 	c.Open()
-	c.Auth(msasl.ScramSha256, "alice", "alice-pw")
+	c.Auth("SCRAM-SHA-256", "alice", "alice-pw")
 	c.Open()
 	c.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>eleventh</resource></bind></iq>")
 	el := c.El()
@@ -359,7 +357,7 @@ func TestOnionIdleStrangerDropped(t *testing.T) {
 	// Each step of a login renews the idle bound.
 	c = onionTLS(t, d)
 	time.Sleep(idle / 2)
-	if el := c.Auth(msasl.ScramSha256, "alice", "alice-pw"); el.Local != "success" {
+	if el := c.Auth("SCRAM-SHA-256", "alice", "alice-pw"); el.Local != "success" {
 		t.Fatalf("auth over onion: %s", el)
 	}
 	c.Open()
@@ -387,7 +385,7 @@ func TestOnionBackoffPerName(t *testing.T) {
 	c := onionTLS(t, d)
 	for i := 1; i <= 4; i++ {
 		began := time.Now()
-		if el := c.Auth(msasl.ScramSha256, "alice", "wrong"); el.Child("", "not-authorized") == nil {
+		if el := c.Auth("SCRAM-SHA-256", "alice", "wrong"); el.Child("", "not-authorized") == nil {
 			t.Fatalf("attempt %d: %s", i, el)
 		}
 		if took := time.Since(began); i == 4 && took < time.Second {
@@ -403,7 +401,7 @@ func TestOnionBackoffPerName(t *testing.T) {
 	// Another member's typo over Tor: no delay.
 	b := onionTLS(t, d)
 	began := time.Now()
-	if el := b.Auth(msasl.ScramSha256, "bob", "typo"); el.Child("", "not-authorized") == nil {
+	if el := b.Auth("SCRAM-SHA-256", "bob", "typo"); el.Child("", "not-authorized") == nil {
 		t.Fatalf("bob's typo: %s", el)
 	}
 	if took := time.Since(began); took > 900*time.Millisecond {
@@ -412,7 +410,7 @@ func TestOnionBackoffPerName(t *testing.T) {
 	// alice herself, right password, over Tor: not locked out, not delayed.
 	a := onionTLS(t, d)
 	began = time.Now()
-	if el := a.Auth(msasl.ScramSha256, "alice", "alice-pw"); el.Local != "success" {
+	if el := a.Auth("SCRAM-SHA-256", "alice", "alice-pw"); el.Local != "success" {
 		t.Fatalf("alice's right password over Tor during the guessing: %s", el)
 	}
 	if took := time.Since(began); took > 900*time.Millisecond {

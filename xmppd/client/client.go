@@ -39,7 +39,8 @@ type Config struct {
 	// TLS overrides the TLS settings. nil means: verify the certificate
 	// for Domain with the system roots, TLS 1.2 at least.
 	TLS *tls.Config
-	// Mechanism forces one SASL mechanism; empty picks the best offered.
+	// Mechanism forces one SASL mechanism; empty picks the best offered
+	// without channel binding. A -PLUS one binds to TLS 1.3 (tls-exporter).
 	Mechanism string
 	// Register creates the account with XEP-0077 in-band registration
 	// before logging in (an existing account is fine). For test setups.
@@ -221,6 +222,17 @@ func (c *Conn) auth(cfg Config, mech string) error {
 	s, err := newScram(mech, cfg.User, cfg.Password, cfg.Keys)
 	if err != nil {
 		return err
+	}
+	if strings.HasSuffix(mech, "-PLUS") {
+		// Channel binding (only when asked for with Config.Mechanism).
+		tc, ok := c.nc.(*tls.Conn)
+		if !ok {
+			return &Error{Stage: "auth", Condition: mech + " without TLS"}
+		}
+		if s.cbData, err = Exporter(tc.ConnectionState()); err != nil {
+			return fmt.Errorf("client: %s: tls-exporter: %w", mech, err)
+		}
+		s.cbType = "tls-exporter"
 	}
 	if err := c.write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mech + "'>" +
 		base64.StdEncoding.EncodeToString(s.first()) + "</auth>"); err != nil {

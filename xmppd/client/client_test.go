@@ -6,8 +6,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -22,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hearthchat/hearth/xmppd/sasl"
 )
 
 // fakeServer is a scripted single-connection XMPP server for unit tests;
@@ -108,37 +108,36 @@ func (f *fakeServer) serve(c net.Conn, directTLS bool) error {
 	if err != nil || !bytes.Contains(b, []byte("mechanism='SCRAM-SHA-256'")) {
 		return fmt.Errorf("want SCRAM-SHA-256 auth, got %q %v", b, err)
 	}
-	cf, _ := base64.StdEncoding.DecodeString(attrRe.FindStringSubmatch(string(b))[1])
-	bare := strings.TrimPrefix(string(cf), "n,,")
-	cnonce := bare[strings.Index(bare, ",r=")+3:]
+	// The SCRAM side is the server's own (xmppd/sasl).
 	salt := []byte("0123456789abcdef")
-	sf := "r=" + cnonce + "SERVER,s=" + base64.StdEncoding.EncodeToString(salt) + ",i=4096"
-	fmt.Fprintf(c, "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</challenge>", base64.StdEncoding.EncodeToString([]byte(sf)))
+	keys, err := sasl.Derive(sha256.New, f.password, salt, sasl.Iterations)
+	if err != nil {
+		return err
+	}
+	srv := &sasl.Server{Prep: func(s string) (string, error) { return s, nil }, SaltKey: []byte("k"),
+		Lookup: func(string) (*sasl.Credentials, error) {
+			return &sasl.Credentials{Salt: salt, Iter: sasl.Iterations, SHA256: keys}, nil
+		}}
+	ex, err := srv.Start(sasl.SHA256, sasl.Binding{}, false)
+	if err != nil {
+		return err
+	}
+	cf, _ := base64.StdEncoding.DecodeString(attrRe.FindStringSubmatch(string(b))[1])
+	sf, _, err := ex.Next(cf)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c, "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</challenge>", base64.StdEncoding.EncodeToString(sf))
 	if b, err = read(); err != nil {
 		return err
 	}
 	fin, _ := base64.StdEncoding.DecodeString(attrRe.FindStringSubmatch(string(b))[1])
-	i := strings.LastIndex(string(fin), ",p=")
-	proof, _ := base64.StdEncoding.DecodeString(string(fin[i+3:]))
-	authMsg := bare + "," + sf + "," + string(fin[:i])
-	salted, _ := pbkdf2.Key(sha256.New, f.password, salt, 4096, 32)
-	h := func(key []byte, s string) []byte {
-		m := hmac.New(sha256.New, key)
-		m.Write([]byte(s))
-		return m.Sum(nil)
-	}
-	clientKey := h(salted, "Client Key")
-	stored := sha256.Sum256(clientKey)
-	sig := h(stored[:], authMsg)
-	for j := range proof {
-		proof[j] ^= sig[j]
-	}
-	if !hmac.Equal(proof, clientKey) {
+	v, _, err := ex.Next(fin)
+	if err != nil {
 		fmt.Fprint(c, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>")
 		return nil
 	}
-	v := base64.StdEncoding.EncodeToString(h(h(salted, "Server Key"), authMsg))
-	fmt.Fprintf(c, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</success>", base64.StdEncoding.EncodeToString([]byte("v="+v)))
+	fmt.Fprintf(c, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</success>", base64.StdEncoding.EncodeToString(v))
 	if err := open("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"); err != nil {
 		return err
 	}

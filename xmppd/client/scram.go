@@ -3,6 +3,7 @@ package client
 import (
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,12 +22,7 @@ const (
 	ScramSHA1   = sasl.SHA1
 )
 
-func hashFor(mech string) func() hash.Hash {
-	if mech != ScramSHA256 && mech != ScramSHA1 {
-		return nil // no channel binding here
-	}
-	return sasl.HashFor(mech)
-}
+func hashFor(mech string) func() hash.Hash { return sasl.HashFor(mech) }
 
 // KeyCache remembers salted passwords by (mechanism, password, salt,
 // iterations). PBKDF2 is deliberately slow; a load generator that logs the
@@ -62,10 +58,12 @@ func (kc *KeyCache) salted(mech, password string, salt []byte, iter int) ([]byte
 	return v, nil
 }
 
-// scram is the client side of one SCRAM exchange (RFC 5802, RFC 7677)
-// without channel binding ("n,,").
+// scram is the client side of one SCRAM exchange (RFC 5802, RFC 7677);
+// without channel binding ("n,,") unless bind was called (-PLUS).
 type scram struct {
 	mech      string
+	cbType    string
+	cbData    []byte
 	user      string
 	password  string
 	cnonce    string
@@ -95,8 +93,16 @@ func (s *scram) bare() string {
 	return "n=" + name + ",r=" + s.cnonce
 }
 
+// gs2 is the GS2 header: channel binding or none.
+func (s *scram) gs2() string {
+	if s.cbType != "" {
+		return "p=" + s.cbType + ",,"
+	}
+	return "n,,"
+}
+
 // first is the client-first-message.
-func (s *scram) first() []byte { return []byte("n,," + s.bare()) }
+func (s *scram) first() []byte { return []byte(s.gs2() + s.bare()) }
 
 // final answers the server-first-message with the client-final-message.
 func (s *scram) final(serverFirst []byte) ([]byte, error) {
@@ -131,7 +137,11 @@ func (s *scram) final(serverFirst []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: scram: pbkdf2: %w", err)
 	}
-	withoutProof := "c=biws,r=" + nonce
+	if strings.HasSuffix(s.mech, "-PLUS") != (s.cbType != "") {
+		return nil, fmt.Errorf("client: scram: %s with channel binding %q", s.mech, s.cbType)
+	}
+	cb := base64.StdEncoding.EncodeToString(append([]byte(s.gs2()), s.cbData...))
+	withoutProof := "c=" + cb + ",r=" + nonce
 	s.authMsg = s.bare() + "," + string(serverFirst) + "," + withoutProof
 	var proof []byte
 	proof, s.serverSig = sasl.Proof(hashFor(s.mech), salted, s.authMsg)
@@ -157,4 +167,38 @@ func (s *scram) verify(serverFinal []byte) error {
 		return errors.New("client: scram: server signature mismatch")
 	}
 	return nil
+}
+
+// Scram is one client SCRAM exchange for callers that put the bytes on the
+// wire themselves (the literal test clients of xmppd/internal/xmpptest and
+// xmppd/e2e): the maths are this package's, which are xmppd/sasl's.
+type Scram struct{ s *scram }
+
+// NewScram starts an exchange. For a -PLUS mechanism call Bind before
+// First.
+func NewScram(mech, user, password string) (*Scram, error) {
+	s, err := newScram(mech, user, password, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Scram{s}, nil
+}
+
+// Bind binds the exchange to the TLS channel: typ is the binding type
+// ("tls-exporter", "tls-server-end-point"), data its value.
+func (s *Scram) Bind(typ string, data []byte) { s.s.cbType, s.s.cbData = typ, data }
+
+// First is the client-first-message.
+func (s *Scram) First() []byte { return s.s.first() }
+
+// Final answers the server-first-message with the client-final-message.
+func (s *Scram) Final(serverFirst []byte) ([]byte, error) { return s.s.final(serverFirst) }
+
+// Verify checks the server-final-message.
+func (s *Scram) Verify(serverFinal []byte) error { return s.s.verify(serverFinal) }
+
+// Exporter is the RFC 9266 tls-exporter channel binding of a TLS 1.3
+// connection.
+func Exporter(cs tls.ConnectionState) ([]byte, error) {
+	return cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
 }

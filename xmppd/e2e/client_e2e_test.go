@@ -10,23 +10,18 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/pbkdf2"
-	"crypto/rand"
-	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hearthchat/hearth/xmppd/client"
 )
 
 const (
@@ -376,22 +371,17 @@ type saslError struct{ Condition string }
 func (e *saslError) Error() string { return "SASL failure: " + e.Condition }
 
 // auth runs SCRAM (mech "SCRAM-SHA-256" or "SCRAM-SHA-1") and restarts the
-// stream. The connection must have been opened already.
+// stream. The connection must have been opened already. The bytes are
+// ours; the SCRAM maths are xmppd/client's, the one login client.
 func (c *xconn) auth(user, password, mech string) error {
-	var h func() hash.Hash
-	switch mech {
-	case "SCRAM-SHA-1":
-		h = sha1.New
-	case "SCRAM-SHA-256":
-		h = sha256.New
-	default:
+	if mech != client.ScramSHA256 && mech != client.ScramSHA1 {
 		return fmt.Errorf("mechanism %s not implemented here", mech)
 	}
-	nonce := make([]byte, 18)
-	rand.Read(nonce)
-	cnonce := base64.RawStdEncoding.EncodeToString(nonce)
-	bare := "n=" + strings.NewReplacer("=", "=3D", ",", "=2C").Replace(user) + ",r=" + cnonce
-	c.send(fmt.Sprintf(`<auth xmlns='%s' mechanism='%s'>%s</auth>`, nsSASL, mech, base64.StdEncoding.EncodeToString([]byte("n,,"+bare))))
+	sc, err := client.NewScram(mech, user, password)
+	if err != nil {
+		return err
+	}
+	c.send(fmt.Sprintf(`<auth xmlns='%s' mechanism='%s'>%s</auth>`, nsSASL, mech, base64.StdEncoding.EncodeToString(sc.First())))
 	e, err := c.expect("SASL challenge", 10*time.Second, func(e *elem) bool { return e.Name.Space == nsSASL })
 	if err != nil {
 		return err
@@ -406,34 +396,11 @@ func (c *xconn) auth(user, password, mech string) error {
 	if err != nil {
 		return fmt.Errorf("SASL challenge not base64: %v", e)
 	}
-	fields := map[string]string{}
-	for _, kv := range strings.Split(string(first), ",") {
-		if len(kv) > 2 && kv[1] == '=' {
-			fields[kv[:1]] = kv[2:]
-		}
-	}
-	salt, err := base64.StdEncoding.DecodeString(fields["s"])
-	iter, _ := strconv.Atoi(fields["i"])
-	if err != nil || iter <= 0 || !strings.HasPrefix(fields["r"], cnonce) {
-		return fmt.Errorf("SASL: bad server-first-message %q", first)
-	}
-	salted, err := pbkdf2.Key(h, password, salt, iter, h().Size())
+	final, err := sc.Final(first)
 	if err != nil {
-		return err
+		return fmt.Errorf("SASL: server-first-message %q: %w", first, err)
 	}
-	mac := func(key []byte, s string) []byte { m := hmac.New(h, key); m.Write([]byte(s)); return m.Sum(nil) }
-	clientKey := mac(salted, "Client Key")
-	hs := h()
-	hs.Write(clientKey)
-	stored := hs.Sum(nil)
-	final := "c=biws,r=" + fields["r"]
-	authMsg := bare + "," + string(first) + "," + final
-	sig := mac(stored, authMsg)
-	proof := make([]byte, len(clientKey))
-	for i := range proof {
-		proof[i] = clientKey[i] ^ sig[i]
-	}
-	c.send(fmt.Sprintf(`<response xmlns='%s'>%s</response>`, nsSASL, base64.StdEncoding.EncodeToString([]byte(final+",p="+base64.StdEncoding.EncodeToString(proof)))))
+	c.send(fmt.Sprintf(`<response xmlns='%s'>%s</response>`, nsSASL, base64.StdEncoding.EncodeToString(final)))
 	e, err = c.expect("SASL outcome", 15*time.Second, func(e *elem) bool { return e.Name.Space == nsSASL })
 	if err != nil {
 		return err
@@ -445,9 +412,8 @@ func (c *xconn) auth(user, password, mech string) error {
 		return fmt.Errorf("SASL: want <success/>, got %v", e)
 	}
 	v, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(e.Text))
-	serverSig := mac(mac(salted, "Server Key"), authMsg)
-	if want := "v=" + base64.StdEncoding.EncodeToString(serverSig); string(v) != want {
-		return fmt.Errorf("SASL: server signature %q, want %q (server does not know the password?)", v, want)
+	if err := sc.Verify(v); err != nil {
+		return fmt.Errorf("SASL: %w (server does not know the password?)", err)
 	}
 	return c.open()
 }

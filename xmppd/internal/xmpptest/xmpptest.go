@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	msasl "mellium.im/sasl"
-
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/xmppd"
+	"github.com/hearthchat/hearth/xmppd/client"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
@@ -145,30 +144,39 @@ func (c *Client) StreamError(want string) {
 	}
 }
 
-// Auth runs SASL with mech and returns <success/> or <failure/>.
-func (c *Client) Auth(mech msasl.Mechanism, user, pw string) *stream.Element {
+// Auth runs SASL with mech (e.g. "SCRAM-SHA-256"; a -PLUS one binds to
+// the TLS connection with tls-exporter) and returns <success/> or
+// <failure/>. The SCRAM maths are xmppd/client's, the one login client.
+func (c *Client) Auth(mech, user, pw string) *stream.Element {
 	c.T.Helper()
-	opts := []msasl.Option{msasl.Credentials(func() ([]byte, []byte, []byte) { return []byte(user), []byte(pw), nil })}
-	if tc, ok := c.C.(*tls.Conn); ok {
-		opts = append(opts, msasl.TLSState(tc.ConnectionState()), msasl.RemoteMechanisms(mech.Name))
-	}
-	cl := msasl.NewClient(mech, opts...)
-	_, resp, err := cl.Step(nil)
+	cl, err := client.NewScram(mech, user, pw)
 	if err != nil {
 		c.T.Fatal(err)
 	}
-	c.Send(fmt.Sprintf("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='%s'>%s</auth>", mech.Name, base64.StdEncoding.EncodeToString(resp)))
+	if strings.HasSuffix(mech, "-PLUS") {
+		tc, ok := c.C.(*tls.Conn)
+		if !ok {
+			c.T.Fatalf("%s without TLS", mech)
+		}
+		cb, err := client.Exporter(tc.ConnectionState())
+		if err != nil {
+			c.T.Fatal(err)
+		}
+		cl.Bind("tls-exporter", cb)
+	}
+	c.Send(fmt.Sprintf("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='%s'>%s</auth>", mech, base64.StdEncoding.EncodeToString(cl.First())))
 	for {
 		el := c.El()
 		data, _ := base64.StdEncoding.DecodeString(el.Text())
 		switch el.Local {
 		case "challenge":
-			if _, resp, err = cl.Step(data); err != nil {
+			resp, err := cl.Final(data)
+			if err != nil {
 				c.T.Fatal(err)
 			}
 			c.Send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + base64.StdEncoding.EncodeToString(resp) + "</response>")
 		case "success":
-			if _, _, err := cl.Step(data); err != nil {
+			if err := cl.Verify(data); err != nil {
 				c.T.Fatalf("server signature rejected: %v", err)
 			}
 			c.P.Restart()
@@ -199,7 +207,7 @@ func Login(t testing.TB, d *xmppd.Daemon, user, res string) *Client {
 	t.Helper()
 	c := Dial(t, d.C2STLSAddr, true)
 	c.Open()
-	if el := c.Auth(msasl.ScramSha256, user, user+"-pw"); el.Local != "success" {
+	if el := c.Auth("SCRAM-SHA-256", user, user+"-pw"); el.Local != "success" {
 		t.Fatalf("auth: %s", el)
 	}
 	c.Open()

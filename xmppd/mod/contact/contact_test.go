@@ -4,8 +4,6 @@ import (
 	"slices"
 	"testing"
 
-	msasl "mellium.im/sasl"
-
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/mod/contact"
 	"github.com/hearthchat/hearth/xmppd/mod/disco"
@@ -74,7 +72,7 @@ func TestContactAddresses(t *testing.T) {
 			// form is part of what the hash covers.
 			raw := xmpptest.Dial(t, d.C2STLSAddr, true)
 			raw.Open()
-			if el := raw.Auth(msasl.ScramSha256, "alice", "alice-pw"); el.Local != "success" {
+			if el := raw.Auth("SCRAM-SHA-256", "alice", "alice-pw"); el.Local != "success" {
 				t.Fatalf("auth: %s", el)
 			}
 			caps := raw.Open().Child(disco.NSCaps, "c")

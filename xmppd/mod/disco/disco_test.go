@@ -5,7 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	msasl "mellium.im/sasl"
 	mdisco "mellium.im/xmpp/disco"
 	"mellium.im/xmpp/disco/info"
 
@@ -134,7 +133,7 @@ func TestCaps(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	raw := xmpptest.Dial(t, d.C2STLSAddr, true)
 	raw.Open()
-	if el := raw.Auth(msasl.ScramSha256, "alice", "alice-pw"); el.Local != "success" {
+	if el := raw.Auth("SCRAM-SHA-256", "alice", "alice-pw"); el.Local != "success" {
 		t.Fatalf("auth: %s", el)
 	}
 	feats := raw.Open()

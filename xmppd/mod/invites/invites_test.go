@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	msasl "mellium.im/sasl"
-
 	"github.com/hearthchat/hearth/xmppd"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/mod/invites"
@@ -65,7 +63,7 @@ func TestRegisterWithInvite(t *testing.T) {
 	}
 	c := xmpptest.Dial(t, d.C2STLSAddr, true)
 	c.Open()
-	if el := c.Auth(msasl.ScramSha256, "carol", "carol-password"); el.Local != "success" {
+	if el := c.Auth("SCRAM-SHA-256", "carol", "carol-password"); el.Local != "success" {
 		t.Fatalf("new account cannot log in: %s", el)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	msasl "mellium.im/sasl"
-
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
@@ -20,7 +18,7 @@ func TestStreamFeatures(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	c := xmpptest.Dial(t, d.C2STLSAddr, true)
 	c.Open()
-	c.Auth(msasl.ScramSha256, "alice", "alice-pw")
+	c.Auth("SCRAM-SHA-256", "alice", "alice-pw")
 	f := c.Open()
 	if f.Child("urn:xmpp:features:rosterver", "ver") == nil {
 		t.Errorf("no roster versioning feature: %s", f)

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	msasl "mellium.im/sasl"
-
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 )
 
@@ -61,7 +59,7 @@ func TestResumeGetsMissedMessages(t *testing.T) {
 	// It comes back and resumes, having handled one stanza ("one").
 	c := xmpptest.Dial(t, d.C2STLSAddr, true)
 	c.Open()
-	if el := c.Auth(msasl.ScramSha256, "alice", "alice-pw"); el.Local != "success" {
+	if el := c.Auth("SCRAM-SHA-256", "alice", "alice-pw"); el.Local != "success" {
 		t.Fatal(el)
 	}
 	f := c.Open()
@@ -99,7 +97,7 @@ func TestResumeUnknownID(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	c := xmpptest.Dial(t, d.C2STLSAddr, true)
 	c.Open()
-	c.Auth(msasl.ScramSha256, "alice", "alice-pw")
+	c.Auth("SCRAM-SHA-256", "alice", "alice-pw")
 	c.Open()
 	c.Send("<resume xmlns='" + ns + "' previd='nope' h='0'/>")
 	if el := c.El(); el.Local != "failed" {
