@@ -1,11 +1,13 @@
 # make bench: Hearth's xmppd against Debian's prosody and ejabberd on
 # loopback (cmd/hearth-bench, configs in bench/). Writes out/bench.md.
 # BENCH_QUICK=1 make bench is a short smoke run.
-BENCH_APT_PKGS := prosody ejabberd lua-unbound util-linux
+# linux-perf: the offline run counts the servers' fsync-family system calls
+# with perf's syscall tracepoints (strace would stop the server at each).
+BENCH_APT_PKGS := prosody ejabberd lua-unbound util-linux linux-perf
 
 # The e2e smoke test of the harness runs against hearth only; the client's
 # real-peer test uses prosody (already in APT_TEST_PKGS).
-APT_TEST_PKGS += util-linux
+APT_TEST_PKGS += util-linux linux-perf
 
 .PHONY: bench bench-deps
 bench: bench-deps

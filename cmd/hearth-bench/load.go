@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"math"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,6 +34,7 @@ func (l *loader) cfg(i int, resource string) client.Config {
 type session struct {
 	c     *client.Conn
 	onMsg atomic.Pointer[func([]byte)]
+	onIQ  atomic.Pointer[func([]byte)]
 	done  chan struct{}
 }
 
@@ -48,8 +47,15 @@ func newSession(c *client.Conn) *session {
 			if err != nil {
 				return
 			}
-			if f := s.onMsg.Load(); f != nil && client.Name(b) == "message" {
-				(*f)(b)
+			switch client.Name(b) {
+			case "message":
+				if f := s.onMsg.Load(); f != nil {
+					(*f)(b)
+				}
+			case "iq":
+				if f := s.onIQ.Load(); f != nil {
+					(*f)(b)
+				}
 			}
 		}
 	}()
@@ -149,12 +155,18 @@ func bodyTS(b []byte) (int64, bool) {
 const filler = "lorem-ipsum-dolor-sit-amet-consectetur-adipiscing-elit"
 
 func appendMsg(b []byte, to string, id int64) []byte {
+	return appendMsgAt(b, to, id, time.Now().UnixNano())
+}
+
+// appendMsgAt stamps the message with ts (ns since the epoch): the time it
+// was meant to be sent, which the fixed-rate runs measure latency from.
+func appendMsgAt(b []byte, to string, id, ts int64) []byte {
 	b = append(b, "<message type='chat' to='"...)
 	b = append(b, to...)
 	b = append(b, "' id='m"...)
 	b = strconv.AppendInt(b, id, 10)
 	b = append(b, "'><body>"...)
-	b = strconv.AppendInt(b, time.Now().UnixNano(), 10)
+	b = strconv.AppendInt(b, ts, 10)
 	b = append(b, ' ')
 	b = append(b, filler...)
 	b = append(b, "</body></message>"...)
@@ -244,85 +256,6 @@ func saturate(pid int, senders, receivers []*session, inflight int, warm, window
 	return satResult{delivered: d1 - d0, window: el, bad: bad.Load(),
 		serverWait: time.Duration(s1.runDelay - s0.runDelay), genWait: time.Duration(g1.runDelay - g0.runDelay),
 		serverCPU: float64(s1.cpuTicks-s0.cpuTicks) / clkTck, selfCPU: c1 - c0}
-}
-
-type latResult struct {
-	sent, received int64
-	p50, p99, max  time.Duration
-}
-
-// latency sends at a fixed total rate, round-robin over the pairs, and
-// records send→receive times from the stamp in each body.
-func latency(senders, receivers []*session, rate int, window time.Duration) latResult {
-	// The first second after the previous phase is not recorded: queues
-	// and GC from the saturation run are still settling.
-	const warm = time.Second
-	window += warm
-	maxN := int(float64(rate)*window.Seconds()) + 16
-	var recordFrom atomic.Int64
-	lat := make([]int64, 0, maxN)
-	var mu sync.Mutex
-	var received atomic.Int64
-	for i := range receivers {
-		f := func(b []byte) {
-			now := time.Now().UnixNano()
-			ts, ok := bodyTS(b)
-			if !ok {
-				return
-			}
-			if ts < recordFrom.Load() {
-				return
-			}
-			received.Add(1)
-			mu.Lock()
-			if len(lat) < maxN {
-				lat = append(lat, now-ts)
-			}
-			mu.Unlock()
-		}
-		receivers[i].onMsg.Store(&f)
-	}
-	start := time.Now()
-	recordFrom.Store(start.Add(warm).UnixNano())
-	tick := time.NewTicker(time.Millisecond)
-	var sent, counted int64
-	var buf []byte
-	for now := range tick.C {
-		el := now.Sub(start)
-		if el >= window {
-			break
-		}
-		due := int64(el.Seconds() * float64(rate))
-		for ; sent < due; sent++ {
-			p := int(sent % int64(len(senders)))
-			buf = appendMsg(buf[:0], receivers[p].c.JID(), sent)
-			senders[p].c.Send(buf)
-			if el >= warm {
-				counted++
-			}
-		}
-	}
-	tick.Stop()
-	// Wait (bounded) for stragglers.
-	for deadline := time.Now().Add(3 * time.Second); received.Load() < counted && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, r := range receivers {
-		r.onMsg.Store(nil)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	r := latResult{sent: counted, received: received.Load()}
-	if len(lat) == 0 {
-		return r
-	}
-	slices.Sort(lat)
-	pct := func(q float64) time.Duration {
-		i := int(math.Ceil(q*float64(len(lat)))) - 1
-		return time.Duration(lat[max(i, 0)])
-	}
-	r.p50, r.p99, r.max = pct(0.50), pct(0.99), time.Duration(lat[len(lat)-1])
-	return r
 }
 
 type loginResult struct {
