@@ -59,14 +59,20 @@ func (b *Builder) instance(t Target) (parent, name string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	overrides := filepath.Join(repo, "image", t.Name, "overrides.json")
 	if t.Name == Pi.Name {
-		return filepath.Dir(repo), filepath.Base(repo), nil
+		if len(b.Overrides) == 0 {
+			return filepath.Dir(repo), filepath.Base(repo), nil
+		}
+		// The Pi image is config.json itself; tests' overrides (the
+		// emulated Pi's NTP server) go on top of it.
+		overrides = ""
 	}
 	dir := filepath.Join(b.WorkDir, "instances", "hearth-"+t.Name)
 	if len(b.Overrides) > 0 {
 		dir += "-custom"
 	}
-	if err := DeriveInstance(repo, filepath.Join(repo, "image", t.Name, "overrides.json"), dir, b.Overrides); err != nil {
+	if err := DeriveInstance(repo, overrides, dir, b.Overrides); err != nil {
 		return "", "", err
 	}
 	return filepath.Dir(dir), filepath.Base(dir), nil
@@ -181,7 +187,7 @@ func (b *Builder) Root(t Target, dest string) error {
 }
 
 // DeriveInstance writes a gokrazy instance dir at dst whose config.json is the
-// repository's with the fields of overridesPath replaced, and whose builddir/
+// repository's with the fields of overridesPath (if not "") replaced, and whose builddir/
 // is a copy of the repository's with relative replace directives made
 // absolute (they are relative to the repository, not to dst).
 func DeriveInstance(repo, overridesPath, dst string, extra map[string]json.RawMessage) error {
@@ -189,9 +195,11 @@ func DeriveInstance(repo, overridesPath, dst string, extra map[string]json.RawMe
 	if err != nil {
 		return fmt.Errorf("derive instance: %w", err)
 	}
-	over, err := os.ReadFile(overridesPath)
-	if err != nil {
-		return fmt.Errorf("derive instance: %w", err)
+	over := []byte("{}")
+	if overridesPath != "" {
+		if over, err = os.ReadFile(overridesPath); err != nil {
+			return fmt.Errorf("derive instance: %w", err)
+		}
 	}
 	var cfg, ov map[string]json.RawMessage
 	if err := json.Unmarshal(base, &cfg); err != nil {

@@ -173,7 +173,10 @@ func (k *Keeper) Run(stop <-chan struct{}, tick time.Duration) {
 	defer t.Stop()
 	// last carries a monotonic reading (time.Now), wall the wall clock as
 	// k.Now reports it: their difference growing means the clock was set.
-	last, lastWall := time.Now(), k.Now()
+	// Round(0) strips the monotonic reading, without which Sub would
+	// compare monotonic readings and never see a jump (found on the
+	// emulated Pi: the jump NTP made was not saved).
+	last, lastWall := time.Now(), k.Now().Round(0)
 	savedAt := last
 	save := func(why string) {
 		if err := k.Save(); err != nil {
@@ -188,7 +191,7 @@ func (k *Keeper) Run(stop <-chan struct{}, tick time.Duration) {
 			return
 		case <-t.C:
 		}
-		mono, wall := time.Now(), k.Now()
+		mono, wall := time.Now(), k.Now().Round(0)
 		elapsed, wallElapsed := mono.Sub(last), wall.Sub(lastWall)
 		last, lastWall = mono, wall
 		if d := wallElapsed - elapsed; d > jumpSlack || d < -jumpSlack {

@@ -35,7 +35,46 @@ type Options struct {
 	// a loopback (needs root); Ports and GuestFwd are then joined to the
 	// host's loopback by proxies in this process. Tests set it.
 	Isolate bool
+	// ReachNamespace lets the guest reach the namespace's loopback as
+	// 10.0.2.2, over UDP too (qemu's restrict=off; guestfwd is TCP only,
+	// and gokrazy's NTP client speaks UDP). Only with Isolate: the
+	// namespace holds nothing but what the test listens on (ListenUDP),
+	// and no route out.
+	ReachNamespace bool
+	// Pi boots the image on an emulated Raspberry Pi 3 B
+	// (qemu-system-aarch64 -M raspi3b) instead of an amd64 PC.
+	Pi *Pi
 }
+
+// Pi is what qemu's raspi3b needs from the image's boot partition: qemu
+// does not run the Pi firmware, so it loads the kernel and device tree
+// itself and passes cmdline.txt.
+type Pi struct {
+	Kernel, DTB string // files copied from the boot partition
+	Cmdline     string // cmdline.txt
+}
+
+// piCmdline adapts the image's cmdline.txt to qemu's raspi3b, changing
+// nothing the boot depends on. The PL011 console is ttyAMA1 on that board's
+// device tree. qemu 7.2's emulated BCM2835 watchdog resets the board as
+// soon as gokrazy opens it, so its driver is kept from loading; gokrazy
+// then runs without a watchdog, as it does on the amd64 VM.
+func piCmdline(cmdline string) string {
+	var keep []string
+	for _, f := range strings.Fields(cmdline) {
+		if strings.HasPrefix(f, "console=") {
+			continue
+		}
+		keep = append(keep, f)
+	}
+	return strings.Join(append(keep, "console=ttyAMA1,115200", "initcall_blacklist=bcm2835_wdt_driver_init"), " ")
+}
+
+// piMAC is the USB network adapter's address: globally administered
+// (b8:27:eb is the Raspberry Pi Foundation's OUI). With qemu's default,
+// locally administered 52:54:00:… the kernel names the RNDIS device usb0
+// instead of eth0, and gokrazy's DHCP client serves eth0 only.
+const piMAC = "b8:27:eb:00:00:01"
 
 // VM is a running qemu.
 type VM struct {
@@ -65,6 +104,7 @@ func Start(opts Options) (*VM, error) {
 		}
 		return nil, err
 	}
+	qemu := "qemu-system-x86_64"
 	args := []string{
 		"-m", fmt.Sprint(opts.Memory), "-smp", "2",
 		"-display", "none", "-monitor", "none",
@@ -72,10 +112,23 @@ func Start(opts Options) (*VM, error) {
 		"-drive", "file=" + opts.Image + ",format=raw,if=virtio",
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
 	}
+	if p := opts.Pi; p != nil {
+		// The board has its 1 GiB and four cores built in; the SD card
+		// must be a power of two in size (image.StorageBytes is 2 GiB).
+		qemu = "qemu-system-aarch64"
+		args = []string{
+			"-M", "raspi3b",
+			"-kernel", p.Kernel, "-dtb", p.DTB, "-append", piCmdline(p.Cmdline),
+			"-display", "none", "-monitor", "none",
+			"-serial", "file:" + opts.Serial,
+			"-drive", "file=" + opts.Image + ",format=raw,if=sd",
+			"-netdev", netdev, "-device", "usb-net,netdev=net0,mac=" + piMAC,
+		}
+	}
 	args = append(args, opts.Extra...)
-	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd := exec.Command(qemu, args...)
 	if ns != nil {
-		cmd = ns.command("qemu-system-x86_64", args...)
+		cmd = ns.command(qemu, args...)
 	}
 	cmd.Stdout = opts.Log
 	cmd.Stderr = opts.Log
@@ -109,6 +162,12 @@ func (v *VM) Stop() {
 // namespace's and proxies join it to the host's.
 func netdevArg(opts Options, ns *netns) (string, error) {
 	netdev := "user,id=net0,restrict=on"
+	if opts.ReachNamespace {
+		if ns == nil {
+			return "", errors.New("vm: ReachNamespace needs Isolate: without a namespace the guest would reach the host")
+		}
+		netdev = "user,id=net0,restrict=off"
+	}
 	var nsPorts []int
 	if ns != nil {
 		var err error
@@ -139,6 +198,20 @@ func netdevArg(opts Options, ns *netns) (string, error) {
 		netdev += fmt.Sprintf(",guestfwd=tcp:%s-tcp:127.0.0.1:%d", guest, to)
 	}
 	return netdev, nil
+}
+
+// ListenUDP opens a UDP socket on port of the namespace's loopback, which
+// the guest reaches as 10.0.2.2 with ReachNamespace.
+func (v *VM) ListenUDP(port int) (net.PacketConn, error) {
+	if v.ns == nil {
+		return nil, errors.New("vm: ListenUDP needs Isolate")
+	}
+	var c net.PacketConn
+	err := v.ns.inside(func() (err error) {
+		c, err = net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		return err
+	})
+	return c, err
 }
 
 // Exited reports whether qemu has exited (and why).
