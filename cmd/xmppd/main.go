@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hearthchat/hearth/appliance/clock"
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/appliance/version"
@@ -64,6 +65,9 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	dir := state.Dir(*stateDir)
+	// Before anything reads the date: a Pi starts at 1970 (no battery
+	// clock); nil off the appliance.
+	clk := clock.Boot(dir.Clock(), log)
 	if *dev {
 		if *domain == "" {
 			*domain = "hearth.localhost"
@@ -120,10 +124,21 @@ func main() {
 	if *dev {
 		devAccount(d, dir, log)
 	}
+	// xmppd, the program that runs as long as the box, saves the clock
+	// for the next boot (hourly, after NTP set it, at shutdown).
+	clkStop, clkDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(clkDone)
+		if clk != nil {
+			clk.Run(clkStop, 0)
+		}
+	}()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	log.Info("shutting down")
+	close(clkStop)
+	<-clkDone
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := d.Shutdown(ctx); err != nil {
