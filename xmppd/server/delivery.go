@@ -13,11 +13,19 @@ import (
 // next resource, then storage, then a bounce), and what a session accepted
 // but could not write comes back here through Redeliver.
 
+// Drained fires when a session that refused chat messages for being
+// backlogged (stream management, past its high-water mark: see
+// session/acks.go) has caught up. Those messages went to offline storage;
+// the offline module hands them over now instead of at the next login.
+// Fired on a goroutine of its own.
+var Drained = NewEvent[*session.Session]("drained")
+
 // watch connects a newly bound session's failure paths to the server:
 // messages it could not write are routed again, and its catching up fires
 // Drained.
 func (s *Server) watch(sess *session.Session) {
 	sess.SetReroute(func(els []*stream.Element) { s.Redeliver(sess, els) })
+	sess.SetDrained(func() { s.safely(nil, func() { Drained.Fire(s, sess) }) })
 }
 
 // Redeliver routes again stanzas sess accepted but its client never got

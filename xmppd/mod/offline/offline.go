@@ -70,6 +70,7 @@ func Register(srv *server.Server) {
 	srv.AddFeature(server.ToServer, Feature)
 	srv.Hook(server.MessageOffline, 0, m.store)
 	server.Available.On(srv, m.available)
+	server.Drained.On(srv, m.drained)
 	srv.OnAccountDeleted(func(user string) {
 		if err := m.deleteUser(user); err != nil {
 			srv.Log.Error("offline: delete account data", "user", user, "err", err)
@@ -174,7 +175,9 @@ func (m *mod) store(st *server.Stanza) bool {
 	var late []*session.Session
 	_, top := m.srv.Router.Available(user)
 	for _, s := range top {
-		if s.Value(flushedKey{}) != nil {
+		// A backlogged session (stream management push-back) refuses
+		// it anyway; Drained hands it over once the client caught up.
+		if s.Value(flushedKey{}) != nil && !s.Backlogged() {
 			late = append(late, s)
 		}
 	}
@@ -195,6 +198,15 @@ func (m *mod) available(a server.Availability) {
 	}
 	sess.SetValue(flushedKey{}, true)
 	m.deliver(sess.User, []*session.Session{sess})
+}
+
+// drained hands what waited in storage to a session that refused messages
+// while it was backlogged (session/acks.go: they were stored instead), now
+// that its client has caught up.
+func (m *mod) drained(sess *session.Session) {
+	if sess.Value(flushedKey{}) != nil && sess.Priority() >= 0 {
+		m.deliver(sess.User, []*session.Session{sess})
+	}
 }
 
 type stored struct {
