@@ -4,6 +4,31 @@
 // moment gets what it missed instead of losing it. Stanzas a session never
 // acknowledged are re-routed when it ends for good: to the account's other
 // resources or to offline storage.
+//
+// Why stream management is not all here. This package is the protocol: the
+// <sm/> feature, <enable/>, <r/> and <a/>, the registry of resumption ids,
+// the resumption timer, and re-routing what was never acknowledged when a
+// session ends. The transport part lives where it must:
+//
+//   - session (acks.go): counting sent stanzas, the unacknowledged queue,
+//     Detach/Attach, and the push-back past a high-water mark. The count
+//     must move in the same order as the writes, under the lock that
+//     orders them, and Attach must swap the connection and resend the
+//     queue in one step; from a module that would mean a second lock and
+//     a race with every Send.
+//   - c2s: <resume/> is answered during stream negotiation, before a
+//     resource is bound, and only the connection's end knows whether its
+//     link died (hibernate) or was closed on purpose (end): bind.go resume
+//     and c2s.go finish.
+//   - server (sessions.go): the Resumer and hibernation hooks and
+//     EndSession/EndHibernated, so that c2s reaches this package without
+//     importing it; delivery.go's Redeliver is the re-routing rule, shared
+//     with sessions without stream management whose queue could not be
+//     written.
+//
+// Session state this package owns lives in the session's acks (transport,
+// above) and in this package's registry; it adds no field of its own to
+// the session.
 package smacks
 
 import (
