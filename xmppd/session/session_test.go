@@ -386,9 +386,15 @@ func TestBacklogPushesBack(t *testing.T) {
 	s.EnableAcks("")
 	var drained atomic.Int32
 	s.SetDrained(func() { drained.Add(1) })
+	// Small messages: the count of unacknowledged stanzas, not queued
+	// bytes (however slowly the writer runs), reaches its mark first.
+	small := func(i int) *stream.Element {
+		return stream.New(stream.NSClient, "message", "type", "chat", "id", fmt.Sprintf("m%d", i)).
+			Add(stream.New(stream.NSClient, "body").AddText("hi"))
+	}
 	n := 0
 	for ; n < MaxUnacked; n++ {
-		if !s.Send(msg(n)) {
+		if !s.Send(small(n)) {
 			break
 		}
 	}
@@ -413,7 +419,7 @@ func TestBacklogPushesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the drained callback", func() bool { return drained.Load() == 1 })
-	if !s.Send(msg(n + 1)) {
+	if !s.Send(small(n + 1)) {
 		t.Fatal("a session that caught up still refuses")
 	}
 	if s.Backlogged() {
