@@ -256,6 +256,7 @@ func TestMaximalRosterCosts(t *testing.T) {
 	for i := range 6 {
 		cs = append(cs, d.login(t, "alice", fmt.Sprintf("get%d", i)))
 	}
+	g0 := d.cpu(t)
 	for round := range 5 {
 		var wg sync.WaitGroup
 		for i, c := range cs {
@@ -283,6 +284,7 @@ func TestMaximalRosterCosts(t *testing.T) {
 			t.Errorf("session %d after the gets: %v", i, err)
 		}
 	}
+	t.Logf("server CPU per roster get: %v", (d.cpu(t)-g0)/time.Duration(5*len(cs)))
 	peak := d.rss(t, "VmHWM")
 	t.Logf("server RSS peak: %.1f MiB before the gets, %.1f MiB after 5 rounds of 6 concurrent gets", before, peak)
 	if peak > 64 {
