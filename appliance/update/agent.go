@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
 )
@@ -27,6 +29,24 @@ type Trial struct {
 	// Booted is set by the new version on its first start, so a restarted
 	// agent keeps the original health deadline.
 	Booted time.Time `json:"booted,omitzero"`
+	// BootedUptime is the kernel's uptime (CLOCK_BOOTTIME) at Booted: the
+	// health deadline is measured on it, not on the wall clock. A Pi has
+	// no battery clock and NTP often first answers during the trial: on
+	// the wall clock a jump forward expired the deadline at once (a
+	// healthy release rolled back) and a jump back put it off for as long
+	// (a broken one kept). A trial lives within one boot, so a restarted
+	// agent's uptime is comparable.
+	BootedUptime time.Duration `json:"booted_uptime,omitzero"`
+}
+
+// uptime is the time since the kernel booted, suspend included; it never
+// jumps when the wall clock is set.
+func uptime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
 
 // Status is what the agent reports: in dir/status/update.json, on its admin
@@ -204,13 +224,21 @@ func (a *Agent) ResolveTrial(ctx context.Context, healthTimeout time.Duration) e
 
 	// We are the new version, on trial.
 	if t.Booted.IsZero() {
-		t.Booted = time.Now().UTC()
+		t.Booted, t.BootedUptime = time.Now().UTC(), uptime()
 		if err := a.saveTrial(t); err != nil {
 			return err
 		}
 	}
 	a.setStatus("trial", fmt.Sprintf("release %d on trial: waiting for the health gate", t.Release))
-	deadline := t.Booted.Add(healthTimeout)
+	onTrial := uptime() - t.BootedUptime
+	if t.BootedUptime <= 0 || onTrial < 0 {
+		// A record without the uptime (an older agent): the wall clock,
+		// kept within [0, healthTimeout] whatever it did since.
+		onTrial = min(max(time.Since(t.Booted), 0), healthTimeout)
+	}
+	// From here on the monotonic clock: time.Now() carries its reading.
+	deadline := time.Now().Add(healthTimeout - onTrial)
+	trialStart := time.Now().Add(-onTrial)
 	var last error
 	for {
 		hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -249,7 +277,7 @@ func (a *Agent) ResolveTrial(ctx context.Context, healthTimeout time.Duration) e
 		return err
 	}
 	a.committed = true
-	res := fmt.Sprintf("committed release %d (%s) after %v", t.Release, t.Version, time.Since(t.Booted).Round(time.Second))
+	res := fmt.Sprintf("committed release %d (%s) after %v", t.Release, t.Version, time.Since(trialStart).Round(time.Second))
 	a.endTrial(res)
 	a.setStatus("idle", res)
 	return nil
