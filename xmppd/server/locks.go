@@ -19,7 +19,8 @@ type keyLock struct {
 	refs int // holders and waiters
 }
 
-// Lock locks key and returns the function that unlocks it.
+// Lock locks key and returns the function that unlocks it, to be called
+// exactly once.
 func (l *Locks) Lock(key string) (unlock func()) {
 	l.mu.Lock()
 	if l.m == nil {

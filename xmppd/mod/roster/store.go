@@ -295,30 +295,6 @@ func contacts(st *store.Store, user string, f byte, fn func(string)) error {
 	return err
 }
 
-// Each calls fn for every record of user (also those not Listed), in
-// JID order, until fn returns false. It decodes every record: for tests
-// and tools, not for paths a client can trigger at will.
-func Each(st *store.Store, user string, fn func(Item) bool) error {
-	return st.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketItems)
-		if b == nil {
-			return nil
-		}
-		p := prefix(user)
-		c := b.Cursor()
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			it, err := decode(k, v, user)
-			if err != nil {
-				return err
-			}
-			if !fn(it) {
-				return nil
-			}
-		}
-		return nil
-	})
-}
-
 // collect decodes the records of user whose index entry has flag f.
 func collect(st *store.Store, user string, f byte) ([]Item, error) {
 	var out []Item
