@@ -532,9 +532,6 @@ func (s *Session) TryEndAt(gen uint64) bool {
 	return true
 }
 
-// End marks the session over for good: nothing more is queued for it.
-func (s *Session) End() { s.TryEnd() }
-
 // Ended reports whether the session ended.
 func (s *Session) Ended() bool {
 	s.mu.Lock()
