@@ -26,6 +26,9 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("session_start", lambda _: self.online.set())
         self.add_event_handler("failed_all_auth", self._failed)
         self.add_event_handler("connection_failed", self._failed)
+        # OpenSSL refused the box's certificate (e.g. expired at this
+        # machine's clock): say so instead of waiting for the timeout.
+        self.add_event_handler("ssl_invalid_chain", self._failed)
 
     def _failed(self, why):
         self.failure = "no session: %s" % (why,)
