@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/state"
@@ -20,6 +21,7 @@ import (
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/tlsconf"
+	"github.com/hearthchat/hearth/xmppd/web"
 )
 
 // Options configure a server.
@@ -40,6 +42,13 @@ type Options struct {
 	StanzaTimeout time.Duration
 	// C2STune, when set, adjusts the c2s configuration last (tests).
 	C2STune func(*c2s.Config)
+	// Web is the web server's plain-HTTP address (":80"; "" for none) and
+	// WebTLS its HTTPS address ("" for none); see xmppd/web, webdeps.go.
+	Web, WebTLS string
+	// Dev is laptop mode: the web server also answers to localhost, and
+	// logins are not held back while the box is unclaimed (make run
+	// prints an account to log in with at once).
+	Dev bool
 	Log     *slog.Logger
 }
 
@@ -58,6 +67,11 @@ type Daemon struct {
 	C2SAddr, C2STLSAddr, C2SOnionAddr net.Addr
 
 	healthPass string
+
+	// Web is the one HTTP server (nil without Options.Web); SetupCode
+	// claims the box (setup-ui) until config.Claimed.
+	Web       *web.Server
+	SetupCode string
 }
 
 // Start opens storage, registers the modules and starts listening.
@@ -68,15 +82,30 @@ func Start(opts Options) (*Daemon, error) {
 	if err := opts.State.Ensure(); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(opts.State.DB())
-	if err != nil {
+	d := &Daemon{opts: opts}
+	// The web listener first: port 80 answers (a "starting" page) within
+	// a second of power-on, while storage may take longer to open.
+	if err := d.startWeb(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{Store: st, opts: opts}
+	st, err := store.Open(opts.State.DB())
+	if err != nil {
+		if d.Web != nil {
+			d.Web.Close()
+		}
+		return nil, err
+	}
+	d.Store = st
 	fail := func(err error) (*Daemon, error) {
 		d.closeListeners()
+		if d.Web != nil {
+			d.Web.Close()
+		}
 		st.Close()
 		return nil, err
+	}
+	if d.SetupCode, err = loadSetupCode(opts.State); err != nil {
+		return fail(err)
 	}
 	srv, err := server.New(opts.Domain, st, opts.Log)
 	if err != nil {
@@ -108,6 +137,22 @@ func Start(opts Options) (*Daemon, error) {
 	// this box's, so they stay the same across attempts and restarts.
 	if cfg.SaltKey, err = st.Secret("scram-salt"); err != nil {
 		return fail(err)
+	}
+	if opts.Web != "" && !opts.Dev {
+		// Before setup is complete nobody logs in (but the box's own
+		// health check, which the updater depends on). Only where the
+		// setup pages run: without them the box could never be claimed.
+		var done atomic.Bool // claiming is for good: stop reading the file
+		cfg.LoginAllowed = func(user string) bool {
+			if user == HealthUser || done.Load() {
+				return true
+			}
+			if claimed(opts.State) {
+				done.Store(true)
+				return true
+			}
+			return false
+		}
 	}
 	if opts.C2STune != nil {
 		opts.C2STune(&cfg)
@@ -144,6 +189,9 @@ func Start(opts Options) (*Daemon, error) {
 		}()
 	}
 	if err := d.startAdmin(); err != nil {
+		return fail(err)
+	}
+	if err := d.mountPages(); err != nil {
 		return fail(err)
 	}
 	return d, nil
@@ -183,6 +231,9 @@ func (d *Daemon) closeListeners() {
 // closes storage once their queues are flushed.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.closeListeners()
+	if d.Web != nil {
+		d.Web.Shutdown(ctx)
+	}
 	if d.admin != nil {
 		d.admin.Shutdown(ctx)
 	}

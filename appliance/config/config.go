@@ -30,6 +30,7 @@ type Config struct {
 
 	Net    Net    `json:"net"`
 	Update Update `json:"update"`
+	Site   Site   `json:"site"`
 }
 
 // Default is the configuration of a box nobody has set up yet.

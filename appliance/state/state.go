@@ -57,6 +57,16 @@ func (d Dir) Status() string { return filepath.Join(string(d), "status") }
 // boot raises the battery-less clock to at least this.
 func (d Dir) Clock() string { return filepath.Join(string(d), "clock") }
 
+// SetupCode is the one-time code that claims an unset box (setup-ui).
+// The image build puts one here (/perm/hearth/setup-code, image.
+// PermSetupCodeFile); a box without one makes its own on first start.
+func (d Dir) SetupCode() string { return filepath.Join(string(d), "setup-code") }
+
+// ACMEChallengeAddr is the loopback address where netconf answers ACME
+// HTTP-01 challenges while one is open; xmppd's web server, which owns
+// port 80, forwards /.well-known/acme-challenge/ there.
+const ACMEChallengeAddr = "127.0.0.1:8402"
+
 // Ensure creates the directory (0700: it holds keys and password verifiers).
 func (d Dir) Ensure() error {
 	for _, p := range []string{string(d), d.TLS(), d.Status()} {

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +52,8 @@ func main() {
 		parkIdle    = flag.Bool("park-idle", true, "park idle sessions on one epoll poller instead of a goroutine each (-park-idle=false keeps a goroutine per session)")
 		authTimeout = flag.Duration("auth-timeout", 60*time.Second, "time a connection has to authenticate and bind")
 		stanzaTime  = flag.Duration("stanza-timeout", 30*time.Second, "time one stanza may take to arrive, first byte to last, after authentication")
+		webAddr     = flag.String("web", "auto", "web server (setup pages) address; auto: :80 on the box, 127.0.0.1:8080 with -dev, none otherwise; \"none\" for none")
+		webTLS      = flag.String("web-tls", "auto", "HTTPS address; auto: :443 on the box, none otherwise")
 		showVersion = flag.Bool("version", false, "print the version and exit")
 		debug       = flag.Bool("debug", false, "debug logging")
 	)
@@ -112,7 +115,11 @@ func main() {
 	case "none":
 		*c2sOnion = ""
 	}
+	onBox := filepath.Clean(*stateDir) == state.DefaultDir
+	*webAddr = pickAddr(*webAddr, onBox, ":80", *dev, "127.0.0.1:8080")
+	*webTLS = pickAddr(*webTLS, onBox, ":443", false, "")
 	d, err := xmppd.Start(xmppd.Options{
+		Web: *webAddr, WebTLS: *webTLS, Dev: *dev,
 		State: dir, Domain: *domain, C2S: *c2sAddr, C2STLS: *c2sTLS, C2SOnion: *c2sOnion,
 		NoShaping: *noShaping, AllowPlain: *allowPlain, NoParking: !*parkIdle, AuthTimout: *authTimeout, Log: log,
 		StanzaTimeout: *stanzaTime,
@@ -123,6 +130,15 @@ func main() {
 	log.Info("xmppd started", "version", version.Version, "domain", d.Server.Domain, "c2s", d.C2SAddr, "c2s-tls", d.C2STLSAddr, "state", dir)
 	if *dev {
 		devAccount(d, dir, log)
+	}
+	if d.SetupCode != "" && d.Web != nil {
+		// The console of the box (and make run's terminal) shows how to
+		// claim it, as hearth-setup.txt on the card does.
+		host := "hearth.local"
+		if *dev {
+			host = d.Web.Addr.String()
+		}
+		fmt.Fprintf(os.Stderr, "\n  setup: http://%s/setup?code=%s\n\n", host, d.SetupCode)
 	}
 	// xmppd, the program that runs as long as the box, saves the clock
 	// for the next boot (hourly, after NTP set it, at shutdown).
@@ -144,6 +160,21 @@ func main() {
 	if err := d.Shutdown(ctx); err != nil {
 		fatal(err)
 	}
+}
+
+// pickAddr resolves a listener flag's "auto" and "none".
+func pickAddr(v string, onBox bool, box string, dev bool, devAddr string) string {
+	switch {
+	case v == "none":
+		return ""
+	case v != "auto":
+		return v
+	case onBox:
+		return box
+	case dev:
+		return devAddr
+	}
+	return ""
 }
 
 func fatal(err error) {

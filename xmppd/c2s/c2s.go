@@ -76,6 +76,10 @@ type Config struct {
 	// AllowPlain offers SASL PLAIN (over TLS only) for clients that know
 	// nothing better. Off by default.
 	AllowPlain bool
+	// LoginAllowed, when set, is asked before a user's credentials are
+	// looked up; false makes the login fail like an unknown name (xmppd:
+	// nobody logs in before the box is claimed). nil allows everyone.
+	LoginAllowed func(user string) bool
 }
 
 // DefaultConfig fills the limits with the values the issue settles on.

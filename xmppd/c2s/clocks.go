@@ -13,6 +13,9 @@ import (
 
 // credentials is the SCRAM server's view of the account store.
 func (c *C2S) credentials(user string) (*sasl.Credentials, error) {
+	if c.cfg.LoginAllowed != nil && !c.cfg.LoginAllowed(user) {
+		return nil, sasl.ErrUnknownUser
+	}
 	a, err := c.cfg.Server.Store.Account(user)
 	if err != nil {
 		return nil, err
@@ -82,9 +85,9 @@ func (x *conn) stanzaTooSlow() {
 		return
 	}
 	x.mu.Lock()
-	sess := x.sess
+	sess, gen := x.sess, x.gen
 	x.mu.Unlock()
-	if sess == nil || sess.Gen() != x.gen {
+	if sess == nil || sess.Gen() != gen {
 		return
 	}
 	x.c.cfg.Log.Info("c2s: stanza unfinished too long", "ip", x.ip, "jid", sess.JID.String(), "after", x.c.cfg.StanzaTimeout)

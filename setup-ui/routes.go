@@ -1,0 +1,76 @@
+package setupui
+
+import (
+	"net/http"
+
+	"github.com/hearthchat/hearth/setup-ui/internal/page"
+)
+
+// access is who may use a route.
+type access int
+
+const (
+	public    access = iota // anyone (the pages check what they must)
+	setupOnly               // the setup code was accepted, box not claimed
+	member                  // a logged-in member
+	admin                   // a logged-in admin
+)
+
+type route struct {
+	pattern string // net/http pattern with method
+	access  access
+	h       http.HandlerFunc
+}
+
+// routes is every page. POST routes are CSRF-protected by handler().
+func (u *UI) routes() []route {
+	return []route{
+		{"GET /{$}", public, u.home},
+		{"GET " + page.CSSPath, public, page.StaticHandler().ServeHTTP},
+		{"GET /setup", public, u.codeForm},
+		{"POST /setup", public, u.codeSubmit},
+		{"GET /setup/account", setupOnly, u.accountForm},
+		{"POST /setup/account", setupOnly, u.accountSubmit},
+		{"GET /setup/reach", admin, u.reachForm},
+		{"POST /setup/reach", admin, u.reachSubmit},
+		{"GET /setup/invite", admin, u.inviteForm},
+		{"POST /setup/invite", admin, u.inviteSubmit},
+		{"GET /setup/done", admin, u.done},
+		{"GET /login", public, u.loginForm},
+		{"POST /login", public, u.loginSubmit},
+		{"POST /logout", member, u.logout},
+	}
+}
+
+func (rt route) handler() http.Handler {
+	var h http.Handler = rt.h
+	switch rt.access {
+	case setupOnly:
+		h = requireSetup(h)
+	case member:
+		h = page.RequireLogin(h)
+	case admin:
+		h = page.RequireAdmin(h)
+	}
+	if len(rt.pattern) > 5 && rt.pattern[:5] == "POST " {
+		// Protect runs first: a POST without this session's token
+		// changes nothing, whoever sends it.
+		h = page.Protect(h)
+	}
+	return h
+}
+
+// requireSetup lets through sessions that gave the setup code.
+func requireSetup(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if x := page.SessionOf(r); x == nil || !x.Setup {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/setup", http.StatusSeeOther)
+				return
+			}
+			page.Error(w, r, http.StatusForbidden, "Enter the setup code first.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
