@@ -18,6 +18,8 @@
 //	limits_e2e_test.go      stream errors for restricted XML and limits, auth
 //	                        timeout, SASL back-off, STARTTLS whitespace
 //	durability_e2e_test.go  SIGKILL while sending; clean SIGTERM shutdown
+//	auth_e2e_test.go        slixmpp's tls-unique fallback, the stanza time
+//	                        bound after auth, a crowd on the onion listener
 //
 // Environment knobs, all for checking the tests themselves:
 //
