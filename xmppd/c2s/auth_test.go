@@ -123,3 +123,19 @@ func TestUnknownNameSaltStableAcrossAttempts(t *testing.T) {
 		t.Fatalf("two boxes give an unknown name the same salt %s", a)
 	}
 }
+
+// The refusals are free only as many times as a client trying each -PLUS
+// mechanism needs: a connection repeating them still runs out of attempts
+// instead of looping until the auth timeout.
+func TestChannelBindingRefusalsAreBounded(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	c := xmpptest.Dial(t, d.C2STLSAddr, true)
+	c.Open()
+	for i := 1; i <= 9; i++ { // 4 free, then MaxAuthAttempts (5)
+		el := authFirst(c, "SCRAM-SHA-256-PLUS", "p=tls-unique,,n=alice,r=abcdefgh")
+		if el.Local != "failure" {
+			t.Fatalf("refusal %d: %s", i, el)
+		}
+	}
+	c.StreamError("policy-violation")
+}
