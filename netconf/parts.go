@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/netconf/acme"
 	"github.com/hearthchat/hearth/netconf/dnsrec"
 	"github.com/hearthchat/hearth/netconf/mdns"
@@ -55,14 +56,7 @@ func (s *Service) partsFor(cfg *config.Config) []part {
 // acmePart gets and renews the certificate xmppd serves. The challenge
 // listeners bind the standard ports only while a challenge runs.
 func (s *Service) acmePart(cfg *config.Config) part {
-	o, err := acme.FromConfig(cfg, s.opts.State, &s.board)
-	if err == nil {
-		o.RootCAs = s.opts.ACMERoots
-		o.HTTPAddr, o.TLSAddr = s.opts.ACMEHTTPAddr, s.opts.ACMETLSAddr
-		if s.opts.DNSResolver != "" {
-			o.DNSResolvers = []string{s.opts.DNSResolver}
-		}
-	}
+	o, err := s.acmeOptions(cfg)
 	var m *acme.Manager
 	if err == nil {
 		m, err = acme.New(o)
@@ -203,4 +197,29 @@ func (s *Service) FactoryReset(ctx context.Context) error {
 		return nil
 	}
 	return upnp.New(s.upnpOptions(cfg)).DeleteAll(ctx)
+}
+
+// acmeOptions are the certificate manager's options. xmppd's web server
+// owns ports 80 and 443 (DESIGN.md: one HTTP server), so by default the
+// HTTP-01 listener is the loopback address xmppd forwards
+// /.well-known/acme-challenge/ to, and TLS-ALPN-01, which would need 443
+// itself, is not used (before, certmagic tried to bind :80 and found
+// xmppd there).
+func (s *Service) acmeOptions(cfg *config.Config) (acme.Options, error) {
+	o, err := acme.FromConfig(cfg, s.opts.State, &s.board)
+	if err != nil {
+		return o, err
+	}
+	o.RootCAs = s.opts.ACMERoots
+	o.HTTPAddr, o.TLSAddr = s.opts.ACMEHTTPAddr, s.opts.ACMETLSAddr
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = state.ACMEChallengeAddr
+	}
+	if s.opts.ACMETLSAddr == "" {
+		o.Challenges = []acme.Challenge{acme.DNS01, acme.HTTP01}
+	}
+	if s.opts.DNSResolver != "" {
+		o.DNSResolvers = []string{s.opts.DNSResolver}
+	}
+	return o, nil
 }
