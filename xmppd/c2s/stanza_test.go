@@ -67,13 +67,37 @@ func TestStanzaClockKeepsParkedSessionsGoroutineFree(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		cs = append(cs, xmpptest.Login(t, d, "bob", "r"+string(rune('a'+i))))
 	}
-	time.Sleep(200 * time.Millisecond)
-	before := runtime.NumGoroutine()
+	// Settled: every login's goroutines have parked or ended.
+	before := settledGoroutines()
 	for _, c := range cs {
 		c.Send("<message to='alice@" + xmpptest.Domain + "'><body>half")
 	}
-	time.Sleep(200 * time.Millisecond)
-	if grown := runtime.NumGoroutine() - before; grown > 3 {
-		t.Fatalf("10 sessions parked mid-stanza hold %d more goroutines", grown)
+	// Each read wakes a goroutine that parks again; wait for that rather
+	// than guess how long it takes (slow under -race).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		grown := runtime.NumGoroutine() - before
+		if grown <= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 sessions parked mid-stanza hold %d more goroutines", grown)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// settledGoroutines waits until the goroutine count stops changing.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for i := 0; i < 100; i++ {
+		time.Sleep(50 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return m
+		}
+		n = m
+	}
+	return n
+}
+
