@@ -20,6 +20,8 @@
 //	durability_e2e_test.go  SIGKILL while sending; clean SIGTERM shutdown
 //	auth_e2e_test.go        slixmpp's tls-unique fallback, the stanza time
 //	                        bound after auth, a crowd on the onion listener
+//	smacks_e2e_test.go      a 3,000-message burst to a stream-management
+//	                        client that acks at once or 100 ms late
 //
 // Environment knobs, all for checking the tests themselves:
 //
