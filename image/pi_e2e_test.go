@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/clock"
+	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/image"
 	"github.com/hearthchat/hearth/image/vm"
 )
@@ -57,6 +58,12 @@ func TestPiWithoutBatteryClock(t *testing.T) {
 	// No certificate in the seed: xmppd makes its own on the box, at
 	// whatever the box's clock says.
 	os.RemoveAll(filepath.Join(state, "tls"))
+	// Claimed (setup done), or xmppd holds every login back.
+	cfg := config.Default()
+	cfg.Domain, cfg.Claimed = domain, true
+	if err := config.Save(filepath.Join(state, "config.json"), cfg); err != nil {
+		t.Fatal(err)
+	}
 
 	// config.json's own Pi image, with gokrazy's NTP client asking the
 	// test instead of pool.ntp.org.
@@ -81,46 +88,13 @@ func TestPiWithoutBatteryClock(t *testing.T) {
 		}
 	}
 
-	port, tlsPort := freePort(t), freePort(t)
-	serial := filepath.Join(t.TempDir(), "serial.log")
-	logf, err := os.Create(filepath.Join(t.TempDir(), "qemu.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	bootStart := time.Now()
-	v, err := vm.Start(vm.Options{
-		Image: img, Serial: serial, Log: logf, Pi: pi,
-		Ports:   map[int]int{5222: port, 5223: tlsPort},
-		Isolate: true, ReachNamespace: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		v.Stop()
-		logf.Close()
-		if t.Failed() {
-			log := v.SerialLog()
-			if len(log) > 6000 {
-				log = log[len(log)-6000:]
-			}
-			t.Logf("serial console (tail):\n%s", log)
-		}
-	})
-	ntp := &ntpServer{}
-	conn, err := v.ListenUDP(123)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	go ntp.serve(conn)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := v.WaitXMPP(ctx, port, domain); err != nil {
+	box := bootPi(t, img, pi, vm.PiMAC)
+	if err := box.WaitXMPP(t, domain); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("power-on to XMPP answering on the emulated Pi: %v", time.Since(bootStart).Round(100*time.Millisecond))
+	port, tlsPort, ntp := box.port, box.tlsPort, box.ntp
 
 	// Before NTP: the clock was raised from 1970 to the build time.
 	cert := serverCert(t, tlsPort, domain)
@@ -162,16 +136,90 @@ func TestPiWithoutBatteryClock(t *testing.T) {
 	if d := 75*time.Second - time.Since(jumped); d > 0 {
 		time.Sleep(d)
 	}
-	v.Stop()
+	box.v.Stop()
 	raw := strings.TrimSpace(string(permFile(t, img, "/hearth/clock")))
 	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil {
 		t.Fatalf("/perm/hearth/clock = %q: %v", raw, err)
 	}
-	if saved := time.Unix(n, 0); saved.Before(boxLater) {
+	saved := time.Unix(n, 0)
+	if saved.Before(boxLater) {
 		t.Errorf("/perm/hearth/clock = %v, before the time NTP gave (%v): the next boot would start too early", saved, boxLater)
 	}
+
+	// Second boot after the power cut, with no NTP answer, on a USB
+	// adapter with a locally administered address: the kernel names it
+	// usb0, which gokrazy's DHCP client alone never served (cmd/wired).
+	// The clock starts at what /perm saved, not at the build time.
+	bootStart = time.Now()
+	box = bootPi(t, img, pi, "52:54:00:12:34:56")
+	if err := box.WaitXMPP(t, domain); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second boot (usb0) to XMPP answering: %v", time.Since(bootStart).Round(100*time.Millisecond))
+	if log := box.v.SerialLog(); !strings.Contains(log, "usb0") {
+		t.Errorf("the kernel did not name the adapter usb0; the second boot proves nothing about it")
+	}
+	again := boxTime(t, box.port, domain, caFile, alice)
+	t.Logf("box clock at the second boot: %v (saved %v)", again, saved)
+	if again.Before(saved) || again.After(saved.Add(time.Hour)) {
+		t.Errorf("box clock %v at the second boot, want the saved %v plus the uptime", again, saved)
+	}
+	if c := serverCert(t, box.tlsPort, domain); !bytes.Equal(c.Raw, cert.Raw) {
+		t.Error("certificate changed across the reboot")
+	}
 	t.Logf("whole test: %v", time.Since(start).Round(time.Second))
+}
+
+// piBox is an emulated Pi running the image, with its XMPP ports forwarded
+// and an NTP server the test controls.
+type piBox struct {
+	v             *vm.VM
+	port, tlsPort int
+	ntp           *ntpServer
+}
+
+func bootPi(t *testing.T, img string, pi *vm.Pi, mac string) *piBox {
+	t.Helper()
+	b := &piBox{port: freePort(t), tlsPort: freePort(t), ntp: &ntpServer{}}
+	serial := filepath.Join(t.TempDir(), "serial.log")
+	logf, err := os.Create(filepath.Join(t.TempDir(), "qemu.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.v, err = vm.Start(vm.Options{
+		Image: img, Serial: serial, Log: logf, Pi: pi, MAC: mac,
+		Ports:   map[int]int{5222: b.port, 5223: b.tlsPort},
+		Isolate: true, ReachNamespace: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.v.Stop()
+		logf.Close()
+		if t.Failed() {
+			log := b.v.SerialLog()
+			if len(log) > 6000 {
+				log = log[len(log)-6000:]
+			}
+			t.Logf("serial console (tail):\n%s", log)
+		}
+	})
+	conn, err := b.v.ListenUDP(123)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go b.ntp.serve(conn)
+	return b
+}
+
+// WaitXMPP waits (at most 5 minutes) for the box's XMPP port to answer.
+func (b *piBox) WaitXMPP(t *testing.T, domain string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return b.v.WaitXMPP(ctx, b.port, domain)
 }
 
 // ntpOverride is config.json's PackageConfig with gokrazy's NTP client
@@ -283,9 +331,9 @@ func (s *ntpServer) serve(c net.PacketConn) {
 		now := ntpStamp(time.Now())
 		resp := make([]byte, 48)
 		resp[0] = buf[0]&0x38 | 4 // leap 0, the client's version, mode 4 (server)
-		resp[1] = 1                // stratum 1: a reference clock
-		resp[2] = buf[2]           // poll
-		resp[3] = 0xec             // precision 2^-20 s
+		resp[1] = 1               // stratum 1: a reference clock
+		resp[2] = buf[2]          // poll
+		resp[3] = 0xec            // precision 2^-20 s
 		copy(resp[12:16], "TEST")
 		binary.BigEndian.PutUint64(resp[16:], now) // reference time
 		copy(resp[24:32], buf[40:48])              // origin = the client's transmit time

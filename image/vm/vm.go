@@ -9,6 +9,7 @@ package vm
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,8 @@ type Options struct {
 	// Pi boots the image on an emulated Raspberry Pi 3 B
 	// (qemu-system-aarch64 -M raspi3b) instead of an amd64 PC.
 	Pi *Pi
+	// MAC is the Pi's USB network adapter's address (PiMAC if empty).
+	MAC string
 }
 
 // Pi is what qemu's raspi3b needs from the image's boot partition: qemu
@@ -70,11 +73,11 @@ func piCmdline(cmdline string) string {
 	return strings.Join(append(keep, "console=ttyAMA1,115200", "initcall_blacklist=bcm2835_wdt_driver_init"), " ")
 }
 
-// piMAC is the USB network adapter's address: globally administered
-// (b8:27:eb is the Raspberry Pi Foundation's OUI). With qemu's default,
-// locally administered 52:54:00:… the kernel names the RNDIS device usb0
-// instead of eth0, and gokrazy's DHCP client serves eth0 only.
-const piMAC = "b8:27:eb:00:00:01"
+// PiMAC is the USB network adapter's usual address: globally administered
+// (b8:27:eb is the Raspberry Pi Foundation's OUI), so the kernel names it
+// eth0. With a locally administered one, like qemu's default 52:54:00:…,
+// the kernel names the device usb0 (cmd/wired serves it).
+const PiMAC = "b8:27:eb:00:00:01"
 
 // VM is a running qemu.
 type VM struct {
@@ -122,7 +125,7 @@ func Start(opts Options) (*VM, error) {
 			"-display", "none", "-monitor", "none",
 			"-serial", "file:" + opts.Serial,
 			"-drive", "file=" + opts.Image + ",format=raw,if=sd",
-			"-netdev", netdev, "-device", "usb-net,netdev=net0,mac=" + piMAC,
+			"-netdev", netdev, "-device", "usb-net,netdev=net0,mac=" + cmp.Or(opts.MAC, PiMAC),
 		}
 	}
 	args = append(args, opts.Extra...)
