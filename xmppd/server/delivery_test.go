@@ -188,3 +188,43 @@ func TestEndSessionOnce(t *testing.T) {
 		s.Kill()
 	}
 }
+
+// Two resources of the same priority both get every bare-JID message; when
+// both stall and overflow, neither may count on the other's copy: every
+// message must still end in storage (at least once).
+func TestBothTopResourcesOverflow(t *testing.T) {
+	srv := newServer(t)
+	o := recordOffline(srv)
+	var stalled []*session.Session
+	for _, res := range []string{"a", "b"} {
+		server, client := net.Pipe() // never read
+		t.Cleanup(func() { client.Close() })
+		s := session.New(server, jid.MustParse("alice@example.test/"+res), stream.NSClient)
+		srv.Router.Bind(s)
+		srv.Bound(s)
+		online(s, 0)
+		stalled = append(stalled, s)
+	}
+	bob, _ := pipeSession(t, srv, "bob@example.test/b")
+	const n = 1500
+	big := strings.Repeat("x", 1000)
+	for i := range n {
+		m := chat("alice@example.test", fmt.Sprintf("m%d", i))
+		m.Child(stream.NSClient, "body").AddText(big)
+		srv.FromClient(bob, m)
+	}
+	for _, s := range stalled {
+		if !s.Closing() {
+			t.Fatal("a stalled session never overflowed")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for o.len() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range n {
+		if o.count(fmt.Sprintf("m%d", i)) == 0 {
+			t.Fatalf("m%d lost (%d of %d stored)", i, o.len(), n)
+		}
+	}
+}
