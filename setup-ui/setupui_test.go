@@ -369,6 +369,7 @@ func TestStateChangesRefused(t *testing.T) {
 		{"wrong token", url.Values{"csrf": {"x" + tok}, "code": {testCode}, "name": {"Club"}}, nil, 403},
 		{"foreign origin", good, []string{"Origin", "http://evil.example"}, 403},
 		{"null origin", good, []string{"Origin", "null"}, 403},
+		{"null origin from another site", good, []string{"Origin", "null", "Sec-Fetch-Site", "cross-site"}, 403},
 		{"cross-site fetch", good, []string{"Sec-Fetch-Site", "cross-site"}, 403},
 		{"oversized", url.Values{"csrf": {tok}, "code": {testCode}, "name": {strings.Repeat("x", 20000)}}, nil, 413},
 		{"malformed", nil, []string{"X-Raw", "csrf=%zz"}, 400},
@@ -399,8 +400,9 @@ func TestStateChangesRefused(t *testing.T) {
 	}
 	resp, _ := b.get("/setup/account")
 	wantRedirect(t, resp, "/setup")
-	// And the real thing still works afterwards.
-	resp, _ = b.post("/setup", good)
+	// And the real thing still works afterwards, as a browser sends it
+	// under Referrer-Policy no-referrer.
+	resp, _ = b.post("/setup", good, "Origin", "null", "Sec-Fetch-Site", "same-origin")
 	wantRedirect(t, resp, "/setup/account")
 }
 
@@ -489,4 +491,3 @@ func TestCodes(t *testing.T) {
 		t.Error(SuggestUser("Anna Müller"))
 	}
 }
-

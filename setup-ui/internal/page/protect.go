@@ -46,21 +46,27 @@ func Protect(next http.Handler) http.Handler {
 }
 
 // SameOrigin reports whether a request's Origin and Sec-Fetch-Site
-// headers, when present, name this site. Browsers send Origin on every
-// POST; a request without either header does not come from a browser
-// page, so no other site can have made it.
+// headers say it came from this site's own pages. A request without either
+// header does not come from a browser page, so no other site can have made
+// it (the CSRF token still has to match).
+//
+// Origin "null" alone is not enough: under Referrer-Policy no-referrer
+// (ours: tokens are in URLs) browsers send "Origin: null" on every form
+// POST, our own included (found by the chromium e2e test), so then
+// Sec-Fetch-Site must vouch for it.
 func SameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
+	site := r.Header.Get("Sec-Fetch-Site")
+	switch site {
 	case "", "same-origin", "none":
 	default:
 		return false
 	}
 	o := r.Header.Get("Origin")
-	if o == "" {
+	switch o {
+	case "":
 		return true
-	}
-	if o == "null" {
-		return false
+	case "null":
+		return site == "same-origin"
 	}
 	u, err := url.Parse(o)
 	if err != nil {

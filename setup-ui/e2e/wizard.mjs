@@ -1,0 +1,104 @@
+// The first-boot flow in headless Debian chromium at phone size, against a
+// real xmppd: a wrong code, then the whole wizard with the printed code;
+// axe-core on every page; screenshots; page weights and any request that
+// leaves the box. Run by wizard_e2e_test.go; prints one JSON line.
+//
+//   BASE=http://127.0.0.1:PORT CODE=… OUT=dir node wizard.mjs
+import { chromium } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BASE = process.env.BASE, CODE = process.env.CODE, OUT = process.env.OUT;
+const PASSWORD = process.env.PASSWORD || 'green kettle river';
+const result = { pages: [], thirdParty: [], violations: [], checks: {} };
+const profile = mkdtempSync(join(tmpdir(), 'hearth-chromium-'));
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 360, height: 740 },
+  deviceScaleFactor: 2,
+  isMobile: true,
+  hasTouch: true,
+});
+const page = ctx.pages()[0] || await ctx.newPage();
+let current = null;
+page.on('request', (req) => {
+  if (!req.url().startsWith(BASE) && !req.url().startsWith('data:')) result.thirdParty.push(req.url());
+});
+
+async function check(name) {
+  await page.waitForLoadState('load');
+  // Page weight: the document and everything it loaded, as the browser
+  // decoded them (whether or not the style sheet came from its cache).
+  const w = await page.evaluate(() => {
+    const es = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+    return { bytes: es.reduce((n, e) => n + (e.decodedBodySize || 0), 0), requests: es.length };
+  });
+  current.bytes = w.bytes; current.requests = w.requests;
+  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
+  for (const v of axe.violations) result.violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) });
+  await page.screenshot({ path: join(OUT, name + '.png'), fullPage: true });
+  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
+  if (scroll > 360) result.violations.push({ page: name, id: 'wider-than-phone', impact: 'serious', nodes: [String(scroll)] });
+}
+
+async function visit(name, action) {
+  current = { name, bytes: 0, requests: 0 };
+  result.pages.push(current);
+  await action();
+  await check(name);
+}
+
+async function text() { return page.locator('main').innerText(); }
+
+try {
+  // A wrong code: refused, with the page saying where the right one is.
+  await visit('01-setup-code', () => page.goto(BASE + '/setup'));
+  await visit('02-wrong-code', async () => {
+    await page.fill('#code', 'AAAA-BBBB-CCCC-DDDD');
+    await page.fill('#name', 'Riverside Rowing Club');
+    await page.click('button[type=submit]');
+  });
+  result.checks.wrongCode = (await text()).includes('not right');
+
+  // The printed link, as the card's QR code opens it.
+  await visit('03-setup-code-link', () => page.goto(BASE + '/setup?code=' + encodeURIComponent(CODE)));
+  await visit('04-account', async () => {
+    await page.fill('#name', 'Riverside Rowing Club');
+    await page.click('button[type=submit]');
+  });
+  result.checks.accountPage = page.url().endsWith('/setup/account');
+  await page.fill('#display', 'Anna Miller');
+  await page.check('#pwshow');
+  result.checks.passwordShown = await page.isVisible('#password_shown');
+  await page.fill('#password_shown', PASSWORD);
+  await visit('05-reach', () => page.click('button[type=submit]'));
+  result.checks.reachPage = page.url().endsWith('/setup/reach');
+  await page.check('input[name=reach][value=home]');
+  await visit('06-invite', () => page.click('button:has-text("Save and continue")'));
+  await page.check('input[name=who][value=group]');
+  await visit('07-invite-ready', () => page.click('button:has-text("Make the invitation")'));
+  result.checks.inviteLink = (await text()).includes('preauth=');
+  result.checks.inviteQR = await page.locator('svg.qr').count() === 1;
+  await visit('08-done', () => page.click('a:has-text("Finish")'));
+  result.checks.done = (await text()).includes('Your chat is ready');
+  result.checks.admin = (await text()).match(/You are (\S+)@/)?.[1] || '';
+
+  // Refused: another site's name for the box, and a form from another site.
+  const req = ctx.request;
+  result.checks.foreignHost = (await req.get(BASE + '/setup', { headers: { Host: 'evil.example' }, maxRedirects: 0 })).status();
+  result.checks.foreignOrigin = (await req.post(BASE + '/setup/invite', {
+    headers: { Origin: 'http://evil.example' }, form: { who: 'one', valid: '1w' }, maxRedirects: 0,
+  })).status();
+} catch (e) {
+  result.error = String(e && e.stack || e);
+  try { await page.screenshot({ path: join(OUT, 'error.png'), fullPage: true }); } catch { /* nothing to add */ }
+} finally {
+  await ctx.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(JSON.stringify(result));
