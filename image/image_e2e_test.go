@@ -308,6 +308,7 @@ func buildVMImageWith(t *testing.T, version string, prepare func(state string)) 
 	if prepare != nil {
 		prepare(state)
 	}
+	claim(t, state)
 	v.Path = filepath.Join(t.TempDir(), "hearth-vm.img")
 	start := time.Now()
 	code, err := builder(t, version).Image(image.VM, v.Path, seed)
@@ -317,6 +318,21 @@ func buildVMImageWith(t *testing.T, version string, prepare func(state string)) 
 	v.Code = code
 	t.Logf("amd64 image %s built in %v", version, time.Since(start).Round(time.Millisecond))
 	return v
+}
+
+// claim marks the box in state as set up (config.Claimed): until then
+// xmppd holds every login but its own health check back.
+func claim(t *testing.T, state string) {
+	t.Helper()
+	path := filepath.Join(state, "config.json")
+	cfg, err := config.Load(path)
+	if err != nil {
+		cfg = config.Default()
+	}
+	cfg.Claimed = true
+	if err := config.Save(path, cfg); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func randomPassword(t *testing.T) string {

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/clock"
-	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/image"
 	"github.com/hearthchat/hearth/image/vm"
 )
@@ -58,12 +57,7 @@ func TestPiWithoutBatteryClock(t *testing.T) {
 	// No certificate in the seed: xmppd makes its own on the box, at
 	// whatever the box's clock says.
 	os.RemoveAll(filepath.Join(state, "tls"))
-	// Claimed (setup done), or xmppd holds every login back.
-	cfg := config.Default()
-	cfg.Domain, cfg.Claimed = domain, true
-	if err := config.Save(filepath.Join(state, "config.json"), cfg); err != nil {
-		t.Fatal(err)
-	}
+	claim(t, state)
 
 	// config.json's own Pi image, with gokrazy's NTP client asking the
 	// test instead of pool.ntp.org.
