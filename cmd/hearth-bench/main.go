@@ -55,6 +55,10 @@ type options struct {
 	rates      []int
 	rateWindow time.Duration
 	offWindow  time.Duration
+	// for profiling one phase (bench/README.md, "Profiling"): phases
+	// left out, and how long to hold the idle sessions open
+	skip     map[string]bool
+	idleHold time.Duration
 }
 
 func main() {
@@ -69,6 +73,18 @@ func main() {
 	flag.StringVar(&o.domain, "domain", "bench.localhost", "XMPP domain of every server")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "CPU list for taskset on the server (empty: no pinning)")
 	flag.BoolVar(&o.quick, "quick", os.Getenv("BENCH_QUICK") == "1", "short smoke run (also BENCH_QUICK=1)")
+	var rates, skip string
+	var rateWindow time.Duration
+	var pairs, nSmall, nLarge int
+	flag.StringVar(&rates, "rates", "", "fixed rates in msg/s, comma-separated (default 50,500,2000)")
+	flag.DurationVar(&rateWindow, "rate-window", 0, "counted window of each fixed-rate run (default 20s, quick 4s)")
+	flag.IntVar(&pairs, "pairs", 0, "message pairs (default 50, quick 20)")
+	flag.IntVar(&nSmall, "n-small", 0, "idle sessions for the small idle measurement (default 1000, quick 200)")
+	flag.IntVar(&nLarge, "n-large", 0, "idle sessions for the large one and accounts made (default 5000, quick 200)")
+	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: idle,sat,rates,logins,offline (for profiling one)")
+	var idleWindow time.Duration
+	flag.DurationVar(&idleWindow, "idle-window", 0, "idle measurement window (default 60s, quick 10s)")
+	flag.DurationVar(&o.idleHold, "idle-hold", 0, "keep the large number of idle sessions open this long (to take a heap profile)")
 	flag.Parse()
 	o.servers = strings.Split(servers, ",")
 	o.rates = []int{50, 500, 2000}
@@ -84,6 +100,37 @@ func main() {
 		// for CPU time well above the noise of one idle second.
 		o.rateWindow, o.offWindow = 20*time.Second, 15*time.Second
 		o.pairs = 50
+	}
+	if rates != "" {
+		o.rates = nil
+		for _, f := range strings.Split(rates, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n <= 0 {
+				log.Fatalf("-rates: %q is not a rate", f)
+			}
+			o.rates = append(o.rates, n)
+		}
+	}
+	o.skip = map[string]bool{}
+	for _, p := range strings.Split(skip, ",") {
+		if p != "" {
+			o.skip[p] = true
+		}
+	}
+	for _, set := range []struct {
+		v   *int
+		was int
+	}{{&o.pairs, pairs}, {&o.nSmall, nSmall}, {&o.nLarge, nLarge}} {
+		if set.was > 0 {
+			*set.v = set.was
+		}
+	}
+	o.nLarge = max(o.nLarge, o.nSmall, 2*o.pairs)
+	if rateWindow > 0 {
+		o.rateWindow = rateWindow
+	}
+	if idleWindow > 0 {
+		o.idleWindow = idleWindow
 	}
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("hearth-bench: ")
@@ -283,7 +330,7 @@ func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
 	var all []*session
 	defer func() { closeAll(all) }()
 	for _, n := range []int{o.nSmall, o.nLarge} {
-		if n <= len(all) {
+		if n <= len(all) || o.skip["idle"] {
 			continue
 		}
 		ss, el, err := l.openSessions(len(all)+1, n+1, 16, false, 5*time.Minute)
@@ -311,6 +358,10 @@ func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
 			r.idleWake = float64(r.idleWakeN) / o.idleWindow.Seconds()
 		}
 	}
+	if o.idleHold > 0 && len(all) > 0 {
+		log.Printf("%s: holding %d idle sessions for %v (server pid %d)", name, len(all), o.idleHold, pid)
+		time.Sleep(o.idleHold)
+	}
 	// Messaging and logins run on a freshly restarted server with only the
 	// message pairs logged in: a garbage-collected heap left over from 5000
 	// sessions (Lua's, Erlang's, Go's) would otherwise tax whichever server
@@ -335,8 +386,12 @@ func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
 	time.Sleep(2 * time.Second)
 	senders, receivers := all[:o.pairs], all[o.pairs:]
 
-	log.Printf("%s: saturation, %d pairs, %v", name, o.pairs, o.satWindow)
-	r.sat = saturate(pid, senders, receivers, 64, 2*time.Second, o.satWindow)
+	if o.skip["sat"] {
+		o.satWindow = 0
+	} else {
+		log.Printf("%s: saturation, %d pairs, %v", name, o.pairs, o.satWindow)
+		r.sat = saturate(pid, senders, receivers, 64, 2*time.Second, o.satWindow)
+	}
 	if r.sat.selfCPU > 0.9*r.sat.window.Seconds() && r.sat.serverCPU < 0.9*r.sat.window.Seconds() {
 		r.notes = append(r.notes, fmt.Sprintf("saturation was load-generator bound (generator %.1f CPU-s, server %.1f CPU-s in %.1f s)",
 			r.sat.selfCPU, r.sat.serverCPU, r.sat.window.Seconds()))
@@ -345,16 +400,25 @@ func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
 		r.notes = append(r.notes, fmt.Sprintf("saturation: %d error bounces or unexpected messages", r.sat.bad))
 	}
 	for _, rate := range o.rates {
+		if o.skip["rates"] {
+			break
+		}
 		log.Printf("%s: fixed rate %d msg/s, %v", name, rate, o.rateWindow)
 		x := fixedRate(pid, senders, receivers, rate, time.Second, o.rateWindow)
 		log.Printf("%s: %d msg/s: %d sent, %d delivered, %d failed; p99 %v; %.1f µs and %.2f wake-ups per message",
 			name, rate, x.sent, x.delivered, x.failures(), x.p99.Round(time.Microsecond), x.usPerMsg(), x.wakesPerMsg())
 		r.rates = append(r.rates, x)
 	}
-	log.Printf("%s: logins, %v", name, o.loginWindow)
-	r.login = l.logins(pid, o.nSmall, 16, o.loginWindow)
+	if !o.skip["logins"] {
+		log.Printf("%s: logins, %v", name, o.loginWindow)
+		r.login = l.logins(pid, o.nSmall, 16, o.loginWindow)
+	}
 	if r.login.failed > 0 {
 		r.notes = append(r.notes, fmt.Sprintf("%d logins failed, first: %v", r.login.failed, r.login.firstErr))
+	}
+	if o.skip["offline"] {
+		log.Printf("%s: done", name)
+		return r
 	}
 	// Last, because it leaves messages in storage. The recipients are
 	// accounts nobody logged in during this server run (the logins above

@@ -70,7 +70,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	var n int
 	var err error
 	cerr := c.rc.Read(func(fd uintptr) bool {
-		n, err = syscall.Read(int(fd), p)
+		n, err = sysRead(int(fd), p)
 		return true
 	})
 	if cerr != nil {
@@ -87,6 +87,38 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	if n == 0 && len(p) > 0 {
 		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Write writes all of p. It is net.Conn's Write with the system call made
+// raw (see sysRead), which is why it is here: a parked session's every
+// stanza out goes through it. When the socket is full it waits in the
+// runtime's poller like net.Conn does, and the write deadline applies.
+func (c *Conn) Write(p []byte) (int, error) {
+	var n int
+	var err error
+	cerr := c.rc.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			m, e := sysWrite(int(fd), p[n:])
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e == syscall.EAGAIN || e == syscall.EWOULDBLOCK:
+				return false // wait until writable
+			case e != nil:
+				err = e
+				return true
+			}
+			n += m
+		}
+		return true
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 	}
 	return n, nil
 }
