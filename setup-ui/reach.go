@@ -20,6 +20,8 @@ type Provider struct {
 	// Suffix is the service's own domain under which a free name is
 	// given ("dedyn.io"); "" when the club brings its own domain.
 	Suffix string
+	// Steps say how to get an address and a token, on a phone.
+	Steps []string
 	// Fields are the settings to ask for (config.Net.DNS.Settings keys).
 	Fields []Field
 }
@@ -30,12 +32,34 @@ type Field struct{ Key, Label, Hint string }
 // Providers are offered in this order; the names must match netconf's
 // provider registry (netconf/dnsrec).
 var Providers = []Provider{
-	{ID: "desec", Name: "deSEC (free, dedyn.io)", Suffix: "dedyn.io", Fields: []Field{{"token", "deSEC token", "From desec.io → Token management"}}},
-	{ID: "duckdns", Name: "Duck DNS (free, duckdns.org)", Suffix: "duckdns.org", Fields: []Field{{"api_token", "Duck DNS token", "Shown at the top of duckdns.org after you sign in"}}},
-	{ID: "cloudflare", Name: "Cloudflare (your own domain)", Fields: []Field{{"api_token", "Cloudflare API token", "Needs the permission Zone → DNS → Edit"}}},
-	{ID: "rfc2136", Name: "Your own DNS server (RFC 2136)", Fields: []Field{
-		{"server", "DNS server", "For example ns1.example.org:53"},
-		{"key_name", "Key name", ""}, {"key_alg", "Key type", "For example hmac-sha256"}, {"key", "Key (base64)", ""}}},
+	{ID: "desec", Name: "deSEC (free, dedyn.io)", Suffix: "dedyn.io",
+		Steps: []string{
+			"Open desec.io and tap “Create account”; choose “dynDNS account” and type the name you want, for example myclub.",
+			"Confirm the e-mail deSEC sends you.",
+			"Sign in, open “Token management”, tap “+”, name it Hearth and copy the token (it is shown only once).",
+			"Here, type myclub.dedyn.io as the address and paste the token below.",
+		},
+		Fields: []Field{{"token", "deSEC token", ""}}},
+	{ID: "duckdns", Name: "Duck DNS (free, duckdns.org)", Suffix: "duckdns.org",
+		Steps: []string{
+			"Open duckdns.org and sign in (with a Google, GitHub or Reddit account).",
+			"Type the name you want under “sub domain” and tap “add domain”.",
+			"Copy the long “token” shown at the top of the page.",
+			"Here, type yourname.duckdns.org as the address and paste the token below.",
+		},
+		Fields: []Field{{"api_token", "Duck DNS token", ""}}},
+	{ID: "cloudflare", Name: "Cloudflare (your own domain)",
+		Steps: []string{
+			"In the Cloudflare dashboard open “My Profile” → “API Tokens” → “Create Token”.",
+			"Use the template “Edit zone DNS”, pick your domain under “Zone Resources”, and create it.",
+			"Copy the token and paste it below; type your domain (or a name under it) as the address.",
+		},
+		Fields: []Field{{"api_token", "Cloudflare API token", "Needs the permission Zone → DNS → Edit"}}},
+	{ID: "rfc2136", Name: "Your own DNS server (RFC 2136)",
+		Steps: []string{"Ask whoever runs your DNS server for a TSIG key allowed to update your domain's records."},
+		Fields: []Field{
+			{"server", "DNS server", "For example ns1.example.org:53"},
+			{"key_name", "Key name", ""}, {"key_alg", "Key type", "For example hmac-sha256"}, {"key", "Key (base64)", ""}}},
 }
 
 func providerByID(id string) *Provider {
@@ -137,7 +161,10 @@ func (u *UI) reachSubmit(w http.ResponseWriter, r *http.Request) {
 		data.Error = msg
 		u.tpl.Render(w, r, code, "setup-reach", data)
 	}
-	domain := c.Domain
+	// The running server's domain is the one addresses have now (a
+	// -domain flag may differ from the file).
+	current := u.d.Domain()
+	domain := current
 	var dns config.DNS
 	switch data.Reach {
 	case "home":
@@ -182,7 +209,7 @@ func (u *UI) reachSubmit(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "Please choose one of the three ways.")
 		return
 	}
-	if domain != c.Domain {
+	if domain != current {
 		// Addresses are user@domain: a new domain changes everybody's.
 		people, err := u.d.Accounts.People()
 		if err != nil {
@@ -190,7 +217,7 @@ func (u *UI) reachSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if people > 1 {
-			fail(http.StatusConflict, "The chat already has members. Changing the address now would change everybody's address and their apps would stop working, so the box keeps the address "+c.Domain+".")
+			fail(http.StatusConflict, "The chat already has members. Changing the address now would change everybody's address and their apps would stop working, so the box keeps the address "+current+".")
 			return
 		}
 	}
