@@ -17,8 +17,10 @@ const MaxUnacked = 1000
 
 // Push-back (issue 9, burst with stream management: 3,000 messages to a
 // client that acked slowly killed its session at MaxUnacked and lost what
-// Send refused). Past the high-water mark — unacknowledged stanzas or
-// queued bytes — a session refuses further chat messages; the server then
+// Send refused). Past the high-water mark — unacknowledged stanzas, or
+// their bytes (which include everything queued: the queue holds only
+// stanzas not yet acknowledged, and a hibernating session holds nothing
+// else) — a session refuses further chat messages; the server then
 // stores them offline (durably, so the sender's acknowledgement is true)
 // or bounces them when storage is full. Presence, iq and error messages are
 // still queued: they are small, have no storage to go to, and a flood of
@@ -37,8 +39,8 @@ const MaxUnacked = 1000
 const (
 	highUnacked = MaxUnacked / 2
 	lowUnacked  = MaxUnacked / 10
-	highBytes   = MaxQueue / 4
-	lowBytes    = MaxQueue / 16
+	highBytes   = MaxQueue / 2
+	lowBytes    = MaxQueue / 8
 )
 
 // divertable reports whether el is a message offline storage can take
@@ -61,7 +63,7 @@ func (s *Session) refuseLocked(el *stream.Element) bool {
 		return false
 	}
 	if !s.backlogged {
-		if len(s.acks.unacked) < highUnacked && (s.pending == nil || len(*s.pending) < highBytes) {
+		if len(s.acks.unacked) < highUnacked && s.acks.bytes < highBytes {
 			return false
 		}
 		s.backlogged = true
@@ -85,7 +87,7 @@ func (s *Session) drainedLocked() func() {
 	if !s.backlogged || s.acks == nil {
 		return nil
 	}
-	if len(s.acks.unacked) > lowUnacked || s.pending != nil && len(*s.pending) > lowBytes {
+	if len(s.acks.unacked) > lowUnacked || s.acks.bytes > lowBytes {
 		return nil
 	}
 	s.backlogged = false
@@ -108,6 +110,8 @@ type acks struct {
 	out, in   uint32 // stanzas sent / handled, mod 2^32 as the XEP says
 	acked     uint32 // the client's last h
 	unacked   []*stream.Element
+	sizes     []int32 // serialized size of each unacked stanza
+	bytes     int     // their sum: what holding them costs
 	resumable bool
 	id        string
 	sinceReq  int
@@ -119,8 +123,15 @@ func (a *acks) sent(el *stream.Element) bool {
 	}
 	a.out++
 	a.unacked = append(a.unacked, el.Copy())
+	a.sizes = append(a.sizes, 0) // set by sized once serialized
 	a.sinceReq++
 	return true
+}
+
+// sized records the serialized size of the stanza sent last.
+func (a *acks) sized(n int) {
+	a.sizes[len(a.sizes)-1] = int32(n)
+	a.bytes += n
 }
 
 func (a *acks) wantRequest() bool {
@@ -180,10 +191,12 @@ func (s *Session) ackLocked(h uint32) error {
 	}
 	for i := range n {
 		a.unacked[i] = nil
+		a.bytes -= int(a.sizes[i])
 	}
 	a.unacked = a.unacked[n:]
+	a.sizes = a.sizes[n:]
 	if len(a.unacked) == 0 {
-		a.unacked = nil // let a long queue's array go
+		a.unacked, a.sizes, a.bytes = nil, nil, 0 // let a long queue's array go
 	}
 	a.acked = h
 	return nil
@@ -217,7 +230,7 @@ func (s *Session) TakeUnacked() []*stream.Element {
 		return nil
 	}
 	u := s.acks.unacked
-	s.acks.unacked = nil
+	s.acks.unacked, s.acks.sizes, s.acks.bytes = nil, nil, 0
 	return u
 }
 

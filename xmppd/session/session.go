@@ -213,6 +213,14 @@ func (s *Session) Send(el *stream.Element) bool {
 		// Hibernating: kept for resumption, or re-routed when the
 		// session ends.
 		ok := s.acks != nil
+		if ok {
+			// Serialized only to weigh it: what a hibernating session
+			// holds is bounded in bytes too (see highBytes).
+			b := bufPool.Get().(*[]byte)
+			*b = el.Append((*b)[:0], s.ContentNS)
+			s.acks.sized(len(*b))
+			putBuf(b)
+		}
 		s.mu.Unlock()
 		return ok
 	}
@@ -221,7 +229,9 @@ func (s *Session) Send(el *stream.Element) bool {
 	}
 	start := len(*s.pending)
 	*s.pending = el.Append(*s.pending, s.ContentNS)
-	if s.acks == nil && el.Local == "message" {
+	if s.acks != nil {
+		s.acks.sized(len(*s.pending) - start)
+	} else if el.Local == "message" {
 		s.marks = append(s.marks, span{int32(start), int32(len(*s.pending))})
 	}
 	if s.acks != nil && s.acks.wantRequest() {

@@ -472,3 +472,33 @@ func (c *recConn) String() string {
 }
 
 var _ = io.EOF
+
+// A hibernating session holds chat messages up to highBytes, not
+// highUnacked of any size: 500 messages of 256 KiB to a phone that is
+// away would be 128 MB on a Pi.
+func TestHibernatingSessionBoundedInBytes(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	readAll(b)
+	s := newSession(t, a)
+	s.EnableAcks("id")
+	s.Kill()
+	if !s.Detach(s.Gen()) {
+		t.Fatal("detach")
+	}
+	big := strings.Repeat("x", 100<<10)
+	n := 0
+	for ; n < highUnacked; n++ {
+		m := stream.New(stream.NSClient, "message", "type", "chat", "id", fmt.Sprint(n)).
+			Add(stream.New(stream.NSClient, "body").AddText(big))
+		if !s.Send(m) {
+			break
+		}
+	}
+	if held := n * (100 << 10); n == highUnacked || held > highBytes+(200<<10) {
+		t.Fatalf("a hibernating session took %d messages of 100 KiB", n)
+	}
+	if !s.Backlogged() {
+		t.Fatal("not backlogged")
+	}
+}
