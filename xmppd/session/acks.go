@@ -305,9 +305,15 @@ func (s *Session) Attach(conn net.Conn, h uint32, prefix []byte) (uint64, error)
 		s.writing = true
 		go s.writeLoop()
 	}
+	// The client's h may have acknowledged the whole backlog: then no <r/>
+	// was asked for, and nothing else would end the backlogged state.
+	drained := s.drainedLocked()
 	s.mu.Unlock()
 	if old != nil {
 		s.closeLink(old)
+	}
+	if drained != nil {
+		go drained()
 	}
 	return gen, nil
 }

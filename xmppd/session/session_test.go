@@ -502,3 +502,38 @@ func TestHibernatingSessionBoundedInBytes(t *testing.T) {
 		t.Fatal("not backlogged")
 	}
 }
+
+// A client that resumes having handled everything ends the backlogged
+// state at once (no <r/> is asked for then, so no later answer would).
+func TestAttachAcknowledgingAllEndsBacklog(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	readAll(b)
+	s := newSession(t, a)
+	s.EnableAcks("id")
+	drained := make(chan struct{}, 1)
+	s.SetDrained(func() { drained <- struct{}{} })
+	s.Kill()
+	s.Detach(s.Gen())
+	n := 0
+	for s.Send(msg(n)) {
+		n++
+	}
+	if !s.Backlogged() {
+		t.Fatal("not backlogged")
+	}
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	readAll(c2)
+	if _, err := s.Attach(c1, uint32(n), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("resumed with everything acknowledged, still backlogged")
+	}
+	if !s.Send(msg(n)) {
+		t.Fatal("refused after catching up")
+	}
+}
