@@ -78,6 +78,7 @@ try {
   await page.fill('#password_shown', PASSWORD);
   await visit('05-reach', () => page.click('button[type=submit]'));
   result.checks.reachPage = page.url().endsWith('/setup/reach');
+  result.checks.liveChecks = (await text()).includes('This box is on your home network');
   await page.check('input[name=reach][value=home]');
   await visit('06-invite', () => page.click('button:has-text("Save and continue")'));
   await page.check('input[name=who][value=group]');

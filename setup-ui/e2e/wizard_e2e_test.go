@@ -156,10 +156,11 @@ func TestFirstBootInBrowser(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
 		t.Fatal("Debian chromium missing (make web-deps)")
 	}
-	bin := filepath.Join(t.TempDir(), "xmppd")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/hearthchat/hearth/cmd/xmppd").CombinedOutput(); err != nil {
+	bins := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd", "github.com/hearthchat/hearth/cmd/netconf").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	bin := filepath.Join(bins, "xmppd")
 
 	// RSS at rest without the web server, for the figure.
 	plain := startXmppd(t, bin, t.TempDir(), false)
@@ -168,7 +169,15 @@ func TestFirstBootInBrowser(t *testing.T) {
 	rssPlain := rssKiB(t, plain.cmd.Process.Pid)
 	plain.cmd.Process.Kill()
 
-	x := startXmppd(t, bin, t.TempDir(), true)
+	// netconf beside it, as make run has it: the reach page shows its
+	// live checks and the wizard asks it to reload.
+	stateDir := t.TempDir()
+	nc := exec.Command(filepath.Join(bins, "netconf"), "-state", stateDir, "-local")
+	if err := nc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Process.Kill(); nc.Wait() })
+	x := startXmppd(t, bin, stateDir, true)
 	t.Logf("figure: port answering %v after start", x.answered.Round(time.Millisecond))
 	waitPort(t, x.c2s)
 	time.Sleep(time.Second)
@@ -219,7 +228,7 @@ func TestFirstBootInBrowser(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Errorf("accessibility: %v", v)
 	}
-	for _, k := range []string{"wrongCode", "accountPage", "passwordShown", "reachPage", "inviteLink", "inviteQR", "done"} {
+	for _, k := range []string{"wrongCode", "accountPage", "passwordShown", "reachPage", "liveChecks", "inviteLink", "inviteQR", "done"} {
 		if res.Checks[k] != true {
 			t.Errorf("browser check %s: %v", k, res.Checks[k])
 		}
