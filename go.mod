@@ -6,6 +6,9 @@ require (
 	github.com/caddyserver/certmagic v0.25.6
 	github.com/cretz/bine v0.2.1-0.20221201125941-b9d31d9c7866
 	github.com/huin/goupnp v1.3.1
+	github.com/libdns/cloudflare v0.2.2
+	github.com/libdns/desec v1.1.0
+	github.com/libdns/duckdns v0.3.0
 	github.com/libdns/libdns v1.1.1
 	github.com/libdns/rfc2136 v1.0.1
 	github.com/mholt/acmez/v3 v3.1.7

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/libdns/cloudflare"
+	"github.com/libdns/desec"
+	"github.com/libdns/duckdns"
 	"github.com/libdns/libdns"
 	"github.com/libdns/rfc2136"
 
@@ -29,6 +32,14 @@ var providers = map[string]func(map[string]string) (Provider, error){
 	// (BIND, Knot, PowerDNS…). Settings: server ("ns.example:53"),
 	// key_name, key_alg (e.g. "hmac-sha256"), key (base64).
 	"rfc2136": fromSettings[rfc2136.Provider]("server", "key_name", "key"),
+	// The dynamic-DNS services the setup pages offer (setup-ui/reach.go),
+	// each of which also lets DNS-01 add its TXT records.
+	// deSEC (dedyn.io names): token.
+	"desec": fromSettings[desec.Provider]("token"),
+	// Duck DNS (duckdns.org names): api_token.
+	"duckdns": fromSettings[duckdns.Provider]("api_token"),
+	// Cloudflare (a club's own domain): api_token with Zone → DNS → Edit.
+	"cloudflare": fromSettings[cloudflare.Provider]("api_token"),
 }
 
 // ownSettings are keys in config.Net.DNS.Settings that netconf reads
