@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -58,7 +59,9 @@ func (u *UI) codeSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := page.ClientAddr(r)
-	if !page.Private(ip) {
+	// Tor hands connections over from loopback: an onion visitor would
+	// look local, so the onion name is refused by name.
+	if !page.Private(ip) || strings.HasSuffix(strings.TrimSuffix(hostOnly(r.Host), "."), ".onion") {
 		page.Error(w, r, http.StatusForbidden, "A box can only be set up from the home network it is plugged into. Connect this phone to the same Wi-Fi as the box and try again.")
 		return
 	}
@@ -155,4 +158,11 @@ func LoadOrCreateCode(path string) (code string, created bool, err error) {
 		return "", false, err
 	}
 	return code, true, nil
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return strings.ToLower(h)
+	}
+	return strings.ToLower(hostport)
 }

@@ -426,6 +426,19 @@ func TestSetupCodeGuards(t *testing.T) {
 	if c, _ := f.cfg.Load(); c.Site.Name != "" {
 		t.Fatal("public source changed the config")
 	}
+	// Over Tor (connections arrive from loopback): refused by name.
+	req = httptest.NewRequest("POST", "/setup", strings.NewReader(url.Values{"csrf": {tok}, "code": {testCode}, "name": {"C"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Host = "abcdefgh.onion"
+	req.RemoteAddr = "127.0.0.1:5555"
+	for _, c := range ck {
+		req.AddCookie(c)
+	}
+	rec = httptest.NewRecorder()
+	f.ui.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("onion name: %d", rec.Code)
+	}
 	// Ten wrong tries per source, then even the right code waits.
 	for i := 0; i < 10; i++ {
 		resp, _ := b.post("/setup", url.Values{"csrf": {tok}, "code": {"WRONG"}, "name": {"C"}})

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -40,6 +41,15 @@ func (d *Daemon) startWeb() error {
 	}
 	o := web.Options{
 		Addr: d.opts.Web, TLSAddr: d.opts.WebTLS, Dev: d.opts.Dev,
+		// HTTPS binds now too but has a certificate only once tlsconf
+		// loaded it (a handshake before that fails; port 80 answers).
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if c := d.certsReady.Load(); c != nil {
+				return c.Get(h)
+			}
+			return nil, errors.New("starting: no certificate loaded yet")
+		}},
+		PublicCert:    d.publicCert,
 		Domain:        func() string { return d.opts.Domain },
 		Hosts:         d.webHosts,
 		ACMEChallenge: state.ACMEChallengeAddr,
@@ -117,7 +127,11 @@ func lanAddrs() []string {
 // fingerprint is the SHA-256 of the certificate the box serves, in the
 // colon form apps show.
 func (d *Daemon) fingerprint() string {
-	c, err := d.Certs.Get(nil)
+	certs := d.certsReady.Load()
+	if certs == nil {
+		return ""
+	}
+	c, err := certs.Get(nil)
 	if err != nil || c == nil || len(c.Certificate) == 0 {
 		return ""
 	}
@@ -135,7 +149,11 @@ func (d *Daemon) fingerprint() string {
 // publicCert reports whether the served certificate comes from a CA (not
 // self-signed).
 func (d *Daemon) publicCert() bool {
-	c, err := d.Certs.Get(nil)
+	certs := d.certsReady.Load()
+	if certs == nil {
+		return false
+	}
+	c, err := certs.Get(nil)
 	if err != nil || c == nil || len(c.Certificate) == 0 {
 		return false
 	}

@@ -134,3 +134,27 @@ func TestLoginsWaitForClaim(t *testing.T) {
 		t.Fatalf("no web server: %v", err)
 	}
 }
+
+// HTTPS serves the box's certificate (loaded after the listener bound).
+func TestWebHTTPS(t *testing.T) {
+	d, err := Start(Options{State: state.Dir(t.TempDir()), Domain: "hearth.localhost", C2S: "127.0.0.1:0", Web: freeAddr(t), WebTLS: freeAddr(t), Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown(context.Background())
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 5 * time.Second}
+	resp, err := c.Get("https://" + d.Web.TLSAddr.String() + "/setup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
+		t.Fatalf("https: %d %v", resp.StatusCode, resp.TLS)
+	}
+	if !strings.Contains(resp.Header.Get("Set-Cookie"), "Secure") {
+		t.Errorf("session cookie over HTTPS without Secure: %q", resp.Header.Get("Set-Cookie"))
+	}
+	if d.fingerprint() == "" || d.publicCert() {
+		t.Errorf("fingerprint %q, public %v (self-signed)", d.fingerprint(), d.publicCert())
+	}
+}

@@ -49,7 +49,7 @@ type Options struct {
 	// logins are not held back while the box is unclaimed (make run
 	// prints an account to log in with at once).
 	Dev bool
-	Log     *slog.Logger
+	Log *slog.Logger
 }
 
 // Daemon is a running server.
@@ -70,8 +70,9 @@ type Daemon struct {
 
 	// Web is the one HTTP server (nil without Options.Web); SetupCode
 	// claims the box (setup-ui) until config.Claimed.
-	Web       *web.Server
-	SetupCode string
+	Web        *web.Server
+	SetupCode  string
+	certsReady atomic.Pointer[tlsconf.Certs]
 }
 
 // Start opens storage, registers the modules and starts listening.
@@ -118,6 +119,7 @@ func Start(opts Options) (*Daemon, error) {
 		return fail(err)
 	}
 	d.Certs = certs
+	d.certsReady.Store(certs) // the web server's HTTPS listener may use it now
 	if certs.Recovered != nil {
 		opts.Log.Warn("the certificate could not be used; serving a self-signed one until a new one is issued", "err", certs.Recovered)
 	}
