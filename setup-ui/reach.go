@@ -27,7 +27,10 @@ type Provider struct {
 }
 
 // Field is one setting of a provider.
-type Field struct{ Key, Label, Hint string }
+type Field struct {
+	Key, Label, Hint string
+	Optional         bool
+}
 
 // Providers are offered in this order; the names must match netconf's
 // provider registry (netconf/dnsrec).
@@ -39,7 +42,7 @@ var Providers = []Provider{
 			"Sign in, open “Token management”, tap “+”, name it Hearth and copy the token (it is shown only once).",
 			"Here, type myclub.dedyn.io as the address and paste the token below.",
 		},
-		Fields: []Field{{"token", "deSEC token", ""}}},
+		Fields: []Field{{Key: "token", Label: "deSEC token"}}},
 	{ID: "duckdns", Name: "Duck DNS (free, duckdns.org)", Suffix: "duckdns.org",
 		Steps: []string{
 			"Open duckdns.org and sign in (with a Google, GitHub or Reddit account).",
@@ -47,19 +50,21 @@ var Providers = []Provider{
 			"Copy the long “token” shown at the top of the page.",
 			"Here, type yourname.duckdns.org as the address and paste the token below.",
 		},
-		Fields: []Field{{"api_token", "Duck DNS token", ""}}},
+		Fields: []Field{{Key: "api_token", Label: "Duck DNS token"}}},
 	{ID: "cloudflare", Name: "Cloudflare (your own domain)",
 		Steps: []string{
 			"In the Cloudflare dashboard open “My Profile” → “API Tokens” → “Create Token”.",
 			"Use the template “Edit zone DNS”, pick your domain under “Zone Resources”, and create it.",
 			"Copy the token and paste it below; type your domain (or a name under it) as the address.",
 		},
-		Fields: []Field{{"api_token", "Cloudflare API token", "Needs the permission Zone → DNS → Edit"}}},
+		Fields: []Field{{Key: "api_token", Label: "Cloudflare API token", Hint: "Needs the permission Zone → DNS → Edit"},
+			{Key: "zone", Label: "Your domain at Cloudflare", Hint: "Only when the address is a name under it: club.example for chat.club.example", Optional: true}}},
 	{ID: "rfc2136", Name: "Your own DNS server (RFC 2136)",
 		Steps: []string{"Ask whoever runs your DNS server for a TSIG key allowed to update your domain's records."},
 		Fields: []Field{
-			{"server", "DNS server", "For example ns1.example.org:53"},
-			{"key_name", "Key name", ""}, {"key_alg", "Key type", "For example hmac-sha256"}, {"key", "Key (base64)", ""}}},
+			{Key: "server", Label: "DNS server", Hint: "For example ns1.example.org:53"},
+			{Key: "key_name", Label: "Key name"}, {Key: "key_alg", Label: "Key type", Hint: "For example hmac-sha256", Optional: true}, {Key: "key", Label: "Key (base64)"},
+			{Key: "zone", Label: "Zone", Hint: "Only when the address is a name under your domain", Optional: true}}},
 }
 
 func providerByID(id string) *Provider {
@@ -194,6 +199,9 @@ func (u *UI) reachSubmit(w http.ResponseWriter, r *http.Request) {
 		dns = config.DNS{Provider: p.ID, Settings: map[string]string{}}
 		for _, fl := range p.Fields {
 			v := strings.TrimSpace(f.Get("s_" + p.ID + "_" + fl.Key))
+			if v == "" && fl.Optional {
+				continue
+			}
 			if v == "" {
 				fail(http.StatusBadRequest, "Please fill in “"+fl.Label+"”.")
 				return

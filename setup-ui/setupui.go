@@ -32,8 +32,17 @@
 //  4. The session is page.SessionOf(r): .User, .Admin. After a login or
 //     any change of privilege use u.sess.Change (new ID and token).
 //
-// Larger areas (invites, admin) may live in subpackages of setup-ui with a
-// Routes function returning their table lines; internal/page is shared.
+// One file per area of this package (code.go, account.go, reach.go,
+// invite.go, login.go; the invite landing pages and the admin pages come
+// the same way), all sharing the one session table and the Deps. A new
+// need of the rest of the box (list members, revoke an invite) is a new
+// method on one of the Deps interfaces, implemented in xmppd/webdeps.go;
+// never open the database or a socket from here. Fakes of every interface
+// are in setupui_test.go (newFixture), with a cookie-keeping client that
+// fetches a form's CSRF token (browser.token) and posts it.
+//
+// Other handlers that are not pages (the web chat, WebSocket, uploads)
+// mount on the web server itself (xmppd/web: Server.Handle, AddLink).
 package setupui
 
 import (

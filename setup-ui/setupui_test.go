@@ -504,3 +504,28 @@ func TestCodes(t *testing.T) {
 		t.Error(SuggestUser("Anna Müller"))
 	}
 }
+
+func TestReachOwnDomain(t *testing.T) {
+	f := newFixture(t)
+	b := f.claim(t)
+	tok := b.token("/setup/reach")
+	// A missing token is named; nothing saved.
+	resp, body := b.post("/setup/reach", url.Values{"csrf": {tok}, "reach": {"internet"}, "provider": {"cloudflare"}, "domain": {"Chat.Club.Example."}})
+	wantStatus(t, resp, http.StatusBadRequest, "no token")
+	if !strings.Contains(body, "Cloudflare API token") {
+		t.Errorf("missing field not named: %s", body)
+	}
+	if c, _ := f.cfg.Load(); c.Net.DNS.Provider != "" {
+		t.Fatal("saved without a token")
+	}
+	// The zone may stay empty.
+	resp, _ = b.post("/setup/reach", url.Values{"csrf": {tok}, "reach": {"internet"}, "provider": {"cloudflare"}, "domain": {"Chat.Club.Example."}, "s_cloudflare_api_token": {"cf"}})
+	wantRedirect(t, resp, "/setup/invite")
+	c, _ := f.cfg.Load()
+	if c.Domain != "chat.club.example" || c.Net.DNS.Settings["api_token"] != "cf" || len(c.Net.DNS.Settings) != 1 {
+		t.Errorf("saved %q %v", c.Domain, c.Net.DNS.Settings)
+	}
+	// A name that is not one.
+	resp, _ = b.post("/setup/reach", url.Values{"csrf": {tok}, "reach": {"internet"}, "provider": {"desec"}, "domain": {"my club"}, "s_desec_token": {"x"}})
+	wantStatus(t, resp, http.StatusBadRequest, "bad name")
+}
