@@ -2,6 +2,7 @@ package setupui
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/hearthchat/hearth/setup-ui/internal/page"
 )
@@ -39,6 +40,8 @@ func (u *UI) routes() []route {
 		{"GET /login", public, u.loginForm},
 		{"POST /login", public, u.loginSubmit},
 		{"POST /logout", member, u.logout},
+		// Everything else: the friendly page, not ServeMux's plain text.
+		{"/", public, notFound},
 	}
 }
 
@@ -52,7 +55,7 @@ func (rt route) handler() http.Handler {
 	case admin:
 		h = page.RequireAdmin(h)
 	}
-	if len(rt.pattern) > 5 && rt.pattern[:5] == "POST " {
+	if strings.HasPrefix(rt.pattern, "POST ") {
 		// Protect runs first: a POST without this session's token
 		// changes nothing, whoever sends it.
 		h = page.Protect(h)
@@ -73,4 +76,8 @@ func requireSetup(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	page.Error(w, r, http.StatusNotFound, "There is no page at this address. Check the link, or start from the home page.")
 }

@@ -89,6 +89,21 @@ try {
   result.checks.done = (await text()).includes('Your chat is ready');
   result.checks.admin = (await text()).match(/You are (\S+)@/)?.[1] || '';
 
+  // The other pages a visitor can meet.
+  await visit('09-home', () => page.goto(BASE + '/'));
+  await visit('10-setup-closed', () => page.goto(BASE + '/setup?code=' + encodeURIComponent(CODE)));
+  result.checks.closed = (await text()).includes('already set up');
+  await visit('11-not-found', () => page.goto(BASE + '/no/such/page'));
+  await page.goto(BASE + '/');
+  await page.click('button:has-text("Log out")');
+  await visit('12-login', () => page.goto(BASE + '/login'));
+  await visit('13-login-wrong', async () => {
+    await page.fill('#user', 'anna');
+    await page.fill('#password', 'not the password');
+    await page.click('button[type=submit]');
+  });
+  result.checks.loginWrong = (await text()).includes('do not match');
+
   // Refused: another site's name for the box, and a form from another site.
   const req = ctx.request;
   result.checks.foreignHost = (await req.get(BASE + '/setup', { headers: { Host: 'evil.example' }, maxRedirects: 0 })).status();

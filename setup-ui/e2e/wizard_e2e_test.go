@@ -219,7 +219,7 @@ func TestFirstBootInBrowser(t *testing.T) {
 	for _, p := range res.Pages {
 		t.Logf("figure: page %s %d bytes in %d responses", p.Name, p.Bytes, p.Requests)
 	}
-	if len(res.Pages) < 8 {
+	if len(res.Pages) < 13 {
 		t.Errorf("only %d pages visited", len(res.Pages))
 	}
 	if len(res.ThirdParty) > 0 {
@@ -228,7 +228,7 @@ func TestFirstBootInBrowser(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Errorf("accessibility: %v", v)
 	}
-	for _, k := range []string{"wrongCode", "accountPage", "passwordShown", "reachPage", "liveChecks", "inviteLink", "inviteQR", "done"} {
+	for _, k := range []string{"wrongCode", "accountPage", "passwordShown", "reachPage", "liveChecks", "inviteLink", "inviteQR", "done", "closed", "loginWrong"} {
 		if res.Checks[k] != true {
 			t.Errorf("browser check %s: %v", k, res.Checks[k])
 		}

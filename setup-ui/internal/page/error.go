@@ -25,7 +25,7 @@ func Error(w http.ResponseWriter, r *http.Request, code int, msg string) {
 		title = "That did not work"
 	}
 	back := "/"
-	if r != nil && r.URL != nil && r.URL.Path != "" {
+	if r != nil && r.URL != nil && r.URL.Path != "" && code != http.StatusNotFound {
 		back = r.URL.Path
 	}
 	v := View{Data: struct{ Title, Message, Back string }{title, msg, back}}
