@@ -54,9 +54,12 @@ func (u *UI) inviteSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	d := inviteData{Step: 4, Group: f.Get("who") == "group", Admin: f.Get("admin") == "yes"}
 	o := InviteOptions{Inviter: page.SessionOf(r).User, TTL: ttl, Uses: 1, Admin: d.Admin}
-	if d.Group {
+	if d.Group && !d.Admin {
+		// An admin invite is for one person, whatever was ticked: a
+		// forwarded group link must not make fifty admins.
 		o.Uses = 50
 	}
+	d.Group = o.Uses > 1
 	inv, err := u.d.Invites.Create(o)
 	if err != nil {
 		u.d.Log.Error("setup: invite", "err", err)

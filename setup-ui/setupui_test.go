@@ -529,3 +529,19 @@ func TestReachOwnDomain(t *testing.T) {
 	resp, _ = b.post("/setup/reach", url.Values{"csrf": {tok}, "reach": {"internet"}, "provider": {"desec"}, "domain": {"my club"}, "s_desec_token": {"x"}})
 	wantStatus(t, resp, http.StatusBadRequest, "bad name")
 }
+
+func TestAdminInviteIsForOnePerson(t *testing.T) {
+	f := newFixture(t)
+	b := f.claim(t)
+	tok := b.token("/setup/invite?admin=1")
+	resp, _ := b.post("/setup/invite", url.Values{"csrf": {tok}, "who": {"group"}, "valid": {"1d"}, "admin": {"yes"}})
+	wantStatus(t, resp, http.StatusCreated, "admin invite")
+	if len(f.inv.made) != 1 || !f.inv.made[0].Admin || f.inv.made[0].Uses != 1 {
+		t.Errorf("admin invite %+v, want one use", f.inv.made)
+	}
+	resp, _ = b.post("/setup/invite", url.Values{"csrf": {tok}, "valid": {"10y"}})
+	wantStatus(t, resp, http.StatusBadRequest, "unknown validity")
+	if len(f.inv.made) != 1 {
+		t.Error("an invite was made from a bad form")
+	}
+}
