@@ -97,6 +97,9 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.Store = st
+	if d.Web != nil {
+		d.Web.Waiting("the chat service to start")
+	}
 	fail := func(err error) (*Daemon, error) {
 		d.closeListeners()
 		if d.Web != nil {
