@@ -51,7 +51,7 @@ func (d *Daemon) startWeb() error {
 		}},
 		PublicCert:    d.publicCert,
 		Domain:        func() string { return d.opts.Domain },
-		Hosts:         d.webHosts,
+		Hosts:         cached(5*time.Second, d.webHosts),
 		ACMEChallenge: state.ACMEChallengeAddr,
 		LAN:           lanAddrs,
 		Log:           d.opts.Log,
@@ -106,6 +106,22 @@ func (d *Daemon) webHosts() []string {
 		}
 	}
 	return hosts
+}
+
+// cached calls f at most once per period: the host names come from two
+// files, and the allowlist is asked on every request.
+func cached(period time.Duration, f func() []string) func() []string {
+	var mu sync.Mutex
+	var last time.Time
+	var v []string
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		if v == nil || time.Since(last) > period {
+			v, last = f(), time.Now()
+		}
+		return v
+	}
 }
 
 // lanAddrs are the box's non-loopback IPv4 addresses (for the starting
