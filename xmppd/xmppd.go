@@ -252,6 +252,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	// Sessions still waiting for resumption (XEP-0198) end now: what they
 	// hold goes to offline storage before the database closes.
 	d.Server.Router.All(d.Server.EndSession)
+	// Messages that closing sessions without stream management could not
+	// write are being routed again (to storage): let them land first.
+	if !d.Server.WaitRedeliveries(5 * time.Second) {
+		d.Server.Log.Warn("shutdown: messages still being re-routed when storage closed")
+	}
 	d.wg.Wait()
 	return d.Store.Close()
 }

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"sync"
+	"time"
+
 	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/xmppd/session"
@@ -24,8 +27,72 @@ var Drained = NewEvent[*session.Session]("drained")
 // messages it could not write are routed again, and its catching up fires
 // Drained.
 func (s *Server) watch(sess *session.Session) {
-	sess.SetReroute(func(els []*stream.Element) { s.Redeliver(sess, els) })
+	sess.SetReroute(func(els []*stream.Element) {
+		// Counted before the goroutine starts, so that shutdown can wait
+		// for it before the database closes (WaitRedeliveries).
+		f := s.redeliveries()
+		f.add()
+		go func() {
+			defer f.done()
+			s.Redeliver(sess, els)
+		}()
+	})
 	sess.SetDrained(func() { s.safely(nil, func() { Drained.Fire(s, sess) }) })
+}
+
+type redeliveriesKey struct{}
+
+// inflight counts redeliveries under way. Not a sync.WaitGroup: a session
+// may hand messages back while shutdown is already waiting, and a
+// WaitGroup forbids an Add from zero concurrent with Wait.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n drops to 0; nil while n == 0
+}
+
+func (f *inflight) add() {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.zero = make(chan struct{})
+	}
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *inflight) done() {
+	f.mu.Lock()
+	if f.n--; f.n == 0 {
+		close(f.zero)
+		f.zero = nil
+	}
+	f.mu.Unlock()
+}
+
+func (s *Server) redeliveries() *inflight {
+	return State(s, redeliveriesKey{}, func() *inflight { return new(inflight) })
+}
+
+// WaitRedeliveries waits (up to timeout) until messages that sessions
+// handed back (queue overflow, failed write) have been routed again: at
+// shutdown, once the connections are closed, so that they reach storage
+// before it closes. It reports whether none is left.
+func (s *Server) WaitRedeliveries(timeout time.Duration) bool {
+	f := s.redeliveries()
+	deadline := time.After(timeout)
+	for {
+		f.mu.Lock()
+		zero := f.zero
+		f.mu.Unlock()
+		if zero == nil {
+			return true
+		}
+		select {
+		case <-zero:
+		case <-deadline:
+			return false
+		}
+	}
 }
 
 // Redeliver routes again stanzas sess accepted but its client never got

@@ -228,3 +228,38 @@ func TestBothTopResourcesOverflow(t *testing.T) {
 		}
 	}
 }
+
+// Shutdown waits for messages a session handed back before closing
+// storage: WaitRedeliveries returns only once they were routed.
+func TestWaitRedeliveries(t *testing.T) {
+	srv := newServer(t)
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	var stored atomic.Int32
+	srv.Hook(MessageOffline, 0, func(st *Stanza) bool {
+		entered <- struct{}{}
+		<-release // a slow storage write
+		stored.Add(1)
+		return true
+	})
+	server, client := net.Pipe()
+	t.Cleanup(func() { client.Close() })
+	alice := session.New(server, jid.MustParse("alice@example.test/a"), stream.NSClient)
+	srv.Router.Bind(alice)
+	srv.Bound(alice)
+	online(alice, 0)
+	bob, _ := pipeSession(t, srv, "bob@example.test/b")
+	srv.FromClient(bob, chat("alice@example.test", "m1")) // the writer blocks on the pipe
+	alice.Kill()                                          // the write fails: m1 handed back
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("m1 was never routed again")
+	}
+	if srv.WaitRedeliveries(50 * time.Millisecond) {
+		t.Fatal("nothing in flight while the storage write is held")
+	}
+	close(release)
+	if !srv.WaitRedeliveries(10*time.Second) || stored.Load() != 1 {
+		t.Fatalf("after waiting: stored %d", stored.Load())
+	}
+}

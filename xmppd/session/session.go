@@ -140,9 +140,10 @@ func New(conn net.Conn, full jid.JID, contentNS string) *Session {
 
 // SetReroute sets where messages go that the session accepted but could
 // not write (its queue overflowed, or its connection failed) when it has no
-// stream management to keep them. fn runs on its own goroutine or the
-// writer's, never under the session's lock, and may call Send on this
-// session (which then refuses).
+// stream management to keep them. fn is called just after the session's
+// lock is released, possibly by a caller of Send that holds locks of its
+// own (offline delivery holds its account lock): it must hand the work to
+// another goroutine and return.
 func (s *Session) SetReroute(fn func([]*stream.Element)) {
 	s.mu.Lock()
 	s.reroute = fn
@@ -246,7 +247,7 @@ func (s *Session) Send(el *stream.Element) bool {
 		fn := s.reroute
 		s.mu.Unlock()
 		if len(lost) > 0 && fn != nil {
-			go fn(lost)
+			fn(lost)
 		}
 		return false
 	}
@@ -254,9 +255,7 @@ func (s *Session) Send(el *stream.Element) bool {
 	fn := s.reroute
 	s.mu.Unlock()
 	if len(lost) > 0 && fn != nil {
-		// Not on this goroutine: the caller may hold locks (offline
-		// delivery holds its account lock) that re-routing needs.
-		go fn(lost)
+		fn(lost) // returns at once (see SetReroute)
 	}
 	return ok
 }
@@ -277,7 +276,7 @@ func (s *Session) SendRaw(b []byte) bool {
 	fn := s.reroute
 	s.mu.Unlock()
 	if len(lost) > 0 && fn != nil {
-		go fn(lost)
+		fn(lost)
 	}
 	return ok
 }
