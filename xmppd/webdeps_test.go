@@ -101,7 +101,7 @@ func login(t *testing.T, d *Daemon, user, pw string) error {
 // everyone with an account.
 func TestLoginsWaitForClaim(t *testing.T) {
 	dir := state.Dir(t.TempDir())
-	d, err := Start(Options{State: dir, Domain: "hearth.localhost", C2S: "127.0.0.1:0", Web: freeAddr(t)})
+	d, err := Start(Options{State: dir, Domain: "hearth.localhost", C2S: "127.0.0.1:0", Web: freeAddr(t), RequireClaim: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +123,9 @@ func TestLoginsWaitForClaim(t *testing.T) {
 	if err := login(t, d, "bob", "bob-password"); err != nil {
 		t.Fatalf("after claim: %v", err)
 	}
-	// Without the setup pages (tests, benchmarks) there is no gate.
-	d2, err := Start(Options{State: state.Dir(t.TempDir()), Domain: "hearth.localhost", C2S: "127.0.0.1:0"})
+	// Without RequireClaim (tests, benchmarks, make run) there is no
+	// gate, web server or not.
+	d2, err := Start(Options{State: state.Dir(t.TempDir()), Domain: "hearth.localhost", C2S: "127.0.0.1:0", Web: freeAddr(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

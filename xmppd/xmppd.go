@@ -45,9 +45,12 @@ type Options struct {
 	// Web is the web server's plain-HTTP address (":80"; "" for none) and
 	// WebTLS its HTTPS address ("" for none); see xmppd/web, webdeps.go.
 	Web, WebTLS string
-	// Dev is laptop mode: the web server also answers to localhost, and
-	// logins are not held back while the box is unclaimed (make run
-	// prints an account to log in with at once).
+	// RequireClaim holds every login but the health check's back until
+	// the box is claimed (config.Claimed) through the setup pages. On by
+	// default only on the box (cmd/xmppd -require-setup), where the setup
+	// pages run: elsewhere nothing could claim it.
+	RequireClaim bool
+	// Dev is laptop mode: the web server also answers to localhost.
 	Dev bool
 	Log *slog.Logger
 }
@@ -143,10 +146,9 @@ func Start(opts Options) (*Daemon, error) {
 	if cfg.SaltKey, err = st.Secret("scram-salt"); err != nil {
 		return fail(err)
 	}
-	if opts.Web != "" && !opts.Dev {
+	if opts.RequireClaim {
 		// Before setup is complete nobody logs in (but the box's own
-		// health check, which the updater depends on). Only where the
-		// setup pages run: without them the box could never be claimed.
+		// health check, which the updater depends on).
 		var done atomic.Bool // claiming is for good: stop reading the file
 		cfg.LoginAllowed = func(user string) bool {
 			if user == HealthUser || done.Load() {

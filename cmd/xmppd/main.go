@@ -54,6 +54,7 @@ func main() {
 		stanzaTime  = flag.Duration("stanza-timeout", 30*time.Second, "time one stanza may take to arrive, first byte to last, after authentication")
 		webAddr     = flag.String("web", "auto", "web server (setup pages) address; auto: :80 on the box, 127.0.0.1:8080 with -dev, none otherwise; \"none\" for none")
 		webTLS      = flag.String("web-tls", "auto", "HTTPS address; auto: :443 on the box, none otherwise")
+		reqSetup    = flag.String("require-setup", "auto", "hold logins back until the box is set up through the setup pages (true, false; auto: true on the box)")
 		showVersion = flag.Bool("version", false, "print the version and exit")
 		debug       = flag.Bool("debug", false, "debug logging")
 	)
@@ -118,8 +119,11 @@ func main() {
 	onBox := filepath.Clean(*stateDir) == state.DefaultDir
 	*webAddr = pickAddr(*webAddr, onBox, ":80", *dev, "127.0.0.1:8080")
 	*webTLS = pickAddr(*webTLS, onBox, ":443", false, "")
+	// Not tied to -web: test harnesses move -web to a free port and expect
+	// logins to work as before.
+	requireClaim := *reqSetup == "true" || *reqSetup == "auto" && onBox && *webAddr != ""
 	d, err := xmppd.Start(xmppd.Options{
-		Web: *webAddr, WebTLS: *webTLS, Dev: *dev,
+		Web: *webAddr, WebTLS: *webTLS, Dev: *dev, RequireClaim: requireClaim,
 		State: dir, Domain: *domain, C2S: *c2sAddr, C2STLS: *c2sTLS, C2SOnion: *c2sOnion,
 		NoShaping: *noShaping, AllowPlain: *allowPlain, NoParking: !*parkIdle, AuthTimout: *authTimeout, Log: log,
 		StanzaTimeout: *stanzaTime,

@@ -56,7 +56,7 @@ func startXmppd(t *testing.T, bin, state string, web bool) *xmppd {
 	args := []string{"-state", state, "-domain", "hearth.localhost", "-c2s", x.c2s, "-c2s-tls", "none", "-c2s-onion", "none"}
 	if web {
 		x.web = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		args = append(args, "-web", x.web)
+		args = append(args, "-web", x.web, "-require-setup", "true")
 	} else {
 		args = append(args, "-web", "none")
 	}
