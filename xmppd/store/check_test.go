@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -278,5 +279,34 @@ func TestBackupToMissingDirFails(t *testing.T) {
 	defer s.Close()
 	if err := s.BackupFile(filepath.Join(t.TempDir(), "nope", "b.db")); err == nil {
 		t.Fatal("backup into a missing directory succeeded")
+	}
+}
+
+// The probe must write on every check whatever the wall clock says: a
+// probe value from before the clock moved back (a Pi that booted at the
+// image's build time and had saved a later one) made the old time-stamped
+// probe skip its write, so a full disk passed the health check.
+func TestProbeWritesAfterClockMovedBack(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	future := uint64(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	if err := s.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(probeKey, U64(future)) }); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 3; i++ {
+		if err := s.Check(); err != nil {
+			t.Fatal(err)
+		}
+		var got uint64
+		s.View(func(tx *bolt.Tx) error {
+			got = binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(probeKey))
+			return nil
+		})
+		if got != future+i {
+			t.Fatalf("check %d: probe is %d, want %d (the check did not write)", i, got, future+i)
+		}
 	}
 }

@@ -118,14 +118,18 @@ func (s *Store) Check() error {
 	if err := s.db.View(probeTx); err != nil {
 		return err
 	}
-	want := U64(uint64(time.Now().UnixNano()))
+	// A counter, not the time: after the wall clock moved back (a Pi
+	// without a battery clock learning the time) a time-stamped probe
+	// never wrote again, and a full disk went unnoticed.
+	var want uint64
 	if err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMeta)
-		// Never lower it: probes running at once commit in any order.
-		if cur := b.Get(probeKey); len(cur) == 8 && binary.BigEndian.Uint64(cur) >= binary.BigEndian.Uint64(want) {
-			return nil
+		var cur uint64
+		if v := b.Get(probeKey); len(v) == 8 {
+			cur = binary.BigEndian.Uint64(v)
 		}
-		return b.Put(probeKey, want)
+		want = cur + 1 // fn may run again in a retried batch: set each time
+		return b.Put(probeKey, U64(want))
 	}); err != nil {
 		return fmt.Errorf("store: probe write: %w", err)
 	}
@@ -133,8 +137,8 @@ func (s *Store) Check() error {
 		// Another probe may have committed since ours; any probe value
 		// at least as new as ours proves the write path.
 		got := tx.Bucket(bucketMeta).Get(probeKey)
-		if len(got) != 8 || binary.BigEndian.Uint64(got) < binary.BigEndian.Uint64(want) {
-			return fmt.Errorf("store: probe read back %x, wrote %x", got, want)
+		if len(got) != 8 || binary.BigEndian.Uint64(got) < want {
+			return fmt.Errorf("store: probe read back %x, wrote %d", got, want)
 		}
 		return nil
 	})
