@@ -15,6 +15,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hearthchat/hearth/internal/testenv"
 )
 
 // TestCheckUnderWrites: the live health check gives no false report while
@@ -240,12 +242,12 @@ func TestBackupBesideTarget(t *testing.T) {
 	t.Run("TMPDIR on another file system", func(t *testing.T) {
 		shm, err := os.MkdirTemp("/dev/shm", "hearth-test")
 		if err != nil {
-			t.Skipf("no /dev/shm: %v", err)
+			testenv.Skipf(t, "no /dev/shm: %v", err)
 		}
 		defer os.RemoveAll(shm)
 		var a, b syscall.Stat_t
 		if syscall.Stat(shm, &a) != nil || syscall.Stat(out, &b) != nil || a.Dev == b.Dev {
-			t.Skip("/dev/shm is on the same file system as the target")
+			testenv.Skip(t, "/dev/shm is on the same file system as the target")
 		}
 		t.Setenv("TMPDIR", shm)
 		if err := s.BackupFile(target); err != nil {
