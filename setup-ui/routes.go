@@ -40,6 +40,13 @@ func (u *UI) routes() []route {
 		{"GET /login", public, u.loginForm},
 		{"POST /login", public, u.loginSubmit},
 		{"POST /logout", member, u.logout},
+		// Invite and reset links (landing.go): the token is the key.
+		{"GET /i/{token}", public, u.landing},
+		{"GET /i/{token}/join", public, u.joinForm},
+		{"POST /i/{token}/join", public, u.joinSubmit},
+		{"GET /i/{token}/poster", public, u.poster},
+		{"GET /reset/{token}", public, u.resetForm},
+		{"POST /reset/{token}", public, u.resetSubmit},
 		// Everything else: the friendly page, not ServeMux's plain text.
 		{"/", public, notFound},
 	}

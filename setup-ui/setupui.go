@@ -84,22 +84,60 @@ var (
 // InviteOptions describe a new invite.
 type InviteOptions struct {
 	Inviter string
-	TTL     time.Duration
-	Uses    int
-	Admin   bool
+	TTL     time.Duration // 1 hour to 4 weeks; 0: one week
+	Uses    int           // 1: one person; more: a group
+	Admin   bool          // same as Role "admin"
+	Role    string        // "admin", "member" (default) or "limited"
+	Note    string
+	// ResetFor makes a password-reset link for this account instead of
+	// an invite.
+	ResetFor string
 }
 
-// Invite is a created invite.
+// Invite is an invite (or a password-reset link).
 type Invite struct {
 	Token   string
 	URI     string // the link an app opens (xmpp:…?register;preauth=…)
+	Created time.Time
 	Expires time.Time
+	Inviter string // "" for the box's admin tools
+	Uses    int    // how many more may use it
+	MaxUses int    // how many it was made for
+	Role    string // admin, member, limited
+	Note    string
+	Reset   string // the account of a password-reset link
 }
 
-// Invites creates invitations.
+// Invites are invitations and password-reset links (xmppd/mod/invites).
 type Invites interface {
+	// Create makes one; ErrInviteOptions outside the bounds,
+	// ErrTooManyInvites past the creator's cap.
 	Create(InviteOptions) (Invite, error)
+	// List is every invite and reset link that can still be used.
+	List() ([]Invite, error)
+	Revoke(token string) error
+	// Lookup returns a usable invite; ErrInvite for a token that is
+	// unknown, expired, used up, revoked or a reset link.
+	Lookup(token string) (Invite, error)
+	// Redeem makes the account user with the invite (and the
+	// pre-approved subscription with the inviter) and returns its
+	// normalized name; ErrInvite, ErrExists or ErrBadName.
+	Redeem(token, user, password string) (string, error)
+	// LookupReset returns a usable reset link (ErrInvite otherwise).
+	LookupReset(token string) (Invite, error)
+	// ResetPassword spends a reset link and returns the account.
+	ResetPassword(token, password string) (string, error)
+	// MayInvite reports whether user may create invites (admins; members
+	// when the admin allows it; never limited accounts).
+	MayInvite(user string) bool
 }
+
+// Errors of Invites.
+var (
+	ErrInvite         = errors.New("this invitation cannot be used")
+	ErrInviteOptions  = errors.New("invitation settings out of bounds")
+	ErrTooManyInvites = errors.New("too many open invitations")
+)
 
 // Config is the appliance config file.
 type Config interface {
@@ -141,7 +179,9 @@ type UI struct {
 	// codeIP and codeAll limit setup code attempts per source and in
 	// total; loginIP limits password attempts per source.
 	codeIP, codeAll, loginIP *page.Limiter
-	claimMu                  sync.Mutex // one claim at a time
+	// tokenIP limits invite and reset link lookups per source (landing.go).
+	tokenIP *page.Limiter
+	claimMu sync.Mutex // one claim at a time
 }
 
 // New returns the pages' handler.
@@ -158,6 +198,7 @@ func New(d Deps) (*UI, error) {
 		codeIP:  page.NewLimiter(10, 15*time.Minute),
 		codeAll: page.NewLimiter(30, 15*time.Minute),
 		loginIP: page.NewLimiter(10, 15*time.Minute),
+		tokenIP: page.NewLimiter(60, 15*time.Minute),
 	}
 	tpl.Log = d.Log
 	tpl.Name = u.chatName

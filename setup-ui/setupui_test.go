@@ -59,6 +59,7 @@ func (a *fakeAccounts) People() (int, error) {
 type fakeInvites struct {
 	mu   sync.Mutex
 	made []InviteOptions
+	x    fakeInviteStore // landing_test.go: Lookup, Redeem, …
 }
 
 func (i *fakeInvites) Create(o InviteOptions) (Invite, error) {

@@ -27,7 +27,6 @@ import (
 	"github.com/hearthchat/hearth/netconf/status"
 	setupui "github.com/hearthchat/hearth/setup-ui"
 	"github.com/hearthchat/hearth/xmppd/admin"
-	"github.com/hearthchat/hearth/xmppd/mod/invites"
 	"github.com/hearthchat/hearth/xmppd/sasl"
 	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/web"
@@ -72,7 +71,7 @@ func (d *Daemon) mountPages() error {
 	}
 	ui, err := setupui.New(setupui.Deps{
 		Accounts:    webAccounts{d.Store},
-		Invites:     webInvites{d.Store, d.Server.Domain},
+		Invites:     webInvites{d}, // webinvites.go
 		Config:      &webConfig{path: d.opts.State.Config()},
 		Network:     netconfClient(d.opts.State),
 		SetupCode:   func() string { return d.SetupCode },
@@ -219,19 +218,6 @@ func (a webAccounts) People() (int, error) {
 		}
 	}
 	return n, err
-}
-
-type webInvites struct {
-	st     *store.Store
-	domain string
-}
-
-func (i webInvites) Create(o setupui.InviteOptions) (setupui.Invite, error) {
-	inv, err := invites.Create(i.st, invites.Options{TTL: o.TTL, Uses: o.Uses, Inviter: o.Inviter, Admin: o.Admin})
-	if err != nil {
-		return setupui.Invite{}, err
-	}
-	return setupui.Invite{Token: inv.Token, URI: inv.URI(i.domain), Expires: inv.Expires}, nil
 }
 
 // webConfig reads and writes the appliance config file; Update holds a

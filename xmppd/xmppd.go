@@ -120,6 +120,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.Server = srv
 	registerModules(srv)
+	d.configureInvites() // webinvites.go
 	certs, err := tlsconf.Load(opts.State.TLS(), []string{srv.Domain, "groups." + srv.Domain, "upload." + srv.Domain})
 	if err != nil {
 		return fail(err)

@@ -15,4 +15,7 @@ type Site struct {
 	Admin string `json:"admin,omitempty"`
 	// Done is set when the setup pages' last step was reached.
 	Done bool `json:"done,omitempty"`
+	// MembersInvite lets members (not only admins) create invitations;
+	// limited accounts never can.
+	MembersInvite bool `json:"members_invite,omitempty"`
 }

@@ -37,6 +37,9 @@ func Register(srv *server.Server) {
 
 	srv.HandleIQ(server.ToServer, "get", NSInfo, "query", func(st *server.Stanza) (*stream.Element, error) {
 		node := st.El.FirstChild().Get("node")
+		if h := srv.DiscoNode(node); node != "" && h != nil {
+			return h(st.From, false, node) // a module's node (XEP-0050 commands)
+		}
 		// The caps node is "CapsNode#ver" (XEP-0115 §6.2). A client that
 		// asks with a ver from before the admin list changed gets today's
 		// answer; its hash check fails and it simply does not cache it.
@@ -63,7 +66,10 @@ func Register(srv *server.Server) {
 		return q, nil
 	})
 	srv.HandleIQ(server.ToServer, "get", NSItems, "query", func(st *server.Stanza) (*stream.Element, error) {
-		if st.El.FirstChild().Get("node") != "" {
+		if node := st.El.FirstChild().Get("node"); node != "" {
+			if h := srv.DiscoNode(node); h != nil {
+				return h(st.From, true, node)
+			}
 			return nil, server.ErrItemNotFound
 		}
 		q := stream.New(NSItems, "query")

@@ -22,6 +22,12 @@ type tokenKey struct{}
 // Register plugs invite-based registration into the server.
 func Register(srv *server.Server) {
 	srv.AddPreAuthFeature(stream.New(nsRegFeat, "register"))
+	srv.OnAccountDeleted(func(user string) {
+		if err := SetRole(srv.Store, user, RoleMember); err != nil {
+			srv.Log.Error("invites: forget role", "user", user, "err", err)
+		}
+	})
+	registerCommands(srv)
 	// XEP-0445: the app presents the token before registering.
 	srv.HandlePreAuthIQ(nsPreauth, func(pa *server.PreAuth, iq *stream.Element) (*stream.Element, error) {
 		p := iq.FirstChild()
@@ -71,7 +77,7 @@ func Register(srv *server.Server) {
 			return nil, &server.StanzaError{Type: "cancel", Condition: "conflict", Text: "that user name is taken"}
 		case errors.Is(err, ErrInvalid):
 			return nil, &server.StanzaError{Type: "cancel", Condition: "not-allowed", Text: "the invite has expired or was used"}
-		case err != nil && strings.Contains(err.Error(), "this invite is for"):
+		case errors.Is(err, ErrWrongName):
 			return nil, &server.StanzaError{Type: "modify", Condition: "not-acceptable", Text: err.Error()}
 		case err != nil:
 			return nil, err
@@ -79,7 +85,17 @@ func Register(srv *server.Server) {
 		pa.SetValue(tokenKey{}, "")
 		srv.Log.Info("account registered with an invite", "user", j.Localpart(), "inviter", inv.Inviter)
 		// The roster module pre-subscribes the member and the inviter.
-		server.AccountRegistered.Fire(srv, server.Registration{User: j.Localpart(), Inviter: inv.Inviter})
+		Registered(srv, j.Localpart(), inv)
 		return nil, nil
 	})
+}
+
+// Registered announces an account made with inv (in-band or from the web
+// landing page): the roster module pre-subscribes member and inviter.
+func Registered(srv *server.Server, user string, inv *Invite) {
+	inviter := inv.Inviter
+	if inv.NoRoster {
+		inviter = ""
+	}
+	server.AccountRegistered.Fire(srv, server.Registration{User: user, Inviter: inviter})
 }

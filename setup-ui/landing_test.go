@@ -1,0 +1,355 @@
+package setupui
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeInviteStore backs fakeInvites' landing-page methods: invites by
+// token, and the accounts redeemed or reset with them.
+type fakeInviteStore struct {
+	live     map[string]Invite
+	redeemed map[string]string // user → password
+}
+
+func (i *fakeInvites) put(inv Invite) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.x.live == nil {
+		i.x.live = map[string]Invite{}
+	}
+	i.x.live[inv.Token] = inv
+}
+
+func (i *fakeInvites) List() ([]Invite, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	var out []Invite
+	for _, inv := range i.x.live {
+		out = append(out, inv)
+	}
+	return out, nil
+}
+
+func (i *fakeInvites) Revoke(token string) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if _, ok := i.x.live[token]; !ok {
+		return ErrInvite
+	}
+	delete(i.x.live, token)
+	return nil
+}
+
+func (i *fakeInvites) get(token string, reset bool) (Invite, error) {
+	inv, ok := i.x.live[token]
+	if !ok || inv.Uses <= 0 || time.Now().After(inv.Expires) || (inv.Reset != "") != reset {
+		return Invite{}, ErrInvite
+	}
+	return inv, nil
+}
+
+func (i *fakeInvites) Lookup(token string) (Invite, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.get(token, false)
+}
+
+func (i *fakeInvites) LookupReset(token string) (Invite, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.get(token, true)
+}
+
+func (i *fakeInvites) Redeem(token, user, pw string) (string, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	inv, err := i.get(token, false)
+	if err != nil {
+		return "", err
+	}
+	user = strings.ToLower(user)
+	if strings.ContainsAny(user, " @/") {
+		return "", ErrBadName
+	}
+	if _, ok := i.x.redeemed[user]; ok {
+		return "", ErrExists
+	}
+	if i.x.redeemed == nil {
+		i.x.redeemed = map[string]string{}
+	}
+	i.x.redeemed[user] = pw
+	inv.Uses--
+	i.x.live[token] = inv
+	return user, nil
+}
+
+func (i *fakeInvites) ResetPassword(token, pw string) (string, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	inv, err := i.get(token, true)
+	if err != nil {
+		return "", err
+	}
+	delete(i.x.live, token)
+	if i.x.redeemed == nil {
+		i.x.redeemed = map[string]string{}
+	}
+	i.x.redeemed[inv.Reset] = pw
+	return inv.Reset, nil
+}
+
+func (i *fakeInvites) MayInvite(string) bool { return true }
+
+func (i *fakeInvites) accounts() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return len(i.x.redeemed)
+}
+
+func claimedFixture(t *testing.T) *fixture {
+	f := newFixture(t)
+	f.cfg.c.Claimed = true
+	f.cfg.c.Site.Name = "Riverside Rowing Club"
+	return f
+}
+
+func groupInvite(f *fixture, tok string) Invite {
+	inv := Invite{Token: tok, URI: "xmpp:hearth.local?register;preauth=" + tok, Expires: time.Now().Add(time.Hour),
+		Inviter: "sue", Uses: 5, MaxUses: 5, Role: "member"}
+	f.inv.put(inv)
+	return inv
+}
+
+func TestLandingPage(t *testing.T) {
+	f := claimedFixture(t)
+	groupInvite(f, "goodtoken")
+	for _, c := range []struct{ ua, first string }{
+		{"Mozilla/5.0 (Linux; Android 14; Pixel 7)", `id="android"`},
+		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)", `id="iphone"`},
+		{"Mozilla/5.0 (X11; Linux x86_64)", `id="desktop"`},
+	} {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/i/goodtoken", nil)
+		req.Header.Set("User-Agent", c.ua)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readBody(resp)
+		wantStatus(t, resp, 200, "landing "+c.ua)
+		if got := resp.Header.Get("Link"); got != `<xmpp:hearth.local?register;preauth=goodtoken>; rel="alternate"` {
+			t.Errorf("Link header %q", got)
+		}
+		// Every way stays on the page; the visitor's comes first.
+		first := len(body)
+		for _, id := range []string{`id="android"`, `id="iphone"`, `id="desktop"`, `id="web"`} {
+			i := strings.Index(body, id)
+			if i < 0 {
+				t.Fatalf("%s: %s missing", c.ua, id)
+			}
+			if i < first {
+				first = i
+			}
+		}
+		if strings.Index(body, c.first) != first {
+			t.Errorf("%s: %s is not first", c.ua, c.first)
+		}
+		for _, want := range []string{"sue invites you", "Riverside Rowing Club", "<svg", "/i/goodtoken/join", "/i/goodtoken/poster",
+			"f-droid.org", "referrer=xmpp%3Ahearth.local%3Fregister%3Bpreauth%3Dgoodtoken", "Monal", "Siskin", "Dino", "Gajim", "Come back to this page after installing"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s: page lacks %q", c.ua, want)
+			}
+		}
+		for _, bad := range []string{"XMPP", "JID", "<script"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("page says %q", bad)
+			}
+		}
+	}
+	resp, body := f.browser(t).get("/i/goodtoken/poster")
+	wantStatus(t, resp, 200, "poster")
+	if !strings.Contains(body, `class="poster"`) || !strings.Contains(body, "<svg") {
+		t.Fatal("poster lacks the QR code")
+	}
+}
+
+func readBody(resp *http.Response) string {
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	return b.String()
+}
+
+// TestGoneInvites: unknown, expired, used-up, revoked and reset tokens on
+// the invite pages all get the friendly 404 page, and nothing is created.
+func TestGoneInvites(t *testing.T) {
+	f := claimedFixture(t)
+	f.inv.put(Invite{Token: "expired", Expires: time.Now().Add(-time.Minute), Uses: 1, MaxUses: 1})
+	f.inv.put(Invite{Token: "usedup", Expires: time.Now().Add(time.Hour), Uses: 0, MaxUses: 3})
+	f.inv.put(Invite{Token: "resetlink", Expires: time.Now().Add(time.Hour), Uses: 1, MaxUses: 1, Reset: "ann"})
+	groupInvite(f, "revoked")
+	if err := f.inv.Revoke("revoked"); err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser(t)
+	for _, tok := range []string{"unknown", "expired", "usedup", "revoked", "resetlink", strings.Repeat("x", 100)} {
+		for _, p := range []string{"/i/" + tok, "/i/" + tok + "/join", "/i/" + tok + "/poster"} {
+			resp, body := b.get(p)
+			wantStatus(t, resp, 404, p)
+			if !strings.Contains(body, "This link no longer works") {
+				t.Errorf("%s: not the friendly page", p)
+			}
+		}
+		csrf := b.token("/login")
+		resp, _ := b.post("/i/"+tok+"/join", url.Values{"csrf": {csrf}, "user": {"mallory"}, "password": {"long-enough"}})
+		wantStatus(t, resp, 404, "join with "+tok)
+	}
+	if n := f.inv.accounts(); n != 0 {
+		t.Fatalf("%d accounts made with dead links", n)
+	}
+	// A group invite used up by the web form is gone afterwards too.
+	f.inv.put(Invite{Token: "last", Expires: time.Now().Add(time.Hour), Uses: 1, MaxUses: 2})
+	csrf := b.token("/i/last/join")
+	resp, _ := b.post("/i/last/join", url.Values{"csrf": {csrf}, "user": {"zoe"}, "password": {"zoe-password"}})
+	wantStatus(t, resp, 201, "last use")
+	resp, _ = b.get("/i/last")
+	wantStatus(t, resp, 404, "after the last use")
+}
+
+func TestWebRegistration(t *testing.T) {
+	f := claimedFixture(t)
+	groupInvite(f, "club")
+	b := f.browser(t)
+	resp, body := b.get("/i/club/join")
+	wantStatus(t, resp, 200, "join form")
+	for _, want := range []string{`type="password"`, `id="pwshow"`, `name="password_shown"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("join form lacks %s", want)
+		}
+	}
+	csrf := csrfRE.FindStringSubmatch(body)[1]
+
+	// Refused forms change nothing.
+	for _, c := range []struct {
+		name string
+		form url.Values
+		hdr  []string
+		code int
+		says string
+	}{
+		{"no csrf", url.Values{"user": {"ann"}, "password": {"ann-password"}}, nil, 403, ""},
+		{"foreign origin", url.Values{"csrf": {csrf}, "user": {"ann"}, "password": {"ann-password"}}, []string{"Origin", "http://evil.example"}, 403, ""},
+		{"no name", url.Values{"csrf": {csrf}, "password": {"ann-password"}}, nil, 400, "Please choose a user name"},
+		{"short password", url.Values{"csrf": {csrf}, "user": {"ann"}, "password": {"short"}}, nil, 400, "at least 8"},
+		{"bad name", url.Values{"csrf": {csrf}, "user": {"ann smith"}, "password": {"ann-password"}}, nil, 400, "cannot be used"},
+		{"oversized", url.Values{"csrf": {csrf}, "user": {strings.Repeat("a", 20000)}, "password": {"ann-password"}}, nil, 413, ""},
+	} {
+		resp, body := b.post("/i/club/join", c.form, c.hdr...)
+		wantStatus(t, resp, c.code, c.name)
+		if !strings.Contains(body, c.says) {
+			t.Errorf("%s: page does not say %q", c.name, c.says)
+		}
+		if n := f.inv.accounts(); n != 0 {
+			t.Fatalf("%s: an account was made", c.name)
+		}
+	}
+	resp, body = b.post("/i/club/join", url.Values{"csrf": {csrf}, "user": {"Ann"}, "password_shown": {"ann-password"}})
+	wantStatus(t, resp, 201, "registration")
+	for _, want := range []string{"ann@hearth.local", "exists now", "sue are already contacts"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("welcome page lacks %q", want)
+		}
+	}
+	if f.inv.x.redeemed["ann"] != "ann-password" {
+		t.Fatalf("redeemed: %v", f.inv.x.redeemed)
+	}
+	// The new member is logged in on this browser.
+	if resp, _ := b.get("/"); resp.StatusCode != 200 {
+		t.Fatalf("home after registration: %d", resp.StatusCode)
+	}
+	// A taken name: the form again, with the name kept.
+	b2 := f.browser(t)
+	csrf2 := b2.token("/i/club/join")
+	resp, body = b2.post("/i/club/join", url.Values{"csrf": {csrf2}, "user": {"ann"}, "password": {"other-password"}})
+	wantStatus(t, resp, 409, "taken name")
+	if !strings.Contains(body, "taken") || !strings.Contains(body, `value="ann"`) {
+		t.Error("taken name: form not shown again")
+	}
+}
+
+func TestResetLinkPage(t *testing.T) {
+	f := claimedFixture(t)
+	f.inv.put(Invite{Token: "rst", Expires: time.Now().Add(time.Hour), Uses: 1, MaxUses: 1, Reset: "ann"})
+	groupInvite(f, "inv")
+	b := f.browser(t)
+	if resp, _ := b.get("/reset/inv"); resp.StatusCode != 404 {
+		t.Fatalf("an invite as a reset link: %d", resp.StatusCode)
+	}
+	resp, body := b.get("/reset/rst")
+	wantStatus(t, resp, 200, "reset form")
+	if !strings.Contains(body, "ann") {
+		t.Fatal("reset page does not name the account")
+	}
+	csrf := csrfRE.FindStringSubmatch(body)[1]
+	resp, _ = b.post("/reset/rst", url.Values{"csrf": {csrf}, "password": {"short"}})
+	wantStatus(t, resp, 400, "short password")
+	resp, body = b.post("/reset/rst", url.Values{"csrf": {csrf}, "password": {"new-password"}})
+	wantStatus(t, resp, 200, "reset")
+	if !strings.Contains(body, "new password is saved") || f.inv.x.redeemed["ann"] != "new-password" {
+		t.Fatal("password not reset")
+	}
+	resp, _ = b.get("/reset/rst")
+	wantStatus(t, resp, 404, "second use")
+}
+
+func TestTokenLookupsLimited(t *testing.T) {
+	f := claimedFixture(t)
+	b := f.browser(t)
+	limited := false
+	for i := 0; i < 100; i++ {
+		resp, _ := b.get("/i/guess" + string(rune('a'+i%26)))
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("100 token guesses from one address were all answered")
+	}
+}
+
+// TestInviteRoutesBeforeClaim: before the box is claimed invite links
+// lead to the setup page, like everything else.
+func TestInviteRoutesBeforeClaim(t *testing.T) {
+	f := newFixture(t)
+	groupInvite(f, "early")
+	resp, _ := f.browser(t).get("/i/early")
+	wantRedirect(t, resp, "/setup")
+}
+
+// TestPublicRoutes extends TestRouteTable: a route reachable without a
+// session must be on this list, so a new public route is a decision made
+// here, not a slip in routes.go.
+func TestPublicRoutes(t *testing.T) {
+	known := map[string]bool{
+		"GET /{$}": true, "GET /setup": true, "POST /setup": true, "GET /login": true, "POST /login": true, "/": true,
+		"GET /i/{token}": true, "GET /i/{token}/join": true, "POST /i/{token}/join": true, "GET /i/{token}/poster": true,
+		"GET /reset/{token}": true, "POST /reset/{token}": true,
+	}
+	f := newFixture(t)
+	for _, rt := range f.ui.routes() {
+		if rt.access == public && !known[rt.pattern] && !strings.HasPrefix(rt.pattern, "GET /static/") && !strings.Contains(rt.pattern, ".css") {
+			t.Errorf("public route %q is not on the list", rt.pattern)
+		}
+	}
+}
