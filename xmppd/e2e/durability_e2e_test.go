@@ -29,57 +29,75 @@ import (
 func TestDurability(t *testing.T) {
 	t.Parallel()
 	const (
-		rounds      = 8
-		// Per round, so a fast machine stays bounded: one sender's share
-		// of a recipient's offline storage (offline.MaxMessages /
-		// offline.SenderShare). More is bounced by design, which this
-		// test would count as loss.
-		maxMessages = 250
+		rounds = 8
+		// One sender may fill only its share of one recipient's offline
+		// storage (offline.MaxMessages / offline.SenderShare = 250); more
+		// is bounced by design, which this test would count as loss. So
+		// the writer sends round-robin to several readers: up to 3,000
+		// messages a round, enough that the kill (50 ms–1.5 s) comes
+		// while messages are in flight, yet bounded.
+		readers     = 12
+		maxMessages = readers * 250
 	)
 	s := startServer(t, serverOpts{})
 	sendPw, rcptPw := randomPassword(t), randomPassword(t)
 	s.AddUser(t, "writer", sendPw)
-	rcpt := s.AddUser(t, "reader", rcptPw)
+	rcpts := make([]string, readers)
+	for i := range rcpts {
+		rcpts[i] = s.AddUser(t, fmt.Sprintf("reader%d", i+1), rcptPw)
+	}
 
 	seen := map[string]int{} // every id received in any round → round
 	totalAcked, totalSent := 0, 0
 	for round := 1; round <= rounds; round++ {
 		start := time.Now()
-		res := sendUntilKilled(t, s, round, sendPw, rcpt, maxMessages)
+		res := sendUntilKilled(t, s, round, sendPw, rcpts, maxMessages)
 		totalAcked += res.acked
 		totalSent += res.sent
 		t.Logf("round %d: %s; sent %d, acknowledged %d, killed after %v", round, res.mode, res.sent, res.acked, res.killedAfter)
 
 		s.Start(t)
-		got, err := drainOffline(s, rcptPw)
-		if err != nil {
-			t.Fatalf("round %d: the recipient could not collect its messages after the restart: %v", round, err)
+		perReader := make([][]string, readers)
+		errs := make([]error, readers)
+		var wg sync.WaitGroup
+		for i := range readers {
+			wg.Go(func() { perReader[i], errs[i] = drainOffline(s, fmt.Sprintf("reader%d", i+1), rcptPw) })
+		}
+		wg.Wait()
+		var got []string
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: reader%d could not collect its messages after the restart: %v", round, i+1, err)
+			}
+			got = append(got, perReader[i]...)
 		}
 		// Check: each acknowledged id once, nothing twice, nothing unsent,
-		// order kept.
+		// order kept (per reader: each gets every 12th message).
 		prefix := fmt.Sprintf("r%d-", round)
 		count := map[int]int{}
-		last := 0
 		var order []string
-		for _, body := range got {
-			if r, ok := seen[body]; ok {
-				t.Errorf("round %d: %q delivered again (first delivered in round %d)", round, body, r)
-				continue
+		for _, bodies := range perReader {
+			last := 0
+			for _, body := range bodies {
+				if r, ok := seen[body]; ok {
+					t.Errorf("round %d: %q delivered again (first delivered in round %d)", round, body, r)
+					continue
+				}
+				if !strings.HasPrefix(body, prefix) {
+					t.Errorf("round %d: unexpected message %q (not from this round)", round, body)
+					continue
+				}
+				n, err := strconv.Atoi(strings.TrimPrefix(body, prefix+"m"))
+				if err != nil || n < 1 || n > res.sent {
+					t.Errorf("round %d: message %q was never sent (sent m1…m%d)", round, body, res.sent)
+					continue
+				}
+				count[n]++
+				if n < last {
+					order = append(order, fmt.Sprintf("m%d after m%d", n, last))
+				}
+				last = n
 			}
-			if !strings.HasPrefix(body, prefix) {
-				t.Errorf("round %d: unexpected message %q (not from this round)", round, body)
-				continue
-			}
-			n, err := strconv.Atoi(strings.TrimPrefix(body, prefix+"m"))
-			if err != nil || n < 1 || n > res.sent {
-				t.Errorf("round %d: message %q was never sent (sent m1…m%d)", round, body, res.sent)
-				continue
-			}
-			count[n]++
-			if n < last {
-				order = append(order, fmt.Sprintf("m%d after m%d", n, last))
-			}
-			last = n
 		}
 		for _, body := range got {
 			if _, ok := seen[body]; !ok {
@@ -171,7 +189,7 @@ type sendResult struct {
 
 // sendUntilKilled logs in, sends numbered messages to rcpt as fast as the
 // connection takes them, and SIGKILLs the server at a random moment.
-func sendUntilKilled(t *testing.T, s *server, round int, pw, rcpt string, limit int) sendResult {
+func sendUntilKilled(t *testing.T, s *server, round int, pw string, rcpts []string, limit int) sendResult {
 	t.Helper()
 	c, err := login(s.C2STLS, s.Domain, "127.0.0.1", "writer", pw, "")
 	if err != nil {
@@ -234,7 +252,7 @@ func sendUntilKilled(t *testing.T, s *server, round int, pw, rcpt string, limit 
 		close(killed)
 	}()
 	for i := 1; i <= limit; i++ {
-		msg := fmt.Sprintf("<message to='%s' type='chat' id='r%dm%d'><body>r%d-m%d</body></message>", rcpt, round, i, round, i)
+		msg := fmt.Sprintf("<message to='%s' type='chat' id='r%dm%d'><body>r%d-m%d</body></message>", rcpts[(i-1)%len(rcpts)], round, i, round, i)
 		if useSM {
 			msg += "<r xmlns='urn:xmpp:sm:3'/>"
 		} else {
@@ -267,8 +285,8 @@ var bodyRE = regexp.MustCompile(`^r\d+-m\d+$`)
 
 // drainOffline logs the recipient in, goes available and collects message
 // bodies until the stream is quiet for 2 s (at most 20 s).
-func drainOffline(s *server, pw string) ([]string, error) {
-	c, err := login(s.C2STLS, s.Domain, "127.0.0.1", "reader", pw, "")
+func drainOffline(s *server, user, pw string) ([]string, error) {
+	c, err := login(s.C2STLS, s.Domain, "127.0.0.1", user, pw, "")
 	if err != nil {
 		return nil, err
 	}
