@@ -1,0 +1,109 @@
+// The invite flow in headless Debian chromium at phone size, against a
+// real, claimed xmppd: the admin logs in and makes a group invite; a
+// second browser context (a new member's phone, nothing shared) follows
+// /i/<token> and makes an account with the web form. axe-core on every
+// page; screenshots. Run by invite_e2e_test.go; prints one JSON line.
+//
+//   BASE=http://127.0.0.1:PORT ADMIN=anna ADMIN_PASSWORD=… OUT=dir NEW_USER=… NEW_PASSWORD=… node invite.mjs
+import { chromium } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+import { join } from 'node:path';
+
+const { BASE, ADMIN, ADMIN_PASSWORD, OUT, NEW_USER, NEW_PASSWORD } = process.env;
+const result = { pages: [], thirdParty: [], violations: [], checks: {} };
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const phone = {
+  viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+  userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36',
+};
+
+async function check(page, name) {
+  await page.waitForLoadState('load');
+  const w = await page.evaluate(() => {
+    const es = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+    return { bytes: es.reduce((n, e) => n + (e.decodedBodySize || 0), 0), requests: es.length };
+  });
+  result.pages.push({ name, bytes: w.bytes, requests: w.requests });
+  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
+  for (const v of axe.violations) result.violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) });
+  await page.screenshot({ path: join(OUT, name + '.png'), fullPage: true });
+  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
+  if (scroll > 360) result.violations.push({ page: name, id: 'wider-than-phone', impact: 'serious', nodes: [String(scroll)] });
+}
+
+async function watch(ctx) {
+  const page = await ctx.newPage();
+  page.on('request', (req) => {
+    if (!req.url().startsWith(BASE) && !req.url().startsWith('data:')) result.thirdParty.push(req.url());
+  });
+  return page;
+}
+
+const text = (page) => page.locator('main').innerText();
+let admin, member;
+try {
+  // The admin makes a group invite.
+  admin = await browser.newContext(phone);
+  const a = await watch(admin);
+  await a.goto(BASE + '/login?next=/setup/invite');
+  await a.fill('#user', ADMIN);
+  await a.fill('#password', ADMIN_PASSWORD);
+  await a.click('button[type=submit]');
+  await a.check('input[name=who][value=group]');
+  await a.click('button:has-text("Make the invitation")');
+  const made = await text(a);
+  const token = made.match(/preauth=([A-Za-z0-9_-]+)/)?.[1];
+  result.checks.token = token || '';
+  if (!token) throw new Error('no invite on the page: ' + made);
+
+  // A new member's phone: nothing shared with the admin's browser.
+  member = await browser.newContext(phone);
+  const m = await watch(member);
+  const resp = await m.goto(BASE + '/i/' + token);
+  result.checks.landingStatus = resp.status();
+  result.checks.linkHeader = (await resp.allHeaders())['link'] || '';
+  await check(m, 'i-01-landing-android');
+  const body = await text(m);
+  result.checks.androidFirst = body.indexOf('On an Android phone') >= 0 && body.indexOf('On an Android phone') < body.indexOf('On an iPhone');
+  result.checks.allWays = ['On an iPhone', 'On a computer', 'No smartphone?'].every((s) => body.includes(s));
+  result.checks.plainWords = !/XMPP|JID/.test(body);
+  await m.goto(BASE + '/i/' + token + '/poster');
+  await check(m, 'i-02-poster');
+  // On paper: A4, no site header or buttons, the QR code kept.
+  await m.emulateMedia({ media: 'print' });
+  result.checks.posterPrint = await m.isHidden('header') && await m.isHidden('.no-print') && await m.isVisible('svg.qr');
+  await m.screenshot({ path: join(OUT, 'i-02-poster-print.png'), fullPage: true });
+  await m.emulateMedia({ media: 'screen' });
+  await m.goto(BASE + '/i/' + token);
+  await m.click('a:has-text("Make my account here")');
+  await check(m, 'i-03-join');
+  await m.fill('#user', NEW_USER);
+  await m.check('#pwshow');
+  result.checks.passwordShown = await m.isVisible('#password_shown');
+  await m.fill('#password_shown', NEW_PASSWORD);
+  await m.click('button[type=submit]');
+  await check(m, 'i-04-welcome');
+  result.checks.welcome = (await text(m)).includes('exists now');
+
+  // A desktop visitor sees the QR code of the page first.
+  const desk = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  const d = await watch(desk);
+  await d.goto(BASE + '/i/' + token);
+  const dt = await text(d);
+  result.checks.desktopFirst = dt.indexOf('On a computer') < dt.indexOf('On an Android phone');
+  await check(d, 'i-05-landing-desktop');
+  const gone = await d.goto(BASE + '/i/no-such-invitation');
+  result.checks.goneStatus = gone.status();
+  await check(d, 'i-06-gone');
+  await desk.close();
+} catch (e) {
+  result.error = String(e && e.stack || e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,225 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/xmppd/store"
+)
+
+// claimedBox starts xmppd on a state directory that is already set up:
+// the admin anna exists and the config says claimed (as the wizard
+// leaves it; the wizard itself is TestFirstBootInBrowser's).
+func claimedBox(t *testing.T) *xmppd {
+	bins := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := state.Dir(t.TempDir())
+	if err := dir.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(dir.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateAccount("anna", "green kettle river", true); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	c := config.Default()
+	c.Domain, c.Claimed = "hearth.localhost", true
+	c.Site = config.Site{Name: "Riverside Rowing Club", Reach: "home", Admin: "anna", Done: true}
+	if err := config.Save(dir.Config(), c); err != nil {
+		t.Fatal(err)
+	}
+	x := &xmppd{state: string(dir), c2s: fmt.Sprintf("127.0.0.1:%d", freePort(t)), web: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	x.cmd = exec.Command(filepath.Join(bins, "xmppd"), "-state", x.state, "-domain", "hearth.localhost", "-c2s", x.c2s,
+		"-c2s-tls", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-c2s-onion", "none", "-web", x.web, "-require-setup", "true")
+	x.cmd.Stderr = os.Stderr
+	if err := x.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.cmd.Process.Kill(); x.cmd.Wait() })
+	waitPort(t, x.c2s)
+	waitPort(t, x.web)
+	return x
+}
+
+func nodeDir(t *testing.T) string {
+	dir := os.Getenv("HEARTH_WEB_E2E_NODE")
+	if dir == "" {
+		dir = filepath.Join(repoRoot(t), ".cache", "web-e2e")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("npm packages missing in %s (make web-deps)", dir)
+		}
+		t.Skipf("npm packages missing in %s: run make web-deps", dir)
+	}
+	return dir
+}
+
+// peer runs invite_peer.py (Debian's slixmpp) as user.
+func peer(t *testing.T, ctx context.Context, x *xmppd, mode, user, pw string, extra ...string) *exec.Cmd {
+	host, port, _ := net.SplitHostPort(x.c2s)
+	args := append([]string{filepath.Join(repoRoot(t), "setup-ui", "e2e", "invite_peer.py"), mode, host, port,
+		user + "@hearth.localhost", pw, filepath.Join(x.state, "tls", "cert.pem")}, extra...)
+	return exec.CommandContext(ctx, "/usr/bin/python3", args...)
+}
+
+// TestInviteInBrowser: the admin makes a group invite in the browser; a
+// second browser context follows /i/<token> through the web form; the
+// admin, logged in with slixmpp, gets the new member as a contact
+// (pre-approved, subscription both) and the member's first message.
+func TestInviteInBrowser(t *testing.T) {
+	nd := nodeDir(t)
+	x := claimedBox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	watch := peer(t, ctx, x, "watch", "anna", "green kettle river")
+	watch.Stderr = os.Stderr
+	out, _ := watch.StdoutPipe()
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	expect := func(what string, ok func(string) bool) {
+		t.Helper()
+		for {
+			select {
+			case l, open := <-lines:
+				if !open {
+					t.Fatalf("admin's client ended before %s", what)
+				}
+				t.Logf("admin's client: %s", l)
+				if ok(l) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("admin's client: no %s", what)
+			}
+		}
+	}
+	expect("login", func(l string) bool { return l == "ready" })
+
+	shots := filepath.Join(repoRoot(t), "out", "screenshots")
+	os.MkdirAll(shots, 0o755)
+	script := filepath.Join(nd, "invite.mjs")
+	src, _ := os.ReadFile(filepath.Join(repoRoot(t), "setup-ui", "e2e", "invite.mjs"))
+	if err := os.WriteFile(script, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = nd
+	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
+		"OUT="+shots, "NEW_USER=bert", "NEW_PASSWORD=bert likes boats")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stdout)
+	}
+	var res wizardResult
+	if err := json.Unmarshal(stdout, &res); err != nil {
+		t.Fatalf("node output: %v\n%s", err, stdout)
+	}
+	if res.Error != "" {
+		t.Fatalf("browser: %s", res.Error)
+	}
+	for _, p := range res.Pages {
+		t.Logf("figure: page %s %d bytes in %d responses", p.Name, p.Bytes, p.Requests)
+	}
+	if len(res.ThirdParty) > 0 {
+		t.Errorf("requests leaving the box: %v", res.ThirdParty)
+	}
+	for _, v := range res.Violations {
+		t.Errorf("accessibility: %v", v)
+	}
+	for _, k := range []string{"androidFirst", "desktopFirst", "allWays", "plainWords", "passwordShown", "welcome", "posterPrint"} {
+		if res.Checks[k] != true {
+			t.Errorf("browser check %s: %v", k, res.Checks[k])
+		}
+	}
+	if res.Checks["landingStatus"] != float64(200) || res.Checks["goneStatus"] != float64(404) {
+		t.Errorf("landing %v, dead link %v; want 200, 404", res.Checks["landingStatus"], res.Checks["goneStatus"])
+	}
+	token, _ := res.Checks["token"].(string)
+	if link, _ := res.Checks["linkHeader"].(string); link != "<xmpp:hearth.localhost?register;preauth="+token+">; rel=\"alternate\"" {
+		t.Errorf("Link header %q", link)
+	}
+
+	// The pre-approved subscription reached the admin's client.
+	expect("contact bert (both)", func(l string) bool { return l == "contact bert@hearth.localhost both" })
+	// The new member logs in with an app and writes.
+	if out, err := peer(t, ctx, x, "send", "bert", "bert likes boats", "anna@hearth.localhost", "Hello Anna, it is Bert").CombinedOutput(); err != nil {
+		t.Fatalf("bert's client: %v\n%s", err, out)
+	}
+	expect("bert's message", func(l string) bool { return l == "message bert@hearth.localhost Hello Anna, it is Bert" })
+	watch.Wait()
+}
+
+// TestInviteCommandWithSlixmpp: XEP-0401's ad-hoc command from a real
+// client (slixmpp's XEP-0050): the admin lists the commands, runs the
+// invite command and gets a link whose web page opens.
+func TestInviteCommandWithSlixmpp(t *testing.T) {
+	x := claimedBox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := peer(t, ctx, x, "adhoc", "anna", "green kettle river").CombinedOutput()
+	if err != nil {
+		t.Fatalf("slixmpp: %v\n%s", err, out)
+	}
+	fields := map[string]string{}
+	var commands []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, "field "); ok {
+			k, val, _ := strings.Cut(v, " ")
+			fields[k] = val
+		}
+		if v, ok := strings.CutPrefix(l, "commands "); ok {
+			commands = strings.Fields(v)
+		}
+	}
+	if !strings.Contains(strings.Join(commands, " "), "urn:xmpp:invite#invite") {
+		t.Fatalf("commands listed: %v\n%s", commands, out)
+	}
+	if !strings.HasPrefix(fields["uri"], "xmpp:hearth.localhost?register;preauth=") || fields["expire"] == "" {
+		t.Fatalf("invite command result: %v\n%s", fields, out)
+	}
+	landing := fields["landing-url"]
+	if !strings.HasPrefix(landing, "http://"+x.web+"/i/") {
+		t.Fatalf("landing-url %q", landing)
+	}
+	resp, err := http.Get(landing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("landing page of the command's invite: %d", resp.StatusCode)
+	}
+}
