@@ -47,6 +47,31 @@ func (u *UI) routes() []route {
 		{"GET /i/{token}/poster", public, u.poster},
 		{"GET /reset/{token}", public, u.resetForm},
 		{"POST /reset/{token}", public, u.resetSubmit},
+		{"GET /invite", member, u.memberInviteForm},
+		{"POST /invite", member, u.memberInviteSubmit},
+		{"POST /invite/members", admin, u.membersMayInvite},
+		// The admin pages (admin*.go).
+		{"GET /admin/{$}", admin, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/admin/members", http.StatusSeeOther)
+		}},
+		{"GET /admin/members", admin, u.membersPage},
+		{"POST /admin/members/role", admin, u.memberRole},
+		{"POST /admin/members/remove", admin, u.memberRemove},
+		{"POST /admin/members/undo", admin, u.memberUndo},
+		{"POST /admin/members/reset", admin, u.memberReset},
+		{"GET /admin/invites", admin, u.adminInvitesPage},
+		{"POST /admin/invites", admin, u.adminInviteCreate},
+		{"POST /admin/invites/revoke", admin, u.adminInviteRevoke},
+		{"GET /admin/circles", admin, u.circlesPage},
+		{"POST /admin/circles", admin, u.circleCreate},
+		{"POST /admin/circles/add", admin, u.circleAdd},
+		{"POST /admin/circles/leave", admin, u.circleLeave},
+		{"POST /admin/circles/delete", admin, u.circleDelete},
+		{"GET /admin/announce", admin, u.announceForm},
+		{"POST /admin/announce", admin, u.announceSubmit},
+		{"GET /admin/health", admin, u.healthPage},
+		{"POST /admin/updates/check", admin, u.updateCheck},
+		{"POST /admin/updates/settings", admin, u.updateSettings},
 		// Everything else: the friendly page, not ServeMux's plain text.
 		{"/", public, notFound},
 	}

@@ -165,7 +165,10 @@ type Deps struct {
 	Fingerprint func() string
 	// Domain is the domain the chat server runs with now.
 	Domain func() string
-	Log    *slog.Logger
+	// Admin is what the admin pages need (admin.go); a nil part answers
+	// "not available on this box yet".
+	Admin Admin
+	Log   *slog.Logger
 }
 
 // UI is the pages' handler.

@@ -77,6 +77,7 @@ func (d *Daemon) mountPages() error {
 		SetupCode:   func() string { return d.SetupCode },
 		Fingerprint: d.fingerprint,
 		Domain:      func() string { return d.Server.Domain },
+		Admin:       d.adminDeps(), // admindeps.go
 		Log:         d.opts.Log,
 	})
 	if err != nil {
@@ -196,6 +197,9 @@ func (a webAccounts) Check(user, password string) (bool, bool) {
 		return false, false
 	}
 	acc, err := a.st.Account(u)
+	if _, gone := removing(a.st, u); gone && err == nil {
+		err = store.ErrNotFound // removed by an admin: no login (removals.go)
+	}
 	if err != nil {
 		// Spend the same work as a real check: the answer's time must
 		// not tell which names exist.

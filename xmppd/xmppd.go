@@ -76,6 +76,8 @@ type Daemon struct {
 	Web        *web.Server
 	SetupCode  string
 	certsReady atomic.Pointer[tlsconf.Certs]
+	// removals counts down removed members' grace (removals.go).
+	removals *removals
 }
 
 // Start opens storage, registers the modules and starts listening.
@@ -120,6 +122,8 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.Server = srv
 	registerModules(srv)
+	d.removals = newRemovals(srv, opts.Log)
+	d.removals.after = webCircles{srv}.forget
 	d.configureInvites() // webinvites.go
 	certs, err := tlsconf.Load(opts.State.TLS(), []string{srv.Domain, "groups." + srv.Domain, "upload." + srv.Domain})
 	if err != nil {
@@ -162,6 +166,15 @@ func Start(opts Options) (*Daemon, error) {
 			return false
 		}
 	}
+	// A member an admin removed cannot log in during the grace period
+	// (removals.go), setup pages or not.
+	held := cfg.LoginAllowed
+	cfg.LoginAllowed = func(user string) bool {
+		if _, ok := removing(st, user); ok {
+			return false
+		}
+		return held == nil || held(user)
+	}
 	if opts.C2STune != nil {
 		opts.C2STune(&cfg)
 	}
@@ -202,6 +215,7 @@ func Start(opts Options) (*Daemon, error) {
 	if err := d.mountPages(); err != nil {
 		return fail(err)
 	}
+	d.removals.start(removalTick)
 	return d, nil
 }
 
@@ -260,6 +274,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if !d.Server.WaitRedeliveries(5 * time.Second) {
 		d.Server.Log.Warn("shutdown: messages still being re-routed when storage closed")
 	}
+	d.removals.close()
 	d.wg.Wait()
 	return d.Store.Close()
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,24 @@ type Update struct {
 	// HealthTimeout is how long a new version gets to pass the health gate
 	// on its trial boot before the agent rolls back ("3m" if empty).
 	HealthTimeout string `json:"health_timeout,omitempty"`
+}
+
+// BakedFeedFile is where an image carries its release channel's feed URL
+// (make image FEED_URL=…), beside the update root of trust. A fresh box has
+// no feed_url in its config; without this file it would never update.
+const BakedFeedFile = "/etc/hearth/update-feed-url"
+
+// Feed is the feed to use: FeedURL when set, else the URL in the file
+// baked (BakedFeedFile); "" when neither says one.
+func (u Update) Feed(baked string) string {
+	if u.FeedURL != "" {
+		return u.FeedURL
+	}
+	b, err := os.ReadFile(baked)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // DefaultUpdate is the update section of a fresh box.

@@ -36,6 +36,10 @@ type Contacts interface {
 	// login. An error that is a *StanzaError is for the sender (a full
 	// roster: resource-constraint).
 	Subscribe(owner, contact, typ string, outbound bool, request []byte) (SubOutcome, error)
+	// Befriend makes local accounts a and b each other's contacts at
+	// once, both subscriptions granted, each filed under group in the
+	// other's list ("" for none): the admin pages' circles.
+	Befriend(a, b, group string) error
 }
 
 // Relation is one side's subscription state (RFC 6121 §2.1.2.5, §3).
@@ -93,3 +97,4 @@ func (noContacts) PendingRequests(string, func(string, []byte)) error { return n
 func (noContacts) Subscribe(string, string, string, bool, []byte) (SubOutcome, error) {
 	return SubOutcome{}, ErrServiceUnavailable
 }
+func (noContacts) Befriend(string, string, string) error { return ErrServiceUnavailable }

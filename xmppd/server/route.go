@@ -46,6 +46,28 @@ func (s *Server) Route(el *stream.Element) {
 	s.safely(nil, func() { s.dispatch(st) })
 }
 
+// RouteReport is Route for a stanza the server sends on its own behalf
+// (an announcement from the domain) whose refusal the caller must learn:
+// Route would send the bounce back to the domain, where nothing reads it,
+// so the message would be lost without anyone knowing. It returns the
+// error the stanza bounced with, nil once it was delivered or stored.
+func (s *Server) RouteReport(el *stream.Element) error {
+	var bounced error
+	st := &Stanza{El: el, refused: func(err error) { bounced = err }}
+	if f, err := jid.Parse(el.Get("from")); err == nil {
+		st.From = f
+	}
+	t, err := jid.Parse(el.Get("to"))
+	if err != nil {
+		return ErrJIDMalformed
+	}
+	st.To = t
+	if !s.safely(nil, func() { s.dispatch(st) }) {
+		return ErrInternal
+	}
+	return bounced
+}
+
 func (s *Server) dispatch(st *Stanza) {
 	switch st.El.Local {
 	case "message":
@@ -308,6 +330,10 @@ func (s *Server) Bounce(st *Stanza, err error) { s.bounce(st, err) }
 
 func (s *Server) bounce(st *Stanza, err error) {
 	if st.Type() == "error" {
+		return
+	}
+	if st.refused != nil {
+		st.refused(err)
 		return
 	}
 	r := ErrorReply(st.El, err)

@@ -53,6 +53,9 @@ type Stanza struct {
 	// Origin is the local session it came from; nil for stanzas the
 	// server generates or receives from other servers.
 	Origin *session.Session
+	// refused, when set, takes the bounce of a stanza the server itself
+	// sent instead of routing it back (RouteReport).
+	refused func(error)
 }
 
 // Type is the stanza's type attribute.

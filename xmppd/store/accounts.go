@@ -106,6 +106,27 @@ func (s *Store) SetPassword(user, password string) error {
 	})
 }
 
+// SetAdmin grants or takes away user's admin rights.
+func (s *Store) SetAdmin(user string, admin bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		var v []byte
+		if b != nil {
+			v = b.Get([]byte(user))
+		}
+		if v == nil {
+			return ErrNotFound
+		}
+		var a Account
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("store: account %s: %w", user, err)
+		}
+		a.Admin = admin
+		nv, _ := json.Marshal(&a)
+		return b.Put([]byte(user), nv)
+	})
+}
+
 // Account returns the stored record of user.
 func (s *Store) Account(user string) (*Account, error) {
 	var a *Account

@@ -116,6 +116,18 @@ func (s *Sessions) Change(w http.ResponseWriter, r *http.Request, x *Session, f 
 	return n
 }
 
+// EndUser ends every session of user: an admin removed the account or
+// changed its rights, and pages already open must not keep the old ones.
+func (s *Sessions) EndUser(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, x := range s.m {
+		if x.User == user {
+			delete(s.m, id)
+		}
+	}
+}
+
 // End logs the session out.
 func (s *Sessions) End(w http.ResponseWriter, r *http.Request, x *Session) {
 	s.mu.Lock()

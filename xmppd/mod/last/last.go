@@ -52,6 +52,11 @@ func Register(srv *server.Server) {
 		return result(time.Since(at), status), nil
 	})
 	srv.OnClosed(func(sess *session.Session) { closed(srv, sess) })
+	// The admin pages' "last here" (through the server, not this bucket).
+	srv.SetLastSeen(func(user string) (time.Time, bool) {
+		at, _, ok, err := get(srv.Store, user)
+		return at, ok && err == nil
+	})
 	srv.OnAccountDeleted(func(user string) {
 		srv.Store.Update(func(tx *bolt.Tx) error {
 			if b := tx.Bucket(bucket); b != nil {

@@ -95,7 +95,12 @@ func (m *mod) charge(tx *bolt.Tx, user, sender string, key []byte, size, sign in
 	sk := store.Key(user, sender)
 	sh := decodeShare(sb.Get(sk))
 	sh.Bytes, sh.Items = max(sh.Bytes+sign*size, 0), max(sh.Items+sign, 0)
-	if sign > 0 && (sh.Bytes > shareLimit.Bytes || sh.Items > shareLimit.Items) {
+	// The box itself (announcements from the domain, made by an admin) is
+	// not held to a sender's share: its bounce would go back to the
+	// domain, where nobody reads it, and a member away for a while would
+	// silently miss every announcement past a quarter of the storage. It
+	// still counts against the recipient's whole storage below.
+	if sign > 0 && sender != m.srv.Domain && (sh.Bytes > shareLimit.Bytes || sh.Items > shareLimit.Items) {
 		return ErrShare
 	}
 	if err := store.Charge(tx, user, Kind, sign*size, sign, recipientLimit); err != nil {

@@ -14,6 +14,8 @@ type contactsImpl struct{ srv *server.Server }
 
 var _ server.Contacts = contactsImpl{}
 
+func (c contactsImpl) Befriend(a, b, group string) error { return befriend(c.srv, a, b, group) }
+
 func (c contactsImpl) Relation(owner, contact string) (server.Relation, error) {
 	var e entry
 	err := c.srv.Store.View(func(tx *bolt.Tx) error {

@@ -1,6 +1,7 @@
 package roster
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -225,11 +226,18 @@ func listedSize(st *store.Store, user string) (ver uint64, size int64, err error
 
 // Befriend makes a and b (local accounts) subscribe to each other at once,
 // as an invite implies: the member accepted the inviter by redeeming it.
-func Befriend(srv *server.Server, a, b string) error {
+func Befriend(srv *server.Server, a, b string) error { return befriend(srv, a, b, "") }
+
+// befriend is Befriend that also files each under group in the other's
+// roster (a circle of the admin pages; server.Contacts.Befriend).
+func befriend(srv *server.Server, a, b, group string) error {
 	for _, p := range [][2]string{{a, b}, {b, a}} {
 		contact := p[1] + "@" + srv.Domain
 		if _, err := Update(srv, p[0], contact, func(it *Item) error {
 			it.Listed, it.Sub, it.Ask, it.PendingIn, it.Approved = true, Both, false, false, false
+			if group != "" && !slices.Contains(it.Groups, group) {
+				it.Groups = append(it.Groups, group)
+			}
 			return nil
 		}); err != nil {
 			return err

@@ -1,0 +1,267 @@
+package xmppd
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hearthchat/hearth/appliance/state"
+	setupui "github.com/hearthchat/hearth/setup-ui"
+	"github.com/hearthchat/hearth/xmppd/client"
+	"github.com/hearthchat/hearth/xmppd/store"
+)
+
+func startTest(t *testing.T, dir state.Dir) *Daemon {
+	t.Helper()
+	d, err := Start(Options{State: dir, Domain: "hearth.localhost", C2S: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func dial(t *testing.T, d *Daemon, user, pw string) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Config{
+		Addr: d.C2SAddr.String(), Domain: d.Server.Domain, User: user, Password: pw,
+		TLS:       &tls.Config{InsecureSkipVerify: true, ServerName: d.Server.Domain},
+		Mechanism: client.ScramSHA256, Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("%s login: %v", user, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A removed member is disabled at once (logins refused, devices closed),
+// survives a restart disabled, can be restored, and is deleted only after
+// 7 days counted on the monotonic clock while xmppd runs: a wall clock
+// that jumped a year ahead does not delete early.
+func TestRemoveMember(t *testing.T) {
+	dir := state.Dir(t.TempDir())
+	d := startTest(t, dir)
+	for _, u := range []string{"anna", "bob", "carol"} {
+		if err := d.Store.CreateAccount(u, u+"-password", u == "anna"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := webMembers{d}
+	bob := dial(t, d, "bob", "bob-password")
+	if err := m.Remove("bob"); err != nil {
+		t.Fatal(err)
+	}
+	// bob's connected device is closed with a stream error.
+	bob.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		b, err := bob.ReadStanza()
+		if err != nil {
+			break
+		}
+		if bytes.Contains(b, []byte("not-authorized")) {
+			break
+		}
+	}
+	waitFor(t, "bob's session to end", func() bool { return len(d.Server.Router.Sessions("bob")) == 0 })
+	if err := login(t, d, "bob", "bob-password"); err == nil {
+		t.Fatal("removed bob logged in")
+	}
+	if ok, _ := (webAccounts{d.Store}).Check("bob", "bob-password"); ok {
+		t.Fatal("removed bob logged in to the web pages")
+	}
+	list, _ := m.List()
+	for _, x := range list {
+		if x.User == "bob" && (!x.Removing || time.Until(x.DeleteAt) < 6*24*time.Hour) {
+			t.Errorf("bob listed as %+v", x)
+		}
+	}
+
+	// Undo: carol removed and restored logs in again.
+	if err := m.Remove("carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Undo("carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(t, d, "carol", "carol-password"); err != nil {
+		t.Fatalf("carol after undo: %v", err)
+	}
+	if err := m.Undo("carol"); err != setupui.ErrNoMember {
+		t.Errorf("undo of nothing: %v", err)
+	}
+
+	// Six days pass: still there, still disabled.
+	if err := d.removals.countDown(6 * 24 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Store.Account("bob"); err != nil {
+		t.Fatalf("bob deleted after 6 days: %v", err)
+	}
+	// The wall clock jumps a year ahead (a Pi without a battery clock
+	// whose NTP answer was wrong) and xmppd restarts: nothing is deleted,
+	// bob stays disabled.
+	d.Store.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRemovals)
+		var r removal
+		json.Unmarshal(b.Get([]byte("bob")), &r)
+		r.Since = r.Since.Add(-365 * 24 * time.Hour)
+		v, _ := json.Marshal(r)
+		return b.Put([]byte("bob"), v)
+	})
+	d.Shutdown(context.Background())
+	d = startTest(t, dir)
+	defer d.Shutdown(context.Background())
+	if _, err := d.Store.Account("bob"); err != nil {
+		t.Fatalf("bob deleted at restart: %v", err)
+	}
+	if err := login(t, d, "bob", "bob-password"); err == nil {
+		t.Fatal("removed bob logged in after a restart")
+	}
+	// The seventh day: deleted for good, with his circles membership.
+	c := webCircles{d.Server}
+	c.Create("Rowers")
+	if err := c.Add("Rowers", "anna"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Add("Rowers", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.removals.countDown(24*time.Hour + time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Store.Account("bob"); err != store.ErrNotFound {
+		t.Fatalf("bob after 7 days: %v", err)
+	}
+	if _, ok := removing(d.Store, "bob"); ok {
+		t.Error("removal record left behind")
+	}
+	if cs, _ := c.List(); len(cs) != 1 || strings.Join(cs[0].Members, ",") != "anna" {
+		t.Errorf("circles after deletion: %+v", cs)
+	}
+	if err := login(t, d, "anna", "anna-password"); err != nil {
+		t.Errorf("anna: %v", err)
+	}
+}
+
+// Members of a circle find each other in their contact lists, with the
+// circle's name as the group, both subscriptions granted.
+func TestCircles(t *testing.T) {
+	d := startTest(t, state.Dir(t.TempDir()))
+	defer d.Shutdown(context.Background())
+	for _, u := range []string{"anna", "bob", "carol"} {
+		d.Store.CreateAccount(u, u+"-password", false)
+	}
+	c := webCircles{d.Server}
+	if err := c.Create("Rowers"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Rowers"); err == nil {
+		t.Error("a second circle of the same name")
+	}
+	for _, u := range []string{"anna", "bob", "carol"} {
+		if err := c.Add("Rowers", u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range [][2]string{{"anna", "bob"}, {"bob", "anna"}, {"carol", "anna"}, {"bob", "carol"}} {
+		r, err := d.Server.Contacts().Relation(p[0], p[1]+"@hearth.localhost")
+		if err != nil || !r.To || !r.From {
+			t.Errorf("%s → %s: %+v %v", p[0], p[1], r, err)
+		}
+	}
+	// The roster item carries the circle's name as its group.
+	conn := dial(t, d, "carol", "carol-password")
+	conn.Send([]byte(`<iq type="get" id="r1"><query xmlns="jabber:iq:roster"/></iq>`))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		b, err := conn.ReadStanza()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(`id='r1'`)) {
+			if bytes.Count(b, []byte("<group>Rowers</group>")) != 2 || !bytes.Contains(b, []byte(`subscription='both'`)) {
+				t.Errorf("carol's roster: %s", b)
+			}
+			break
+		}
+	}
+	if err := c.Add("Nope", "anna"); err == nil {
+		t.Error("added to a circle that does not exist")
+	}
+	if err := c.Add("Rowers", "nobody"); err == nil {
+		t.Error("added an account that does not exist")
+	}
+}
+
+// An announcement reaches members online at once and is stored for the
+// others — more of them than one sender's share of a member's offline
+// storage (the box is not held to it); a member whose whole storage is
+// full is reported, not silently skipped.
+func TestAnnounce(t *testing.T) {
+	d := startTest(t, state.Dir(t.TempDir()))
+	defer d.Shutdown(context.Background())
+	for _, u := range []string{"anna", "bob", "carol"} {
+		d.Store.CreateAccount(u, u+"-password", false)
+	}
+	anna := dial(t, d, "anna", "anna-password")
+	anna.Send([]byte(`<presence/>`))
+	waitFor(t, "anna available", func() bool { all, _ := d.Server.Router.Available("anna"); return len(all) > 0 })
+	// carol's offline storage is full (1000 messages from others).
+	if err := d.Store.Update(func(tx *bolt.Tx) error {
+		return store.Charge(tx, "carol", "offline", 1000, 1000, store.Limit{Bytes: 1 << 30, Items: 1 << 30})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300 // > offline.MaxMessages / offline.SenderShare (250)
+	for i := 0; i < n; i++ {
+		res, err := d.announce("Boat house closed on Sunday")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Delivered != 1 || res.Stored != 1 || len(res.Failed) != 1 || res.Failed[0] != "carol" {
+			t.Fatalf("announcement %d: %+v", i+1, res)
+		}
+	}
+	got := 0
+	anna.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for got < n {
+		b, err := anna.ReadStanza()
+		if err != nil {
+			t.Fatalf("anna got %d of %d: %v", got, n, err)
+		}
+		if bytes.Contains(b, []byte("Boat house closed")) && bytes.Contains(b, []byte(`from='hearth.localhost'`)) {
+			got++
+		}
+	}
+	bob := dial(t, d, "bob", "bob-password")
+	bob.Send([]byte(`<presence/>`))
+	got = 0
+	bob.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for got < n {
+		b, err := bob.ReadStanza()
+		if err != nil {
+			t.Fatalf("bob got %d of %d stored announcements: %v", got, n, err)
+		}
+		if bytes.Contains(b, []byte("Boat house closed")) {
+			got++
+		}
+	}
+}

@@ -1,0 +1,234 @@
+package xmppd
+
+// Removing a member with a grace period (the admin pages' members page):
+// the account is disabled at once — logins refused, connected devices
+// closed — and deleted for good once the grace period has passed, unless
+// an admin undoes it first.
+//
+// Clocks. A Pi has no battery clock: it boots at the time it last saved
+// and jumps forward (sometimes by months) once NTP answers, and a wrong
+// NTP answer could jump it anywhere. A deadline stored as a wall-clock
+// time would then delete accounts early. So the stored figure is not a
+// deadline but the grace time still left, and only time measured on the
+// monotonic clock while xmppd runs is taken off it (every removalTick,
+// and at start with nothing taken off). The figure is written back on
+// every tick, so a power cut loses at most one tick of credit: the
+// deletion can come later than 7 days after the removal (by the time the
+// box was off, plus up to a tick), never earlier. The wall-clock time of
+// the removal is kept for the page only.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/store"
+)
+
+// RemovalGrace is how long a removed account can still be restored.
+const RemovalGrace = 7 * 24 * time.Hour
+
+// removalTick is how often the time left is counted down and written.
+var removalTick = time.Hour
+
+var bucketRemovals = []byte("removals") // user → removal (JSON)
+
+type removal struct {
+	Since time.Time     `json:"since"` // wall clock at removal; display only
+	Left  time.Duration `json:"left"`  // grace left, counted on the monotonic clock
+	By    string        `json:"by,omitempty"`
+}
+
+// removing reports whether user is being removed (and so disabled).
+func removing(st *store.Store, user string) (removal, bool) {
+	var r removal
+	ok := false
+	st.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketRemovals); b != nil {
+			if v := b.Get([]byte(user)); v != nil {
+				// An unreadable record still disables: never the other way.
+				json.Unmarshal(v, &r)
+				ok = true
+			}
+		}
+		return nil
+	})
+	return r, ok
+}
+
+// removals runs the countdown of one server.
+type removals struct {
+	srv   *server.Server
+	log   *slog.Logger
+	grace time.Duration
+	// after runs once a removal became final (circles forget the member).
+	after func(user string)
+
+	mu   sync.Mutex // one count-down or change at a time
+	last time.Time  // monotonic reading of the last count-down
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newRemovals(srv *server.Server, log *slog.Logger) *removals {
+	return &removals{srv: srv, log: log, grace: RemovalGrace, last: time.Now()}
+}
+
+// start counts down at once (nothing taken off: finishes removals whose
+// time ran out before a restart) and then every tick.
+func (r *removals) start(tick time.Duration) {
+	r.stop, r.done = make(chan struct{}), make(chan struct{})
+	r.mu.Lock()
+	r.last = time.Now()
+	r.mu.Unlock()
+	if err := r.countDown(0); err != nil {
+		r.log.Error("removals: count down", "err", err)
+	}
+	go func() {
+		defer close(r.done)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-t.C:
+				r.mu.Lock()
+				now := time.Now()
+				elapsed := now.Sub(r.last) // monotonic: immune to clock jumps
+				r.last = now
+				r.mu.Unlock()
+				if err := r.countDown(elapsed); err != nil {
+					r.log.Error("removals: count down", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// close stops the countdown (before storage closes).
+func (r *removals) close() {
+	if r == nil || r.stop == nil {
+		return
+	}
+	close(r.stop)
+	<-r.done
+}
+
+// countDown takes elapsed off every pending removal and deletes the
+// accounts whose grace ran out.
+func (r *removals) countDown(elapsed time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var due []string
+	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
+		due = nil
+		b := tx.Bucket(bucketRemovals)
+		if b == nil {
+			return nil
+		}
+		type upd struct {
+			k []byte
+			v []byte
+		}
+		var ups []upd
+		err := b.ForEach(func(k, v []byte) error {
+			var rec removal
+			if err := json.Unmarshal(v, &rec); err != nil {
+				rec.Left = r.grace // unreadable: start again rather than delete
+			}
+			rec.Left -= elapsed
+			if rec.Left <= 0 {
+				due = append(due, string(k))
+				return nil
+			}
+			nv, _ := json.Marshal(rec)
+			ups = append(ups, upd{append([]byte(nil), k...), nv})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, u := range ups {
+			if err := b.Put(u.k, u.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, user := range due {
+		// The account first, the record after: a crash in between leaves
+		// a record of a deleted account, dropped on the next count.
+		if err := r.srv.DeleteAccount(user); err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", user, err))
+			continue
+		}
+		if r.after != nil {
+			r.after(user)
+		}
+		if err := r.forget(user); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.log.Info("removed member deleted for good", "user", user)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *removals) forget(user string) error {
+	return r.srv.Store.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketRemovals); b != nil {
+			return b.Delete([]byte(user))
+		}
+		return nil
+	})
+}
+
+// remove disables user now and starts the grace period.
+func (r *removals) remove(user, by string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.srv.Store.Account(user); err != nil {
+		return err
+	}
+	v, _ := json.Marshal(removal{Since: time.Now().UTC(), Left: r.grace, By: by})
+	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketRemovals)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(user)) != nil {
+			return nil // already being removed: keep its clock
+		}
+		return b.Put([]byte(user), v)
+	})
+	if err != nil {
+		return err
+	}
+	// Logins are refused from now on (LoginAllowed reads the record);
+	// devices connected now are closed, hibernating ones too.
+	for _, sess := range r.srv.Router.Sessions(user) {
+		sess.CloseWithError("not-authorized", "account disabled by an admin")
+	}
+	return nil
+}
+
+// undo ends a pending removal.
+func (r *removals) undo(user string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := removing(r.srv.Store, user); !ok {
+		return store.ErrNotFound
+	}
+	return r.forget(user)
+}
