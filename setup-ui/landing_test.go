@@ -13,6 +13,7 @@ import (
 type fakeInviteStore struct {
 	live     map[string]Invite
 	redeemed map[string]string // user → password
+	mayNot   map[string]bool   // accounts that may not invite
 }
 
 func (i *fakeInvites) put(inv Invite) {
@@ -102,7 +103,11 @@ func (i *fakeInvites) ResetPassword(token, pw string) (string, error) {
 	return inv.Reset, nil
 }
 
-func (i *fakeInvites) MayInvite(string) bool { return true }
+func (i *fakeInvites) MayInvite(user string) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return !i.x.mayNot[user]
+}
 
 func (i *fakeInvites) accounts() int {
 	i.mu.Lock()
@@ -346,10 +351,60 @@ func TestPublicRoutes(t *testing.T) {
 		"GET /i/{token}": true, "GET /i/{token}/join": true, "POST /i/{token}/join": true, "GET /i/{token}/poster": true,
 		"GET /reset/{token}": true, "POST /reset/{token}": true,
 	}
+	// Not public: /invite (members), /invite/members (admins).
 	f := newFixture(t)
 	for _, rt := range f.ui.routes() {
 		if rt.access == public && !known[rt.pattern] && !strings.HasPrefix(rt.pattern, "GET /static/") && !strings.Contains(rt.pattern, ".css") {
 			t.Errorf("public route %q is not on the list", rt.pattern)
 		}
+	}
+}
+
+func loginAs(t *testing.T, f *fixture, user string, admin bool) *browser {
+	f.acc.mu.Lock()
+	f.acc.users[user] = fakeUser{user + "-password", admin}
+	f.acc.mu.Unlock()
+	b := f.browser(t)
+	resp, _ := b.post("/login", url.Values{"csrf": {b.token("/login")}, "user": {user}, "password": {user + "-password"}, "next": {"/"}})
+	wantRedirect(t, resp, "/")
+	return b
+}
+
+// TestMemberInvitePage: members invite when the admin allows it (the
+// Invites dependency says who may), always as plain members; only admins
+// switch the setting.
+func TestMemberInvitePage(t *testing.T) {
+	f := claimedFixture(t)
+	f.inv.x.mayNot = map[string]bool{"lim": true}
+	lim := loginAs(t, f, "lim", false)
+	resp, _ := lim.get("/invite")
+	wantStatus(t, resp, 403, "invite page for an account that may not invite")
+	resp, _ = lim.post("/invite", url.Values{"csrf": {lim.token("/login")}, "who": {"group"}, "valid": {"1w"}})
+	wantStatus(t, resp, 403, "invite by an account that may not invite")
+	if len(f.inv.made) != 0 {
+		t.Fatal("an invite was made")
+	}
+
+	ann := loginAs(t, f, "ann", false)
+	csrf := ann.token("/invite")
+	resp, _ = ann.post("/invite", url.Values{"csrf": {csrf}, "who": {"group"}, "valid": {"1y"}})
+	wantStatus(t, resp, 400, "unknown validity")
+	resp, body := ann.post("/invite", url.Values{"csrf": {csrf}, "who": {"group"}, "valid": {"4w"}, "note": {"Bring boots"}})
+	wantStatus(t, resp, 201, "member's invite")
+	if !strings.Contains(body, f.srv.URL+"/i/tok") || !strings.Contains(body, "<svg") || !strings.Contains(body, "/i/tok/poster") {
+		t.Error("result page lacks the landing link, its QR code or the poster")
+	}
+	o := f.inv.made[0]
+	if o.Inviter != "ann" || o.Uses != groupUses || o.Role != "member" || o.Admin || o.TTL != 28*24*time.Hour || o.Note != "Bring boots" {
+		t.Fatalf("invite made: %+v", o)
+	}
+	resp, _ = ann.post("/invite/members", url.Values{"csrf": {csrf}, "members": {"yes"}})
+	wantStatus(t, resp, 403, "a member switching who may invite")
+
+	adm := loginAs(t, f, "sue", true)
+	resp, _ = adm.post("/invite/members", url.Values{"csrf": {adm.token("/invite")}, "members": {"yes"}})
+	wantRedirect(t, resp, "/invite?saved=1")
+	if !f.cfg.c.Site.MembersInvite {
+		t.Fatal("setting not saved")
 	}
 }

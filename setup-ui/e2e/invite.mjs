@@ -50,14 +50,17 @@ try {
   // The admin makes a group invite.
   admin = await browser.newContext(phone);
   const a = await watch(admin);
-  await a.goto(BASE + '/login?next=/setup/invite');
+  await a.goto(BASE + '/login?next=/invite');
   await a.fill('#user', ADMIN);
   await a.fill('#password', ADMIN_PASSWORD);
   await a.click('button[type=submit]');
+  await check(a, 'i-00-invite-form');
   await a.check('input[name=who][value=group]');
+  await a.fill('#note', 'Training starts at 7 on Saturdays.');
   await a.click('button:has-text("Make the invitation")');
+  await check(a, 'i-00-invite-ready');
   const made = await text(a);
-  const token = made.match(/preauth=([A-Za-z0-9_-]+)/)?.[1];
+  const token = made.match(/\/i\/([A-Za-z0-9_-]+)/)?.[1];
   result.checks.token = token || '';
   if (!token) throw new Error('no invite on the page: ' + made);
 
