@@ -3,8 +3,8 @@
 // that normally costs a parked goroutine and its stack (8 KiB after a TLS
 // read) per connection, which is most of what an idle session costs. Here a
 // connection that has nothing to read is handed to one poller (epoll on
-// Linux) and its reader goroutine exits; when bytes arrive, a fresh
-// goroutine resumes it.
+// Linux) and its reader goroutine exits; when bytes arrive, a spare
+// worker goroutine (or a fresh one) resumes it.
 //
 // It works below TLS: Conn wraps the TCP connection so that, in
 // non-blocking mode, a read that would block returns ErrWouldBlock at once
