@@ -26,6 +26,7 @@ func main() {
 		stateDir = flag.String("state", state.DefaultDir, "state directory")
 		rootPath = flag.String("trusted-root", "/etc/hearth/update-root.json", "TUF root metadata baked into the image")
 		showVer  = flag.Bool("version", false, "print the version and exit")
+		feedFile = flag.String("feed-url-file", config.BakedFeedFile, "the update feed URL baked into the image, used when the config names none")
 	)
 	flag.Parse()
 	if *showVer {
@@ -36,13 +37,13 @@ func main() {
 	// Raise the battery-less clock before judging metadata expiry (gokrazy
 	// starts the programs in no fixed order; see appliance/clock).
 	clock.Boot(state.Dir(*stateDir).Clock(), log)
-	if err := run(log, state.Dir(*stateDir), *rootPath); err != nil {
+	if err := run(log, state.Dir(*stateDir), *rootPath, *feedFile); err != nil {
 		log.Error("updater", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, st state.Dir, rootPath string) error {
+func run(log *slog.Logger, st state.Dir, rootPath, feedFile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	root, err := os.ReadFile(rootPath)
@@ -77,6 +78,9 @@ func run(log *slog.Logger, st state.Dir, rootPath string) error {
 		if err != nil {
 			return config.Update{}, err
 		}
+		// A fresh box has no feed_url in its config: the release
+		// channel's, baked into the image, is the default.
+		c.Update.FeedURL = c.Update.Feed(feedFile)
 		return c.Update, nil
 	})
 }
