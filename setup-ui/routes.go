@@ -50,9 +50,6 @@ func (u *UI) routes() []route {
 		{"GET /invite", member, u.memberInviteForm},
 		{"POST /invite", member, u.memberInviteSubmit},
 		{"POST /invite/members", admin, u.membersMayInvite},
-		{"GET /invite", member, u.memberInviteForm},
-		{"POST /invite", member, u.memberInviteSubmit},
-		{"POST /invite/members", admin, u.membersMayInvite},
 		// The admin pages (admin*.go).
 		{"GET /admin/{$}", admin, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/admin/members", http.StatusSeeOther)
