@@ -130,7 +130,11 @@ func Handler(d Deps) http.Handler {
 			TTL: time.Duration(req.Hours) * time.Hour, Uses: req.Uses, User: req.User, Inviter: req.Inviter, Admin: req.Admin,
 		})
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			code := http.StatusInternalServerError
+			if errors.Is(err, invites.ErrBadOptions) || errors.Is(err, invites.ErrTooMany) {
+				code = http.StatusBadRequest // hours or uses out of bounds, or too many open
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusCreated, inviteJSON(inv, d.Server.Domain))
