@@ -108,6 +108,9 @@ func (u *UI) healthPage(w http.ResponseWriter, r *http.Request) {
 			who = "from a certificate authority"
 		}
 		d.Cert = fmt.Sprintf("The certificate (%s) is valid until %s.", who, h.CertExpires.Local().Format("2 January 2006"))
+		if h.CertExpires.Year() >= 9999 {
+			d.Cert = fmt.Sprintf("The certificate (%s) does not expire.", who)
+		}
 		if left < 14*24*time.Hour {
 			d.Cert += " That is soon: the box renews it by itself when it can; if this stays, check how members reach the box."
 			d.CertBad = true

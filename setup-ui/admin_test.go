@@ -197,7 +197,7 @@ func TestAdminMembers(t *testing.T) {
 	f, a, admin, bob := adminFixture(t)
 	resp, body := admin.get("/admin/members")
 	wantStatus(t, resp, 200, "members")
-	for _, want := range []string{"anna (you)", "online now", "3 days ago", "Limited", `aria-current="page"`} {
+	for _, want := range []string{"anna (you)", "Online now.", "Last here: 3 days ago.", "Limited", `aria-current="page"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("members page lacks %q", want)
 		}

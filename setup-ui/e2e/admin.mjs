@@ -1,0 +1,117 @@
+// The admin pages in headless Debian chromium at phone size, against a
+// real, claimed xmppd with netconf beside it: members (remove a member,
+// wait while the test checks the member cannot log in, undo), an
+// announcement, circles, invitations, health. axe-core on every page;
+// screenshots. Run by admin_e2e_test.go. Prints "removed" and waits for a
+// line on stdin, then prints one JSON line.
+//
+//   BASE=http://127.0.0.1:PORT ADMIN=anna ADMIN_PASSWORD=… OUT=dir REMOVE=carol CIRCLE_MEMBER=bert TEXT=… node admin.mjs
+import { chromium } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const { BASE, ADMIN, ADMIN_PASSWORD, OUT, REMOVE, CIRCLE_MEMBER, TEXT } = process.env;
+const result = { pages: [], thirdParty: [], violations: [], checks: {} };
+const stdin = createInterface({ input: process.stdin });
+const nextLine = () => new Promise((resolve) => stdin.once('line', resolve));
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const phone = {
+  viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+  userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36',
+};
+
+async function check(page, name) {
+  await page.waitForLoadState('load');
+  const w = await page.evaluate(() => {
+    const es = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+    return { bytes: es.reduce((n, e) => n + (e.decodedBodySize || 0), 0), requests: es.length };
+  });
+  result.pages.push({ name, bytes: w.bytes, requests: w.requests });
+  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
+  for (const v of axe.violations) result.violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) });
+  await page.screenshot({ path: join(OUT, name + '.png'), fullPage: true });
+  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
+  if (scroll > 360) result.violations.push({ page: name, id: 'wider-than-phone', impact: 'serious', nodes: [String(scroll)] });
+}
+
+const text = (page) => page.locator('main').innerText();
+try {
+  const ctx = await browser.newContext(phone);
+  const a = await ctx.newPage();
+  a.on('request', (req) => {
+    if (!req.url().startsWith(BASE) && !req.url().startsWith('data:')) result.thirdParty.push(req.url());
+  });
+  await a.goto(BASE + '/login?next=/admin/members');
+  await a.fill('#user', ADMIN);
+  await a.fill('#password', ADMIN_PASSWORD);
+  await a.click('button[type=submit]');
+  await check(a, 'a-01-members');
+  result.checks.members = (await text(a)).includes(REMOVE) && (await text(a)).includes(ADMIN + ' (you)');
+
+  // Remove a member; the test checks their login is refused meanwhile.
+  await a.click(`button:has-text("Remove ${REMOVE}")`);
+  await check(a, 'a-02-removed');
+  result.checks.removed = /Removed\.[\s\S]*Deleted for good in 6 days/.test(await text(a));
+  console.log('removed');
+  await nextLine();
+  await a.click(`button:has-text("Undo removal of ${REMOVE}")`);
+  await check(a, 'a-03-undone');
+  result.checks.undone = (await text(a)).includes('removal is undone') && !(await text(a)).includes('Removed.');
+
+  // A password link for a member.
+  await a.click(`button:has-text("Password link for ${CIRCLE_MEMBER}")`);
+  await check(a, 'a-04-reset-link');
+  result.checks.resetLink = (await text(a)).includes('Password link for ' + CIRCLE_MEMBER);
+
+  // An announcement to everyone.
+  await a.goto(BASE + '/admin/announce');
+  await check(a, 'a-05-announce');
+  await a.fill('#text', TEXT);
+  await a.click('button:has-text("Send to everyone")');
+  await check(a, 'a-06-announced');
+  result.checks.announced = (await text(a)).includes('Sent.');
+
+  // Circles.
+  await a.goto(BASE + '/admin/circles');
+  await a.fill('#new-circle', 'Rowers');
+  await a.click('button:has-text("Make the circle")');
+  await a.selectOption('select[name=user]', CIRCLE_MEMBER);
+  await a.click('button:has-text("Add to Rowers")');
+  await check(a, 'a-07-circles');
+  result.checks.circle = (await text(a)).includes('take ' + CIRCLE_MEMBER + ' out');
+
+  // Invitations.
+  await a.goto(BASE + '/admin/invites');
+  await a.selectOption('#role', 'limited');
+  await a.fill('#note', 'for the juniors');
+  await a.click('button:has-text("Make the invitation")');
+  await check(a, 'a-08-invites');
+  result.checks.invite = (await text(a)).includes('Your invitation is ready') && (await text(a)).includes('Note: for the juniors');
+
+  // Health: storage, netconf's report in its own words, updates.
+  await a.goto(BASE + '/admin/health');
+  await check(a, 'a-09-health');
+  const h = await text(a);
+  result.checks.storage = /used of .* free\)/.test(h);
+  result.checks.reachItems = await a.locator('ul.checks li').count();
+  result.checks.reachText = await a.locator('ul.checks').innerText().catch(() => '');
+  result.checks.noFeed = h.includes('no update address');
+  await a.check('input[name=auto][value=off]');
+  await a.selectOption('#window', '02:00-05:00');
+  await a.click('button:has-text("Save")');
+  await check(a, 'a-10-health-saved');
+  result.checks.saved = (await text(a)).includes('Saved.');
+  await ctx.close();
+} catch (e) {
+  result.error = String(e && e.stack || e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));
+process.exit(0);

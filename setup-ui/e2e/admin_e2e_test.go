@@ -1,0 +1,196 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/xmppd/store"
+)
+
+// TestAdminPagesInBrowser: the admin pages in chromium at 360x740 against
+// a real, claimed xmppd with netconf beside it. The admin removes a member
+// (whose slixmpp login is then refused) and undoes it (the login works
+// again), sends an announcement that a member logged in with slixmpp
+// receives from the chat itself, makes a circle and an invitation, and
+// reads the health page: storage and netconf's reachability report.
+func TestAdminPagesInBrowser(t *testing.T) {
+	nd := nodeDir(t)
+	root := repoRoot(t)
+	bins := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd", "github.com/hearthchat/hearth/cmd/netconf").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := state.Dir(t.TempDir())
+	if err := dir.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(dir.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []struct {
+		name, pw string
+		admin    bool
+	}{{"anna", "green kettle river", true}, {"bert", "bert likes boats", false}, {"carol", "carol rows fast", false}} {
+		if err := st.CreateAccount(u.name, u.pw, u.admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	c := config.Default()
+	c.Domain, c.Claimed = "hearth.localhost", true
+	c.Site = config.Site{Name: "Riverside Rowing Club", Reach: "home", Admin: "anna", Done: true}
+	if err := config.Save(dir.Config(), c); err != nil {
+		t.Fatal(err)
+	}
+	// netconf beside xmppd, as on the box: the health page shows its
+	// report, read over its socket.
+	nc := exec.Command(filepath.Join(bins, "netconf"), "-state", string(dir), "-local")
+	if err := nc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Process.Kill(); nc.Wait() })
+	x := &xmppd{state: string(dir), c2s: fmt.Sprintf("127.0.0.1:%d", freePort(t)), web: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	x.cmd = exec.Command(filepath.Join(bins, "xmppd"), "-state", x.state, "-domain", "hearth.localhost", "-c2s", x.c2s,
+		"-c2s-tls", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-c2s-onion", "none", "-web", x.web, "-require-setup", "true")
+	x.cmd.Stderr = os.Stderr
+	if err := x.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.cmd.Process.Kill(); x.cmd.Wait() })
+	waitPort(t, x.c2s)
+	waitPort(t, x.web)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	// bert is online with slixmpp when the announcement goes out.
+	watch := peer(t, ctx, x, "watch", "bert", "bert likes boats")
+	watch.Stderr = os.Stderr
+	wout, _ := watch.StdoutPipe()
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); watch.Wait() }()
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(wout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	expect := func(what string, ok func(string) bool) {
+		t.Helper()
+		for {
+			select {
+			case l, open := <-lines:
+				if !open {
+					t.Fatalf("bert's client ended before %s", what)
+				}
+				t.Logf("bert's client: %s", l)
+				if ok(l) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("bert's client: no %s", what)
+			}
+		}
+	}
+	expect("login", func(l string) bool { return l == "ready" })
+
+	shots := filepath.Join(root, "out", "screenshots")
+	os.MkdirAll(shots, 0o755)
+	script := filepath.Join(nd, "admin.mjs")
+	src, _ := os.ReadFile(filepath.Join(root, "setup-ui", "e2e", "admin.mjs"))
+	if err := os.WriteFile(script, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const text = "The boat house is closed on Sunday. Training moves to the lake."
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = nd
+	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
+		"OUT="+shots, "REMOVE=carol", "CIRCLE_MEMBER=bert", "TEXT="+text)
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	first, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("node: %v %q", err, first)
+	}
+	if strings.TrimSpace(first) == "removed" {
+		// Removed: carol's app cannot log in (nor keep a session).
+		if got := login(t, x, "carol", "carol rows fast"); got != "refused" {
+			t.Errorf("carol's login while removed: %q, want refused", got)
+		}
+	}
+	io.WriteString(stdin, "go\n")
+	rest, _ := io.ReadAll(out)
+	cmd.Wait()
+	last := strings.TrimSpace(first + string(rest))
+	if i := strings.LastIndex(last, "\n"); i >= 0 {
+		last = last[i+1:]
+	}
+	var res wizardResult
+	if err := json.Unmarshal([]byte(last), &res); err != nil {
+		t.Fatalf("node output: %v\n%s%s", err, first, rest)
+	}
+	if res.Error != "" {
+		t.Fatalf("browser: %s", res.Error)
+	}
+	for _, p := range res.Pages {
+		t.Logf("figure: page %s %d bytes in %d responses", p.Name, p.Bytes, p.Requests)
+	}
+	if len(res.ThirdParty) > 0 {
+		t.Errorf("requests leaving the box: %v", res.ThirdParty)
+	}
+	for _, v := range res.Violations {
+		t.Errorf("accessibility: %v", v)
+	}
+	for _, k := range []string{"members", "removed", "undone", "resetLink", "announced", "circle", "invite", "storage", "noFeed", "saved"} {
+		if res.Checks[k] != true {
+			t.Errorf("browser check %s: %v", k, res.Checks[k])
+		}
+	}
+	if n, _ := res.Checks["reachItems"].(float64); n < 1 {
+		t.Errorf("health page shows no reachability checks")
+	}
+	t.Logf("health page, netconf's report: %v", res.Checks["reachText"])
+	// netconf's words, as its own status report says them.
+	if rep, err := os.ReadFile(filepath.Join(x.state, "status", "netconf.json")); err == nil {
+		var r struct{ Checks []struct{ Message string } }
+		json.Unmarshal(rep, &r)
+		reach, _ := res.Checks["reachText"].(string)
+		for _, c := range r.Checks {
+			if c.Message != "" && !strings.Contains(reach, c.Message) {
+				t.Errorf("health page lacks netconf's %q", c.Message)
+				break
+			}
+		}
+	}
+	// Undone: carol logs in again.
+	if got := login(t, x, "carol", "carol rows fast"); got != "ok" {
+		t.Errorf("carol's login after undo: %q", got)
+	}
+	// The announcement reached bert's app, from the chat itself.
+	expect("the announcement", func(l string) bool { return l == "message hearth.localhost "+text })
+	if c, err := config.Load(dir.Config()); err != nil || c.Update.Auto || c.Update.Window != "02:00-05:00" {
+		t.Errorf("update settings saved as %+v (%v)", c.Update, err)
+	}
+}
