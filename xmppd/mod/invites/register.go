@@ -28,6 +28,16 @@ func Register(srv *server.Server) {
 		}
 	})
 	registerCommands(srv)
+	// A limited account is local-only: nothing it sends leaves the box.
+	// Today every remote stanza bounces anyway (no server-to-server
+	// module yet); this hook runs before any that will carry them out.
+	srv.Hook(server.StanzaRemote, 1000, func(st *server.Stanza) bool {
+		if st.Origin == nil || !strings.EqualFold(st.From.Domainpart(), srv.Domain) || Role(srv.Store, st.From.Localpart()) != RoleLimited {
+			return false
+		}
+		srv.Bounce(st, &server.StanzaError{Type: "cancel", Condition: "not-allowed", Text: "this account chats only with people on this box"})
+		return true
+	})
 	// XEP-0445: the app presents the token before registering.
 	srv.HandlePreAuthIQ(nsPreauth, func(pa *server.PreAuth, iq *stream.Element) (*stream.Element, error) {
 		p := iq.FirstChild()
