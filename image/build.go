@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearthchat/hearth/appliance/setupcard"
 	"github.com/hearthchat/hearth/appliance/update"
 )
 
@@ -48,6 +49,18 @@ type Builder struct {
 	// BuildTime is stamped into the programs (version.BuildTime) as the
 	// floor of the battery-less clock; now when zero.
 	BuildTime time.Time
+	// Publish builds an image for publication (make image PUBLISH=1, make
+	// release): it carries no setup code, since every box flashed from it
+	// would share it. Each box makes its own on first start
+	// (cmd/firstboot). The build fails if a code would end up in it.
+	Publish bool
+	// FeedURL is the release channel's update feed (make image
+	// FEED_URL=…), baked beside the root of trust as
+	// /etc/hearth/update-feed-url (config.BakedFeedFile; config.json maps
+	// it from keys/feed-url): a fresh box has no update.feed_url in its
+	// config and without this would never update. Empty: the box says on
+	// its health page that it has no update address.
+	FeedURL string
 }
 
 // instance returns the parent dir and instance name gok should use for t.
@@ -84,6 +97,14 @@ func (b *Builder) gok(t Target, args ...string) error {
 	// see config.json); keys are made on first use and never committed.
 	if _, err := update.LoadOrCreateKeys(filepath.Join(b.Repo, "keys")); err != nil {
 		return err
+	}
+	// Written on every build (empty without a feed): the root file system
+	// an update installs carries it too, so a box keeps its feed.
+	if strings.ContainsAny(b.FeedURL, " \t\r\n") {
+		return fmt.Errorf("feed URL %q: no spaces or line breaks", b.FeedURL)
+	}
+	if err := os.WriteFile(filepath.Join(b.Repo, "keys", "feed-url"), []byte(b.FeedURL), 0o644); err != nil {
+		return fmt.Errorf("feed URL: %w", err)
 	}
 	parent, name, err := b.instance(t)
 	if err != nil {
@@ -142,16 +163,28 @@ func (b *Builder) Full(t Target, dest string) error {
 
 // Image builds the full image for t at img with a fresh setup code on the
 // boot partition and a formatted /perm holding the code and the files under
-// permSeed (may be empty). It returns the setup code.
+// permSeed (may be empty). It returns the setup code ("" with Publish).
 func (b *Builder) Image(t Target, img, permSeed string) (string, error) {
+	if b.Publish && permSeed != "" {
+		if _, err := os.Stat(filepath.Join(permSeed, PermSetupCodeFile)); err == nil {
+			return "", fmt.Errorf("publish: %s holds a setup code (%s): a published image must carry none", permSeed, PermSetupCodeFile)
+		}
+	}
 	if err := b.Full(t, img); err != nil {
 		return "", err
 	}
-	code, err := NewSetupCode()
-	if err != nil {
-		return "", err
+	code, boot := "", setupcard.Placeholder()
+	if !b.Publish {
+		var err error
+		if code, err = NewSetupCode(); err != nil {
+			return "", err
+		}
+		boot = SetupText(code)
 	}
-	if err := WriteBootFile(img, SetupCodeFile, []byte(SetupText(code))); err != nil {
+	// A published image gets the placeholder: it tells a person who looks
+	// at the card too early what to do, and its cluster is room the box
+	// fills with its own code.
+	if err := WriteBootFile(img, SetupCodeFile, []byte(boot)); err != nil {
 		return "", err
 	}
 	seed, err := os.MkdirTemp("", "hearth-perm")
@@ -164,17 +197,51 @@ func (b *Builder) Image(t Target, img, permSeed string) (string, error) {
 			return "", fmt.Errorf("perm seed: %w", err)
 		}
 	}
-	codePath := filepath.Join(seed, PermSetupCodeFile)
-	if err := os.MkdirAll(filepath.Dir(codePath), 0o700); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(codePath, []byte(code+"\n"), 0o600); err != nil {
-		return "", err
+	if code != "" {
+		codePath := filepath.Join(seed, PermSetupCodeFile)
+		if err := os.MkdirAll(filepath.Dir(codePath), 0o700); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(codePath, []byte(code+"\n"), 0o600); err != nil {
+			return "", err
+		}
 	}
 	if err := FormatPerm(img, seed); err != nil {
 		return "", err
 	}
+	if b.Publish {
+		if err := CheckNoSetupCode(img); err != nil {
+			os.Remove(img)
+			return "", err
+		}
+	}
 	return code, nil
+}
+
+// CheckNoSetupCode fails if the image carries a setup code: in the boot
+// partition's hearth-setup.txt or on /perm.
+func CheckNoSetupCode(img string) error {
+	txt, err := ReadBootFile(img, SetupCodeFile)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if c := setupcard.Find(string(txt)); c != "" {
+		return fmt.Errorf("publish: %s: the boot partition's %s holds a setup code", img, SetupCodeFile)
+	}
+	p, err := findPartition(img, 4)
+	if err != nil {
+		return err
+	}
+	// debugfs prints "File not found" for a missing file and exits 0
+	// either way; a present file prints its contents.
+	out, err := exec.Command("debugfs", "-R", "stat /"+PermSetupCodeFile, fmt.Sprintf("%s?offset=%d", img, p.Start)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("publish: debugfs on /perm: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "File not found") {
+		return fmt.Errorf("publish: %s: /perm/%s exists: a published image must carry no setup code", img, PermSetupCodeFile)
+	}
+	return nil
 }
 
 // Root builds only the root file system (squashfs) for t: the update payload.

@@ -2,8 +2,13 @@
 #
 #   make image     out/hearth-pi.img (Raspberry Pi, arm64) and out/hearth-vm.img
 #                  (amd64, for qemu), each with its own setup code
+#   make image PUBLISH=1
+#                  the same images for publication: no setup code in them
+#                  (a published image's code would be every box's); each box
+#                  makes its own on first start (cmd/firstboot)
 #   make vm        boot out/hearth-vm.img in qemu: XMPP on 127.0.0.1:5222
-#   make release   a signed update feed in out/feed/ (keys in ./keys/)
+#   make release   a signed update feed in out/feed/ (keys in ./keys/) and
+#                  the images for publication (as PUBLISH=1)
 #
 # gok is pinned in tools/go.mod and built into .cache/bin; the repository
 # itself is the gokrazy instance dir (config.json, builddir/), whatever the
@@ -13,11 +18,17 @@ APT_TEST_PKGS += qemu-system-x86 qemu-system-arm mtools fdisk dosfstools e2fspro
 
 GOK := $(CURDIR)/.cache/bin/gok
 RELEASE ?= 1
+# The release channel's update feed, baked into images and update roots
+# (/etc/hearth/update-feed-url): without it a box never updates unless
+# someone edits update.feed_url on /perm. Use the same URL for a channel's
+# images and releases (a release without it would drop it from boxes).
+FEED_URL ?=
 IMAGE_TARGETS ?= pi,vm
 VM_MEM ?= 1024
 VM_PORT_C2S ?= 5222
 VM_PORT_C2S_TLS ?= 5223
 VM_PORT_HTTP ?= 8000
+PUBLISH ?=
 
 .PHONY: image vm release gok
 
@@ -34,7 +45,7 @@ $(GOK): tools/go.mod tools/go.sum
 	cd tools && GOWORK=off $(GO) build -o $(GOK) github.com/gokrazy/tools/cmd/gok
 
 image: $(GOK) $(TOR_TARS)
-	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS)
+	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS) $(if $(PUBLISH),-publish) -feed-url '$(FEED_URL)'
 
 # User-mode networking with restrict=on: the guest reaches nothing but the
 # forwarded ports, and those listen on loopback only.
@@ -50,7 +61,8 @@ vm: $(GOK)
 # Keys are generated in ./keys on first use; keep them, or boxes flashed with
 # the old keys/root.json will refuse your releases.
 release: $(GOK) $(TOR_TARS)
-	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS) -feed out/feed
+	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS) -feed out/feed -feed-url '$(FEED_URL)'
+	$(GO) run ./image/mkimage -gok $(GOK) -version $(RELEASE) -targets $(IMAGE_TARGETS) -publish -feed-url '$(FEED_URL)'
 
 # A feed's timestamp expires after 7 days (so boxes can tell a frozen feed
 # from a quiet one): whoever serves out/feed runs this daily, e.g. from cron.

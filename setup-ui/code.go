@@ -1,19 +1,15 @@
 package setupui
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"errors"
-	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/setupcard"
 	"github.com/hearthchat/hearth/setup-ui/internal/page"
 )
 
@@ -112,52 +108,17 @@ func checkName(s string) string {
 	return ""
 }
 
-// codeAlphabet leaves out 0/O and 1/I/L, as the image's codes do
-// (image/setupcode.go), so a code read off a screen is typed right.
-const codeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-
 // NewCode draws a setup code like "ABCD-EFGH-JKMN-PQRS" from crypto/rand
-// (16 of 31 symbols: about 79 bits).
-func NewCode() (string, error) {
-	var b strings.Builder
-	buf := make([]byte, 1)
-	for n := 0; n < 16; {
-		if _, err := rand.Read(buf); err != nil {
-			return "", fmt.Errorf("setup code: %w", err)
-		}
-		// Rejection sampling: 248 = 8*31, so every symbol is equally likely.
-		if buf[0] >= 248 {
-			continue
-		}
-		if n > 0 && n%4 == 0 {
-			b.WriteByte('-')
-		}
-		b.WriteByte(codeAlphabet[int(buf[0])%len(codeAlphabet)])
-		n++
-	}
-	return b.String(), nil
-}
+// (appliance/setupcard, shared with cmd/firstboot).
+func NewCode() (string, error) { return setupcard.New() }
 
 // LoadOrCreateCode returns the setup code in path (put there by the image
 // build), making and saving a fresh one when there is none: a box from a
 // published image carries no code, so none is shared between boxes.
-// created says whether it was made now.
+// cmd/firstboot may make it at the same moment (and writes it onto the
+// card); setupcard.LoadOrCreate makes both end with the same code.
 func LoadOrCreateCode(path string) (code string, created bool, err error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if c := NormalizeCode(string(b)); c != "" {
-			return c, false, nil
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("setup code: %w", err)
-	}
-	if code, err = NewCode(); err != nil {
-		return "", false, err
-	}
-	if err := config.WriteFileAtomic(path, []byte(code+"\n"), 0o600); err != nil {
-		return "", false, err
-	}
-	return code, true, nil
+	return setupcard.LoadOrCreate(path)
 }
 
 func hostOnly(hostport string) string {

@@ -1,6 +1,7 @@
 // Command mkimage builds Hearth's firmware images (make image): the Pi image
 // and the amd64 qemu image from the repository's gokrazy instance config,
-// each with its own setup code on the boot partition and a formatted /perm.
+// each with its own setup code on the boot partition and a formatted /perm
+// (with -publish: no code; each box makes its own on first start).
 package main
 
 import (
@@ -30,7 +31,9 @@ func main() {
 		rootOnly = flag.Bool("root-only", false, "build only the root file systems (update payloads), not full images")
 		quiet    = flag.Bool("q", false, "send gok's output to out/<target>.log instead of stderr")
 		feed     = flag.String("feed", "", "with -root-only: publish the roots as a signed update feed in this directory")
+		feedURL  = flag.String("feed-url", "", "the release channel's update feed URL, baked into the image and its update roots (keep it the same for a channel)")
 		refresh  = flag.String("refresh-feed", "", "re-sign the feed in this directory with fresh expiries (same release; run daily) and exit")
+		forPub   = flag.Bool("publish", false, "build images for publication: no setup code in them (each box makes its own on first start); fails if one would be")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -59,7 +62,7 @@ func main() {
 		*rootOnly = true
 	}
 	roots := map[string]string{}
-	b := &image.Builder{Repo: *repo, Gok: *gok, Version: *version, WorkDir: *work, Log: os.Stderr}
+	b := &image.Builder{Repo: *repo, Gok: *gok, Version: *version, WorkDir: *work, Log: os.Stderr, Publish: *forPub, FeedURL: *feedURL}
 	for _, name := range strings.Split(*targets, ",") {
 		t, ok := map[string]image.Target{"pi": image.Pi, "vm": image.VM}[name]
 		if !ok {
@@ -115,6 +118,10 @@ func build(b *image.Builder, t image.Target, out, permSeed string, w io.Writer) 
 	code, err := b.Image(t, img, permSeed)
 	if err != nil {
 		return err
+	}
+	if b.Publish {
+		fmt.Fprintf(w, "\n%s  (%s, version %s)\n\nFor publication: no setup code inside. Each box makes its own on its first\nstart and writes it to %s on the card and to its console.\n", img, t.GOARCH, b.Version, image.SetupCodeFile)
+		return nil
 	}
 	qr, err := image.SetupQR(code)
 	if err != nil {
