@@ -150,7 +150,9 @@ func (u *UI) joinForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u.tpl.Render(w, r, http.StatusOK, "invite-join", u.landingData(r, inv))
+	d := u.landingData(r, inv)
+	d.User = inv.User
+	u.tpl.Render(w, r, http.StatusOK, "invite-join", d)
 }
 
 func (u *UI) joinSubmit(w http.ResponseWriter, r *http.Request) {
@@ -160,6 +162,9 @@ func (u *UI) joinSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	d := u.landingData(r, inv)
 	d.User = strings.TrimSpace(r.PostForm.Get("user"))
+	if inv.User != "" {
+		d.User = inv.User // the invite keeps this name (the form shows it fixed)
+	}
 	fail := func(code int, msg string) {
 		d.Error = msg
 		u.tpl.Render(w, r, code, "invite-join", d)

@@ -408,3 +408,23 @@ func TestMemberInvitePage(t *testing.T) {
 		t.Fatal("setting not saved")
 	}
 }
+
+// TestReservedName: an invite that keeps a name (made for someone by
+// name) shows it fixed on the form and makes that account, whatever the
+// form sent.
+func TestReservedName(t *testing.T) {
+	f := claimedFixture(t)
+	f.inv.put(Invite{Token: "forgran", Expires: time.Now().Add(time.Hour), Uses: 1, MaxUses: 1, User: "gran"})
+	b := f.browser(t)
+	resp, body := b.get("/i/forgran/join")
+	wantStatus(t, resp, 200, "join form")
+	if !strings.Contains(body, `value="gran"`) || !strings.Contains(body, "readonly") {
+		t.Fatal("the kept name is not shown fixed")
+	}
+	csrf := csrfRE.FindStringSubmatch(body)[1]
+	resp, _ = b.post("/i/forgran/join", url.Values{"csrf": {csrf}, "user": {"mallory"}, "password": {"gran-password"}})
+	wantStatus(t, resp, 201, "registration")
+	if _, ok := f.inv.x.redeemed["gran"]; !ok || len(f.inv.x.redeemed) != 1 {
+		t.Fatalf("accounts made: %v", f.inv.x.redeemed)
+	}
+}

@@ -106,6 +106,7 @@ type Invite struct {
 	Role    string // admin, member, limited
 	Note    string
 	Reset   string // the account of a password-reset link
+	User    string // the name an invite keeps for the new account ("": any)
 }
 
 // Invites are invitations and password-reset links (xmppd/mod/invites).

@@ -61,6 +61,9 @@ func (i webInvites) page(inv *invites.Invite) setupui.Invite {
 		Token: inv.Token, URI: inv.URI(i.d.Server.Domain), Created: inv.Created, Expires: inv.Expires,
 		Inviter: inv.Inviter, Uses: inv.Uses, MaxUses: inv.MaxUses, Role: inv.Role, Note: inv.Note,
 	}
+	if inv.Kind == invites.KindInvite {
+		out.User = inv.User
+	}
 	if inv.Kind == invites.KindReset {
 		// A reset link is a web page, never an app link.
 		out.Reset, out.Role = inv.User, ""

@@ -76,6 +76,10 @@ func TestWebInvites(t *testing.T) {
 		t.Fatalf("second reset: %v", err)
 	}
 
+	named, _ := invites.Create(d.Store, invites.Options{User: "gran"})
+	if got, err := w.Lookup(named.Token); err != nil || got.User != "gran" {
+		t.Fatalf("named invite: %+v %v", got, err)
+	}
 	lim, _ := w.Create(setupui.InviteOptions{Role: "limited"})
 	if _, err := w.Redeem(lim.Token, "lou", "lou-password"); err != nil {
 		t.Fatal(err)
