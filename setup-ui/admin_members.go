@@ -3,6 +3,7 @@ package setupui
 import (
 	"errors"
 	"html/template"
+	"math"
 	"net/http"
 	"sort"
 	"time"
@@ -64,7 +65,9 @@ func (u *UI) renderMembers(w http.ResponseWriter, r *http.Request, code int, res
 			row.Seen = "online now"
 		}
 		if x.Removing {
-			row.DaysOut = max(int(x.DeleteAt.Sub(now).Hours()/24), 0)
+			// Rounded up: "7 days" just after the removal, "1 day" on
+			// the last day (the deletion never comes earlier).
+			row.DaysOut = max(int(math.Ceil(x.DeleteAt.Sub(now).Hours()/24)), 0)
 		}
 		d.Rows = append(d.Rows, row)
 	}

@@ -218,7 +218,7 @@ func TestAdminMembers(t *testing.T) {
 	resp, _ = admin.post("/admin/members/remove", url.Values{"csrf": {tok}, "user": {"carol"}})
 	wantRedirect(t, resp, "/admin/members?done=remove")
 	_, body = admin.get("/admin/members?done=remove")
-	if !a.members.m["carol"].Removing || !strings.Contains(body, "Deleted for good in 6 days") || !strings.Contains(body, "Undo removal of carol") {
+	if !a.members.m["carol"].Removing || !strings.Contains(body, "Deleted for good in 7 days") || !strings.Contains(body, "Undo removal of carol") {
 		t.Errorf("after remove: %+v\n%s", a.members.m["carol"], body)
 	}
 	resp, _ = admin.post("/admin/members/undo", url.Values{"csrf": {tok}, "user": {"carol"}})

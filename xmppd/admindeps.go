@@ -117,6 +117,8 @@ func (m webMembers) Undo(user string) error {
 
 // Circles are kept in xmppd's own bucket: name → members (JSON). The
 // contact lists are the roster's, changed through server.Contacts.
+// A circle's shared group chat waits for group chat (MUC): once it
+// exists, Create makes the room and Add/Leave change its members here.
 var bucketCircles = []byte("circles")
 
 type webCircles struct{ srv *server.Server }
@@ -201,6 +203,10 @@ func (c webCircles) Add(name, user string) error {
 		if err := c.srv.Contacts().Befriend(user, other, name); err != nil {
 			return fmt.Errorf("%s and %s could not become contacts (%v)", user, other, err)
 		}
+		// Online now: each sees the other online at once, not only after
+		// their next change of status.
+		c.sharePresence(user, other)
+		c.sharePresence(other, user)
 	}
 	return c.change(name, func(b *bolt.Bucket, cur []string) error {
 		if slices.Contains(cur, user) {
@@ -209,6 +215,23 @@ func (c webCircles) Add(name, user string) error {
 		v, _ := json.Marshal(append(cur, user))
 		return b.Put([]byte(name), v)
 	})
+}
+
+// sharePresence sends the current presence of each of from's available
+// devices to to (now a contact with a subscription), as the server does
+// when a subscription is approved.
+func (c webCircles) sharePresence(from, to string) {
+	all, _ := c.srv.Router.Available(from)
+	for _, sess := range all {
+		p, avail, _ := sess.Presence()
+		if p == nil || !avail {
+			continue
+		}
+		el := p.Copy()
+		el.Set("from", sess.JID.String())
+		el.Set("to", to+"@"+c.srv.Domain)
+		c.srv.Route(el)
+	}
 }
 
 func (c webCircles) Leave(name, user string) error {

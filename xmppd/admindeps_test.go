@@ -173,12 +173,31 @@ func TestCircles(t *testing.T) {
 	if err := c.Create("Rowers"); err != nil {
 		t.Fatal(err)
 	}
+	// anna is online when bob joins: bob's app is told at once.
+	anna := dial(t, d, "anna", "anna-password")
+	anna.Send([]byte(`<iq type="get" id="a1"><query xmlns="jabber:iq:roster"/></iq>`))
+	anna.Send([]byte(`<presence><status>on the water</status></presence>`))
+	waitFor(t, "anna available", func() bool { all, _ := d.Server.Router.Available("anna"); return len(all) > 0 })
+	bobConn := dial(t, d, "bob", "bob-password")
+	bobConn.Send([]byte(`<iq type="get" id="b1"><query xmlns="jabber:iq:roster"/></iq>`))
+	bobConn.Send([]byte(`<presence/>`))
+	waitFor(t, "bob available", func() bool { all, _ := d.Server.Router.Available("bob"); return len(all) > 0 })
 	if err := c.Create("Rowers"); err == nil {
 		t.Error("a second circle of the same name")
 	}
 	for _, u := range []string{"anna", "bob", "carol"} {
 		if err := c.Add("Rowers", u); err != nil {
 			t.Fatal(err)
+		}
+	}
+	bobConn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		b, err := bobConn.ReadStanza()
+		if err != nil {
+			t.Fatalf("bob never saw anna online: %v", err)
+		}
+		if bytes.HasPrefix(b, []byte("<presence")) && bytes.Contains(b, []byte("on the water")) {
+			break
 		}
 	}
 	for _, p := range [][2]string{{"anna", "bob"}, {"bob", "anna"}, {"carol", "anna"}, {"bob", "carol"}} {

@@ -57,7 +57,7 @@ try {
   // Remove a member; the test checks their login is refused meanwhile.
   await a.click(`button:has-text("Remove ${REMOVE}")`);
   await check(a, 'a-02-removed');
-  result.checks.removed = /Removed\.[\s\S]*Deleted for good in 6 days/.test(await text(a));
+  result.checks.removed = /Removed\.[\s\S]*Deleted for good in 7 days/.test(await text(a));
   console.log('removed');
   await nextLine();
   await a.click(`button:has-text("Undo removal of ${REMOVE}")`);
