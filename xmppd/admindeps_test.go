@@ -5,12 +5,18 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
 	setupui "github.com/hearthchat/hearth/setup-ui"
 	"github.com/hearthchat/hearth/xmppd/client"
@@ -282,5 +288,62 @@ func TestAnnounce(t *testing.T) {
 		if bytes.Contains(b, []byte("Boat house closed")) {
 			got++
 		}
+	}
+}
+
+// The health page's figures come from the box, and the update status and
+// "check now" from the update agent's socket (or its status file when the
+// socket does not answer), in the agent's own JSON.
+func TestHealthAndUpdates(t *testing.T) {
+	dir := state.Dir(t.TempDir())
+	d := startTest(t, dir)
+	defer d.Shutdown(context.Background())
+	h := d.health(context.Background())
+	if h.StorageTotal == 0 || h.StorageFree > h.StorageTotal || h.Database <= 0 || h.MemTotal == 0 || h.MemChat == 0 ||
+		h.BoxUp <= 0 || h.CertExpires.IsZero() || len(h.Problems) > 0 {
+		t.Errorf("health %+v", h)
+	}
+
+	// No agent, no status file: not known; no feed configured.
+	if u := d.updateStatus(context.Background()); u.Known || u.FeedURL != "" {
+		t.Errorf("without an agent: %+v", u)
+	}
+	if err := d.updateCheck(context.Background()); err == nil {
+		t.Error("check now without an agent succeeded")
+	}
+	// The status file the agent writes.
+	os.MkdirAll(dir.Status(), 0o700)
+	os.WriteFile(filepath.Join(dir.Status(), "update.json"), []byte(`{"version":"3","release":3,"state":"idle","message":"up to date (release 3)","last_check":"2026-12-01T03:00:00Z"}`), 0o644)
+	if u := d.updateStatus(context.Background()); !u.Known || u.Running != "3" || u.Message != "up to date (release 3)" || u.LastCheck.IsZero() {
+		t.Errorf("from the file: %+v", u)
+	}
+	// The agent's socket wins, and takes "check now".
+	os.MkdirAll(dir.Update(), 0o700)
+	ln, err := net.Listen("unix", filepath.Join(dir.Update(), "agent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := make(chan struct{}, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"version":"3","state":"idle","message":"release 4 ready; waiting for the update window 02:00-05:00","available":{"release":4},"last_result":"committed release 3"}`)
+	})
+	mux.HandleFunc("POST /check", func(w http.ResponseWriter, r *http.Request) { checks <- struct{}{}; w.WriteHeader(http.StatusAccepted) })
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	defer srv.Close()
+	cfg, _ := config.Load(dir.Config())
+	cfg.Update.FeedURL = "https://updates.example.org/stable/"
+	config.Save(dir.Config(), cfg)
+	if u := d.updateStatus(context.Background()); !u.Known || u.Offered != 4 || u.Result != "committed release 3" || u.FeedURL != cfg.Update.FeedURL {
+		t.Errorf("from the socket: %+v", u)
+	}
+	if err := d.updateCheck(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-checks:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent was not asked to check")
 	}
 }
