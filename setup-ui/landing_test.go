@@ -268,6 +268,16 @@ func TestWebRegistration(t *testing.T) {
 			t.Fatalf("%s: an account was made", c.name)
 		}
 	}
+	// A body that is not a form at all.
+	req, _ := http.NewRequest("POST", f.srv.URL+"/i/club/join", strings.NewReader("csrf="+csrf+"&user=%zz&password=ann-password"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	raw, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readBody(raw); raw.StatusCode != 400 || !strings.Contains(body, "Nothing was changed") || f.inv.accounts() != 0 {
+		t.Fatalf("malformed form: %d, %d accounts", raw.StatusCode, f.inv.accounts())
+	}
 	resp, body = b.post("/i/club/join", url.Values{"csrf": {csrf}, "user": {"Ann"}, "password_shown": {"ann-password"}})
 	wantStatus(t, resp, 201, "registration")
 	for _, want := range []string{"ann@hearth.local", "exists now", "sue are already contacts"} {
