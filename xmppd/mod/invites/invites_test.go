@@ -85,3 +85,21 @@ func TestExpiredAndReservedInvites(t *testing.T) {
 		t.Fatalf("named invite: %s", el)
 	}
 }
+
+// TestTokenGuessing: after MaxBadTokens unknown tokens from one address,
+// even a good token from there is refused until the window ends.
+func TestTokenGuessing(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	inv, _ := invites.Create(d.Store, invites.Options{})
+	c := xmpptest.Dial(t, d.C2STLSAddr, true)
+	c.Open()
+	for i := 0; i < invites.MaxBadTokens; i++ {
+		c.Send("<iq type='set' id='g'><preauth xmlns='urn:xmpp:pars:0' token='guess" + string(rune('a'+i)) + "'/></iq>")
+		if el := c.El(); condition(el) != "item-not-found" {
+			t.Fatalf("guess %d: %s", i+1, el)
+		}
+	}
+	if el := register(t, d, inv.Token, "carol", "carol-password"); condition(el) != "policy-violation" {
+		t.Fatalf("good token after %d guesses: %s", invites.MaxBadTokens, el)
+	}
+}

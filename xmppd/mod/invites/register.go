@@ -3,6 +3,7 @@ package invites
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -44,8 +45,13 @@ func Register(srv *server.Server) {
 		if iq.Get("type") != "set" || p.Local != "preauth" {
 			return nil, server.ErrBadRequest
 		}
+		g, now := guessesOf(srv), time.Now()
+		if g.blocked(pa.IP, now) {
+			return nil, &server.StanzaError{Type: "wait", Condition: "policy-violation", Text: "too many unknown invitations from this address; try again later"}
+		}
 		inv, err := Get(srv.Store, p.Get("token"))
 		if err != nil {
+			g.failed(pa.IP, now)
 			return nil, server.ErrItemNotFound
 		}
 		pa.SetValue(tokenKey{}, inv.Token)
