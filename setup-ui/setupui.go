@@ -1,5 +1,5 @@
 // Package setupui is Hearth's web pages: the setup wizard that claims a new
-// box, the login page, and (added by later work) the invite landing pages
+// box, the login page, the invite landing pages
 // and the admin pages. xmppd's one web server (xmppd/web) mounts the
 // handler New returns; the pages reach the rest of the box only through
 // the small interfaces in Deps, which xmppd implements (xmppd/webdeps.go).
@@ -33,8 +33,9 @@
 //     any change of privilege use u.sess.Change (new ID and token).
 //
 // One file per area of this package (code.go, account.go, reach.go,
-// invite.go, login.go; the invite landing pages and the admin pages come
-// the same way), all sharing the one session table and the Deps. A new
+// invite.go, login.go; landing.go: the invite pages /i/<token>, the web
+// registration, the poster and /reset/<token>; member_invite.go: /invite;
+// admin*.go: the admin pages), all sharing the one session table and the Deps. A new
 // need of the rest of the box (list members, revoke an invite) is a new
 // method on one of the Deps interfaces, implemented in xmppd/webdeps.go;
 // never open the database or a socket from here. Fakes of every interface
