@@ -74,6 +74,7 @@ type removals struct {
 	last time.Time  // monotonic reading of the last count-down
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once // Shutdown may run twice (tests call it again)
 }
 
 func newRemovals(srv *server.Server, log *slog.Logger) *removals {
@@ -117,7 +118,7 @@ func (r *removals) close() {
 	if r == nil || r.stop == nil {
 		return
 	}
-	close(r.stop)
+	r.once.Do(func() { close(r.stop) })
 	<-r.done
 }
 
