@@ -438,3 +438,20 @@ func TestReservedName(t *testing.T) {
 		t.Fatalf("accounts made: %v", f.inv.x.redeemed)
 	}
 }
+
+// TestHomeLinksInvite: the home page offers "Invite people" to those who
+// may invite, and not to the others.
+func TestHomeLinksInvite(t *testing.T) {
+	f := claimedFixture(t)
+	f.inv.x.mayNot = map[string]bool{"lim": true}
+	for _, c := range []struct {
+		user  string
+		admin bool
+		want  bool
+	}{{"sue", true, true}, {"ann", false, true}, {"lim", false, false}} {
+		_, body := loginAs(t, f, c.user, c.admin).get("/")
+		if got := strings.Contains(body, `href="/invite"`); got != c.want {
+			t.Errorf("%s: invite link %v, want %v", c.user, got, c.want)
+		}
+	}
+}

@@ -48,9 +48,12 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request) {
 type homeData struct {
 	User  string
 	Admin bool
+	// Invite: this member may make invitations (/invite, member_invite.go).
+	Invite bool
 }
 
 func (u *UI) home(w http.ResponseWriter, r *http.Request) {
 	x := page.SessionOf(r)
-	u.tpl.Render(w, r, http.StatusOK, "home", homeData{User: x.User, Admin: x.Admin})
+	u.tpl.Render(w, r, http.StatusOK, "home", homeData{User: x.User, Admin: x.Admin,
+		Invite: x.User != "" && u.d.Invites.MayInvite(x.User)})
 }
