@@ -100,12 +100,7 @@ func (r *removals) start(tick time.Duration) {
 			case <-r.stop:
 				return
 			case <-t.C:
-				r.mu.Lock()
-				now := time.Now()
-				elapsed := now.Sub(r.last) // monotonic: immune to clock jumps
-				r.last = now
-				r.mu.Unlock()
-				if err := r.countDown(elapsed); err != nil {
+				if err := r.tick(); err != nil {
 					r.log.Error("removals: count down", "err", err)
 				}
 			}
@@ -122,11 +117,26 @@ func (r *removals) close() {
 	<-r.done
 }
 
+// tick takes off the time since the last count-down, measured on the
+// monotonic clock (immune to wall-clock jumps).
+func (r *removals) tick() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	elapsed := now.Sub(r.last)
+	r.last = now
+	return r.countDownLocked(elapsed)
+}
+
 // countDown takes elapsed off every pending removal and deletes the
 // accounts whose grace ran out.
 func (r *removals) countDown(elapsed time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.countDownLocked(elapsed)
+}
+
+func (r *removals) countDownLocked(elapsed time.Duration) error {
 	var due []string
 	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
 		due = nil
@@ -202,7 +212,10 @@ func (r *removals) remove(user, by string) error {
 	if _, err := r.srv.Store.Account(user); err != nil {
 		return err
 	}
-	v, _ := json.Marshal(removal{Since: time.Now().UTC(), Left: r.grace, By: by})
+	// The next tick takes off everything since the last one, part of it
+	// from before this removal: credited here, so the deletion never
+	// comes early (TestRemovalCountdownRuns caught it a tick early).
+	v, _ := json.Marshal(removal{Since: time.Now().UTC(), Left: r.grace + time.Since(r.last), By: by})
 	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketRemovals)
 		if err != nil {
