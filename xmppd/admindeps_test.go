@@ -150,7 +150,8 @@ func TestRemoveMember(t *testing.T) {
 	if err := c.Add("Rowers", "bob"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.removals.countDown(24*time.Hour + time.Minute) // the minute covers the time credited at removal (removals.go); err != nil {
+	// The minute covers the time credited at removal (removals.go).
+	if err := d.removals.countDown(24*time.Hour + time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Store.Account("bob"); err != store.ErrNotFound {
