@@ -166,6 +166,18 @@ func TestRemoveMember(t *testing.T) {
 	if err := login(t, d, "anna", "anna-password"); err != nil {
 		t.Errorf("anna: %v", err)
 	}
+	// Deleted another way during the grace (the admin API): the record
+	// goes too, and a new account of that name is not disabled.
+	d.Store.CreateAccount("dora", "dora-password", false)
+	m = webMembers{d}
+	m.Remove("dora")
+	if err := d.Server.DeleteAccount("dora"); err != nil {
+		t.Fatal(err)
+	}
+	d.Store.CreateAccount("dora", "dora-password-2", false)
+	if err := login(t, d, "dora", "dora-password-2"); err != nil {
+		t.Errorf("new dora: %v", err)
+	}
 }
 
 // Members of a circle find each other in their contact lists, with the

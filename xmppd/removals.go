@@ -67,8 +67,6 @@ type removals struct {
 	srv   *server.Server
 	log   *slog.Logger
 	grace time.Duration
-	// after runs once a removal became final (circles forget the member).
-	after func(user string)
 
 	mu   sync.Mutex // one count-down or change at a time
 	last time.Time  // monotonic reading of the last count-down
@@ -78,7 +76,16 @@ type removals struct {
 }
 
 func newRemovals(srv *server.Server, log *slog.Logger) *removals {
-	return &removals{srv: srv, log: log, grace: RemovalGrace, last: time.Now()}
+	r := &removals{srv: srv, log: log, grace: RemovalGrace, last: time.Now()}
+	// However the account goes (here, or the admin API's delete), its
+	// record goes with it: a new account of the same name later must not
+	// inherit a disabled state and a deletion date.
+	srv.OnAccountDeleted(func(user string) {
+		if err := r.forget(user); err != nil {
+			log.Error("removals: forget deleted account", "user", user, "err", err)
+		}
+	})
+	return r
 }
 
 // start counts down at once (nothing taken off: finishes removals whose
@@ -183,9 +190,6 @@ func (r *removals) countDownLocked(elapsed time.Duration) error {
 		if err := r.srv.DeleteAccount(user); err != nil && !errors.Is(err, store.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("delete %s: %w", user, err))
 			continue
-		}
-		if r.after != nil {
-			r.after(user)
 		}
 		if err := r.forget(user); err != nil {
 			errs = append(errs, err)

@@ -123,7 +123,7 @@ func Start(opts Options) (*Daemon, error) {
 	d.Server = srv
 	registerModules(srv)
 	d.removals = newRemovals(srv, opts.Log)
-	d.removals.after = webCircles{srv}.forget
+	srv.OnAccountDeleted(webCircles{srv}.forget)
 	d.configureInvites() // webinvites.go
 	certs, err := tlsconf.Load(opts.State.TLS(), []string{srv.Domain, "groups." + srv.Domain, "upload." + srv.Domain})
 	if err != nil {
