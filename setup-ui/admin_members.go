@@ -65,9 +65,10 @@ func (u *UI) renderMembers(w http.ResponseWriter, r *http.Request, code int, res
 			row.Seen = "online now"
 		}
 		if x.Removing {
-			// Rounded up: "7 days" just after the removal, "1 day" on
-			// the last day (the deletion never comes earlier).
-			row.DaysOut = max(int(math.Ceil(x.DeleteAt.Sub(now).Hours()/24)), 0)
+			// Rounded: "7 days" just after the removal (the box credits
+			// a little more than 7 days; xmppd/removals.go), "less than a
+			// day" at the end.
+			row.DaysOut = max(int(math.Round(x.DeleteAt.Sub(now).Hours()/24)), 0)
 		}
 		d.Rows = append(d.Rows, row)
 	}
