@@ -19,6 +19,8 @@ type adminInvitesData struct {
 	List    []Invite
 	Made    *Invite
 	QR      template.HTML
+	Landing string       // the invitation's web page (landing.go)
+	AppURI  template.URL // its app link, safe for href (appURI)
 	Done    string
 	Resets  int // open password links (listed apart: they are not invitations)
 	MaxNote int
@@ -50,7 +52,10 @@ func (u *UI) renderAdminInvites(w http.ResponseWriter, r *http.Request, code int
 	}
 	sort.Slice(d.List, func(i, j int) bool { return d.List[i].Expires.Before(d.List[j].Expires) })
 	if made != nil {
-		d.QR, _ = QRSVG(made.URI, "QR code of the invitation")
+		// The web page, not the app link: it works on a phone without
+		// an app yet and leads to one (landing.go).
+		d.Landing, d.AppURI = LandingURL(r, made.Token), appURI(made.URI)
+		d.QR, _ = QRSVG(d.Landing, "QR code of the invitation")
 	}
 	u.tpl.Render(w, r, code, "admin-invites", d)
 }

@@ -36,6 +36,10 @@ type landingData struct {
 	// User-Agent; every platform stays on the page).
 	Order []string
 	QR    template.HTML
+	// AppURI is Invite.URI for href: html/template replaces an xmpp:
+	// URL with "#ZgotmplZ" (found by TestLandingPage), so the link the
+	// box built itself is marked safe (appURI).
+	AppURI template.URL
 	// App stores and sites.
 	FDroid, Monal, Siskin, Dino, Gajim string
 	// Form (join page)
@@ -111,6 +115,7 @@ func (u *UI) landingData(r *http.Request, inv Invite) landingData {
 	if d.ChatName == "" {
 		d.ChatName = "our chat"
 	}
+	d.AppURI = appURI(inv.URI)
 	// Play hands the referrer to the app after installing: Conversations
 	// then opens the invite by itself.
 	d.PlayURL = conversationsPlay + "&referrer=" + url.QueryEscape(inv.URI)
@@ -246,4 +251,13 @@ func (u *UI) resetSubmit(w http.ResponseWriter, r *http.Request) {
 	u.d.Log.Info("password reset with a link", "user", user)
 	d.Done, d.User = true, user
 	u.tpl.Render(w, r, http.StatusOK, "invite-reset", d)
+}
+
+// appURI marks the box's own invite link (xmpp:domain?register;preauth=…)
+// safe for an href; anything else stays a string html/template filters.
+func appURI(uri string) template.URL {
+	if !strings.HasPrefix(uri, "xmpp:") || strings.ContainsAny(uri, "\"'<> ") {
+		return ""
+	}
+	return template.URL(uri)
 }

@@ -168,7 +168,10 @@ func TestLandingPage(t *testing.T) {
 				t.Errorf("%s: page lacks %q", c.ua, want)
 			}
 		}
-		for _, bad := range []string{"XMPP", "JID", "<script"} {
+		if !strings.Contains(body, `href="xmpp:hearth.local?register;preauth=goodtoken"`) {
+			t.Errorf("%s: no app link (html/template filters xmpp: URLs unless marked safe)", c.ua)
+		}
+		for _, bad := range []string{"XMPP", "JID", "<script", "ZgotmplZ"} {
 			if strings.Contains(body, bad) {
 				t.Errorf("page says %q", bad)
 			}

@@ -75,6 +75,8 @@ try {
   result.checks.androidFirst = body.indexOf('On an Android phone') >= 0 && body.indexOf('On an Android phone') < body.indexOf('On an iPhone');
   result.checks.allWays = ['On an iPhone', 'On a computer', 'No smartphone?'].every((s) => body.includes(s));
   result.checks.plainWords = !/XMPP|JID/.test(body);
+  const app = await m.locator('a.button:has-text("Open the invitation in the app")').first().getAttribute('href');
+  result.checks.appLink = app === 'xmpp:hearth.localhost?register;preauth=' + token;
   await m.goto(BASE + '/i/' + token + '/poster');
   await check(m, 'i-02-poster');
   // On paper: A4, no site header or buttons, the QR code kept.
