@@ -144,6 +144,19 @@ func (r *removals) countDown(elapsed time.Duration) error {
 }
 
 func (r *removals) countDownLocked(elapsed time.Duration) error {
+	// Nearly always nobody is being removed: no write (and no fsync on
+	// the SD card) every hour for nothing.
+	none := true
+	r.srv.Store.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketRemovals); b != nil {
+			k, _ := b.Cursor().First()
+			none = k == nil
+		}
+		return nil
+	})
+	if none {
+		return nil
+	}
 	var due []string
 	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
 		due = nil
