@@ -124,7 +124,7 @@ func claimedFixture(t *testing.T) *fixture {
 
 func groupInvite(f *fixture, tok string) Invite {
 	inv := Invite{Token: tok, URI: "xmpp:hearth.local?register;preauth=" + tok, Expires: time.Now().Add(time.Hour),
-		Inviter: "sue", Uses: 5, MaxUses: 5, Role: "member"}
+		Inviter: "sue", Uses: 5, MaxUses: 5, Role: "member", Note: "private: the juniors"}
 	f.inv.put(inv)
 	return inv
 }
@@ -171,7 +171,7 @@ func TestLandingPage(t *testing.T) {
 		if !strings.Contains(body, `href="xmpp:hearth.local?register;preauth=goodtoken"`) {
 			t.Errorf("%s: no app link (html/template filters xmpp: URLs unless marked safe)", c.ua)
 		}
-		for _, bad := range []string{"XMPP", "JID", "<script", "ZgotmplZ"} {
+		for _, bad := range []string{"XMPP", "JID", "<script", "ZgotmplZ", "private: the juniors"} {
 			if strings.Contains(body, bad) {
 				t.Errorf("page says %q", bad)
 			}

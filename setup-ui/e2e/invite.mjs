@@ -56,7 +56,7 @@ try {
   await a.click('button[type=submit]');
   await check(a, 'i-00-invite-form');
   await a.check('input[name=who][value=group]');
-  await a.fill('#note', 'Training starts at 7 on Saturdays.');
+  await a.fill('#note', 'for the juniors');
   await a.click('button:has-text("Make the invitation")');
   await check(a, 'i-00-invite-ready');
   const made = await text(a);
@@ -75,6 +75,7 @@ try {
   result.checks.androidFirst = body.indexOf('On an Android phone') >= 0 && body.indexOf('On an Android phone') < body.indexOf('On an iPhone');
   result.checks.allWays = ['On an iPhone', 'On a computer', 'No smartphone?'].every((s) => body.includes(s));
   result.checks.plainWords = !/XMPP|JID/.test(body);
+  result.checks.notePrivate = !body.includes('for the juniors');
   const app = await m.locator('a.button:has-text("Open the invitation in the app")').first().getAttribute('href');
   result.checks.appLink = app === 'xmpp:hearth.localhost?register;preauth=' + token;
   await m.goto(BASE + '/i/' + token + '/poster');

@@ -158,7 +158,7 @@ func TestInviteInBrowser(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Errorf("accessibility: %v", v)
 	}
-	for _, k := range []string{"androidFirst", "desktopFirst", "allWays", "plainWords", "passwordShown", "welcome", "posterPrint", "appLink"} {
+	for _, k := range []string{"androidFirst", "desktopFirst", "allWays", "plainWords", "passwordShown", "welcome", "posterPrint", "appLink", "notePrivate"} {
 		if res.Checks[k] != true {
 			t.Errorf("browser check %s: %v", k, res.Checks[k])
 		}
