@@ -369,7 +369,9 @@ func TestStateChangesRefused(t *testing.T) {
 		{"no token", url.Values{"code": {testCode}, "name": {"Club"}}, nil, 403},
 		{"wrong token", url.Values{"csrf": {"x" + tok}, "code": {testCode}, "name": {"Club"}}, nil, 403},
 		{"foreign origin", good, []string{"Origin", "http://evil.example"}, 403},
-		{"null origin", good, []string{"Origin", "null"}, 403},
+		// Origin null without Sec-Fetch-Site is our own form over plain
+		// HTTP (page.SameOrigin); with a same-site fetch it is not.
+		{"null origin, same-site", good, []string{"Origin", "null", "Sec-Fetch-Site", "same-site"}, 403},
 		{"null origin from another site", good, []string{"Origin", "null", "Sec-Fetch-Site", "cross-site"}, 403},
 		{"cross-site fetch", good, []string{"Sec-Fetch-Site", "cross-site"}, 403},
 		{"oversized", url.Values{"csrf": {tok}, "code": {testCode}, "name": {strings.Repeat("x", 20000)}}, nil, 413},

@@ -23,8 +23,9 @@ type Result struct {
 
 // Grow grows the partition mounted at mount and its ext4 file system to
 // the end of the disk. step is called with "backup", "array", "header"
-// (GPT writes), "kernel" (BLKPG done) and "resize" (just before the
-// file-system resize).
+// (GPT writes, each on the disk), "kernel" (the kernel knows the new
+// size), "resize" (just before the file-system resize) and "resized"
+// (the resize is on the disk).
 func Grow(mount string, step func(string)) (Result, error) {
 	if step == nil {
 		step = func(string) {}
@@ -85,6 +86,12 @@ func Grow(mount string, step func(string)) (Result, error) {
 	if err := ext4Resize(d, want); err != nil {
 		return r, fmt.Errorf("grow: resize the file system on %s to %d blocks: %w", mount, want, err)
 	}
+	// The resize is journaled but committed up to 5 s later: make it
+	// durable now, so "done" on the console means done.
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return r, fmt.Errorf("grow: sync %s: %w", mount, err)
+	}
+	step("resized")
 	if err := unix.Statfs(mount, &st); err == nil {
 		r.BlocksAfter = st.Blocks
 	}

@@ -35,7 +35,7 @@ func main() {
 	if err := setupCode(state.Dir(state.DefaultDir)); err != nil {
 		say("%v", err)
 	}
-	res, err := growfs.Grow(perm, func(step string) { say("growing /perm: %s done", step) })
+	res, err := growfs.Grow(perm, func(step string) { say("growing /perm: %s", step) })
 	if err != nil {
 		say("%v", err)
 	} else {

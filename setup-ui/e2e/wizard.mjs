@@ -4,6 +4,11 @@
 // leaves the box. Run by wizard_e2e_test.go; prints one JSON line.
 //
 //   BASE=http://127.0.0.1:PORT CODE=… OUT=dir node wizard.mjs
+//
+// Against the qemu box (image/product_e2e_test.go) the browser opens
+// BASE=http://hearth.local as a person does, HOST_RULES maps that name to
+// the forwarded port, and REQ_BASE (the port itself) serves the direct
+// requests of the last checks, which do not go through the browser.
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,13 +17,15 @@ import { join } from 'node:path';
 
 const BASE = process.env.BASE, CODE = process.env.CODE, OUT = process.env.OUT;
 const PASSWORD = process.env.PASSWORD || 'green kettle river';
+const REQ_BASE = process.env.REQ_BASE || BASE;
+const HOST_ARGS = process.env.HOST_RULES ? ['--host-resolver-rules=' + process.env.HOST_RULES, '--disable-features=HttpsUpgrades'] : [];
 const result = { pages: [], thirdParty: [], violations: [], checks: {} };
 const profile = mkdtempSync(join(tmpdir(), 'hearth-chromium-'));
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: '/usr/bin/chromium',
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync', ...HOST_ARGS],
   viewport: { width: 360, height: 740 },
   deviceScaleFactor: 2,
   isMobile: true,
@@ -106,8 +113,8 @@ try {
 
   // Refused: another site's name for the box, and a form from another site.
   const req = ctx.request;
-  result.checks.foreignHost = (await req.get(BASE + '/setup', { headers: { Host: 'evil.example' }, maxRedirects: 0 })).status();
-  result.checks.foreignOrigin = (await req.post(BASE + '/setup/invite', {
+  result.checks.foreignHost = (await req.get(REQ_BASE + '/setup', { headers: { Host: 'evil.example' }, maxRedirects: 0 })).status();
+  result.checks.foreignOrigin = (await req.post(REQ_BASE + '/setup/invite', {
     headers: { Origin: 'http://evil.example' }, form: { who: 'one', valid: '1w' }, maxRedirects: 0,
   })).status();
 } catch (e) {

@@ -76,7 +76,9 @@ func TestSameOrigin(t *testing.T) {
 		{"http://box", "cross-site", false, false},
 		{"http://box", "same-site", false, false},
 		{"null", "same-origin", false, true},
-		{"null", "", false, false},
+		{"null", "", false, true}, // plain HTTP: no Sec-Fetch-* (CSRF token + SameSite=Strict cookie stop other sites)
+		{"null", "", true, false},
+		{"null", "cross-site", false, false},
 		{"", "cross-site", false, false},
 	} {
 		r := httptest.NewRequest("POST", "http://box/x", nil)
