@@ -44,6 +44,57 @@ func buildPublished(t *testing.T) string {
 	return img
 }
 
+// TestPublishRefusesSetupCode: a code on the card or on /perm of a
+// publication image stops the build.
+func TestPublishRefusesSetupCode(t *testing.T) {
+	img := buildPublished(t)
+	code, _ := image.NewSetupCode()
+
+	// A seed with a code is refused before anything is built.
+	seed := t.TempDir()
+	os.MkdirAll(filepath.Join(seed, "hearth"), 0o700)
+	os.WriteFile(filepath.Join(seed, image.PermSetupCodeFile), []byte(code), 0o600)
+	b := builder(t, "1")
+	b.Publish = true
+	if _, err := b.Image(image.VM, filepath.Join(t.TempDir(), "x.img"), seed); err == nil || !strings.Contains(err.Error(), "setup code") {
+		t.Errorf("publication build with a code in the /perm seed: %v", err)
+	}
+
+	// A code in the boot partition's file.
+	withFile := filepath.Join(t.TempDir(), "boot.img")
+	copyImage(t, img, withFile)
+	if err := image.WriteBootFile(withFile, image.SetupCodeFile, []byte(image.SetupText(code))); err != nil {
+		t.Fatal(err)
+	}
+	if err := image.CheckNoSetupCode(withFile); err == nil {
+		t.Error("CheckNoSetupCode passed an image whose card file holds a code")
+	}
+
+	// A code on /perm.
+	withPerm := filepath.Join(t.TempDir(), "perm.img")
+	copyImage(t, img, withPerm)
+	p := partition(t, withPerm, 4)
+	src := filepath.Join(t.TempDir(), "code")
+	os.WriteFile(src, []byte(code+"\n"), 0o600)
+	dev := fmt.Sprintf("%s?offset=%d", withPerm, p.Start)
+	if out, err := exec.Command("debugfs", "-w", "-R", "mkdir /hearth", dev).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs mkdir: %v %s", err, out)
+	}
+	if out, err := exec.Command("debugfs", "-w", "-R", "write "+src+" /"+image.PermSetupCodeFile, dev).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs write: %v %s", err, out)
+	}
+	if err := image.CheckNoSetupCode(withPerm); err == nil {
+		t.Error("CheckNoSetupCode passed an image with /perm/" + image.PermSetupCodeFile)
+	}
+}
+
+func copyImage(t *testing.T, from, to string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "--sparse=always", from, to).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+}
+
 // box is a booted VM with its forwarded ports (guest port -> host port).
 type box struct {
 	*vm.VM
