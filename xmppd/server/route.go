@@ -83,6 +83,9 @@ func (s *Server) remote(st *Stanza) bool {
 	if st.To.Domainpart() == "" || s.IsLocal(st.To) {
 		return false
 	}
+	if s.toService(st) { // a hosted subdomain (services.go)
+		return true
+	}
 	if !s.Fire(StanzaRemote, st) {
 		s.bounce(st, ErrRemoteNotFound)
 	}
