@@ -67,7 +67,7 @@ func TestPiImage(t *testing.T) {
 	listing := squashfsList(t, root)
 	// Tor for the onion service: the bundle of image/tor/collect.sh, laid
 	// out where netconf/onion looks for it (onion.BundleDir).
-	for _, f := range []string{"/gokrazy/init", "/gokrazy/dhcp", "/user/xmppd", "/user/netconf", "/user/updater", "/user/wired", "/etc/hearth/update-root.json",
+	for _, f := range []string{"/gokrazy/init", "/gokrazy/dhcp", "/user/xmppd", "/user/netconf", "/user/updater", "/user/wired", "/user/firstboot", "/etc/hearth/update-root.json",
 		"/usr/lib/tor/tor", "/usr/lib/tor/ld-linux-aarch64.so.1", "/usr/lib/tor/lib/libc.so.6"} {
 		if !listing[f] {
 			t.Errorf("root file system lacks %s", f)
@@ -76,7 +76,7 @@ func TestPiImage(t *testing.T) {
 	if listing["/etc/gokr-pw.txt"] {
 		t.Error("root file system has /etc/gokr-pw.txt: gokrazy's web UI would accept a password over the network")
 	}
-	for _, prog := range []string{"/user/xmppd", "/user/netconf", "/user/updater", "/user/wired", "/usr/lib/tor/tor"} {
+	for _, prog := range []string{"/user/xmppd", "/user/netconf", "/user/updater", "/user/wired", "/user/firstboot", "/usr/lib/tor/tor"} {
 		if m := elfMachine(t, root, prog); m != elf.EM_AARCH64 {
 			t.Errorf("%s is built for %v, want arm64", prog, m)
 		}
