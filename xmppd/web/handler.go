@@ -46,7 +46,9 @@ func (s *Server) handler(isTLS bool) http.Handler {
 			http.Redirect(w, r, u.RequestURI(), http.StatusPermanentRedirect)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		if !s.ownsBody(r.URL.Path) {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		}
 		p := r.URL.Path
 		if strings.HasPrefix(p, acmePrefix) {
 			acme.ServeHTTP(w, r)

@@ -84,6 +84,9 @@ type Server struct {
 type mount struct {
 	prefix string
 	h      http.Handler
+	// ownBody: h bounds request bodies and their time itself
+	// (HandleStream), so MaxBody is not applied.
+	ownBody bool
 }
 
 // Start binds and serves. Until SetApp the app routes show the starting
@@ -154,7 +157,29 @@ func (s *Server) Ready() bool { return s.app.Load() != nil }
 func (s *Server) Handle(prefix string, h http.Handler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mounts = append(s.mounts, mount{prefix, h})
+	s.mounts = append(s.mounts, mount{prefix, h, false})
+}
+
+// HandleStream is Handle for a handler that bounds request bodies itself:
+// MaxBody is not applied, and the handler extends the server's one-minute
+// ReadTimeout with http.ResponseController where it needs to (HTTP upload
+// takes files of up to 100 MiB from phones on slow links).
+func (s *Server) HandleStream(prefix string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mounts = append(s.mounts, mount{prefix, h, true})
+}
+
+// ownsBody reports whether the handler mounted for path bounds its bodies.
+func (s *Server) ownsBody(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.mounts {
+		if path == m.prefix || strings.HasSuffix(m.prefix, "/") && strings.HasPrefix(path, m.prefix) {
+			return m.ownBody
+		}
+	}
+	return false
 }
 
 func (s *Server) mounted(path string) http.Handler {

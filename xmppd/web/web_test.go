@@ -130,6 +130,28 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
+// TestHandleStreamOwnsBody: a handler mounted with HandleStream (HTTP
+// upload) gets bodies over MaxBody whole; one mounted with Handle does not.
+func TestHandleStreamOwnsBody(t *testing.T) {
+	s := start(t, Options{Dev: true})
+	got := make(chan int64, 2)
+	read := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got <- n
+	})
+	s.HandleStream("/big/", read)
+	s.Handle("/small/", read)
+	body := strings.Repeat("a", MaxBody+1)
+	do(t, s, "PUT", "localhost", "/big/x", body)
+	if n := <-got; n != MaxBody+1 {
+		t.Errorf("HandleStream handler read %d bytes, want %d", n, MaxBody+1)
+	}
+	do(t, s, "PUT", "localhost", "/small/x", body)
+	if n := <-got; n > MaxBody {
+		t.Errorf("Handle handler read %d bytes past MaxBody", n)
+	}
+}
+
 func TestHostMeta(t *testing.T) {
 	s := start(t, Options{Dev: true})
 	s.AddLink("urn:xmpp:alt-connections:websocket", "wss://club.example/ws")
