@@ -31,6 +31,7 @@ type Config struct {
 	Net    Net    `json:"net"`
 	Update Update `json:"update"`
 	Site   Site   `json:"site"`
+	TURN   TURN   `json:"turn"`
 }
 
 // Default is the configuration of a box nobody has set up yet.
@@ -38,6 +39,7 @@ func Default() *Config {
 	c := &Config{Version: SchemaVersion, Domain: "hearth.local"}
 	c.Net = DefaultNet()
 	c.Update = DefaultUpdate()
+	c.TURN = DefaultTURN()
 	return c
 }
 
