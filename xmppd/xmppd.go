@@ -21,6 +21,7 @@ import (
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/tlsconf"
+	"github.com/hearthchat/hearth/xmppd/turn"
 	"github.com/hearthchat/hearth/xmppd/web"
 )
 
@@ -52,6 +53,8 @@ type Options struct {
 	RequireClaim bool
 	// Dev is laptop mode: the web server also answers to localhost.
 	Dev bool
+	// TURN is the calls relay and its XEP-0215 advertisement (turndeps.go).
+	TURN TURNOptions
 	Log *slog.Logger
 }
 
@@ -78,6 +81,8 @@ type Daemon struct {
 	certsReady atomic.Pointer[tlsconf.Certs]
 	// removals counts down removed members' grace (removals.go).
 	removals *removals
+	// TURN is the STUN/TURN server (nil when off; turndeps.go).
+	TURN *turn.Server
 }
 
 // Start opens storage, registers the modules and starts listening.
@@ -215,6 +220,12 @@ func Start(opts Options) (*Daemon, error) {
 	if err := d.mountPages(); err != nil {
 		return fail(err)
 	}
+	// Chat matters more than calls: a relay that cannot start (port 3478
+	// taken) is logged and the box runs without it; XEP-0215 then lists
+	// nothing and apps try direct connections.
+	if err := d.startTURN(); err != nil {
+		d.opts.Log.Error("calls relay (TURN) not started", "err", err)
+	}
 	d.removals.start(removalTick)
 	return d, nil
 }
@@ -275,6 +286,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.Server.Log.Warn("shutdown: messages still being re-routed when storage closed")
 	}
 	d.removals.close()
+	if d.TURN != nil {
+		d.TURN.Close()
+	}
 	d.wg.Wait()
 	return d.Store.Close()
 }
