@@ -134,7 +134,9 @@ func (s *Service) upnpWanted(cfg *config.Config) bool { return cfg.Net.UPnP || s
 // upnpOptions are the router client's settings for cfg, shared by the
 // running part and the factory reset (which must delete the same ports).
 func (s *Service) upnpOptions(cfg *config.Config) upnp.Options {
-	return upnp.Options{Ports: s.opts.Ports.Mappings(cfg, false, false), Reporter: &s.board, Log: s.opts.Log}
+	// TURN (3478 and the relay range) when xmppd runs it: calls from
+	// outside need the relay ports forwarded to the box.
+	return upnp.Options{Ports: s.opts.Ports.Mappings(cfg, false, cfg.TURN.Enabled), Reporter: &s.board, Log: s.opts.Log}
 }
 
 // upnpPart keeps the router's port mappings and learns the home's public

@@ -12,15 +12,14 @@ type Ports struct {
 	C2S, C2STLS, S2S int
 	HTTP, HTTPS      int
 	TURN             int // UDP and TCP
-	// TURNRelay is the UDP range coturn-style relays use; kept small
-	// (a home router has few mapping slots).
-	TURNRelayFirst, TURNRelayLast int
+	// The TURN relay range is the config's (config.TURN.RelayPorts): xmppd
+	// relays from the same ports that are mapped here.
 }
 
 // DefaultPorts are the standard ports.
 func DefaultPorts() Ports {
 	return Ports{C2S: 5222, C2STLS: 5223, S2S: 5269, HTTP: 80, HTTPS: 443,
-		TURN: 3478, TURNRelayFirst: 49152, TURNRelayLast: 49161}
+		TURN: 3478}
 }
 
 // Mapping is one port to forward from the router: the type the router
@@ -43,7 +42,8 @@ func (p Ports) Mappings(cfg *config.Config, s2s, turn bool) []Mapping {
 	}
 	if turn {
 		m = append(m, Mapping{Proto: "udp", Port: p.TURN, Description: "Hearth calls"}, Mapping{Proto: "tcp", Port: p.TURN, Description: "Hearth calls"})
-		for port := p.TURNRelayFirst; port > 0 && port <= p.TURNRelayLast; port++ {
+		first, last := cfg.TURN.RelayPorts()
+		for port := first; port <= last; port++ {
 			m = append(m, Mapping{Proto: "udp", Port: port, Description: "Hearth calls relay"})
 		}
 	}

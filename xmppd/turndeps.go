@@ -71,9 +71,12 @@ func (d *Daemon) startTURN() error {
 	srv, err := turn.Start(turn.Config{
 		Realm: d.Server.Domain, Secret: secret, Listen: o.Listen,
 		RelayFirst: first, RelayLast: last, RelayIP: relayIP,
-		Peers:     &turn.PeerPolicy{LAN: cfg.TURN.RelayToLAN, Allow: o.AllowPeers, Self: addrs.self},
-		AccountOK: func(user string) bool { _, gone := removing(d.Store, user); return !gone && d.Server.AccountExists(user) },
-		Log:       d.opts.Log,
+		Peers: &turn.PeerPolicy{LAN: cfg.TURN.RelayToLAN, Allow: o.AllowPeers, Self: addrs.self},
+		AccountOK: func(user string) bool {
+			_, gone := removing(d.Store, user)
+			return !gone && d.Server.AccountExists(user)
+		},
+		Log: d.opts.Log,
 	})
 	if err != nil {
 		return err

@@ -55,6 +55,9 @@ func main() {
 		webAddr     = flag.String("web", "auto", "web server (setup pages) address; auto: :80 on the box, 127.0.0.1:8080 with -dev, none otherwise; \"none\" for none")
 		webTLS      = flag.String("web-tls", "auto", "HTTPS address; auto: :443 on the box, none otherwise")
 		reqSetup    = flag.String("require-setup", "auto", "hold logins back until the box is set up through the setup pages (true, false; auto: true on the box)")
+		turnAddr    = flag.String("turn", "auto", "STUN/TURN address, UDP and TCP (calls through NAT); auto: :3478 on the box, 127.0.0.1:3478 with -dev, none otherwise; \"none\" for none")
+		turnHost    = flag.String("turn-host", "", "host XEP-0215 gives members for STUN/TURN (default: the domain if it is an internet name, else the box's LAN address; 127.0.0.1 with -dev)")
+		turnRelayIP = flag.String("turn-relay-ip", "", "relay address told to TURN clients (default: the home's public address from netconf, else the LAN address; 127.0.0.1 with -dev)")
 		showVersion = flag.Bool("version", false, "print the version and exit")
 		debug       = flag.Bool("debug", false, "debug logging")
 	)
@@ -121,12 +124,20 @@ func main() {
 	*webTLS = pickAddr(*webTLS, onBox, ":443", false, "")
 	// Not tied to -web: test harnesses move -web to a free port and expect
 	// logins to work as before.
+	*turnAddr = pickAddr(*turnAddr, onBox, ":3478", *dev, "127.0.0.1:3478")
+	if *dev && *turnHost == "" {
+		*turnHost = "127.0.0.1"
+	}
+	if *dev && *turnRelayIP == "" {
+		*turnRelayIP = "127.0.0.1"
+	}
 	requireClaim := *reqSetup == "true" || *reqSetup == "auto" && onBox && *webAddr != ""
 	d, err := xmppd.Start(xmppd.Options{
 		Web: *webAddr, WebTLS: *webTLS, Dev: *dev, RequireClaim: requireClaim,
 		State: dir, Domain: *domain, C2S: *c2sAddr, C2STLS: *c2sTLS, C2SOnion: *c2sOnion,
 		NoShaping: *noShaping, AllowPlain: *allowPlain, NoParking: !*parkIdle, AuthTimout: *authTimeout, Log: log,
 		StanzaTimeout: *stanzaTime,
+		TURN:          xmppd.TURNOptions{Listen: *turnAddr, Host: *turnHost, RelayIP: *turnRelayIP},
 	})
 	if err != nil {
 		fatal(err)

@@ -73,7 +73,7 @@ func TestPeerPolicy(t *testing.T) {
 		{"::", false, false},
 		{"169.254.1.1", false, false},
 		{"fe80::1", false, false},
-		{"224.0.0.251", false, false}, // mDNS
+		{"224.0.0.251", false, false},     // mDNS
 		{"239.255.255.250", false, false}, // SSDP
 		{"ff02::fb", false, false},
 		{"255.255.255.255", false, false},
