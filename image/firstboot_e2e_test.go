@@ -227,6 +227,8 @@ func TestVMFirstBootGrowsPerm(t *testing.T) {
 	defer cancel()
 	waitSerial(t, ctx, b.VM, "growing /perm: resized", 3*time.Minute)
 	code3 := codeOnConsole(t, b.VM)
+	// What statfs says on the box (the health page's storage figure).
+	statfs := regexp.MustCompile(`-> (\d+) blocks`).FindStringSubmatch(b.SerialLog())
 	b.Stop()
 	t.Logf("three boots in %v", time.Since(start).Round(time.Second))
 	if code1 != code2 || code2 != code3 {
@@ -253,6 +255,11 @@ func TestVMFirstBootGrowsPerm(t *testing.T) {
 	dump, err = exec.Command("dumpe2fs", "-h", cp).Output()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if statfs == nil {
+		t.Error("firstboot did not report /perm's size after the resize")
+	} else if n, _ := strconv.ParseInt(statfs[1], 10, 64); n*4096 < p.Size*9/10 {
+		t.Errorf("statfs on the box: %d blocks of 4 KiB, the partition is %d bytes", n, p.Size)
 	}
 	if fsBytes := superblockBytes(t, string(dump)); fsBytes != p.Size {
 		t.Errorf("file system %d bytes, partition %d", fsBytes, p.Size)

@@ -15,15 +15,17 @@ import (
 // partition dev, unless the file already holds it (a box from an image its
 // owner built, or any later boot). gokrazy does not mount the boot
 // partition: it is mounted here for the moment of the write and unmounted
-// again, so a power cut finds it unmounted nearly always. The file is
-// written beside the old one and renamed over it, then synced: the card
-// holds the old text or the new, and the files the boot loader reads by
-// block address (gokrazy's MBR code finds vmlinuz and cmdline.txt that
-// way) are never moved.
+// again. It is mounted read-only first and only switched to read-write
+// when the file must change, because a read-write mount of FAT writes the
+// partition's boot sector (its dirty flag) on mount and unmount, and that
+// sector is what the Pi's firmware reads first. The file is written beside
+// the old one and renamed over it, then synced: the card holds the old
+// text or the new, and the files the boot loader reads by block address
+// (gokrazy's MBR code finds vmlinuz and cmdline.txt that way) never move.
 //
-// Nothing else on the box writes the boot partition while it is mounted
-// here: our update agent writes only root partitions and cmdline.txt,
-// and only after a check of the feed, which waits for the network.
+// The update agent edits cmdline.txt in place through the same block
+// device (appliance/update.BootConfig), so its writes and ours meet in one
+// page cache and touch different blocks.
 func WriteBoot(dev, code string) (written bool, err error) {
 	dir, err := os.MkdirTemp("", "hearth-boot")
 	if err != nil {
@@ -32,7 +34,9 @@ func WriteBoot(dev, code string) (written bool, err error) {
 	defer os.Remove(dir)
 	// Both gokrazy kernels have vfat, cp437 and ascii built in (not
 	// iso8859-1 on the Pi's): name them rather than rely on defaults.
-	if err := unix.Mount(dev, dir, "vfat", unix.MS_NOATIME|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOSUID, "codepage=437,iocharset=ascii"); err != nil {
+	const opts = "codepage=437,iocharset=ascii"
+	flags := uintptr(unix.MS_NOATIME | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOSUID)
+	if err := unix.Mount(dev, dir, "vfat", flags|unix.MS_RDONLY, opts); err != nil {
 		return false, fmt.Errorf("boot partition: mount %s: %w", dev, err)
 	}
 	defer func() {
@@ -40,7 +44,14 @@ func WriteBoot(dev, code string) (written bool, err error) {
 			err = fmt.Errorf("boot partition: unmount %s: %w", dev, uerr)
 		}
 	}()
-	return writeFile(dir, []byte(Text(code)))
+	data := []byte(Text(code))
+	if old, err := os.ReadFile(filepath.Join(dir, FileName)); err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	if err := unix.Mount(dev, dir, "vfat", flags|unix.MS_REMOUNT, opts); err != nil {
+		return false, fmt.Errorf("boot partition: remount %s read-write: %w", dev, err)
+	}
+	return writeFile(dir, data)
 }
 
 func writeFile(dir string, data []byte) (bool, error) {
