@@ -184,6 +184,7 @@ func Start(opts Options) (*Daemon, error) {
 		opts.C2STune(&cfg)
 	}
 	d.C2S = c2s.New(cfg)
+	d.mountWebSocket(cfg) // webws.go
 	for _, l := range []struct {
 		addr  string
 		serve func(net.Listener) error

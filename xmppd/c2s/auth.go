@@ -94,7 +94,9 @@ func (x *conn) sasl(el *stream.Element) bool {
 	switch el.Local {
 	case "auth":
 		x.attempts++
-		if el.Get("mechanism") == sasl.Plain && x.c.cfg.AllowPlain {
+		// PLAIN sends the password itself: never without TLS under the
+		// stream (a WebSocket over plain HTTP), even when allowed.
+		if el.Get("mechanism") == sasl.Plain && x.c.cfg.AllowPlain && x.overTLS {
 			return x.plain(el)
 		}
 		s, err := x.c.auth.Start(el.Get("mechanism"), x.binding(), x.offerPlus && !x.cbRefused)

@@ -206,6 +206,14 @@ type conn struct {
 	p      *stream.Parser
 	ip     string
 	direct bool
+	// overTLS: TLS is under this stream (after STARTTLS, direct TLS, or
+	// a transport that arrived over HTTPS). Only then may a password
+	// travel (SASL PLAIN); a WebSocket over plain HTTP on the LAN gets
+	// SCRAM only, whose exchange never carries the password.
+	overTLS bool
+	// tlsState is the TLS under a transport handed in by ServeConn (a
+	// WebSocket's HTTPS connection), for channel binding.
+	tlsState *tls.ConnectionState
 
 	mu         sync.Mutex // guards writes before a session exists
 	headerSent bool
@@ -250,27 +258,9 @@ func (c *C2S) handle(raw net.Conn, direct bool, bucket string) {
 	if bucket == OnionBucket {
 		limit = c.cfg.MaxUnauthOnion
 	}
-	if !c.ips.admit(ip, limit) {
-		c.cfg.Log.Warn("too many unauthenticated connections", "ip", ip)
-		raw.Close()
-		c.wg.Done()
+	if !x.admit(limit) {
 		return
 	}
-	x.unauth = true
-	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
-		raw.Close()
-		c.ips.release(ip)
-		c.wg.Done()
-		return
-	}
-	c.conns[x] = struct{}{}
-	c.mu.Unlock()
-	if c.cfg.AuthTimeout > 0 {
-		x.authDeadline = time.Now().Add(c.cfg.AuthTimeout)
-	}
-	x.extendPreAuth()
 	if x.direct {
 		if err := x.handshake(); err != nil {
 			x.finish()
@@ -279,6 +269,62 @@ func (c *C2S) handle(raw net.Conn, direct bool, bucket string) {
 	} else {
 		x.p = stream.NewParser(x.reader(x.nc), stream.PreAuthLimits)
 	}
+	x.loop()
+}
+
+// admit counts a new connection against its source's cap of
+// unauthenticated connections and starts its auth clock; false: refused
+// (closed and done).
+func (x *conn) admit(limit int) bool {
+	c := x.c
+	if !c.ips.admit(x.ip, limit) {
+		c.cfg.Log.Warn("too many unauthenticated connections", "ip", x.ip)
+		x.raw.Close()
+		c.wg.Done()
+		return false
+	}
+	x.unauth = true
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		x.raw.Close()
+		c.ips.release(x.ip)
+		c.wg.Done()
+		return false
+	}
+	c.conns[x] = struct{}{}
+	c.mu.Unlock()
+	if c.cfg.AuthTimeout > 0 {
+		x.authDeadline = time.Now().Add(c.cfg.AuthTimeout)
+	}
+	x.extendPreAuth()
+	return true
+}
+
+// Transport describes a connection that another transport has already
+// set up: XMPP over WebSocket (RFC 7395), whose TLS, if any, is the
+// HTTPS connection's and which never offers STARTTLS (§3.3.3). The
+// connection carries the same byte stream as TCP (the transport
+// translates its framing); negotiation, SASL, binding, resumption,
+// limits, shaping and stream errors are c2s's own.
+type Transport struct {
+	// IP is the source address that limits and logs use.
+	IP string
+	// TLS is the connection state of the TLS under the transport, nil
+	// for none (plain HTTP on the LAN: SCRAM only, never PLAIN).
+	TLS *tls.ConnectionState
+}
+
+// ServeConn serves one connection of another transport and returns when
+// it has ended (the reader may end on another goroutine if it parks,
+// which a connection that idle.Wrap cannot wrap never does).
+func (c *C2S) ServeConn(nc net.Conn, t Transport) {
+	c.wg.Add(1)
+	x := &conn{c: c, raw: nc, nc: nc, ip: t.IP, secure: true, overTLS: t.TLS != nil, tlsState: t.TLS}
+	if !x.admit(c.cfg.MaxUnauthPerIP) {
+		return
+	}
+	x.p = stream.NewParser(x.reader(x.nc), stream.PreAuthLimits)
 	x.loop()
 }
 

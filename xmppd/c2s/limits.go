@@ -136,3 +136,9 @@ func (l *ipLimits) failureCount(key string) int {
 	}
 	return 0
 }
+
+// Shape paces reads from r like every c2s connection's stream: another
+// transport (xmppd/ws) shapes its raw bytes with it, frame headers
+// included, so that a flood of empty frames costs the box no more than
+// the same rate of stanza bytes.
+func Shape(r io.Reader, rate, burst int) io.Reader { return newShaper(r, rate, burst) }

@@ -58,7 +58,7 @@ func (x *conn) features() []*stream.Element {
 		}
 		mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.SHA256),
 			stream.New(nsSASL, "mechanism").AddText(sasl.SHA1))
-		if x.c.cfg.AllowPlain {
+		if x.c.cfg.AllowPlain && x.overTLS {
 			mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.Plain))
 		}
 		out := append([]*stream.Element{mechs}, x.c.cfg.Server.PreAuthFeatures()...)
@@ -84,10 +84,15 @@ func (x *conn) features() []*stream.Element {
 // binding returns the channel-binding data of the TLS connection.
 func (x *conn) binding() sasl.Binding {
 	b := sasl.Binding{Data: map[string][]byte{}}
-	if x.tlsc == nil {
+	var cs tls.ConnectionState
+	switch {
+	case x.tlsc != nil:
+		cs = x.tlsc.ConnectionState()
+	case x.tlsState != nil:
+		cs = *x.tlsState
+	default:
 		return b
 	}
-	cs := x.tlsc.ConnectionState()
 	if cs.Version >= tls.VersionTLS13 {
 		if ekm, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32); err == nil {
 			b.Data["tls-exporter"] = ekm
@@ -108,7 +113,7 @@ func (x *conn) handshake() error {
 		x.c.cfg.Log.Debug("tls handshake", "ip", x.ip, "err", err)
 		return err
 	}
-	x.tlsc, x.nc, x.secure = t, t, true
+	x.tlsc, x.nc, x.secure, x.overTLS = t, t, true, true
 	x.headerSent = false
 	x.p = stream.NewParser(x.reader(t), stream.PreAuthLimits)
 	return nil
