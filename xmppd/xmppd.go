@@ -227,6 +227,9 @@ func Start(opts Options) (*Daemon, error) {
 	if err := d.startTURN(); err != nil {
 		d.opts.Log.Error("calls relay (TURN) not started", "err", err)
 	}
+	if err := d.startUpload(); err != nil { // mods_upload.go; chat goes on without it
+		d.opts.Log.Error("file upload not started", "err", err)
+	}
 	d.removals.start(removalTick)
 	return d, nil
 }
@@ -287,6 +290,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.Server.Log.Warn("shutdown: messages still being re-routed when storage closed")
 	}
 	d.removals.close()
+	d.stopUpload()
 	if d.TURN != nil {
 		d.TURN.Close()
 	}
