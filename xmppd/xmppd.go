@@ -21,6 +21,7 @@ import (
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/tlsconf"
+	"github.com/hearthchat/hearth/xmppd/mod/socks5"
 	"github.com/hearthchat/hearth/xmppd/turn"
 	"github.com/hearthchat/hearth/xmppd/web"
 )
@@ -55,6 +56,9 @@ type Options struct {
 	Dev bool
 	// TURN is the calls relay and its XEP-0215 advertisement (turndeps.go).
 	TURN TURNOptions
+	// Proxy65 is the XEP-0065 bytestreams proxy's TCP address (":7777";
+	// "" for none; proxydeps.go).
+	Proxy65 string
 	Log *slog.Logger
 }
 
@@ -83,6 +87,8 @@ type Daemon struct {
 	removals *removals
 	// TURN is the STUN/TURN server (nil when off; turndeps.go).
 	TURN *turn.Server
+	// Proxy is the bytestreams proxy (nil when off; proxydeps.go).
+	Proxy *socks5.Proxy
 }
 
 // Start opens storage, registers the modules and starts listening.
@@ -227,6 +233,9 @@ func Start(opts Options) (*Daemon, error) {
 	if err := d.startTURN(); err != nil {
 		d.opts.Log.Error("calls relay (TURN) not started", "err", err)
 	}
+	if err := d.startProxy(); err != nil {
+		d.opts.Log.Error("file transfer proxy not started", "err", err)
+	}
 	if err := d.startUpload(); err != nil { // mods_upload.go; chat goes on without it
 		d.opts.Log.Error("file upload not started", "err", err)
 	}
@@ -293,6 +302,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.stopUpload()
 	if d.TURN != nil {
 		d.TURN.Close()
+	}
+	if d.Proxy != nil {
+		d.Proxy.Close()
 	}
 	d.wg.Wait()
 	return d.Store.Close()

@@ -58,6 +58,7 @@ func main() {
 		turnAddr    = flag.String("turn", "auto", "STUN/TURN address, UDP and TCP (calls through NAT); auto: :3478 on the box, 127.0.0.1:3478 with -dev, none otherwise; \"none\" for none")
 		turnHost    = flag.String("turn-host", "", "host XEP-0215 gives members for STUN/TURN (default: the domain if it is an internet name, else the box's LAN address; 127.0.0.1 with -dev)")
 		turnRelayIP = flag.String("turn-relay-ip", "", "relay address told to TURN clients (default: the home's public address from netconf, else the LAN address; 127.0.0.1 with -dev)")
+		proxy65     = flag.String("proxy65", "auto", "XEP-0065 file transfer proxy (proxy.<domain>) TCP address; auto: :7777 on the box, 127.0.0.1:7777 with -dev, none otherwise; \"none\" for none")
 		showVersion = flag.Bool("version", false, "print the version and exit")
 		debug       = flag.Bool("debug", false, "debug logging")
 	)
@@ -125,6 +126,7 @@ func main() {
 	// Not tied to -web: test harnesses move -web to a free port and expect
 	// logins to work as before.
 	*turnAddr = pickAddr(*turnAddr, onBox, ":3478", *dev, "127.0.0.1:3478")
+	*proxy65 = pickAddr(*proxy65, onBox, ":7777", *dev, "127.0.0.1:7777")
 	if *dev && *turnHost == "" {
 		*turnHost = "127.0.0.1"
 	}
@@ -138,6 +140,7 @@ func main() {
 		NoShaping: *noShaping, AllowPlain: *allowPlain, NoParking: !*parkIdle, AuthTimout: *authTimeout, Log: log,
 		StanzaTimeout: *stanzaTime,
 		TURN:          xmppd.TURNOptions{Listen: *turnAddr, Host: *turnHost, RelayIP: *turnRelayIP},
+		Proxy65:       *proxy65,
 	})
 	if err != nil {
 		fatal(err)
