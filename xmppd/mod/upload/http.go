@@ -126,7 +126,7 @@ func (u *Uploads) get(w http.ResponseWriter, r *http.Request, key, name string) 
 func served(t string) (string, bool) {
 	main, sub, _ := strings.Cut(t, "/")
 	switch {
-	case main == "image" && inlineImages[sub]:
+	case main == "image" && inlineImage(sub):
 		return t, true
 	case (main == "audio" || main == "video") && !strings.Contains(sub, "xml"):
 		return t, true
@@ -139,9 +139,13 @@ func served(t string) (string, bool) {
 	return t, false
 }
 
-var inlineImages = map[string]bool{
-	"jpeg": true, "png": true, "gif": true, "webp": true, "avif": true,
-	"heic": true, "heif": true, "bmp": true, "jxl": true,
+// inlineImage reports the image subtypes browsers show as pictures only.
+func inlineImage(sub string) bool {
+	switch sub {
+	case "jpeg", "png", "gif", "webp", "avif", "heic", "heif", "bmp", "jxl":
+		return true
+	}
+	return false
 }
 
 // put takes the file for a slot. Every refusal leaves nothing behind: the
