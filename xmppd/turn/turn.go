@@ -46,6 +46,9 @@ type Config struct {
 	Peers *PeerPolicy
 	// PerAccount and PerIP cap live allocations (defaults 4 and 8).
 	PerAccount, PerIP int
+	// TCPConns and TCPPerIP cap TURN-over-TCP connections (defaults 64
+	// and 8; tcplimit.go).
+	TCPConns, TCPPerIP int
 	// AccountOK reports whether an account may still use its credentials
 	// (it exists and is not removed); nil: any.
 	AccountOK func(account string) bool
@@ -59,7 +62,7 @@ type Server struct {
 	cfg   Config
 	pion  *pion.Server
 	udp   net.PacketConn
-	tcp   net.Listener
+	tcp   *limitListener
 	quota *quota
 }
 
@@ -83,13 +86,22 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.PerIP <= 0 {
 		cfg.PerIP = 8
 	}
+	if cfg.TCPConns <= 0 {
+		cfg.TCPConns = 64
+	}
+	if cfg.TCPPerIP <= 0 {
+		cfg.TCPPerIP = 8
+	}
 	if cfg.Peers == nil {
 		cfg.Peers = &PeerPolicy{}
 	}
-	udp, tcp, err := listenBoth(cfg.Listen)
+	udp, ln, err := listenBoth(cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
+	// Longer than pion's longest allocation lifetime (RFC 5766 §6.2's
+	// one hour cap), so a quiet client with a live allocation stays.
+	tcp := newLimitListener(ln, cfg.TCPConns, cfg.TCPPerIP, 61*time.Minute)
 	if cfg.RelayBind == "" {
 		cfg.RelayBind = "0.0.0.0"
 		if h, _, _ := net.SplitHostPort(cfg.Listen); h != "" && h != "::" {

@@ -268,3 +268,69 @@ func TestAllocationQuota(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 }
+
+// TestTCPConnectionCap: idle TCP connections from one address beyond the
+// per-address cap are closed at once and the ones held are released when
+// they close; a TURN client over TCP still works meanwhile from another
+// address.
+func TestTCPConnectionCap(t *testing.T) {
+	s := start(t, func(c *Config) { c.TCPPerIP, c.TCPConns = 3, 10 })
+	addr := fmt.Sprintf("127.0.0.1:%d", s.Port())
+	var held []net.Conn
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	waitUntil(t, "3 connections held", func() bool { return s.tcp.open() == 3 })
+	for i := 0; i < 5; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
+			t.Errorf("connection %d over the cap: %v, want closed at once", i+4, err)
+		}
+		c.Close()
+	}
+	// Another address (127.0.0.3 is loopback too) gets a TURN allocation
+	// over TCP.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}
+	tc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := s.Credential("bob")
+	c, err := pion.NewClient(&pion.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr,
+		Conn: pion.NewSTUNConn(tc), Username: cred.Username, Password: cred.Password, Realm: "hearth.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Allocate(); err != nil {
+		t.Errorf("allocation over TCP from another address: %v", err)
+	}
+	c.Close()
+	tc.Close()
+	for _, c := range held {
+		c.Close()
+	}
+	waitUntil(t, "every connection released", func() bool { return s.tcp.open() == 0 })
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
