@@ -104,7 +104,7 @@ func (u *Uploads) get(w http.ResponseWriter, r *http.Request, key, name string) 
 	}
 	defer f.Close()
 	h := w.Header()
-	typ, inline := served(rec.Type)
+	typ, inline := served(mediaType(rec.Type))
 	h.Set("Content-Type", typ)
 	disp := "attachment"
 	if inline {
@@ -177,7 +177,11 @@ func (u *Uploads) put(w http.ResponseWriter, r *http.Request, key, name string) 
 		http.Error(w, "The file is smaller than the slot.", http.StatusBadRequest)
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && mediaType(ct) != rec.Type {
+	putType := ""
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		putType = mediaType(ct)
+	}
+	if putType != "" && rec.Type != "" && putType != rec.Type {
 		// XEP-0363 §5: the Content-Type must be the one of the request.
 		http.Error(w, "The Content-Type differs from the slot's.", http.StatusBadRequest)
 		return
@@ -188,7 +192,7 @@ func (u *Uploads) put(w http.ResponseWriter, r *http.Request, key, name string) 
 	}
 	defer u.end(key)
 
-	status, msg := u.receive(w, r, key, rec)
+	status, msg := u.receive(w, r, key, rec, putType)
 	if status != http.StatusCreated {
 		// The client may still be sending: do not read the rest.
 		w.Header().Set("Connection", "close")
@@ -215,7 +219,7 @@ func (u *Uploads) end(key string) {
 }
 
 // receive writes the body to disk and marks the record done.
-func (u *Uploads) receive(w http.ResponseWriter, r *http.Request, key string, rec *record) (int, string) {
+func (u *Uploads) receive(w http.ResponseWriter, r *http.Request, key string, rec *record, putType string) (int, string) {
 	tmp, err := u.createTemp()
 	if err != nil {
 		u.o.Log.Error("upload: temp file", "err", err)
@@ -274,6 +278,9 @@ func (u *Uploads) receive(w http.ResponseWriter, r *http.Request, key string, re
 			return nil
 		}
 		cur.Done = true
+		if cur.Type == "" {
+			cur.Type = putType
+		}
 		return putRecord(b, key, cur)
 	})
 	if err != nil || gone {

@@ -26,7 +26,7 @@ var bucket = []byte("upload")
 type record struct {
 	User string `json:"u"`
 	Name string `json:"n"` // the client's filename, made safe
-	Type string `json:"t"` // media type as declared, checked
+	Type string `json:"t"` // media type as declared, checked; "" until the PUT says
 	Size int64  `json:"s"`
 	File string `json:"f"` // random name in Dir
 	// Unix nanoseconds: when the slot was made, until when its PUT may

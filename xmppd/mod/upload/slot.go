@@ -52,7 +52,12 @@ func (u *Uploads) slotIQ(st *server.Stanza) (*stream.Element, error) {
 			Extra: stream.New(NS, "file-too-large").Add(
 				stream.New(NS, "max-file-size").AddText(strconv.FormatInt(u.o.MaxFileSize, 10)))}
 	}
-	typ := mediaType(req.Get("content-type"))
+	// The type is optional in the request; without one the PUT's
+	// Content-Type decides (clients that leave it out still send that).
+	typ := ""
+	if ct := req.Get("content-type"); ct != "" {
+		typ = mediaType(ct)
+	}
 	now := u.o.Now()
 	if !u.allow(user, now) {
 		return nil, errRate

@@ -710,21 +710,29 @@ func TestServedAsAttachment(t *testing.T) {
 	f := newFixture(t, nil)
 	for _, c := range []struct {
 		name, typ, wantType, wantDisp string
+		putType                       string // the PUT's Content-Type when not typ
 	}{
-		{"page.html", "text/html", "application/octet-stream", "attachment"},
-		{"page.html", "text/html; charset=utf-8", "application/octet-stream", "attachment"},
-		{"pic.svg", "image/svg+xml", "application/octet-stream", "attachment"},
-		{"x.xhtml", "application/xhtml+xml", "application/octet-stream", "attachment"},
-		{"doc.pdf", "application/pdf", "application/pdf", "attachment"},
-		{"voice.ogg", "audio/ogg", "audio/ogg", "inline"},
-		{"clip.mp4", "video/mp4", "video/mp4", "inline"},
-		{"photo.jpg", "image/jpeg", "image/jpeg", "inline"},
-		{"noname", "", "application/octet-stream", "attachment"},
-		{"bad", "not a type", "application/octet-stream", "attachment"},
+		// No type in the request: the PUT's decides.
+		{"photo.png", "", "image/png", "inline", "image/png"},
+		{"page.html", "", "application/octet-stream", "attachment", "text/html"},
+		{"page.html", "text/html", "application/octet-stream", "attachment", ""},
+		{"page.html", "text/html; charset=utf-8", "application/octet-stream", "attachment", ""},
+		{"pic.svg", "image/svg+xml", "application/octet-stream", "attachment", ""},
+		{"x.xhtml", "application/xhtml+xml", "application/octet-stream", "attachment", ""},
+		{"doc.pdf", "application/pdf", "application/pdf", "attachment", ""},
+		{"voice.ogg", "audio/ogg", "audio/ogg", "inline", ""},
+		{"clip.mp4", "video/mp4", "video/mp4", "inline", ""},
+		{"photo.jpg", "image/jpeg", "image/jpeg", "inline", ""},
+		{"noname", "", "application/octet-stream", "attachment", ""},
+		{"bad", "not a type", "application/octet-stream", "attachment", ""},
 	} {
 		body := []byte("<html><script>alert(1)</script></html>")
 		url := f.slot("alice", c.name, int64(len(body)), c.typ)
-		if resp := f.put(url, body, c.typ); resp.StatusCode != 201 {
+		pt := c.typ
+		if c.putType != "" {
+			pt = c.putType
+		}
+		if resp := f.put(url, body, pt); resp.StatusCode != 201 {
 			t.Fatalf("%s: PUT %d", c.name, resp.StatusCode)
 		}
 		resp, _ := f.get(url)
