@@ -260,9 +260,11 @@ func (s *Server) iqStanza(st *Stanza) {
 			s.DeliverFull(st)
 		} else if !s.IsLocal(st.To) {
 			s.remote(st)
+		} else {
+			s.Fire(IQResponse, st) // answers to the server's own requests (pubsub.go)
 		}
-		// Answers to the server's own requests (roster pushes, pings)
-		// need no action.
+		// Other answers to the server's own requests (roster pushes,
+		// pings) need no action.
 		return
 	default:
 		s.bounce(st, ErrBadRequest)

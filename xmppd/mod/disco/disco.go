@@ -61,6 +61,9 @@ func Register(srv *server.Server) {
 		}
 		q := stream.New(NSInfo, "query")
 		q.Add(stream.New(NSInfo, "identity", "category", "account", "type", "registered"))
+		for _, id := range srv.AccountIdentities() { // PEP's pubsub/pep (XEP-0163 §8)
+			q.Add(stream.New(NSInfo, "identity", "category", id.Category, "type", id.Type))
+		}
 		addFeatures(q, srv.Features(server.ToAccount))
 		q.Add(srv.DiscoExtensions(server.ToAccount, owner)...)
 		return q, nil

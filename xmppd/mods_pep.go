@@ -1,0 +1,11 @@
+package xmppd
+
+import (
+	"github.com/hearthchat/hearth/xmppd/mod/pep"
+)
+
+// Personal eventing (XEP-0163) on every account: OMEMO keys, avatars,
+// nicknames and bookmarks live in PEP nodes.
+func init() {
+	modules = append(modules, pep.Register)
+}
