@@ -158,6 +158,9 @@ func (u *Uploads) put(w http.ResponseWriter, r *http.Request, key, name string) 
 		http.Error(w, "Server error.", http.StatusInternalServerError)
 		return
 	}
+	if u.afterLookup != nil {
+		u.afterLookup()
+	}
 	now := u.o.Now()
 	switch {
 	case rec == nil:
@@ -191,6 +194,13 @@ func (u *Uploads) put(w http.ResponseWriter, r *http.Request, key, name string) 
 		return
 	}
 	defer u.end(key)
+	// Again, now that no other PUT of this slot can run: one that ended
+	// since the first look may have finished it, and a second rename onto
+	// its file would change the file under its URL.
+	if rec, err = u.lookup(key, name); err != nil || rec == nil || rec.Done {
+		http.Error(w, "This file was uploaded already.", http.StatusConflict)
+		return
+	}
 
 	status, msg := u.receive(w, r, key, rec, putType)
 	if status != http.StatusCreated {
@@ -272,10 +282,13 @@ func (u *Uploads) receive(w http.ResponseWriter, r *http.Request, key string, re
 		if err != nil {
 			return err
 		}
-		if cur == nil || cur.Done {
+		if cur == nil {
 			// Dropped meanwhile (account deleted, slot swept).
 			gone = true
 			return nil
+		}
+		if cur.Done {
+			return errFinished // cannot happen: PUTs of a slot run one at a time
 		}
 		cur.Done = true
 		if cur.Type == "" {
@@ -283,6 +296,9 @@ func (u *Uploads) receive(w http.ResponseWriter, r *http.Request, key string, re
 		}
 		return putRecord(b, key, cur)
 	})
+	if errors.Is(err, errFinished) {
+		return http.StatusConflict, "This file was uploaded already."
+	}
 	if err != nil || gone {
 		os.Remove(final)
 		if gone {
@@ -314,9 +330,10 @@ func (u *Uploads) createTemp() (tempFile, error) {
 }
 
 var (
-	errTooLong = errors.New("body longer than the slot")
-	errTimeout = errors.New("upload too slow")
-	errWrite   = errors.New("write")
+	errFinished = errors.New("slot finished by another PUT")
+	errTooLong  = errors.New("body longer than the slot")
+	errTimeout  = errors.New("upload too slow")
+	errWrite    = errors.New("write")
 )
 
 // copyBody copies at most size bytes of the body to f, reading one more

@@ -172,6 +172,9 @@ type Uploads struct {
 	closed   bool
 	// newTemp replaces os.CreateTemp in tests (a disk that fills up).
 	newTemp func() (tempFile, error)
+	// afterLookup runs in a PUT after its first look at the slot (tests
+	// hold a PUT there while another one finishes the slot).
+	afterLookup func()
 }
 
 type window struct {

@@ -894,3 +894,64 @@ func TestAccountDeleted(t *testing.T) {
 		t.Errorf("totals %d %d", res, stored)
 	}
 }
+
+// TestConcurrentPuts: two PUTs of one slot. While one runs the other is
+// refused (409); one that looked at the slot before the first finished and
+// comes after it is refused too, and the finished file is not touched
+// (before the second look it was renamed over and then removed).
+func TestConcurrentPuts(t *testing.T) {
+	f := newFixture(t, nil)
+	a, b := random(50_000), random(50_000)
+	url := f.slot("alice", "a.bin", int64(len(a)), "")
+	// A second PUT while the first is sending.
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("PUT", url, pr)
+	req.ContentLength = int64(len(a))
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- -1
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	pw.Write(a[:1000])
+	waitFor(t, f.u.busy)
+	if resp := f.put(url, b, ""); resp.StatusCode != 409 {
+		t.Errorf("PUT during a PUT: %d, want 409", resp.StatusCode)
+	}
+	// A third one looks now and is held until the first has finished.
+	release := make(chan struct{})
+	looked := make(chan struct{})
+	f.u.afterLookup = func() {
+		close(looked)
+		<-release
+	}
+	third := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("PUT", url, bytes.NewReader(b))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			third <- -1
+			return
+		}
+		resp.Body.Close()
+		third <- resp.StatusCode
+	}()
+	<-looked
+	f.u.afterLookup = nil
+	pw.Write(a[1000:])
+	pw.Close()
+	if code := <-done; code != 201 {
+		t.Fatalf("first PUT: %d", code)
+	}
+	close(release)
+	if code := <-third; code != 409 {
+		t.Errorf("PUT that looked before the first finished: %d, want 409", code)
+	}
+	if _, got := f.get(url); !bytes.Equal(got, a) {
+		t.Errorf("the finished file changed or went: %d bytes", len(got))
+	}
+}
