@@ -217,9 +217,9 @@ func Register(srv *server.Server, o Options) (*Uploads, error) {
 			Add(stream.New("jabber:x:data", "value").AddText(strconv.FormatInt(o.MaxFileSize, 10))))
 		return []*stream.Element{x}
 	})
+	u.timer = newSweepTimer(u) // before the first slot can arm it
 	u.svc.HandleIQ("get", NS, "request", u.slotIQ)
 	srv.OnAccountDeleted(u.accountDeleted)
-	u.timer = newSweepTimer(u)
 	u.timer.arm()
 	return u, nil
 }
