@@ -1,0 +1,47 @@
+//go:build e2e
+
+package pep_test
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/xmppd"
+	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
+	"github.com/hearthchat/hearth/xmppd/mod/pep"
+)
+
+// TestSlixmppOMEMOKeys: Debian's python3-slixmpp (XEP-0060/0163/0115
+// plugins) publishes OMEMO device lists and bundles of both generations
+// with Conversations' publish-options; its contact gets the last device
+// lists on presence through +notify caps, the next one live, and fetches
+// the bundles (testdata/omemo.py).
+func TestSlixmppOMEMOKeys(t *testing.T) {
+	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
+		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
+	}
+	var dir state.Dir
+	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
+	if err := d.Server.Contacts().Befriend("alice", "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "omemo.py"),
+		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
+	}
+	u, err := d.Store.Usage("alice")
+	// 4 nodes, 5 items.
+	if err != nil || u[pep.Kind].Items != 9 {
+		t.Fatalf("alice's pep usage %v (%v), want 9 keys", u, err)
+	}
+}
