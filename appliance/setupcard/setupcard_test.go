@@ -111,3 +111,22 @@ func TestWriteFile(t *testing.T) {
 		t.Errorf("left behind: %v", entries)
 	}
 }
+
+// The card's file is read by a club secretary on any computer: plain
+// words, Windows line ends, the link and its QR code.
+func TestTextPlainWords(t *testing.T) {
+	c, _ := New()
+	txt := Text(c)
+	for _, jargon := range []string{"XMPP", "JID", "MUC", "SRV", "DNS", "partition"} {
+		if strings.Contains(txt, jargon) {
+			t.Errorf("card text uses %q", jargon)
+		}
+	}
+	if strings.Count(txt, "\n") != strings.Count(txt, "\r\n") {
+		t.Error("card text has bare LF line ends")
+	}
+	qr, _ := QR(c)
+	if !strings.Contains(txt, URL(c)) || !strings.Contains(txt, strings.ReplaceAll(qr, "\n", "\r\n")) {
+		t.Error("card text lacks the link or its QR code")
+	}
+}
