@@ -1,0 +1,243 @@
+// Package muc is XEP-0045 group chat on groups.<domain>: rooms made on
+// first join, occupants with roles and affiliations, room messages fanned
+// out with the sender's occupant JID, a room archive (XEP-0313 on the room)
+// that also feeds history on join, occupant-id (XEP-0421) and stanza-id
+// (XEP-0359).
+//
+// Where each concern lives:
+//
+//   - muc.go: the service, its options, dispatch of stanzas to rooms.
+//   - room.go: a room's state and configuration, disco, the owner form.
+//   - occupants.go: join, leave, nickname rules, presence, roles.
+//   - messages.go: groupchat and private messages, subject, invitations.
+//   - admin.go: affiliation and role changes (muc#admin), destroy.
+//   - archive.go: the room archive, history on join, MAM queries.
+//   - storage.go: the bbolt buckets.
+//
+// Concurrency: each room has one mutex, held while its state changes,
+// while the change is committed to storage and while the result is fanned
+// out, so every occupant sees a room's stanzas in one order and the
+// archive's order is the delivery order. Fan-out never blocks (sessions
+// have bounded queues); a delivery that fails comes back as an error
+// stanza, which is handled on its own goroutine (it would otherwise try to
+// take the room's mutex the fan-out holds).
+//
+// Durability: a room (its configuration, affiliations, subject) and an
+// archived message are committed before anything is sent: the sender's
+// stream-management ack covers the stanza only after FromClient returns,
+// and the commit happens inside it.
+package muc
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/stream"
+)
+
+// Namespaces.
+const (
+	NS         = "http://jabber.org/protocol/muc"
+	NSUser     = NS + "#user"
+	NSAdmin    = NS + "#admin"
+	NSOwner    = NS + "#owner"
+	nsData     = "jabber:x:data"
+	nsDelay    = "urn:xmpp:delay"
+	nsSID      = "urn:xmpp:sid:0"
+	nsOccID    = "urn:xmpp:occupant-id:0"
+	nsMAM      = "urn:xmpp:mam:2"
+	nsRSM      = "http://jabber.org/protocol/rsm"
+	nsForward  = "urn:xmpp:forward:0"
+	nsPing     = "urn:xmpp:ping"
+	nsDiscoI   = "http://jabber.org/protocol/disco#info"
+	nsDiscoIt  = "http://jabber.org/protocol/disco#items"
+	nsConfForm = NS + "#roomconfig"
+	nsInfoForm = NS + "#roominfo"
+)
+
+// RoomKind is what a room costs its creator in the storage budget (items
+// only: a room's own record is small and bounded by MaxAffiliations).
+const RoomKind = "muc-room"
+
+// Options bound what rooms may hold. Zero values take the defaults.
+type Options struct {
+	// Host is the service's domain; "" for "groups."+Domain.
+	Host string
+	// RoomsPerAccount: rooms one member may create (resource-constraint
+	// beyond; the 10,000-rooms attack of issue 12).
+	RoomsPerAccount int64
+	// ArchiveItems and ArchiveBytes bound one room's archive; the oldest
+	// messages go first. With RoomsPerAccount they bound what one member
+	// can make the box keep.
+	ArchiveItems int64
+	ArchiveBytes int64
+	// MaxAffiliations per room, MaxOccupants per room.
+	MaxAffiliations int
+	MaxOccupants    int
+	// OpenCreation lets remote JIDs create rooms (off: only local members).
+	OpenCreation bool
+	Now          func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultRoomsPerAccount = 20
+	DefaultArchiveItems    = 20000
+	DefaultArchiveBytes    = 8 << 20
+	DefaultMaxAffiliations = 2000
+	DefaultMaxOccupants    = 500
+	DefaultHistory         = 20
+	MaxHistory             = 200
+)
+
+func (o *Options) defaults(srv *server.Server) {
+	if o.Host == "" {
+		o.Host = "groups." + srv.Domain
+	}
+	if o.RoomsPerAccount <= 0 {
+		o.RoomsPerAccount = DefaultRoomsPerAccount
+	}
+	if o.ArchiveItems <= 0 {
+		o.ArchiveItems = DefaultArchiveItems
+	}
+	if o.ArchiveBytes <= 0 {
+		o.ArchiveBytes = DefaultArchiveBytes
+	}
+	if o.MaxAffiliations <= 0 {
+		o.MaxAffiliations = DefaultMaxAffiliations
+	}
+	if o.MaxOccupants <= 0 {
+		o.MaxOccupants = DefaultMaxOccupants
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Service is the MUC service of one server.
+type Service struct {
+	srv  *server.Server
+	svc  *server.Service
+	o    Options
+	host string
+	key  []byte // occupant-id key (storage.go)
+
+	mu    sync.Mutex
+	rooms map[string]*room // by localpart (already nodeprep'd by jid.Parse)
+}
+
+type stateKey struct{}
+
+// Register adds groups.<domain> with the default options (the modules
+// list, mods_muc.go).
+func Register(srv *server.Server) {
+	if _, err := RegisterWith(srv, Options{}); err != nil {
+		srv.Log.Error("muc: not started", "err", err)
+	}
+}
+
+// Of returns the server's MUC service, or nil.
+func Of(srv *server.Server) *Service {
+	return server.State(srv, stateKey{}, func() *Service { return nil })
+}
+
+// RegisterWith adds the service with o; it loads the stored rooms.
+func RegisterWith(srv *server.Server, o Options) (*Service, error) {
+	o.defaults(srv)
+	m := &Service{srv: srv, o: o, host: strings.ToLower(o.Host), rooms: map[string]*room{}}
+	if err := m.load(); err != nil {
+		return nil, fmt.Errorf("muc: load rooms: %w", err)
+	}
+	server.State(srv, stateKey{}, func() *Service { return m })
+	svc := srv.AddService(o.Host, "Group chats")
+	m.svc = svc
+	svc.AddIdentity(server.Identity{Category: "conference", Type: "text", Name: "Group chats"})
+	for _, f := range []string{NS, nsMAM, nsSID, nsOccID, NS + "#self-ping-optimization"} {
+		svc.AddFeature(f)
+	}
+	svc.SetItems(m.publicRooms)
+	svc.HandleIQ("get", nsDiscoI, "query", m.discoInfo)
+	svc.HandleIQ("get", nsDiscoIt, "query", m.discoItems)
+	svc.HandleIQ("get", NSAdmin, "query", m.adminGet)
+	svc.HandleIQ("set", NSAdmin, "query", m.adminSet)
+	svc.HandleIQ("get", NSOwner, "query", m.ownerGet)
+	svc.HandleIQ("set", NSOwner, "query", m.ownerSet)
+	svc.HandleIQ("set", nsMAM, "query", m.mamQuery)
+	svc.HandleIQ("get", nsMAM, "query", m.mamForm)
+	svc.HandleIQ("get", nsPing, "ping", m.ping)
+	svc.Handle(m.handle)
+	srv.OnAccountDeleted(m.accountDeleted)
+	return m, nil
+}
+
+// handle takes the service's messages and presence.
+func (m *Service) handle(st *server.Stanza) {
+	if st.Type() == "error" {
+		// A fan-out that failed (the occupant's session is gone): drop
+		// the occupant, on its own goroutine — the fan-out that caused
+		// it holds the room's mutex.
+		go m.deliveryFailed(st)
+		return
+	}
+	if st.El.Local == "iq" {
+		return // results to nothing we asked
+	}
+	if st.To.Localpart() == "" {
+		if st.El.Local == "message" {
+			m.srv.Bounce(st, server.ErrServiceUnavailable)
+		}
+		return
+	}
+	switch st.El.Local {
+	case "presence":
+		m.presence(st)
+	case "message":
+		m.message(st)
+	}
+}
+
+// roomJID is room@host.
+func (m *Service) roomJID(name string) string { return name + "@" + m.host }
+
+// occupantID is XEP-0421's id: a keyed hash of the real bare JID, per
+// room, so that it is stable across nick changes and reconnects but tells
+// nothing about the JID and differs between rooms.
+func (m *Service) occupantID(roomName, bare string) string {
+	h := hmac.New(sha256.New, m.key)
+	h.Write([]byte(roomName))
+	h.Write([]byte{0})
+	h.Write([]byte(bare))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+}
+
+// send routes el (built by the room) to its recipient.
+func (m *Service) send(el *stream.Element) { m.srv.Route(el) }
+
+// errorFrom sends err for st from the address st was sent to.
+func (m *Service) bounce(st *server.Stanza, err error) { m.srv.Bounce(st, err) }
+
+// withText is err with a human-readable text.
+func withText(err *server.StanzaError, text string) *server.StanzaError {
+	e := *err
+	e.Text = text
+	return &e
+}
+
+var (
+	errConflict     = server.Err("cancel", "conflict")
+	errRegistration = server.Err("auth", "registration-required")
+	errNotAuth      = server.Err("auth", "not-authorized")
+	errNotAllowed   = server.ErrNotAllowed
+	errForbidden    = server.ErrForbidden
+)
+
+// bareOf is the bare JID string of j.
+func bareOf(j jid.JID) string { return j.Bare().String() }

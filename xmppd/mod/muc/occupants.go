@@ -1,0 +1,413 @@
+package muc
+
+import (
+	"sort"
+	"strconv"
+
+	"golang.org/x/text/secure/precis"
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/stream"
+)
+
+// occupant is one nickname in a room. One member may be in the room from
+// several clients under one nickname (multi-session, as Prosody allows):
+// each client's full JID is in real.
+type occupant struct {
+	nick string
+	bare string
+	real map[string]*stream.Element // full JID → last presence it sent
+	role string
+	id   string // occupant-id
+}
+
+// foldNick is the key under which a nickname conflicts with another:
+// RFC 8266's Nickname profile (case folded, NFKC so full-width letters
+// fold to their ASCII forms, spaces normalised). "" if the nick is not a
+// valid nickname.
+func foldNick(nick string) string {
+	k, err := precis.Nickname.CompareKey(nick)
+	if err != nil {
+		return ""
+	}
+	return k
+}
+
+// occupantOf finds the occupant whose client real is (a full JID).
+func (r *room) occupantOf(real jid.JID) *occupant {
+	s := real.String()
+	for _, o := range r.occ {
+		if _, ok := o.real[s]; ok {
+			return o
+		}
+	}
+	return nil
+}
+
+// occupantsOfBare are the occupants of member bare.
+func (r *room) occupantsOfBare(bare string) []*occupant {
+	var out []*occupant
+	for _, o := range r.occ {
+		if o.bare == bare {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (r *room) sortedOccupants() []*occupant {
+	out := make([]*occupant, 0, len(r.occ))
+	for _, o := range r.occ {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].nick < out[j].nick })
+	return out
+}
+
+// defaultRole is the role an affiliation joins with (XEP-0045 §5.1.2).
+func (r *room) defaultRole(aff string) string {
+	switch aff {
+	case "owner", "admin":
+		return "moderator"
+	case "member":
+		return "participant"
+	}
+	if r.st.Config.Moderated {
+		return "visitor"
+	}
+	return "participant"
+}
+
+// canSeeJIDs: may o see occupants' real JIDs?
+func (r *room) canSeeJIDs(o *occupant) bool {
+	return r.st.Config.WhoIs == "anyone" || o.role == "moderator"
+}
+
+// presenceOf builds o's presence for to (an occupant, for whether the
+// real JID is shown); extra status codes are added to the muc#user x.
+func (m *Service) presenceOf(r *room, o *occupant, to *occupant, typ string, codes ...int) *stream.Element {
+	var p *stream.Element
+	for _, last := range o.real {
+		p = last // any of the clients' presence: they share the nick
+		break
+	}
+	if p == nil || typ != "" {
+		p = stream.New(stream.NSClient, "presence")
+	} else {
+		p = p.Copy()
+	}
+	p.Set("type", typ)
+	p.Set("from", m.roomJID(r.name)+"/"+o.nick)
+	x := stream.New(NSUser, "x")
+	item := stream.New(NSUser, "item", "affiliation", r.aff(o.bare), "role", o.role)
+	if typ == "unavailable" {
+		item.Set("role", "none")
+	}
+	if to != nil && (to == o || r.canSeeJIDs(to)) {
+		item.Set("jid", firstReal(o))
+	}
+	x.Add(item)
+	for _, c := range codes {
+		x.Add(stream.New(NSUser, "status", "code", strconv.Itoa(c)))
+	}
+	p.Add(x)
+	p.Add(stream.New(nsOccID, "occupant-id", "id", o.id))
+	return p
+}
+
+func firstReal(o *occupant) string {
+	best := ""
+	for k := range o.real {
+		if best == "" || k < best {
+			best = k
+		}
+	}
+	return best
+}
+
+// cleanPresence is a client's presence without what the room sets itself
+// (addresses, MUC payloads, client-supplied occupant-ids).
+func cleanPresence(el *stream.Element) *stream.Element {
+	p := el.Copy()
+	p.Set("to", "")
+	p.Set("from", "")
+	p.Set("id", "")
+	p.RemoveChildren(NS, "")
+	p.RemoveChildren(NSUser, "")
+	p.RemoveChildren(nsOccID, "")
+	return p
+}
+
+// toOccupant sends el to every client of o.
+func (m *Service) toOccupant(o *occupant, el *stream.Element) {
+	for real := range o.real {
+		x := el.Copy()
+		x.Set("to", real)
+		m.send(x)
+	}
+}
+
+// broadcastPresence sends o's presence to every occupant (with 110 and
+// selfCodes for o itself).
+func (m *Service) broadcastPresence(r *room, o *occupant, typ string, codes, selfCodes []int) {
+	for _, to := range r.sortedOccupants() {
+		c := codes
+		if to == o {
+			c = append(append([]int{110}, codes...), selfCodes...)
+		}
+		m.toOccupant(to, m.presenceOf(r, o, to, typ, c...))
+	}
+}
+
+// presence is presence to room@host/nick.
+func (m *Service) presence(st *server.Stanza) {
+	nick := st.To.Resourcepart()
+	switch st.Type() {
+	case "":
+		if nick == "" {
+			m.presenceError(st, server.ErrJIDMalformed)
+			return
+		}
+		m.join(st, nick)
+	case "unavailable":
+		m.leave(st)
+	}
+}
+
+// presenceError answers a join with a presence error from the room/nick,
+// with the muc x echoed (XEP-0045 §7.2).
+func (m *Service) presenceError(st *server.Stanza, err error) {
+	m.bounce(st, err)
+}
+
+func (m *Service) join(st *server.Stanza, nick string) {
+	name := st.To.Localpart()
+	bare := bareOf(st.From)
+	key := foldNick(nick)
+	if key == "" {
+		m.presenceError(st, withText(server.ErrJIDMalformed, "not a valid nickname"))
+		return
+	}
+	r := m.lookup(name)
+	created := false
+	if r == nil {
+		if !m.o.OpenCreation && !m.srv.LocalSender(st) {
+			m.presenceError(st, withText(errNotAllowed, "only members of this server may create rooms"))
+			return
+		}
+		creator := ""
+		if m.srv.IsLocal(st.From) {
+			creator = st.From.Localpart()
+		}
+		var err error
+		r, created, err = m.create(name, bare, creator, defaultConfig())
+		if err != nil {
+			m.presenceError(st, err)
+			return
+		}
+	} else {
+		r.mu.Lock()
+	}
+	defer r.mu.Unlock()
+	if r.gone {
+		m.presenceError(st, server.ErrItemNotFound)
+		return
+	}
+	pres := cleanPresence(st.El)
+	if o := r.occupantOf(st.From); o != nil {
+		if foldNick(o.nick) == key {
+			// A presence update (status, show): to everyone.
+			o.real[st.From.String()] = pres
+			m.broadcastPresence(r, o, "", nil, nil)
+			return
+		}
+		m.changeNick(st, r, o, nick, key)
+		return
+	}
+	aff := r.aff(bare)
+	switch {
+	case aff == "outcast":
+		m.presenceError(st, withText(errForbidden, "you are banned from this room"))
+		return
+	case r.st.Config.MembersOnly && affRank(aff) < affRank("member"):
+		m.presenceError(st, withText(errRegistration, "this room is for members only"))
+		return
+	case r.st.Config.Password != "" && affRank(aff) < affRank("admin") && joinPassword(st.El) != r.st.Config.Password:
+		m.presenceError(st, withText(errNotAuth, "a password is needed"))
+		return
+	}
+	o := r.occ[key]
+	if o != nil && o.bare != bare {
+		m.presenceError(st, withText(errConflict, "that nickname is taken"))
+		return
+	}
+	if o == nil && len(r.occ) >= m.o.MaxOccupants {
+		m.presenceError(st, withText(server.ErrServiceUnavailable, "the room is full"))
+		return
+	}
+	if o != nil {
+		// Another client of the same member under the same nick.
+		o.real[st.From.String()] = pres
+		for _, x := range r.sortedOccupants() {
+			if x != o {
+				m.sendTo(st.From.String(), m.presenceOf(r, x, o, ""))
+			}
+		}
+		m.sendTo(st.From.String(), m.presenceOf(r, o, o, "", m.selfCodes(r, false)...))
+		m.sendHistory(r, st.From.String(), st.El.Child(NS, "x"))
+		m.sendSubject(r, st.From.String())
+		return
+	}
+	o = &occupant{nick: nick, bare: bare, real: map[string]*stream.Element{st.From.String(): pres},
+		role: r.defaultRole(aff), id: m.occupantID(r.name, bare)}
+	// Existing occupants first, then the newcomer's own presence last
+	// (§7.2.3), then history and subject.
+	for _, x := range r.sortedOccupants() {
+		m.toOccupant(o, m.presenceOf(r, x, o, ""))
+	}
+	r.occ[key] = o
+	m.broadcastPresence(r, o, "", nil, m.selfCodes(r, created))
+	m.sendHistory(r, st.From.String(), st.El.Child(NS, "x"))
+	m.sendSubject(r, st.From.String())
+}
+
+// selfCodes are the status codes of a newcomer's own presence: 100 in a
+// non-anonymous room (XEP-0045 §7.2.3 — also 172 in its config change
+// form), 170 because the room is archived, 201 when the join made it.
+func (m *Service) selfCodes(r *room, created bool) []int {
+	var c []int
+	if r.st.Config.WhoIs == "anyone" {
+		c = append(c, 100)
+	}
+	c = append(c, 170)
+	if created {
+		c = append(c, 201)
+	}
+	return c
+}
+
+func joinPassword(el *stream.Element) string {
+	if x := el.Child(NS, "x"); x != nil {
+		return x.ChildText(NS, "password")
+	}
+	return ""
+}
+
+func (m *Service) sendTo(to string, el *stream.Element) {
+	el.Set("to", to)
+	m.send(el)
+}
+
+// changeNick (XEP-0045 §7.6): unavailable with 303 and the new nick,
+// then available under the new one.
+func (m *Service) changeNick(st *server.Stanza, r *room, o *occupant, nick, key string) {
+	if x := r.occ[key]; x != nil && x != o {
+		m.presenceError(st, withText(errConflict, "that nickname is taken"))
+		return
+	}
+	for _, to := range r.sortedOccupants() {
+		p := m.presenceOf(r, o, to, "unavailable", 303)
+		p.Child(NSUser, "x").Child(NSUser, "item").Set("nick", nick)
+		if to == o {
+			p.Child(NSUser, "x").Add(stream.New(NSUser, "status", "code", "110"))
+		}
+		m.toOccupant(to, p)
+	}
+	delete(r.occ, foldNick(o.nick))
+	o.nick = nick
+	o.real[st.From.String()] = cleanPresence(st.El)
+	r.occ[key] = o
+	m.broadcastPresence(r, o, "", nil, nil)
+}
+
+// leave: the client st.From leaves; the occupant goes once its last
+// client has.
+func (m *Service) leave(st *server.Stanza) {
+	r := m.lookup(st.To.Localpart())
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.removeClient(r, st.From.String(), cleanPresence(st.El))
+}
+
+// removeClient drops one client of an occupant; last holds its
+// unavailable presence (status text) or nil.
+func (m *Service) removeClient(r *room, real string, last *stream.Element) {
+	j, err := jid.Parse(real)
+	if err != nil {
+		return
+	}
+	o := r.occupantOf(j)
+	if o == nil {
+		return
+	}
+	if len(o.real) > 1 {
+		delete(o.real, real)
+		p := m.presenceOf(r, o, o, "unavailable", 110)
+		m.sendTo(real, p)
+		return
+	}
+	for _, to := range r.sortedOccupants() {
+		p := m.presenceOf(r, o, to, "unavailable")
+		if last != nil {
+			if s := last.Child(stream.NSClient, "status"); s != nil {
+				p.Add(s.Copy())
+			}
+		}
+		if to == o {
+			p.Child(NSUser, "x").Add(stream.New(NSUser, "status", "code", "110"))
+		}
+		m.toOccupant(to, p)
+	}
+	delete(r.occ, foldNick(o.nick))
+	m.emptied(r)
+}
+
+// emptied removes a temporary room its last occupant left.
+func (m *Service) emptied(r *room) {
+	if len(r.occ) == 0 && !r.st.Config.Persistent {
+		if err := m.remove(r); err != nil {
+			m.srv.Log.Error("muc: remove temporary room", "room", r.name, "err", err)
+		}
+	}
+}
+
+// deliveryFailed: a stanza the room sent to a client bounced, so the
+// client is gone (its session ended without unavailable presence reaching
+// the room): it leaves.
+func (m *Service) deliveryFailed(st *server.Stanza) {
+	if st.To.Localpart() == "" || st.From.Resourcepart() == "" {
+		return
+	}
+	r := m.lookup(st.To.Localpart())
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.removeClient(r, st.From.String(), nil)
+}
+
+// kickOut removes every client of o with the given status code (307
+// kick, 301 ban, 321 affiliation change in a members-only room); actor is
+// the moderator's nick.
+func (m *Service) kickOut(r *room, o *occupant, code int, actor, reason string) {
+	for _, to := range r.sortedOccupants() {
+		p := m.presenceOf(r, o, to, "unavailable", code)
+		item := p.Child(NSUser, "x").Child(NSUser, "item")
+		if actor != "" {
+			item.Add(stream.New(NSUser, "actor", "nick", actor))
+		}
+		if reason != "" {
+			item.Add(stream.New(NSUser, "reason").AddText(reason))
+		}
+		if to == o {
+			p.Child(NSUser, "x").Add(stream.New(NSUser, "status", "code", "110"))
+		}
+		m.toOccupant(to, p)
+	}
+	delete(r.occ, foldNick(o.nick))
+}

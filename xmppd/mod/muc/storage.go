@@ -1,0 +1,144 @@
+package muc
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/store"
+)
+
+// Buckets (this package's only):
+//
+//	muc_meta:    "occupant-id-key" → 32 random bytes
+//	muc_rooms:   room localpart → JSON roomState
+//	muc_archive: room localpart → bucket of U64(seq) → record (archive.go)
+var (
+	bucketMeta    = []byte("muc_meta")
+	bucketRooms   = []byte("muc_rooms")
+	bucketArchive = []byte("muc_archive")
+	keyOccID      = []byte("occupant-id-key")
+)
+
+// load reads the occupant-id key (making it on first start) and the rooms.
+// A temporary room left by a crash has nobody in it any more, so it goes.
+func (m *Service) load() error {
+	return m.srv.Store.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if k := meta.Get(keyOccID); len(k) == 32 {
+			m.key = append([]byte(nil), k...)
+		} else {
+			m.key = make([]byte, 32)
+			rand.Read(m.key)
+			if err := meta.Put(keyOccID, m.key); err != nil {
+				return err
+			}
+		}
+		rb, err := tx.CreateBucketIfNotExists(bucketRooms)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketArchive); err != nil {
+			return err
+		}
+		var stale []string
+		err = rb.ForEach(func(k, v []byte) error {
+			var s roomState
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("room %q: %w", k, err)
+			}
+			if !s.Config.Persistent {
+				stale = append(stale, string(k))
+				return nil
+			}
+			r := newRoom(string(k), s)
+			m.rooms[r.name] = r
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, name := range stale {
+			var s roomState
+			json.Unmarshal(rb.Get([]byte(name)), &s)
+			if err := deleteRoomTx(tx, name, &s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// saveTx writes r's state in tx.
+func saveTx(tx *bolt.Tx, r *room) error {
+	b, err := json.Marshal(&r.st)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketRooms).Put([]byte(r.name), b)
+}
+
+// save commits r's state (before the change is acknowledged).
+func (m *Service) save(r *room) error {
+	return m.srv.Store.Batch(func(tx *bolt.Tx) error { return saveTx(tx, r) })
+}
+
+// createTx stores a new room and charges its creator (a local member;
+// "" for rooms the server makes).
+func (m *Service) createTx(tx *bolt.Tx, r *room) error {
+	if r.st.Creator != "" {
+		if err := store.Charge(tx, r.st.Creator, RoomKind, 0, 1, store.Limit{Items: m.o.RoomsPerAccount}); err != nil {
+			return err
+		}
+	}
+	return saveTx(tx, r)
+}
+
+// deleteRoomTx removes a room, its archive, and its creator's charge.
+func deleteRoomTx(tx *bolt.Tx, name string, s *roomState) error {
+	if err := tx.Bucket(bucketRooms).Delete([]byte(name)); err != nil {
+		return err
+	}
+	ab := tx.Bucket(bucketArchive)
+	if ab.Bucket([]byte(name)) != nil {
+		if err := ab.DeleteBucket([]byte(name)); err != nil {
+			return err
+		}
+	}
+	if s.Creator != "" {
+		return store.Charge(tx, s.Creator, RoomKind, 0, -1, store.Limit{})
+	}
+	return nil
+}
+
+// quotaErr maps a refused charge to resource-constraint.
+func quotaErr(err error) error {
+	if errors.Is(err, store.ErrQuota) {
+		return withText(errResourceConstraint, "too many rooms")
+	}
+	return err
+}
+
+var errResourceConstraint = server.ErrResourceConstraint
+
+// archive records: 8 bytes unix nanoseconds, then the message's XML.
+func encodeRecord(nanos int64, xml string) []byte {
+	b := make([]byte, 8, 8+len(xml))
+	binary.BigEndian.PutUint64(b, uint64(nanos))
+	return append(b, xml...)
+}
+
+func decodeRecord(v []byte) (int64, []byte, bool) {
+	if len(v) < 8 {
+		return 0, nil, false
+	}
+	return int64(binary.BigEndian.Uint64(v)), v[8:], true
+}
