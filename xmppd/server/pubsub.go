@@ -31,3 +31,24 @@ func (s *Server) AccountIdentities() []Identity {
 	defer s.mu.RUnlock()
 	return append([]Identity(nil), a.l...)
 }
+
+// Avatar is the payload of AvatarPublished and VCardPhotoSet: an
+// account's avatar image (XEP-0084 data, vCard PHOTO), base64 as both
+// carry it. Data "" means the avatar was removed.
+type Avatar struct {
+	User string
+	Type string // MIME type, e.g. image/png
+	Data string // base64
+}
+
+// AvatarPublished fires after a member published a new avatar over PEP
+// (XEP-0084 metadata naming data the account holds): the vcard module
+// writes it into the vCard's PHOTO (XEP-0398), so clients that only read
+// vCards see it. VCardPhotoSet is the other way: the vcard module fires
+// it after a client stored a vCard, and PEP publishes its PHOTO as the
+// XEP-0084 avatar. Neither listener fires the other event, so the two
+// cannot loop.
+var (
+	AvatarPublished = NewEvent[Avatar]("avatar-published")
+	VCardPhotoSet   = NewEvent[Avatar]("vcard-photo-set")
+)

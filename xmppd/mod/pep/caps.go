@@ -69,6 +69,7 @@ func (m *mod) registerCaps() {
 	// Before the presence module (priority 0), never stopping the stanza.
 	m.srv.Hook(server.PresenceOut, 10, func(st *server.Stanza) bool {
 		if st.Origin != nil && st.To.Domainpart() == "" && st.Type() == "" {
+			m.stampUpdate(st.Origin, st.El)
 			m.presence(cs, st)
 		}
 		return false

@@ -27,7 +27,10 @@ func TestKilledPublisher(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestSurvivesKill")
 	}
-	d := xmpptest.Start(t, func(o *xmppd.Options) { o.State = state.Dir(dir); o.Log = slog.New(slog.NewTextHandler(io.Discard, nil)) })
+	d := xmpptest.Start(t, func(o *xmppd.Options) {
+		o.State = state.Dir(dir)
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	})
 	alice := iqtest.Login(t, d, "alice", "a")
 	opts := openOpts(field("pubsub#max_items", "max"))
 	for i := range 200 {

@@ -109,6 +109,7 @@ func Register(srv *server.Server) {
 	srv.HandleIQ(server.ToAccount, "set", NSOwner, "pubsub", m.ownerSet)
 	srv.HandleIQ(server.ToAccount, "get", NSOwner, "pubsub", m.ownerGet)
 	m.registerCaps()
+	m.registerAvatar()
 	srv.OnAccountDeleted(func(user string) {
 		if err := m.db.deleteUser(user); err != nil {
 			srv.Log.Error("pep: delete account", "user", user, "err", err)
@@ -239,6 +240,9 @@ func (m *mod) publish(st *server.Stanza, pub, opts *stream.Element) (*stream.Ele
 		return nil, storeErr(err)
 	}
 	m.notify(user, node, cfg, stream.New(NSEvent, "items", "node", node).Add(eventItem(stored)))
+	if node == NodeAvatarMeta {
+		m.avatarPublished(user, stored.FirstChild())
+	}
 	return stream.New(NS, "pubsub").Add(stream.New(NS, "publish", "node", node).Add(stream.New(NS, "item", "id", id))), nil
 }
 

@@ -3,6 +3,8 @@
 package vcard
 
 import (
+	"strings"
+
 	"github.com/hearthchat/hearth/xmppd/mod/internal/xmlkv"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
@@ -36,7 +38,40 @@ func Register(srv *server.Server) {
 		if len(card.Append(nil, stream.NSClient)) > MaxSize {
 			return nil, &server.StanzaError{Type: "modify", Condition: "not-acceptable", Text: "vCard too large"}
 		}
-		return nil, kv.Put(store.Key(st.To.Localpart(), ""), card)
+		if err := kv.Put(store.Key(st.To.Localpart(), ""), card); err != nil {
+			return nil, err
+		}
+		// XEP-0398: a PHOTO becomes the PEP avatar (an empty one removes it).
+		if photo := card.Child(ns, "PHOTO"); photo != nil {
+			server.VCardPhotoSet.Fire(srv, server.Avatar{User: st.To.Localpart(),
+				Type: strings.TrimSpace(photo.ChildText(ns, "TYPE")), Data: strings.Join(strings.Fields(photo.ChildText(ns, "BINVAL")), "")})
+		}
+		return nil, nil
 	})
+	server.AvatarPublished.On(srv, func(a server.Avatar) { photoFromPEP(srv, kv, a) })
 	srv.OnAccountDeleted(func(user string) { kv.DeleteUser(user) })
+}
+
+// photoFromPEP writes an avatar published over PEP into the vCard's PHOTO
+// (XEP-0398 §4), so clients that read only vCards see it.
+func photoFromPEP(srv *server.Server, kv *xmlkv.KV, a server.Avatar) {
+	key := store.Key(a.User, "")
+	card, err := kv.Get(key)
+	if err != nil {
+		srv.Log.Error("vcard: avatar from PEP", "user", a.User, "err", err)
+		return
+	}
+	if card == nil {
+		card = stream.New(ns, "vCard")
+	}
+	card.RemoveChildren(ns, "PHOTO")
+	if a.Data != "" {
+		card.Add(stream.New(ns, "PHOTO").Add(stream.New(ns, "TYPE").AddText(a.Type), stream.New(ns, "BINVAL").AddText(a.Data)))
+	}
+	if len(card.Append(nil, stream.NSClient)) > MaxSize {
+		return // the PEP item limit keeps avatars below this; a full card keeps its old photo
+	}
+	if err := kv.Put(key, card); err != nil {
+		srv.Log.Error("vcard: avatar from PEP", "user", a.User, "err", err)
+	}
 }
