@@ -1,5 +1,11 @@
 package server
 
+import (
+	"sync/atomic"
+
+	"github.com/hearthchat/hearth/xmppd/stream"
+)
+
 // IQResponse: an iq result or error addressed to the server itself or to
 // an account's bare JID, i.e. the answer to a request the server sent on
 // its own or an account's behalf (PEP's disco#info to a client whose
@@ -52,3 +58,40 @@ var (
 	AvatarPublished = NewEvent[Avatar]("avatar-published")
 	VCardPhotoSet   = NewEvent[Avatar]("vcard-photo-set")
 )
+
+// PrivateStorage is XEP-0049 private XML storage as other modules reach
+// it (the private module installs it): PEP keeps XEP-0402 bookmarks and
+// the XEP-0048 copy in private storage in step (urn:xmpp:bookmarks:1#compat).
+// Put is charged to the account's budget like a client's set but fires no
+// PrivateStored, so the two copies cannot echo each other.
+type PrivateStorage interface {
+	Get(user, space, local string) (*stream.Element, error) // nil if none
+	Put(user string, el *stream.Element) error
+}
+
+// PrivateData is the payload of PrivateStored.
+type PrivateData struct {
+	User string
+	El   *stream.Element
+}
+
+// PrivateStored fires after a client stored an element in its private
+// storage (the private module fires it once the write is durable).
+var PrivateStored = NewEvent[PrivateData]("private-stored")
+
+type privateKey struct{}
+
+func (s *Server) private() *atomic.Value {
+	return State(s, privateKey{}, func() *atomic.Value { return new(atomic.Value) })
+}
+
+// SetPrivateStorage installs private storage (the private module does).
+func (s *Server) SetPrivateStorage(p PrivateStorage) { s.private().Store(&p) }
+
+// PrivateStorage returns the installed private storage, or nil.
+func (s *Server) PrivateStorage() PrivateStorage {
+	if p, _ := s.private().Load().(*PrivateStorage); p != nil {
+		return *p
+	}
+	return nil
+}

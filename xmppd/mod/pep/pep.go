@@ -17,7 +17,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"slices"
 	"strconv"
 
 	bolt "go.etcd.io/bbolt"
@@ -110,6 +109,7 @@ func Register(srv *server.Server) {
 	srv.HandleIQ(server.ToAccount, "get", NSOwner, "pubsub", m.ownerGet)
 	m.registerCaps()
 	m.registerAvatar()
+	m.registerBookmarks()
 	srv.OnAccountDeleted(func(user string) {
 		if err := m.db.deleteUser(user); err != nil {
 			srv.Log.Error("pep: delete account", "user", user, "err", err)
@@ -240,6 +240,7 @@ func (m *mod) publish(st *server.Stanza, pub, opts *stream.Element) (*stream.Ele
 		return nil, storeErr(err)
 	}
 	m.notify(user, node, cfg, stream.New(NSEvent, "items", "node", node).Add(eventItem(stored)))
+	m.changed(user, node)
 	if node == NodeAvatarMeta {
 		m.avatarPublished(user, stored.FirstChild())
 	}
@@ -289,19 +290,14 @@ func (m *mod) retract(st *server.Stanza, r *stream.Element) (*stream.Element, er
 		return nil, appErr("modify", "bad-request", "item-required")
 	}
 	user := st.To.Localpart()
-	cfg, err := m.db.update(user, node, func(tx *bolt.Tx, b *bolt.Bucket, mt *meta) error {
-		if !slices.Contains(mt.Items, ids[0]) {
-			return errNoItem
-		}
-		mt.Items = slices.DeleteFunc(mt.Items, func(s string) bool { return s == ids[0] })
-		return del(tx, b, user, itemKey(user, node, ids[0]))
-	})
+	cfg, err := m.db.retract(user, node, ids[0])
 	if err != nil {
 		if errors.Is(err, errNoItem) {
 			return nil, server.ErrItemNotFound
 		}
 		return nil, storeErr(err)
 	}
+	m.changed(user, node)
 	if n := r.Get("notify"); (n == "1" || n == "true") && cfg.NotifyRt {
 		m.notify(user, node, cfg, stream.New(NSEvent, "items", "node", node).Add(stream.New(NSEvent, "retract", "id", ids[0])))
 	}
@@ -441,6 +437,7 @@ func (m *mod) ownerSet(st *server.Stanza) (*stream.Element, error) {
 		if err != nil {
 			return nil, storeErr(err)
 		}
+		m.changed(user, node)
 		m.notify(user, node, cfg, stream.New(NSEvent, "purge", "node", node))
 		return nil, nil
 	case "delete":
@@ -448,10 +445,19 @@ func (m *mod) ownerSet(st *server.Stanza) (*stream.Element, error) {
 		if err != nil {
 			return nil, storeErr(err)
 		}
+		m.changed(user, node)
 		if cfg.NotifyDl {
 			m.notify(user, node, cfg, stream.New(NSEvent, "delete", "node", node))
 		}
 		return nil, nil
 	}
 	return nil, server.ErrFeatureNotImpl
+}
+
+// changed runs after a client changed node's items: the copies other
+// protocols keep follow (XEP-0402 #compat).
+func (m *mod) changed(user, node string) {
+	if node == NodeBookmarks {
+		m.toPrivate(user)
+	}
 }

@@ -303,3 +303,14 @@ func (d *db) deleteUser(user string) error {
 		return nil
 	})
 }
+
+// retract removes item id from node.
+func (d *db) retract(user, node, id string) (config, error) {
+	return d.update(user, node, func(tx *bolt.Tx, b *bolt.Bucket, mt *meta) error {
+		if !slices.Contains(mt.Items, id) {
+			return errNoItem
+		}
+		mt.Items = slices.DeleteFunc(mt.Items, func(s string) bool { return s == id })
+		return del(tx, b, user, itemKey(user, node, id))
+	})
+}

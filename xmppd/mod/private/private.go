@@ -88,8 +88,12 @@ func Register(srv *server.Server) {
 			}
 			return nil, err
 		}
+		for _, d := range data {
+			server.PrivateStored.Fire(srv, server.PrivateData{User: st.To.Localpart(), El: d})
+		}
 		return nil, nil
 	})
+	srv.SetPrivateStorage(shared{kv})
 	srv.OnAccountDeleted(func(user string) { kv.DeleteUser(user) })
 }
 
@@ -118,4 +122,19 @@ func check(st *server.Stanza) ([]*stream.Element, error) {
 
 func key(st *server.Stanza, el *stream.Element) []byte {
 	return store.Key(st.To.Localpart(), el.Space, el.Local)
+}
+
+// shared is private storage for other modules (server.PrivateStorage):
+// PEP keeps the XEP-0048 bookmarks copy here.
+type shared struct{ kv *xmlkv.KV }
+
+func (s shared) Get(user, space, local string) (*stream.Element, error) {
+	return s.kv.Get(store.Key(user, space, local))
+}
+
+func (s shared) Put(user string, el *stream.Element) error {
+	if len(el.Append(nil, stream.NSClient)) > MaxSize {
+		return &server.StanzaError{Type: "modify", Condition: "not-acceptable", Text: "too large"}
+	}
+	return s.kv.Put(store.Key(user, el.Space, el.Local), el)
 }
