@@ -30,11 +30,13 @@ func (m *mod) registerBookmarks() {
 
 // bookmarkFields is XEP-0402 §3's node configuration, used when the
 // server creates the node from private storage.
-var bookmarkFields = map[string][]string{
-	"pubsub#persist_items":            {"true"},
-	"pubsub#max_items":                {"max"},
-	"pubsub#send_last_published_item": {"never"},
-	"pubsub#access_model":             {"whitelist"},
+func bookmarkFields() map[string][]string {
+	return map[string][]string{
+		"pubsub#persist_items":            {"true"},
+		"pubsub#max_items":                {"max"},
+		"pubsub#send_last_published_item": {"never"},
+		"pubsub#access_model":             {"whitelist"},
+	}
 }
 
 func isTrue(s string) bool { return s == "1" || s == "true" }
@@ -111,7 +113,7 @@ func (m *mod) fromPrivate(user string, st *stream.Element) {
 		}
 		want[id] = nc
 	}
-	if err := m.db.create(user, NodeBookmarks, bookmarkFields); err != nil && !errors.Is(err, errConflict) {
+	if err := m.db.create(user, NodeBookmarks, bookmarkFields()); err != nil && !errors.Is(err, errConflict) {
 		m.srv.Log.Warn("pep: bookmarks from private storage", "user", user, "err", err)
 		return
 	}
