@@ -45,3 +45,26 @@ func TestSlixmppOMEMOKeys(t *testing.T) {
 		t.Fatalf("alice's pep usage %v (%v), want 9 keys", u, err)
 	}
 }
+
+// TestSlixmppAvatarsBookmarks: slixmpp's avatar (XEP-0084, XEP-0153),
+// nickname (XEP-0172) and bookmark (XEP-0048 over XEP-0049) plugins
+// against the conversions (testdata/avatar.py).
+func TestSlixmppAvatarsBookmarks(t *testing.T) {
+	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
+		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
+	}
+	var dir state.Dir
+	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
+	if err := d.Server.Contacts().Befriend("alice", "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "avatar.py"),
+		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
+	}
+}
