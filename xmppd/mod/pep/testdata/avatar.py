@@ -14,6 +14,7 @@ import hashlib
 import logging
 import sys
 
+from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0048.stanza import Bookmarks
 from slixmpp.xmlstream import ET
 
@@ -25,7 +26,7 @@ BOOKMARKS2 = "urn:xmpp:bookmarks:1"
 class PEPClient(Client):
     def __init__(self, user, args):
         super().__init__(user, args)
-        for p in ("xep_0054", "xep_0084", "xep_0153", "xep_0172", "xep_0048", "xep_0049"):
+        for p in ("xep_0054", "xep_0084", "xep_0153", "xep_0172", "xep_0048", "xep_0049", "xep_0223"):
             self.register_plugin(p)
         self.meta = asyncio.Queue()
         self.nicks = asyncio.Queue()
@@ -87,6 +88,16 @@ async def scenario(args):
     r = await alice["xep_0048"].get_bookmarks(method="xep_0049", timeout=TIMEOUT)
     jids = sorted(str(c["jid"]) for c in r["private"]["bookmarks"]["conferences"])
     check(jids == ["chess@groups.%s" % args.domain, "tea@groups.%s" % args.domain], "XEP-0048 bookmarks: %s" % jids)
+    # XEP-0223: private data in PEP with the plugin's profile; others
+    # cannot read it.
+    await alice["xep_0223"].store(bm, node="urn:example:settings", id="current", timeout=TIMEOUT)
+    r = await alice["xep_0223"].retrieve("urn:example:settings", timeout=TIMEOUT)
+    check(len(r["pubsub"]["items"]) == 1, "XEP-0223 items: %s" % r)
+    try:
+        await bob["xep_0060"].get_items(a, "urn:example:settings", timeout=TIMEOUT)
+        raise Fail("bob read alice's XEP-0223 node")
+    except IqError as e:
+        check(e.iq["error"]["condition"] == "not-allowed", "XEP-0223 stranger: %s" % e.iq["error"]["condition"])
     alice.disconnect()
     bob.disconnect()
     await asyncio.sleep(0.1)
