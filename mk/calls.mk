@@ -3,9 +3,9 @@
 # slixmpp's xep_0065 plugin). The TURN e2e test drives coturn's own test clients
 # (turnutils_stunclient, turnutils_uclient, turnutils_peer) against our
 # server. Installing Debian's coturn would start its turnserver on 3478;
-# test-deps blocks service starts with policy-rc.d, and the test fails
-# loudly if the port is taken rather than testing coturn by mistake (our
-# server listens on a port of its own choosing anyway).
+# test-deps blocks service starts with policy-rc.d (and our test server
+# listens on a free port of its own, so a running coturn could not be
+# tested by mistake).
 APT_TEST_PKGS += $(filter-out $(APT_TEST_PKGS),coturn python3-slixmpp)
 
 .PHONY: e2e-calls

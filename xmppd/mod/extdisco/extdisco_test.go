@@ -23,9 +23,14 @@ import (
 const ns = "urn:xmpp:extdisco:2"
 
 func withTURN(o *xmppd.Options) {
+	// 20 relay ports: coturn's uclient asks for EVEN-PORT, so only the
+	// even half serves it, and the refused-peer runs leave their
+	// allocations behind (uclient exits without deallocating) until
+	// they expire, as a crashed phone's would. With 10 ports the flood
+	// test ran out of even ports for bob (508) under -race.
 	first := 20000 + rand.IntN(30000)
 	o.TURN = xmppd.TURNOptions{Listen: "127.0.0.1:0", Host: "127.0.0.1", RelayIP: "127.0.0.1",
-		RelayFirst: first, RelayLast: first + 9,
+		RelayFirst: first, RelayLast: first + 19,
 		AllowPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}
 }
 
