@@ -151,7 +151,7 @@ func TestBadRequests(t *testing.T) {
 	for _, q := range []*stream.Element{
 		stream.New(stream.NSClient, "iq", "type", "get", "id", "r1", "from", "eve@evil.example/x", "to", proxy).Add(stream.New(socks5.NS, "query")),
 		stream.New(stream.NSClient, "iq", "type", "set", "id", "r2", "from", "eve@evil.example/x", "to", proxy).Add(
-			stream.New(socks5.NS, "query", "sid", "s").Add(stream.New(socks5.NS, "activate").AddText("bob@"+iqtest.Domain+"/r"))),
+			stream.New(socks5.NS, "query", "sid", "s").Add(stream.New(socks5.NS, "activate").AddText("bob@" + iqtest.Domain + "/r"))),
 	} {
 		d.Server.Route(q)
 		select {
