@@ -1,7 +1,10 @@
 package server
 
 import (
+	"sync"
 	"sync/atomic"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
@@ -94,4 +97,36 @@ func (s *Server) PrivateStorage() PrivateStorage {
 		return *p
 	}
 	return nil
+}
+
+// AccountItem is a disco#items entry of an account (a PEP node).
+type AccountItem struct{ JID, Node, Name string }
+
+type accountItemsKey struct{}
+
+type accountItems struct {
+	mu  sync.Mutex
+	fns []func(owner string, viewer jid.JID) []AccountItem
+}
+
+// AddAccountItems adds a source of an account's disco#items (PEP lists
+// the nodes viewer may read); the disco module answers with them.
+func (s *Server) AddAccountItems(fn func(owner string, viewer jid.JID) []AccountItem) {
+	a := State(s, accountItemsKey{}, func() *accountItems { return new(accountItems) })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fns = append(a.fns, fn)
+}
+
+// AccountItems is owner's disco#items as viewer sees them.
+func (s *Server) AccountItems(owner string, viewer jid.JID) []AccountItem {
+	a := State(s, accountItemsKey{}, func() *accountItems { return new(accountItems) })
+	a.mu.Lock()
+	fns := a.fns
+	a.mu.Unlock()
+	var out []AccountItem
+	for _, fn := range fns {
+		out = append(out, fn(owner, viewer)...)
+	}
+	return out
 }

@@ -92,9 +92,14 @@ func Register(srv *server.Server) {
 		if st.El.FirstChild().Get("node") != "" {
 			return nil, server.ErrItemNotFound
 		}
-		// Accounts have no items of their own yet (PEP nodes are listed
-		// by the pubsub module when it exists).
-		return stream.New(NSItems, "query"), nil
+		// PEP lists the account's nodes the asker may read.
+		q := stream.New(NSItems, "query")
+		for _, it := range srv.AccountItems(st.To.Localpart(), st.From) {
+			el := stream.New(NSItems, "item", "jid", it.JID, "node", it.Node)
+			el.Set("name", it.Name)
+			q.Add(el)
+		}
+		return q, nil
 	})
 
 	// XEP-0115 §6.3: the server's caps in its stream features.

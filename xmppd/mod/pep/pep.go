@@ -17,9 +17,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
+	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
@@ -110,6 +113,7 @@ func Register(srv *server.Server) {
 	m.registerCaps()
 	m.registerAvatar()
 	m.registerBookmarks()
+	srv.AddAccountItems(m.discoItems)
 	srv.OnAccountDeleted(func(user string) {
 		if err := m.db.deleteUser(user); err != nil {
 			srv.Log.Error("pep: delete account", "user", user, "err", err)
@@ -460,4 +464,22 @@ func (m *mod) changed(user, node string) {
 	if node == NodeBookmarks {
 		m.toPrivate(user)
 	}
+}
+
+// discoItems lists owner's nodes that viewer may read (XEP-0060 §5.2).
+func (m *mod) discoItems(owner string, viewer jid.JID) []server.AccountItem {
+	nodes, err := m.db.nodes(owner)
+	if err != nil {
+		m.srv.Log.Error("pep: disco items", "owner", owner, "err", err)
+		return nil
+	}
+	own := owner + "@" + m.srv.Domain
+	var out []server.AccountItem
+	for name, mt := range nodes {
+		if m.allowed(owner, viewer.Bare().String(), mt.C) {
+			out = append(out, server.AccountItem{JID: own, Node: name, Name: mt.C.Title})
+		}
+	}
+	slices.SortFunc(out, func(a, b server.AccountItem) int { return strings.Compare(a.Node, b.Node) })
+	return out
 }
