@@ -27,5 +27,6 @@ func (d *Daemon) startProxy() error {
 		return addrs.host(d.Server.Domain)
 	}
 	d.Proxy = socks5.Serve(d.Server, socks5.Config{Listener: ln, Host: host, Log: d.opts.Log})
+	d.opts.Log.Info("file transfer proxy: listening", "jid", "proxy."+d.Server.Domain, "addr", ln.Addr())
 	return nil
 }
