@@ -20,7 +20,7 @@ import (
 // plugins) publishes OMEMO device lists and bundles of both generations
 // with Conversations' publish-options; its contact gets the last device
 // lists on presence through +notify caps, the next one live, and fetches
-// the bundles (testdata/omemo.py).
+// the bundles (testdata/omemo_keys.py).
 func TestSlixmppOMEMOKeys(t *testing.T) {
 	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
 		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
@@ -33,7 +33,7 @@ func TestSlixmppOMEMOKeys(t *testing.T) {
 	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "omemo.py"),
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "omemo_keys.py"),
 		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OK") {
@@ -62,6 +62,29 @@ func TestSlixmppAvatarsBookmarks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "avatar.py"),
+		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
+	}
+}
+
+// TestSlixmppOMEMOChat: two slixmpp clients exchange OMEMO 2 encrypted
+// messages both ways, their keys published and fetched through PEP
+// (python3-omemo/python3-twomemo; testdata/omemo_chat.py).
+func TestSlixmppOMEMOChat(t *testing.T) {
+	if out, err := exec.Command("/usr/bin/python3", "-c", "import omemo, twomemo").CombinedOutput(); err != nil {
+		t.Fatalf("Debian's python3-omemo and python3-twomemo are needed (make test-deps): %v\n%s", err, out)
+	}
+	var dir state.Dir
+	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
+	if err := d.Server.Contacts().Befriend("alice", "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "omemo_chat.py"),
 		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OK") {

@@ -4,7 +4,7 @@
 for XEP-0402): a PEP avatar shows in the vCard, a vCard avatar arrives
 as a PEP event, a nickname is notified, and bookmarks stored either way
 are seen the other way (urn:xmpp:bookmarks:1#compat). Run by
-slixmpp_e2e_test.go; prints "OK" or "FAIL: ..." like omemo.py.
+slixmpp_e2e_test.go; prints "OK" or "FAIL: ..." like omemo_keys.py.
 """
 
 import argparse
@@ -18,7 +18,7 @@ from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0048.stanza import Bookmarks
 from slixmpp.xmlstream import ET
 
-from omemo import LOG, TIMEOUT, Client, Fail, Keep, check
+from omemo_keys import LOG, TIMEOUT, Client, Fail, Keep, check
 
 BOOKMARKS2 = "urn:xmpp:bookmarks:1"
 
