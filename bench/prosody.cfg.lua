@@ -15,8 +15,13 @@ c2s_ports = { {{.Port}} }
 c2s_direct_tls_ports = { }
 s2s_ports = { }
 component_ports = { }
-http_ports = { }
+-- XMPP over WebSocket (mod_websocket) on loopback plain HTTP, as xmppd's
+-- -web: SCRAM over it is allowed (consider_websocket_secure).
+http_ports = { {{.HTTPPort}} }
+http_interfaces = { "127.0.0.1" }
 https_ports = { }
+http_default_host = "{{.Domain}}"
+consider_websocket_secure = true
 
 c2s_require_encryption = true
 authentication = "internal_hashed"
@@ -34,6 +39,7 @@ modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time";
 	"vcard"; "private"; "lastactivity"; "server_contact_info"; "smacks";
 	"invites"; "invites_register";
+	"websocket"; -- XMPP over WebSocket, next to xmppd/ws
 	"register"; -- in-band registration creates the bench accounts (xmppd: useradd-bulk)
 }
 modules_disabled = { "s2s"; }

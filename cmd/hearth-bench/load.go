@@ -19,6 +19,8 @@ type loader struct {
 	addr, domain, prefix, password string
 	keys                           client.KeyCache
 	tls                            *tls.Config
+	// wsURL, when set, logs in over XMPP over WebSocket there (ws.go).
+	wsURL string
 }
 
 func (l *loader) cfg(i int, resource string) client.Config {
@@ -32,13 +34,13 @@ func (l *loader) cfg(i int, resource string) client.Config {
 // session is one logged-in connection with a reader goroutine that hands
 // messages to onMsg (if set) and drops everything else.
 type session struct {
-	c     *client.Conn
+	c     xconn
 	onMsg atomic.Pointer[func([]byte)]
 	onIQ  atomic.Pointer[func([]byte)]
 	done  chan struct{}
 }
 
-func newSession(c *client.Conn) *session {
+func newSession(c xconn) *session {
 	s := &session{c: c, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -94,7 +96,19 @@ func (l *loader) openSessions(from, to, workers int, register bool, limit time.D
 				}
 				cfg := l.cfg(i, "idle")
 				cfg.Register = register
-				c, err := client.Dial(ctx, cfg)
+				var c xconn
+				var err error
+				if l.wsURL != "" {
+					var w *wsConn
+					if w, err = wsDial(ctx, l.wsURL, cfg); err == nil {
+						c = w
+					}
+				} else {
+					var t *client.Conn
+					if t, err = client.Dial(ctx, cfg); err == nil {
+						c = t
+					}
+				}
 				if err == nil {
 					err = c.Send([]byte("<presence/>"))
 				}

@@ -81,7 +81,7 @@ func main() {
 	flag.IntVar(&pairs, "pairs", 0, "message pairs (default 50, quick 20)")
 	flag.IntVar(&nSmall, "n-small", 0, "idle sessions for the small idle measurement (default 1000, quick 200)")
 	flag.IntVar(&nLarge, "n-large", 0, "idle sessions for the large one and accounts made (default 5000, quick 200)")
-	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: idle,sat,rates,logins,offline (for profiling one)")
+	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: idle,ws,sat,rates,logins,offline (for profiling one)")
 	var idleWindow time.Duration
 	flag.DurationVar(&idleWindow, "idle-window", 0, "idle measurement window (default 60s, quick 10s)")
 	flag.DurationVar(&o.idleHold, "idle-hold", 0, "keep the large number of idle sessions open this long (to take a heap profile)")
@@ -249,6 +249,12 @@ type result struct {
 	rates     []rateResult
 	login     loginResult
 	off       offlineResult
+	// over WebSocket (ws.go): RSS with wsN idle sessions, per session,
+	// and saturation
+	wsRSS     int64
+	wsPerSess float64
+	wsN       int
+	wsSat     satResult
 	notes     []string
 }
 
@@ -378,6 +384,26 @@ func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
 		return r
 	}
 	pid = s.pid()
+	if s.wsURL != "" && !o.skip["ws"] {
+		// Its own fresh server too, for the same reason; restarted
+		// again after it.
+		if err := wsPhase(o, name, pid, s.wsURL, l, r); err != nil {
+			r.err = err
+			return r
+		}
+		s.stop()
+		if err := s.start(); err != nil {
+			r.err = fmt.Errorf("restart: %w", err)
+			return r
+		}
+		if _, err := s.waitReady(o.domain, 60*time.Second); err != nil {
+			r.err = err
+			return r
+		}
+		pid = s.pid()
+	} else if s.wsURL == "" && !o.skip["ws"] {
+		r.notes = append(r.notes, "no WebSocket endpoint in this benchmark's configuration")
+	}
 	all, _, err = l.openSessions(1, 2*o.pairs+1, 16, false, time.Minute)
 	if err != nil {
 		r.err = fmt.Errorf("message pairs: %w", err)

@@ -45,6 +45,10 @@ func report(o *options, rs []*result) string {
 		metric{label: "messages/s at saturation", value: func(r *result) (float64, bool) {
 			return float64(r.sat.delivered) / r.sat.window.Seconds(), r.sat.window > 0
 		}, unit: "msg/s"},
+		metric{label: fmt.Sprintf("RSS per idle WebSocket session (N=%d)", o.nSmall), value: func(r *result) (float64, bool) { return r.wsPerSess, r.wsN > 0 }, unit: "KiB", prec: 1},
+		metric{label: "messages/s at saturation over WebSocket", value: func(r *result) (float64, bool) {
+			return float64(r.wsSat.delivered) / r.wsSat.window.Seconds(), r.wsSat.window > 0
+		}, unit: "msg/s"},
 		metric{label: "server CPU during saturation", value: func(r *result) (float64, bool) {
 			return r.sat.serverCPU / r.sat.window.Seconds() * 100, r.sat.window > 0
 		}, unit: "% of a core"},

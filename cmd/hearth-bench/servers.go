@@ -26,11 +26,14 @@ type server struct {
 	argv        []string
 	env         []string
 	logPath     string
+	// wsURL is the server's XMPP-over-WebSocket endpoint ("" for none).
+	wsURL string
 }
 
 type tmplData struct {
 	Dir, Domain string
 	Port        int
+	HTTPPort    int // for XMPP over WebSocket
 }
 
 // freePort asks the kernel for an unused loopback port; other engineers
@@ -79,8 +82,12 @@ func newServer(name string, o *options, root string, certPEM, keyPEM []byte) (*s
 	if err != nil {
 		return nil, err
 	}
+	httpPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	s := &server{name: name, dir: dir, port: port, logPath: filepath.Join(dir, "server.log")}
-	d := tmplData{Dir: dir, Domain: o.domain, Port: port}
+	d := tmplData{Dir: dir, Domain: o.domain, Port: port, HTTPPort: httpPort}
 	write := func(p string, b []byte) error { return os.WriteFile(filepath.Join(dir, p), b, 0o600) }
 	switch name {
 	case "hearth":
@@ -112,7 +119,9 @@ func newServer(name string, o *options, root string, certPEM, keyPEM []byte) (*s
 		}
 		s.argv = pinned(o.serverCPU, o.xmppd, "-state", state, "-domain", o.domain,
 			"-c2s", fmt.Sprintf("127.0.0.1:%d", port),
-			"-c2s-tls", fmt.Sprintf("127.0.0.1:%d", tlsPort), "-no-shaping")
+			"-c2s-tls", fmt.Sprintf("127.0.0.1:%d", tlsPort), "-no-shaping",
+			"-web", fmt.Sprintf("127.0.0.1:%d", httpPort), "-web-tls", "none")
+		s.wsURL = fmt.Sprintf("ws://127.0.0.1:%d/xmpp-websocket", httpPort)
 	case "prosody":
 		if err := write("cert.pem", certPEM); err != nil {
 			return nil, err
@@ -126,6 +135,7 @@ func newServer(name string, o *options, root string, certPEM, keyPEM []byte) (*s
 			return nil, err
 		}
 		s.argv = pinned(o.serverCPU, "prosody", "--config", cfg, "-F")
+		s.wsURL = fmt.Sprintf("ws://127.0.0.1:%d/xmpp-websocket", httpPort)
 	case "ejabberd":
 		if err := write("bundle.pem", append(append([]byte{}, certPEM...), keyPEM...)); err != nil {
 			return nil, err
