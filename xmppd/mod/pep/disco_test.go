@@ -51,3 +51,21 @@ func TestDisco(t *testing.T) {
 		t.Errorf("alice sees %v", got)
 	}
 }
+
+// TestAccountDeleted: the account's nodes and their charge go with it.
+func TestAccountDeleted(t *testing.T) {
+	d, alice, bob := start(t)
+	alice.Result("set", "", publish("n", "1", "<x xmlns='urn:t'/>", openOpts(field("pubsub#access_model", "open"))))
+	if err := d.Server.DeleteAccount("alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Store.CreateAccount("alice", "alice-pw", false); err != nil {
+		t.Fatal(err)
+	}
+	if c := iqtest.Cond(bob.IQ("get", "alice@"+iqtest.Domain, items("n", ""))); c != "item-not-found" {
+		t.Fatalf("node survived the account: %q", c)
+	}
+	if u, _ := d.Store.Usage("alice"); u["pep"].Items != 0 {
+		t.Fatalf("pep usage after deletion: %v", u)
+	}
+}

@@ -11,6 +11,14 @@
 // Everything an account publishes is in bbolt (bucket "pep") and charged
 // to its storage budget (kind "pep") in the transaction that writes it,
 // committed before the iq result is sent.
+//
+// What it does not do (yet): notifications and last items reach local
+// contacts only (the server keeps no caps of remote resources); the
+// roster access model admits every contact who sees the owner's presence
+// (server.Contacts has no roster groups); last items are sent when a
+// session comes online or changes caps, not when a subscription is
+// granted; explicit subscriptions (subscribe, options) answer
+// feature-not-implemented, as PEP's are implicit.
 package pep
 
 import (
