@@ -13,7 +13,7 @@
 // committed before the iq result is sent.
 //
 // What it does not do (yet): notifications and last items reach local
-// contacts only (the server keeps no caps of remote resources); the
+// contacts only (there is no federation; remote caps are not tracked); the
 // roster access model admits every contact who sees the owner's presence
 // (server.Contacts has no roster groups); last items are sent when a
 // session comes online or changes caps, not when a subscription is
