@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/xmppd"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
-	"github.com/hearthchat/hearth/appliance/state"
 )
 
 // nodeModules is where `make web-deps` installed setup-ui/e2e's pinned

@@ -476,3 +476,21 @@ func TestNoPongClosed(t *testing.T) {
 		t.Fatalf("a peer that answers pings was closed too: %v", err)
 	}
 }
+
+func TestBinaryMessageAndSubprotocol(t *testing.T) {
+	d := start(t, nil)
+	x := dial(t, wsURL(d), nil)
+	x.open(xmpptest.Domain)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := x.c.Write(ctx, websocket.MessageBinary, []byte("<presence/>")); err != nil {
+		t.Fatal(err)
+	}
+	x.streamError("unsupported-encoding")
+
+	// RFC 7395 §3.1: no "xmpp" subprotocol, no WebSocket.
+	_, resp, err := websocket.Dial(ctx, wsURL(d), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("without the xmpp subprotocol: %v %v", resp, err)
+	}
+}
