@@ -39,6 +39,7 @@ modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time";
 	"vcard"; "private"; "lastactivity"; "server_contact_info"; "smacks";
 	"invites"; "invites_register";
+	"adhoc"; "pep"; "external_services"; -- xmppd/mod/adhoc, pep, extdisco
 	"websocket"; -- XMPP over WebSocket, next to xmppd/ws
 	"register"; -- in-band registration creates the bench accounts (xmppd: useradd-bulk)
 }
@@ -57,3 +58,9 @@ c2s_timeout = 600
 
 VirtualHost "{{.Domain}}"
 	ssl = { certificate = "{{.Dir}}/cert.pem"; key = "{{.Dir}}/key.pem"; }
+
+-- xmppd/mod/muc (groups.<domain>, rooms with an archive) and
+-- xmppd/mod/upload (upload.<domain>, XEP-0363).
+Component "groups.{{.Domain}}" "muc"
+	modules_enabled = { "muc_mam" }
+Component "upload.{{.Domain}}" "http_file_share"
