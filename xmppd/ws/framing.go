@@ -159,8 +159,10 @@ var errOutput = errors.New("ws: unexpected output from c2s")
 
 // split appends b and calls emit for each complete message.
 func (o *outFrames) split(b []byte, emit func([]byte) error) error {
-	o.carry = append(o.carry, b...)
-	rest := o.carry
+	rest := b
+	if len(o.carry) > 0 {
+		rest = append(o.carry, b...)
+	}
 	for {
 		i := 0
 		for i < len(rest) && rest[i] != '<' {
@@ -205,10 +207,11 @@ func (o *outFrames) split(b []byte, emit func([]byte) error) error {
 		}
 		rest = rest[n:]
 	}
-	// Keep the unfinished part (normally nothing: writes are whole).
-	o.carry = append(o.carry[:0], rest...)
-	if cap(o.carry) > 64<<10 && len(o.carry) == 0 {
-		o.carry = nil
+	// Keep only the unfinished part (normally nothing: writes are
+	// whole), in a buffer of its own: an idle session holds none.
+	o.carry = nil
+	if len(rest) > 0 {
+		o.carry = append([]byte(nil), rest...)
 	}
 	return nil
 }

@@ -33,19 +33,21 @@
 // goroutine blocked in the library's Read (coder/websocket has no
 // non-blocking read, and its message reader keeps per-message state
 // across calls, so it cannot be resumed from a poller), and with it the
-// parser's read buffer (c2s releases it only when it parks) and the
+// parser's 2 KiB read buffer (c2s releases it only when it parks) and the
 // library's 4 KiB bufio reader and writer. Measured with make bench's
 // WebSocket phase (hearth-bench -servers hearth,prosody -quick -skip
-// rates,logins,offline; 200 idle sessions, RSS of the server process):
-// 54.4 KiB per idle WebSocket session (plain HTTP, no TLS), against 39.6
+// sat,rates,logins,offline; 200 idle sessions, VmRSS of the server):
+// 52.7 KiB per idle WebSocket session (plain HTTP, no TLS), against 38.0
 // KiB per idle TCP session (TLS included, parked) and Prosody's
-// mod_websocket at 38.0 KiB. That is memory we care about on a 1 GiB Pi
-// (a club of 50 members with two browser tabs each: about 5 MiB), but
-// not enough to hand-write RFC 6455 frame parsing (masking, control
-// frames between fragments, close handshake) for this issue: the
-// library stays, and a frame reader of our own on xmppd/idle is the way
-// to park these sessions later (it would also drop the bufio reader and
-// the parser's buffer).
+// mod_websocket at 37.7 KiB. Of that, the goroutine stacks are about 10
+// KiB a session (pprof: 2.0 MiB of stacks with 200 sessions), and a frame
+// reader of our own on xmppd/idle would save the stack, the parser's
+// buffer and the bufio reader, about 16 KiB, bringing it to Prosody's
+// figure. That is memory we care about on a 1 GiB Pi, but little in
+// absolute terms (a club of 50 members with two browser tabs each: about
+// 1.6 MiB), and not worth hand-written RFC 6455 frame parsing (masking,
+// control frames between fragments, the close handshake) in this issue:
+// the library stays; parking these sessions is left as a follow-up.
 package ws
 
 import (
