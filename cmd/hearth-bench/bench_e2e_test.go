@@ -51,6 +51,7 @@ func TestQuickBenchHearth(t *testing.T) {
 		"wake-ups per message at 500 msg/s", "latency p50 at 500 msg/s", "latency p99 at 2000 msg/s",
 		"failures at 50 msg/s", "failures at 500 msg/s", "failures at 2000 msg/s",
 		"offline path: messages/s", "offline path: fsyncs/s", "offline path: failures",
+		"RSS per idle WebSocket session (N=200)", "messages/s at saturation over WebSocket",
 	}
 	num := regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 	for _, w := range wantRows {
