@@ -100,4 +100,3 @@ func settledGoroutines() int {
 	}
 	return n
 }
-
