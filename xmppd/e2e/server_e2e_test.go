@@ -328,6 +328,11 @@ c2s_stanza_size_limit = 262144
 ssl = { certificate = %[5]q, key = %[6]q }
 c2s_direct_tls_ssl = { certificate = %[5]q, key = %[6]q }
 VirtualHost %[7]q
+-- Group chat for the MUC tests (muc_e2e_test.go), like xmppd's
+-- groups.<domain>: only local members create rooms, rooms archived.
+Component "groups.%[7]s" "muc"
+modules_enabled = { "muc_mam" }
+restrict_room_creation = "local"
 `, filepath.Join(s.Dir, "prosody.pid"), filepath.Join(s.Dir, "data"), c2sPort, tlsPort, cert, key, s.Domain, disabled)
 	return os.WriteFile(filepath.Join(s.Dir, "prosody.cfg.lua"), []byte(cfg), 0o600)
 }

@@ -51,6 +51,9 @@ async def login(args, name):
     # swallows repeats from a room JID); the plugin's event has them all.
     c.add_event_handler("groupchat_presence", c.presences.put_nowait)
     c.add_event_handler("groupchat_subject", c.messages.put_nowait)
+    # "message" needs a <body/>: an error without the original (prosody's)
+    # comes only as the plugin's event.
+    c.add_event_handler("groupchat_message_error", c.messages.put_nowait)
     await c.start()
     return c
 
