@@ -24,6 +24,7 @@ import (
 	"github.com/hearthchat/hearth/xmppd/mod/socks5"
 	"github.com/hearthchat/hearth/xmppd/turn"
 	"github.com/hearthchat/hearth/xmppd/web"
+	"github.com/hearthchat/hearth/xmppd/webchat"
 )
 
 // Options configure a server.
@@ -227,6 +228,7 @@ func Start(opts Options) (*Daemon, error) {
 	if err := d.mountPages(); err != nil {
 		return fail(err)
 	}
+	d.mountChat()
 	// Chat matters more than calls: a relay that cannot start (port 3478
 	// taken) is logged and the box runs without it; XEP-0215 then lists
 	// nothing and apps try direct connections.
@@ -241,6 +243,20 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.removals.start(removalTick)
 	return d, nil
+}
+
+// mountChat serves the browser chat at /chat/ (xmppd/webchat); it talks
+// to the box over the WebSocket at /xmpp-websocket (xmppd/ws).
+func (d *Daemon) mountChat() {
+	if d.Web == nil {
+		return
+	}
+	h := webchat.Handler(webchat.Options{
+		Domain: func() string { return d.Server.Domain },
+		Log:    d.opts.Log,
+	})
+	d.Web.Handle(webchat.Prefix, h)
+	d.Web.Handle(strings.TrimSuffix(webchat.Prefix, "/"), h)
 }
 
 func (d *Daemon) startAdmin() error {
