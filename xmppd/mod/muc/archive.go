@@ -216,6 +216,9 @@ func (m *Service) sendHistory(r *room, to string, x *stream.Element) {
 		if el.Child(stream.NSClient, "subject") != nil && el.Child(stream.NSClient, "body") == nil {
 			continue // the current subject comes after the history
 		}
+		if el.Child(nsRetract, "retracted") != nil {
+			continue // a tombstone (moderate.go); its retraction notice follows
+		}
 		el.Set("to", to)
 		el.Add(stream.New(nsSID, "stanza-id", "id", stanzaID(rec.seq), "by", m.roomJID(r.name)))
 		el.Add(stream.New(nsDelay, "delay", "stamp", rec.when.Format(time.RFC3339Nano), "from", m.roomJID(r.name)))

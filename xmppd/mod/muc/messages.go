@@ -72,6 +72,16 @@ func (m *Service) groupchat(st *server.Stanza, r *room) {
 	}
 	subj := st.El.Child(stream.NSClient, "subject")
 	body := st.El.Child(stream.NSClient, "body")
+	seq, good, retract := retractionTarget(st.El)
+	if retract {
+		if !good {
+			m.bounce(st, withText(server.ErrItemNotFound, "no such message"))
+			return
+		}
+		if !m.selfRetract(st, r, o, seq) {
+			return
+		}
+	}
 	if subj != nil && body == nil {
 		if o.role != "moderator" && !r.st.Config.ChangeSubject {
 			m.bounce(st, withText(errForbidden, "only moderators may change the subject"))
@@ -90,7 +100,7 @@ func (m *Service) groupchat(st *server.Stanza, r *room) {
 	out := m.cleanMessage(st.El, roomJID)
 	out.Set("from", roomJID+"/"+o.nick)
 	out.Add(stream.New(nsOccID, "occupant-id", "id", o.id))
-	if body != nil || subj != nil {
+	if body != nil || subj != nil || retract {
 		// Committed before anyone sees it: what was fanned out is in
 		// the archive after a crash.
 		id, err := m.archive(r, out)

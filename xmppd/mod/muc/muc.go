@@ -160,7 +160,7 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 	svc := srv.AddService(o.Host, "Group chats")
 	m.svc = svc
 	svc.AddIdentity(server.Identity{Category: "conference", Type: "text", Name: "Group chats"})
-	for _, f := range []string{NS, nsMAM, nsSID, nsOccID, NS + "#self-ping-optimization"} {
+	for _, f := range []string{NS, nsMAM, nsSID, nsOccID, NS + "#self-ping-optimization", nsRetract, nsModerate} {
 		svc.AddFeature(f)
 	}
 	svc.SetItems(m.publicRooms)
@@ -173,6 +173,7 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 	svc.HandleIQ("set", nsMAM, "query", m.mamQuery)
 	svc.HandleIQ("get", nsMAM, "query", m.mamForm)
 	svc.HandleIQ("get", nsPing, "ping", m.ping)
+	svc.HandleIQ("set", nsModerate, "moderate", m.moderate)
 	svc.Handle(m.handle)
 	srv.OnAccountDeleted(m.accountDeleted)
 	return m, nil

@@ -481,3 +481,82 @@ func TestHistoryAndArchiveAcrossRestart(t *testing.T) {
 		t.Fatalf("mam pages: %v", all)
 	}
 }
+
+func stanzaIDOf(el *stream.Element) string {
+	if x := el.Child("urn:xmpp:sid:0", "stanza-id"); x != nil {
+		return x.Get("id")
+	}
+	return ""
+}
+
+// mamBodies is every archived message's XML, in order.
+func mamAll(t *testing.T, c *modtest.Client, roomJID string) string {
+	t.Helper()
+	id := fmt.Sprintf("mam%d", time.Now().UnixNano())
+	c.Sendf("<iq type='set' id='%s' to='%s'><query xmlns='urn:xmpp:mam:2'/></iq>", id, roomJID)
+	var b strings.Builder
+	for {
+		el := c.El()
+		if el.Local == "iq" && el.Get("id") == id {
+			if el.Get("type") != "result" {
+				t.Fatalf("mam: %s", el)
+			}
+			return b.String()
+		}
+		if el.Child("urn:xmpp:mam:2", "result") != nil {
+			b.WriteString(el.String())
+		}
+	}
+}
+
+// TestRetractAndModerate: XEP-0424 by the sender only, XEP-0425 by
+// moderators only; the archive keeps a tombstone without the text.
+func TestRetractAndModerate(t *testing.T) {
+	d := start(t)
+	alice, bob := login(t, d, "alice"), login(t, d, "bob")
+	join(t, alice, room, "alice", "")
+	join(t, bob, room, "bob", "")
+	alice.Sync()
+	say := func(c *modtest.Client, body string) string {
+		c.Sendf("<message to='%s' type='groupchat'><body>%s</body></message>", room, body)
+		m := c.Expect(body, isGroupchat(body))
+		alice.Sync()
+		bob.Sync()
+		return stanzaIDOf(m)
+	}
+	oops := say(bob, "oops secret")
+	// Someone else's message: forbidden.
+	alice.Sendf("<message to='%s' type='groupchat'><retract xmlns='urn:xmpp:message-retract:1' id='%s'/><body>retracted</body></message>", room, oops)
+	if e := alice.Expect("error", isErrorMsg); modtest.ErrCond(e) != "forbidden" {
+		t.Fatalf("retracting another's message: %s", e)
+	}
+	bob.Sendf("<message to='%s' type='groupchat'><retract xmlns='urn:xmpp:message-retract:1' id='%s'/><body>retracted</body></message>", room, oops)
+	alice.Expect("retraction", func(el *stream.Element) bool {
+		r := el.Child("urn:xmpp:message-retract:1", "retract")
+		return r != nil && r.Get("id") == oops
+	})
+	bad := say(bob, "bad words")
+	if r := iq(t, bob, "set", room, "<moderate xmlns='urn:xmpp:message-moderate:1' id='"+bad+"'><retract xmlns='urn:xmpp:message-retract:1'/></moderate>"); modtest.ErrCond(r) != "forbidden" {
+		t.Fatalf("participant moderates: %s", r)
+	}
+	if r := iq(t, alice, "set", room, "<moderate xmlns='urn:xmpp:message-moderate:1' id='"+bad+"'><retract xmlns='urn:xmpp:message-retract:1'/><reason>spam</reason></moderate>"); modtest.ErrCond(r) != "" {
+		t.Fatalf("moderate: %s", r)
+	}
+	n := bob.Expect("moderation notice", func(el *stream.Element) bool {
+		r := el.Child("urn:xmpp:message-retract:1", "retract")
+		return r != nil && r.Get("id") == bad && r.Child("urn:xmpp:message-moderate:1", "moderated") != nil
+	})
+	if !strings.Contains(n.String(), room+"/alice") {
+		t.Fatalf("notice does not say who: %s", n)
+	}
+	if r := iq(t, alice, "set", room, "<moderate xmlns='urn:xmpp:message-moderate:1' id='"+bad+"'><retract xmlns='urn:xmpp:message-retract:1'/></moderate>"); modtest.ErrCond(r) != "item-not-found" {
+		t.Fatalf("moderating twice: %s", r)
+	}
+	arch := mamAll(t, bob, room)
+	if strings.Contains(arch, "secret") || strings.Contains(arch, "bad words") {
+		t.Fatalf("retracted text still in the archive: %s", arch)
+	}
+	if strings.Count(arch, "<retracted") != 2 {
+		t.Fatalf("tombstones: %s", arch)
+	}
+}

@@ -158,7 +158,7 @@ func (m *Service) remove(r *room) error {
 // features is the room's disco#info features.
 func (r *room) features() []string {
 	c := r.st.Config
-	f := []string{NS, nsSID, nsOccID, nsMAM, NS + "#stable_id", NS + "#self-ping-optimization"}
+	f := []string{NS, nsSID, nsOccID, nsMAM, NS + "#stable_id", NS + "#self-ping-optimization", nsRetract, nsModerate}
 	pick := func(b bool, yes, no string) {
 		if b {
 			f = append(f, yes)
