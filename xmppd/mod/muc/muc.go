@@ -84,7 +84,9 @@ type Options struct {
 	MaxOccupants    int
 	// OpenCreation lets remote JIDs create rooms (off: only local members).
 	OpenCreation bool
-	Now          func() time.Time
+	// NoDefaultRoom: do not make the club's default room (club.go).
+	NoDefaultRoom bool
+	Now           func() time.Time
 }
 
 // Defaults.
@@ -157,6 +159,11 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 		return nil, fmt.Errorf("muc: load rooms: %w", err)
 	}
 	server.State(srv, stateKey{}, func() *Service { return m })
+	if !o.NoDefaultRoom {
+		if err := m.EnsureRoom(DefaultRoom, "Everyone", true); err != nil {
+			return nil, fmt.Errorf("muc: the club's default room: %w", err)
+		}
+	}
 	svc := srv.AddService(o.Host, "Group chats")
 	m.svc = svc
 	svc.AddIdentity(server.Identity{Category: "conference", Type: "text", Name: "Group chats"})

@@ -12,6 +12,7 @@ import (
 	"github.com/hearthchat/hearth/xmppd"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/mod/internal/modtest"
+	"github.com/hearthchat/hearth/xmppd/mod/muc"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
@@ -558,5 +559,46 @@ func TestRetractAndModerate(t *testing.T) {
 	}
 	if strings.Count(arch, "<retracted") != 2 {
 		t.Fatalf("tombstones: %s", arch)
+	}
+}
+
+// TestClubRooms: the default room has every account as a member; a
+// circle's room lets in whom the admin pages add, and a member taken out
+// leaves with 321.
+func TestClubRooms(t *testing.T) {
+	d := start(t)
+	alice, bob := login(t, d, "alice"), login(t, d, "bob")
+	everyone := muc.DefaultRoom + "@" + host
+	self, _ := join(t, alice, everyone, "alice", "")
+	if it := item(self); it.Get("affiliation") != "member" || codes(self)["201"] {
+		t.Fatalf("default room self-presence: %s", self)
+	}
+	svc := muc.Of(d.Server)
+	name := muc.CircleRoom("Family Smith")
+	if name != muc.CircleRoom("Family Smith") || name == muc.CircleRoom("family smith") {
+		t.Fatalf("circle room names: %q %q", name, muc.CircleRoom("family smith"))
+	}
+	if err := svc.EnsureRoom(name, "Family Smith", false); err != nil {
+		t.Fatal(err)
+	}
+	circle := name + "@" + host
+	if got := joinErr(t, bob, circle, "bob", ""); got != "registration-required" {
+		t.Fatalf("non-member joins a circle's room: %s", got)
+	}
+	if err := svc.SetMember(name, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	join(t, bob, circle, "bob", "")
+	if err := svc.SetMember(name, "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	if p := bob.Expect("removed", modtest.IsPresence("unavailable", circle+"/bob")); !codes(p)["321"] {
+		t.Fatalf("removal: %s", p)
+	}
+	if err := svc.DestroyRoom(name, "circle deleted"); err != nil {
+		t.Fatal(err)
+	}
+	if r := iq(t, bob, "get", circle, "<query xmlns='http://jabber.org/protocol/disco#info'/>"); modtest.ErrCond(r) != "item-not-found" {
+		t.Fatalf("circle room after delete: %s", r)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/stream"
@@ -45,6 +46,9 @@ type roomState struct {
 	Subject string            `json:"subject,omitempty"`
 	SubjBy  string            `json:"subject_by,omitempty"` // nick
 	Creator string            `json:"creator,omitempty"`    // local user charged, "" for server rooms
+	// AllLocal: every account of the server is a member (the club's
+	// default room, club.go).
+	AllLocal bool `json:"all_local,omitempty"`
 	// Archive bookkeeping (archive.go), kept with the room so a trim and
 	// the append are one transaction.
 	Seq      uint64 `json:"seq"`
@@ -54,24 +58,30 @@ type roomState struct {
 }
 
 type room struct {
-	name string
-	mu   sync.Mutex
-	st   roomState
-	occ  map[string]*occupant // by folded nick
-	gone bool                 // destroyed: a stanza that raced the destroy finds no room
+	name   string
+	domain string // the server's, for AllLocal
+	mu     sync.Mutex
+	st     roomState
+	occ    map[string]*occupant // by folded nick
+	gone   bool                 // destroyed: a stanza that raced the destroy finds no room
 }
 
-func newRoom(name string, s roomState) *room {
+func newRoom(name, domain string, s roomState) *room {
 	if s.Affs == nil {
 		s.Affs = map[string]string{}
 	}
-	return &room{name: name, st: s, occ: map[string]*occupant{}}
+	return &room{name: name, domain: domain, st: s, occ: map[string]*occupant{}}
 }
 
 // aff is bare's affiliation ("none" if it has none).
 func (r *room) aff(bare string) string {
 	if a, ok := r.st.Affs[bare]; ok {
 		return a
+	}
+	if r.st.AllLocal {
+		if j, err := jid.Parse(bare); err == nil && j.Localpart() != "" && strings.EqualFold(j.Domainpart(), r.domain) {
+			return "member"
+		}
 	}
 	return "none"
 }
@@ -127,7 +137,7 @@ func (m *Service) create(name, owner, creator string, cfg Config) (r *room, crea
 		r.mu.Lock()
 		return r, false, nil
 	}
-	r = newRoom(name, roomState{Config: cfg, Creator: creator})
+	r = newRoom(name, m.srv.Domain, roomState{Config: cfg, Creator: creator})
 	if owner != "" {
 		r.st.Affs[owner] = "owner"
 	}

@@ -59,7 +59,7 @@ func (m *Service) load() error {
 				stale = append(stale, string(k))
 				return nil
 			}
-			r := newRoom(string(k), s)
+			r := newRoom(string(k), m.srv.Domain, s)
 			m.rooms[r.name] = r
 			return nil
 		})
