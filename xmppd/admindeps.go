@@ -117,8 +117,8 @@ func (m webMembers) Undo(user string) error {
 
 // Circles are kept in xmppd's own bucket: name → members (JSON). The
 // contact lists are the roster's, changed through server.Contacts.
-// A circle's shared group chat waits for group chat (MUC): once it
-// exists, Create makes the room and Add/Leave change its members here.
+// A circle's group chat is a members-only room whose members Create,
+// Add, Leave and Delete keep in step (circlerooms.go).
 var bucketCircles = []byte("circles")
 
 type webCircles struct{ srv *server.Server }
@@ -157,7 +157,7 @@ func (c webCircles) change(name string, f func(b *bolt.Bucket, members []string)
 }
 
 func (c webCircles) Create(name string) error {
-	return c.srv.Store.Update(func(tx *bolt.Tx) error {
+	if err := c.srv.Store.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketCircles)
 		if err != nil {
 			return err
@@ -169,11 +169,17 @@ func (c webCircles) Create(name string) error {
 			return errors.New("the box keeps at most 100 circles")
 		}
 		return b.Put([]byte(name), []byte("[]"))
-	})
+	}); err != nil {
+		return err
+	}
+	return circleRoomAdd(c.srv, name, "")
 }
 
 func (c webCircles) Delete(name string) error {
-	return c.change(name, func(b *bolt.Bucket, _ []string) error { return b.Delete([]byte(name)) })
+	if err := c.change(name, func(b *bolt.Bucket, _ []string) error { return b.Delete([]byte(name)) }); err != nil {
+		return err
+	}
+	return circleRoomDelete(c.srv, name)
 }
 
 // Add befriends user with everyone in the circle first (outside the
@@ -195,6 +201,9 @@ func (c webCircles) Add(name, user string) error {
 	}
 	if !found {
 		return errors.New("there is no such circle")
+	}
+	if err := circleRoomAdd(c.srv, name, user); err != nil { // circlerooms.go
+		return fmt.Errorf("%s could not join the circle's group chat (%v)", user, err)
 	}
 	if slices.Contains(members, user) {
 		return nil
@@ -235,10 +244,13 @@ func (c webCircles) sharePresence(from, to string) {
 }
 
 func (c webCircles) Leave(name, user string) error {
-	return c.change(name, func(b *bolt.Bucket, cur []string) error {
+	if err := c.change(name, func(b *bolt.Bucket, cur []string) error {
 		v, _ := json.Marshal(slices.DeleteFunc(cur, func(u string) bool { return u == user }))
 		return b.Put([]byte(name), v)
-	})
+	}); err != nil {
+		return err
+	}
+	return circleRoomLeave(c.srv, name, user)
 }
 
 // forget takes a deleted account out of every circle.

@@ -145,3 +145,18 @@ func CircleRoom(circle string) string {
 
 // RoomJID is room@groups.<domain> for a localpart.
 func (m *Service) RoomJID(name string) string { return m.roomJID(name) }
+
+// Affiliation is bare's affiliation in room name; ok is false if there is
+// no such room.
+func (m *Service) Affiliation(name, bare string) (aff string, ok bool) {
+	r := m.lookup(name)
+	if r == nil {
+		return "", false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone {
+		return "", false
+	}
+	return r.aff(bare), true
+}
