@@ -602,3 +602,32 @@ func TestClubRooms(t *testing.T) {
 		t.Fatalf("circle room after delete: %s", r)
 	}
 }
+
+// TestNickChangeAndTwoClients: a nick change is unavailable with 303 and
+// the new nick, then available; a second client of the same member joins
+// under the same nick without a conflict and both get the room's
+// messages; another member cannot take the nick.
+func TestNickChangeAndTwoClients(t *testing.T) {
+	d := start(t)
+	alice, bob := login(t, d, "alice"), login(t, d, "bob")
+	phone := modtest.Login(t, d, "bob", "phone")
+	phone.Send("<presence/>")
+	phone.Sync()
+	join(t, alice, room, "alice", "")
+	join(t, bob, room, "bob", "")
+	alice.Sync()
+	bob.Sendf("<presence to='%s/Robert'/>", room)
+	p := alice.Expect("303", modtest.IsPresence("unavailable", room+"/bob"))
+	if !codes(p)["303"] || item(p).Get("nick") != "Robert" {
+		t.Fatalf("nick change: %s", p)
+	}
+	alice.Expect("new nick", modtest.IsPresence("", room+"/Robert"))
+	join(t, phone, room, "Robert", "")
+	if got := joinErr(t, alice, room, "ROBERT", ""); got != "conflict" {
+		// alice is an occupant already: this is her nick change, refused.
+		t.Fatalf("alice taking bob's nick: %s", got)
+	}
+	alice.Sendf("<message to='%s' type='groupchat'><body>to both</body></message>", room)
+	bob.Expect("bob's laptop", isGroupchat("to both"))
+	phone.Expect("bob's phone", isGroupchat("to both"))
+}

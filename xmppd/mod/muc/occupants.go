@@ -254,7 +254,7 @@ func (m *Service) join(st *server.Stanza, nick string) {
 				m.sendTo(st.From.String(), m.presenceOf(r, x, o, ""))
 			}
 		}
-		m.sendTo(st.From.String(), m.presenceOf(r, o, o, "", m.selfCodes(r, false)...))
+		m.sendTo(st.From.String(), m.presenceOf(r, o, o, "", append([]int{110}, m.selfCodes(r, false)...)...))
 		m.sendHistory(r, st.From.String(), st.El.Child(NS, "x"))
 		m.sendSubject(r, st.From.String())
 		return
