@@ -1,7 +1,6 @@
 package muc
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,9 +16,9 @@ import (
 // The room archive: every groupchat message with a body or subject, as it
 // was fanned out (from room/nick, with occupant-id), under a sequence
 // number. Its stanza-id is the sequence number in hex, which the MAM
-// queries' RSM after/before take back. The room's Seq/First/ArcItems/
-// ArcBytes move in the same transaction, and the oldest records go when a
-// room passes ArchiveItems or ArchiveBytes, so a room's archive is bounded
+// queries' RSM after/before take back. The room's arcMeta moves in the
+// same transaction, and the oldest records go when a room passes
+// ArchiveItems or ArchiveBytes, so a room's archive is bounded
 // (and a member's rooms are bounded by RoomsPerAccount).
 
 func stanzaID(seq uint64) string { return fmt.Sprintf("%016x", seq) }
@@ -35,15 +34,15 @@ func parseStanzaID(s string) (uint64, bool) {
 // archive commits el (r locked) and returns its stanza-id.
 func (m *Service) archive(r *room, el *stream.Element) (string, error) {
 	now := m.o.Now()
-	base := r.st
+	base := r.st.arc
 	base.Seq++
 	if base.First == 0 {
 		base.First = base.Seq
 	}
 	rec := encodeRecord(now.UnixNano(), el.String())
-	base.ArcItems++
-	base.ArcBytes += int64(len(rec))
-	var next roomState
+	base.Items++
+	base.Bytes += int64(len(rec))
+	var next arcMeta
 	// Batch may run the function again (after another one in the batch
 	// failed): it works on its own copy each time.
 	err := m.srv.Store.Batch(func(tx *bolt.Tx) error {
@@ -57,9 +56,9 @@ func (m *Service) archive(r *room, el *stream.Element) (string, error) {
 		}
 		// Trim the oldest while over the room's bound (never the new one).
 		c := ab.Cursor()
-		for k, v := c.First(); k != nil && u64(k) != next.Seq && (next.ArcItems > m.o.ArchiveItems || next.ArcBytes > m.o.ArchiveBytes); k, v = c.First() {
-			next.ArcItems--
-			next.ArcBytes -= int64(len(v))
+		for k, v := c.First(); k != nil && u64(k) != next.Seq && (next.Items > m.o.ArchiveItems || next.Bytes > m.o.ArchiveBytes); k, v = c.First() {
+			next.Items--
+			next.Bytes -= int64(len(v))
 			if err := c.Delete(); err != nil {
 				return err
 			}
@@ -67,16 +66,12 @@ func (m *Service) archive(r *room, el *stream.Element) (string, error) {
 				next.First = u64(k2)
 			}
 		}
-		b, err := json.Marshal(&next)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bucketRooms).Put([]byte(r.name), b)
+		return tx.Bucket(bucketArcMeta).Put([]byte(r.name), next.encode())
 	})
 	if err != nil {
 		return "", err
 	}
-	r.st = next
+	r.st.arc = next
 	return stanzaID(next.Seq), nil
 }
 

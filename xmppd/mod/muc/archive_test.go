@@ -62,14 +62,22 @@ func TestArchiveBounded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if int64(len(recs)) != r.st.ArcItems || !tc.check(r.st.ArcItems, r.st.ArcBytes) {
-				t.Fatalf("%d stored, bookkeeping %d items %d bytes", len(recs), r.st.ArcItems, r.st.ArcBytes)
+			if int64(len(recs)) != r.st.arc.Items || !tc.check(r.st.arc.Items, r.st.arc.Bytes) {
+				t.Fatalf("%d stored, bookkeeping %d items %d bytes", len(recs), r.st.arc.Items, r.st.arc.Bytes)
 			}
 			if last := recs[len(recs)-1].el.ChildText(stream.NSClient, "body"); last[:11] != "message 099" {
 				t.Fatalf("newest kept is %q", last)
 			}
-			if recs[0].seq != r.st.First {
-				t.Fatalf("first %d, bookkeeping %d", recs[0].seq, r.st.First)
+			if recs[0].seq != r.st.arc.First {
+				t.Fatalf("first %d, bookkeeping %d", recs[0].seq, r.st.arc.First)
+			}
+			// The bookkeeping is stored, not only in memory.
+			again := &Service{srv: m.srv, o: m.o, rooms: map[string]*room{}}
+			if err := again.load(); err != nil {
+				t.Fatal(err)
+			}
+			if got := again.rooms["r"]; got == nil || got.st.arc != r.st.arc {
+				t.Fatalf("reloaded bookkeeping %+v, want %+v", got, r.st.arc)
 			}
 		})
 	}

@@ -46,12 +46,17 @@ func (m *Service) tombstone(r *room, seq uint64, mk func(orig *stream.Element) (
 		}
 		rec := encodeRecord(nanos, t.String())
 		delta = int64(len(rec)) - int64(len(v))
-		return ab.Put(store.U64(seq), rec)
+		if err := ab.Put(store.U64(seq), rec); err != nil {
+			return err
+		}
+		a := r.st.arc
+		a.Bytes += delta
+		return tx.Bucket(bucketArcMeta).Put([]byte(r.name), a.encode())
 	})
 	if err != nil {
 		return err
 	}
-	r.st.ArcBytes += delta
+	r.st.arc.Bytes += delta
 	return nil
 }
 

@@ -49,12 +49,10 @@ type roomState struct {
 	// AllLocal: every account of the server is a member (the club's
 	// default room, club.go).
 	AllLocal bool `json:"all_local,omitempty"`
-	// Archive bookkeeping (archive.go), kept with the room so a trim and
-	// the append are one transaction.
-	Seq      uint64 `json:"seq"`
-	First    uint64 `json:"first"` // lowest seq still stored
-	ArcItems int64  `json:"arc_items"`
-	ArcBytes int64  `json:"arc_bytes"`
+	// Archive bookkeeping (archive.go): stored apart from the room's
+	// record (muc_arcmeta), in the transaction of each append and trim,
+	// so that a message does not rewrite the room with its affiliations.
+	arc arcMeta
 }
 
 type room struct {

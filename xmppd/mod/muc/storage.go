@@ -18,7 +18,9 @@ import (
 //	muc_meta:    "occupant-id-key" → 32 random bytes
 //	muc_rooms:   room localpart → JSON roomState
 //	muc_archive: room localpart → bucket of U64(seq) → record (archive.go)
+//	muc_arcmeta: room localpart → arcMeta (32 bytes)
 var (
+	bucketArcMeta = []byte("muc_arcmeta")
 	bucketMeta    = []byte("muc_meta")
 	bucketRooms   = []byte("muc_rooms")
 	bucketArchive = []byte("muc_archive")
@@ -49,6 +51,10 @@ func (m *Service) load() error {
 		if _, err := tx.CreateBucketIfNotExists(bucketArchive); err != nil {
 			return err
 		}
+		am, err := tx.CreateBucketIfNotExists(bucketArcMeta)
+		if err != nil {
+			return err
+		}
 		var stale []string
 		err = rb.ForEach(func(k, v []byte) error {
 			var s roomState
@@ -59,6 +65,7 @@ func (m *Service) load() error {
 				stale = append(stale, string(k))
 				return nil
 			}
+			s.arc = decodeArcMeta(am.Get(k))
 			r := newRoom(string(k), m.srv.Domain, s)
 			m.rooms[r.name] = r
 			return nil
@@ -107,6 +114,9 @@ func deleteRoomTx(tx *bolt.Tx, name string, s *roomState) error {
 	if err := tx.Bucket(bucketRooms).Delete([]byte(name)); err != nil {
 		return err
 	}
+	if err := tx.Bucket(bucketArcMeta).Delete([]byte(name)); err != nil {
+		return err
+	}
 	ab := tx.Bucket(bucketArchive)
 	if ab.Bucket([]byte(name)) != nil {
 		if err := ab.DeleteBucket([]byte(name)); err != nil {
@@ -141,4 +151,29 @@ func decodeRecord(v []byte) (int64, []byte, bool) {
 		return 0, nil, false
 	}
 	return int64(binary.BigEndian.Uint64(v)), v[8:], true
+}
+
+// arcMeta is a room archive's bookkeeping.
+type arcMeta struct {
+	Seq   uint64 // last sequence number given
+	First uint64 // lowest still stored
+	Items int64
+	Bytes int64
+}
+
+func (a arcMeta) encode() []byte {
+	b := make([]byte, 32)
+	binary.BigEndian.PutUint64(b, a.Seq)
+	binary.BigEndian.PutUint64(b[8:], a.First)
+	binary.BigEndian.PutUint64(b[16:], uint64(a.Items))
+	binary.BigEndian.PutUint64(b[24:], uint64(a.Bytes))
+	return b
+}
+
+func decodeArcMeta(b []byte) arcMeta {
+	if len(b) != 32 {
+		return arcMeta{}
+	}
+	return arcMeta{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]),
+		int64(binary.BigEndian.Uint64(b[16:])), int64(binary.BigEndian.Uint64(b[24:]))}
 }
