@@ -12,6 +12,9 @@
 //   - messages.go: groupchat and private messages, subject, invitations.
 //   - admin.go: affiliation and role changes (muc#admin), destroy.
 //   - archive.go: the room archive, history on join, MAM queries.
+//   - moderate.go: retraction (XEP-0424) and moderation (XEP-0425).
+//   - vcard.go: room avatars (vcard-temp on the room).
+//   - club.go: rooms the server runs (the default room, circles).
 //   - storage.go: the bbolt buckets.
 //
 // Concurrency: each room has one mutex, held while its state changes,
@@ -181,6 +184,8 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 	svc.HandleIQ("get", nsMAM, "query", m.mamForm)
 	svc.HandleIQ("get", nsPing, "ping", m.ping)
 	svc.HandleIQ("set", nsModerate, "moderate", m.moderate)
+	svc.HandleIQ("get", nsVCard, "vCard", m.vcardGet)
+	svc.HandleIQ("set", nsVCard, "vCard", m.vcardSet)
 	svc.Handle(m.handle)
 	srv.OnAccountDeleted(m.accountDeleted)
 	return m, nil

@@ -2,6 +2,9 @@ package muc_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -630,4 +633,32 @@ func TestNickChangeAndTwoClients(t *testing.T) {
 	alice.Sendf("<message to='%s' type='groupchat'><body>to both</body></message>", room)
 	bob.Expect("bob's laptop", isGroupchat("to both"))
 	phone.Expect("bob's phone", isGroupchat("to both"))
+}
+
+// TestRoomAvatar: owners set the room's vCard, others read it, its photo
+// hash is in disco#info; a non-owner and an oversized vCard are refused.
+func TestRoomAvatar(t *testing.T) {
+	d := start(t)
+	alice, bob := login(t, d, "alice"), login(t, d, "bob")
+	join(t, alice, room, "alice", "")
+	photo := base64.StdEncoding.EncodeToString([]byte("\x89PNG tiny avatar"))
+	sum := sha1.Sum([]byte("\x89PNG tiny avatar"))
+	vc := "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>" + photo + "</BINVAL></PHOTO></vCard>"
+	if r := iq(t, bob, "set", room, vc); modtest.ErrCond(r) != "forbidden" {
+		t.Fatalf("non-owner sets the avatar: %s", r)
+	}
+	big := "<vCard xmlns='vcard-temp'><PHOTO><BINVAL>" + strings.Repeat("QUFB", 40<<10) + "</BINVAL></PHOTO></vCard>"
+	if r := iq(t, alice, "set", room, big); modtest.ErrCond(r) != "not-acceptable" {
+		t.Fatalf("oversized avatar: %s", r)
+	}
+	if r := iq(t, alice, "set", room, vc); modtest.ErrCond(r) != "" {
+		t.Fatalf("owner sets the avatar: %s", r)
+	}
+	if r := iq(t, bob, "get", room, "<vCard xmlns='vcard-temp'/>"); !strings.Contains(r.String(), photo) {
+		t.Fatalf("avatar read: %s", r)
+	}
+	info := iq(t, bob, "get", room, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+	if !strings.Contains(info.String(), hex.EncodeToString(sum[:])) {
+		t.Fatalf("avatar hash not in disco#info: %s", info)
+	}
 }

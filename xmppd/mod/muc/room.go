@@ -49,6 +49,8 @@ type roomState struct {
 	// AllLocal: every account of the server is a member (the club's
 	// default room, club.go).
 	AllLocal bool `json:"all_local,omitempty"`
+	// AvatarHash: SHA-1 of the room vCard's photo (vcard.go).
+	AvatarHash string `json:"avatar_hash,omitempty"`
 	// Archive bookkeeping (archive.go): stored apart from the room's
 	// record (muc_arcmeta), in the transaction of each append and trim,
 	// so that a message does not rewrite the room with its affiliations.
@@ -166,7 +168,7 @@ func (m *Service) remove(r *room) error {
 // features is the room's disco#info features.
 func (r *room) features() []string {
 	c := r.st.Config
-	f := []string{NS, nsSID, nsOccID, nsMAM, NS + "#stable_id", NS + "#self-ping-optimization", nsRetract, nsModerate}
+	f := []string{NS, nsSID, nsOccID, nsMAM, NS + "#stable_id", NS + "#self-ping-optimization", nsRetract, nsModerate, nsVCard}
 	pick := func(b bool, yes, no string) {
 		if b {
 			f = append(f, yes)
@@ -214,7 +216,9 @@ func (m *Service) discoInfo(st *server.Stanza) (*stream.Element, error) {
 	form.field("muc#roominfo_subject", "", r.st.Subject)
 	form.field("muc#roominfo_occupants", "", strconv.Itoa(len(r.occ)))
 	form.field("muc#roomconfig_changesubject", "boolean", boolStr(r.st.Config.ChangeSubject))
-	form.field("muc#roominfo_logs", "", "")
+	if r.st.AvatarHash != "" {
+		form.field("muc#roominfo_avatarhash", "text-multi", r.st.AvatarHash)
+	}
 	q.Add(form.el)
 	return q, nil
 }

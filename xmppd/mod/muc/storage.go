@@ -19,6 +19,7 @@ import (
 //	muc_rooms:   room localpart → JSON roomState
 //	muc_archive: room localpart → bucket of U64(seq) → record (archive.go)
 //	muc_arcmeta: room localpart → arcMeta (32 bytes)
+//	muc_vcards:  room localpart → the room's vCard (vcard.go)
 var (
 	bucketArcMeta = []byte("muc_arcmeta")
 	bucketMeta    = []byte("muc_meta")
@@ -115,6 +116,9 @@ func deleteRoomTx(tx *bolt.Tx, name string, s *roomState) error {
 		return err
 	}
 	if err := tx.Bucket(bucketArcMeta).Delete([]byte(name)); err != nil {
+		return err
+	}
+	if err := deleteVCardTx(tx, name); err != nil {
 		return err
 	}
 	ab := tx.Bucket(bucketArchive)
