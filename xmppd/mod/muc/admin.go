@@ -428,8 +428,10 @@ func (m *Service) accountDeleted(user string) {
 	m.mu.Unlock()
 	for _, r := range rooms {
 		r.mu.Lock()
-		if _, ok := r.st.Affs[bare]; ok {
+		_, hasNick := r.st.Nicks[bare]
+		if _, ok := r.st.Affs[bare]; ok || hasNick {
 			delete(r.st.Affs, bare)
+			delete(r.st.Nicks, bare)
 			if err := m.save(r); err != nil {
 				m.srv.Log.Error("muc: drop deleted member", "room", r.name, "err", err)
 			}

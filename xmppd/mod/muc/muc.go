@@ -13,6 +13,7 @@
 //   - admin.go: affiliation and role changes (muc#admin), destroy.
 //   - archive.go: the room archive, history on join, MAM queries.
 //   - moderate.go: retraction (XEP-0424) and moderation (XEP-0425).
+//   - register.go: registered nicknames.
 //   - vcard.go: room avatars (vcard-temp on the room).
 //   - club.go: rooms the server runs (the default room, circles).
 //   - storage.go: the bbolt buckets.
@@ -185,6 +186,8 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 	svc.HandleIQ("get", nsPing, "ping", m.ping)
 	svc.HandleIQ("set", nsModerate, "moderate", m.moderate)
 	svc.HandleIQ("get", nsVCard, "vCard", m.vcardGet)
+	svc.HandleIQ("get", nsRegister, "query", m.registerGet)
+	svc.HandleIQ("set", nsRegister, "query", m.registerSet)
 	svc.HandleIQ("set", nsVCard, "vCard", m.vcardSet)
 	svc.Handle(m.handle)
 	srv.OnAccountDeleted(m.accountDeleted)

@@ -662,3 +662,39 @@ func TestRoomAvatar(t *testing.T) {
 		t.Fatalf("avatar hash not in disco#info: %s", info)
 	}
 }
+
+// TestRegisteredNick: a registered nickname is the member's alone, in any
+// case or width; §7.12 tells the member its nick.
+func TestRegisteredNick(t *testing.T) {
+	d := start(t)
+	alice, bob, carol := login(t, d, "alice"), login(t, d, "bob"), login(t, d, "carol")
+	join(t, alice, room, "alice", "")
+	reg := func(c *modtest.Client, nick string) string {
+		return modtest.ErrCond(iq(t, c, "set", room, "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"+
+			"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>"+
+			"<field var='muc#register_roomnick'><value>"+nick+"</value></field></x></query>"))
+	}
+	if got := reg(bob, "Bobby"); got != "" {
+		t.Fatalf("bob registers: %s", got)
+	}
+	if r := iq(t, bob, "get", room, "<query xmlns='jabber:iq:register'/>"); !strings.Contains(r.String(), "<username>Bobby</username>") {
+		t.Fatalf("registration get: %s", r)
+	}
+	if got := reg(carol, "bobby"); got != "conflict" {
+		t.Fatalf("carol registers bob's nick: %s", got)
+	}
+	if got := joinErr(t, carol, room, "ＢＯＢＢＹ", ""); got != "conflict" {
+		t.Fatalf("carol joins as bob's registered nick: %s", got)
+	}
+	alice.Sendf("<presence to='%s/bobby'/>", room)
+	if e := alice.Expect("nick change refused", modtest.IsPresence("error", room+"/bobby")); modtest.ErrCond(e) != "conflict" {
+		t.Fatalf("alice changes to bob's nick: %s", e)
+	}
+	r := iq(t, bob, "get", room, "<query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/>")
+	if !strings.Contains(r.String(), "name='Bobby'") {
+		t.Fatalf("x-roomuser-item: %s", r)
+	}
+	if self, _ := join(t, bob, room, "Bobby", ""); item(self).Get("affiliation") != "member" {
+		t.Fatalf("registering made bob a member: %s", self)
+	}
+}

@@ -242,6 +242,10 @@ func (m *Service) join(st *server.Stanza, nick string) {
 		m.presenceError(st, withText(errConflict, "that nickname is taken"))
 		return
 	}
+	if b := r.reservedBy(key); b != "" && b != bare {
+		m.presenceError(st, withText(errConflict, "that nickname is registered to someone else"))
+		return
+	}
 	if o == nil && len(r.occ) >= m.o.MaxOccupants {
 		m.presenceError(st, withText(server.ErrServiceUnavailable, "the room is full"))
 		return
@@ -304,6 +308,10 @@ func (m *Service) sendTo(to string, el *stream.Element) {
 func (m *Service) changeNick(st *server.Stanza, r *room, o *occupant, nick, key string) {
 	if x := r.occ[key]; x != nil && x != o {
 		m.presenceError(st, withText(errConflict, "that nickname is taken"))
+		return
+	}
+	if b := r.reservedBy(key); b != "" && b != o.bare {
+		m.presenceError(st, withText(errConflict, "that nickname is registered to someone else"))
 		return
 	}
 	for _, to := range r.sortedOccupants() {

@@ -49,6 +49,8 @@ type roomState struct {
 	// AllLocal: every account of the server is a member (the club's
 	// default room, club.go).
 	AllLocal bool `json:"all_local,omitempty"`
+	// Nicks are registered nicknames: bare JID → nick (register.go).
+	Nicks map[string]string `json:"nicks,omitempty"`
 	// AvatarHash: SHA-1 of the room vCard's photo (vcard.go).
 	AvatarHash string `json:"avatar_hash,omitempty"`
 	// Archive bookkeeping (archive.go): stored apart from the room's
@@ -168,7 +170,7 @@ func (m *Service) remove(r *room) error {
 // features is the room's disco#info features.
 func (r *room) features() []string {
 	c := r.st.Config
-	f := []string{NS, nsSID, nsOccID, nsMAM, NS + "#stable_id", NS + "#self-ping-optimization", nsRetract, nsModerate, nsVCard}
+	f := []string{NS, nsSID, nsOccID, nsMAM, NS + "#stable_id", NS + "#self-ping-optimization", nsRetract, nsModerate, nsVCard, nsRegister}
 	pick := func(b bool, yes, no string) {
 		if b {
 			f = append(f, yes)
@@ -189,7 +191,8 @@ func (m *Service) discoInfo(st *server.Stanza) (*stream.Element, error) {
 	if st.To.Localpart() == "" || st.To.Resourcepart() != "" {
 		return nil, server.ErrItemNotFound
 	}
-	if st.El.FirstChild().Get("node") != "" {
+	node := st.El.FirstChild().Get("node")
+	if node != "" && node != "x-roomuser-item" {
 		return nil, server.ErrItemNotFound
 	}
 	r := m.lookup(st.To.Localpart())
@@ -202,6 +205,14 @@ func (m *Service) discoInfo(st *server.Stanza) (*stream.Element, error) {
 		return nil, server.ErrItemNotFound
 	}
 	q := stream.New(nsDiscoI, "query")
+	if node != "" {
+		// §7.12: the asker's registered nickname.
+		q.Set("node", node)
+		if n, ok := r.st.Nicks[bareOf(st.From)]; ok {
+			q.Add(stream.New(nsDiscoI, "identity", "category", "conference", "type", "text", "name", n))
+		}
+		return q, nil
+	}
 	name := r.st.Config.Name
 	if name == "" {
 		name = r.name
