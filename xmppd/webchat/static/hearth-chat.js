@@ -99,6 +99,17 @@ converse.plugins.add('hearth', {
                 since = 0;
             }
         };
+        // Converse 14 waits for the block list (XEP-0191) forever when the
+        // server does not offer blocking: opening a chat with anyone not in
+        // the roster then hung (seen in the browser test). An empty list
+        // for such a server.
+        api.listen.on('discoInitialized', async () => {
+            const domain = _converse.session.get('domain');
+            if (!_converse.state.blocklist && !(await api.disco.supports(Strophe.NS.BLOCKING, domain))) {
+                const none = { get: () => undefined, models: [], length: 0, on() {}, off() {}, filter: () => [], map: () => [], toJSON: () => [] };
+                api.trigger('blocklistInitialized', none);
+            }
+        });
         setInterval(check, 1000);
         api.listen.on('will-reconnect', () => { failed = true; check(); });
         api.listen.on('connected', check);
