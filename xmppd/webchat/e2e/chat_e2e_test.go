@@ -226,10 +226,14 @@ func TestBrowserChat(t *testing.T) {
 			t.Errorf("check %s: %v, want %v", k, res.Checks[k], want)
 		}
 	}
-	// Known, not yet fixed (see the report of helper CV): after the reload
-	// Converse resumes the stream (and also logs in afresh), and the first
-	// message sent then did not reach the other member. Logged, not failed,
-	// until it is understood (Converse's double login, or ws resumption).
+	// Known, not yet fixed: after the reload Converse resumes the stream
+	// (<resumed/>), then stamps its next message from="bob@…/converse.js-N"
+	// with a NEW resource, not the resumed session's; the server answers
+	// the invalid-from stream error (RFC 6120 §8.1.2.1), Converse logs in
+	// afresh and never resends that message (seen in the frames). A fix is
+	// either Converse keeping its resource across the reload or the server
+	// stamping 'from' for its own client; until then this is logged, not
+	// failed.
 	if res.Checks["reloadSend"] != true {
 		t.Logf("KNOWN: message sent right after the reload: %v", res.Checks["reloadSend"])
 	}
