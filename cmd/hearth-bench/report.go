@@ -166,7 +166,7 @@ func report(o *options, rs []*result) string {
 		}
 	}
 
-	b.WriteString("\n## Offline path\n\nMessages to accounts that are not logged in, round-robin over them, from the message pairs' senders; each batch of " +
+	b.WriteString("\n## Offline path\n\nMessages to accounts that are not logged in, round-robin over them, from every logged-in session (at most " + fmt.Sprint(offlinePerSender) + " each, under xmppd's per-sender bound); each batch of " +
 		fmt.Sprint(offlineBatch) + " is followed by a ping to the server and counted when the pong arrives (every server handles a connection's stanzas in order). " +
 		"Syncs are fsync+fdatasync+sync_file_range+msync calls of the server's threads, counted with perf's syscall tracepoints; disk writes are write_bytes from /proc/PID/io.\n\n")
 	b.WriteString("| server | window s | messages/s | failures (bounced) | syncs/s | syncs/msg | disk KiB/msg | server CPU µs/msg |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
