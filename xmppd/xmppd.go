@@ -86,6 +86,9 @@ type Daemon struct {
 	certsReady atomic.Pointer[tlsconf.Certs]
 	// removals counts down removed members' grace (removals.go).
 	removals *removals
+	// ChatHandoffs takes a member who just registered on the invite page
+	// into /chat/ logged in (xmppd/webchat/handoff.go: Put, Redirect).
+	ChatHandoffs webchat.Handoffs
 	// TURN is the STUN/TURN server (nil when off; turndeps.go).
 	TURN *turn.Server
 	// Proxy is the bytestreams proxy (nil when off; proxydeps.go).
@@ -252,8 +255,9 @@ func (d *Daemon) mountChat() {
 		return
 	}
 	h := webchat.Handler(webchat.Options{
-		Domain: func() string { return d.Server.Domain },
-		Log:    d.opts.Log,
+		Domain:   func() string { return d.Server.Domain },
+		Handoffs: &d.ChatHandoffs,
+		Log:      d.opts.Log,
 	})
 	d.Web.Handle(webchat.Prefix, h)
 	d.Web.Handle(strings.TrimSuffix(webchat.Prefix, "/"), h)

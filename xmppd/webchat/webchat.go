@@ -63,7 +63,10 @@ type Options struct {
 	// Rooms lists the rooms (full addresses) every member joins on
 	// login: the club's default room once group chat exists. nil: none.
 	Rooms func() []string
-	Log   *slog.Logger
+	// Handoffs, when set, lets the invite page log a new member in here
+	// (handoff.go).
+	Handoffs *Handoffs
+	Log      *slog.Logger
 }
 
 // Built reports whether Converse's files were embedded (make
@@ -141,6 +144,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// r.Host passed the web server's allowlist; its port stays in the
 	// source (ws://127.0.0.1:8080 under make run).
 	hdr.Set("Content-Security-Policy", CSP(r.Host))
+	if r.URL.Path == Prefix+"handoff" {
+		h.o.Handoffs.serve(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
 		http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 func serve(t *testing.T, h http.Handler, method, path string, hdr map[string]string) *http.Response {
@@ -223,5 +224,79 @@ func TestRefused(t *testing.T) {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, res.StatusCode, tc.code)
 		}
 		checkCSP(t, tc.path, res)
+	}
+}
+
+func TestHandoff(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	hs := &Handoffs{now: func() time.Time { return now }}
+	h := Handler(Options{Domain: func() string { return "club.example" }, Handoffs: hs})
+	post := func(tok string, hdr map[string]string) *http.Response {
+		r := httptest.NewRequest("POST", "http://hearth.local/chat/handoff", nil)
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+		if tok != "" {
+			r.AddCookie(&http.Cookie{Name: HandoffCookie, Value: tok})
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Result()
+	}
+	same := map[string]string{"Sec-Fetch-Site": "same-origin"}
+
+	// The invite page's side: cookie for /chat/ only, redirect to #handoff.
+	tok := hs.Put("ann@club.example", "green kettle")
+	w := httptest.NewRecorder()
+	hs.Redirect(w, httptest.NewRequest("POST", "http://hearth.local/i/x/join", nil), tok)
+	res := w.Result()
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/chat/#handoff" {
+		t.Fatalf("redirect: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if c := res.Cookies()[0]; c.Value != tok || c.Path != "/chat/" || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+		t.Errorf("cookie %+v", c)
+	}
+
+	if res := post(tok, map[string]string{"Sec-Fetch-Site": "cross-site"}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site: %d", res.StatusCode)
+	}
+	if res := post(tok, map[string]string{"Origin": "http://evil.example"}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign origin: %d", res.StatusCode)
+	}
+	res = post(tok, same)
+	if b := body(t, res); res.StatusCode != 200 || b != `{"jid":"ann@club.example","password":"green kettle"}`+"\n" {
+		t.Fatalf("hand-off: %d %q", res.StatusCode, b)
+	}
+	if res.Header.Get("Cache-Control") != "no-store" {
+		t.Error("hand-off cacheable")
+	}
+	// Once only.
+	if res := post(tok, same); res.StatusCode != 404 {
+		t.Errorf("second take: %d", res.StatusCode)
+	}
+	// Not after HandoffTTL, not a guessed token, not without a cookie.
+	late := hs.Put("bob@club.example", "pw")
+	now = now.Add(HandoffTTL + time.Second)
+	for _, tk := range []string{late, "guess", ""} {
+		if res := post(tk, same); res.StatusCode != 404 {
+			t.Errorf("token %q: %d", tk, res.StatusCode)
+		}
+	}
+	// Bounded.
+	for i := 0; i < 3*maxHandoffs; i++ {
+		hs.Put("x@club.example", "pw")
+	}
+	if len(hs.m) > maxHandoffs {
+		t.Errorf("%d hand-offs kept", len(hs.m))
+	}
+	// Without Handoffs configured: 404, no panic.
+	h2 := Handler(Options{Domain: func() string { return "club.example" }})
+	r := httptest.NewRequest("POST", "http://hearth.local/chat/handoff", nil)
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	r.AddCookie(&http.Cookie{Name: HandoffCookie, Value: tok})
+	w = httptest.NewRecorder()
+	h2.ServeHTTP(w, r)
+	if w.Code != 404 {
+		t.Errorf("unconfigured: %d", w.Code)
 	}
 }

@@ -124,7 +124,26 @@ const here = [domain, `*.${domain}`, location.hostname];
 
 window.hearthChat = { secure, domain, wsURL, mechanisms: mechanisms.map((m) => m.mechname) };
 
+// Coming from the invite page that just made the account: take the login
+// it handed over (once, by cookie; xmppd/webchat/handoff.go) and log in
+// without asking again. The password is not kept: Converse keeps SCRAM
+// keys on a trusted device.
+let handoff = {};
+if (location.hash === '#handoff') {
+    history.replaceState(null, '', location.pathname);
+    try {
+        const r = await fetch(new URL('handoff', base), { method: 'POST', credentials: 'same-origin' });
+        if (r.ok) {
+            const { jid, password } = await r.json();
+            handoff = { jid, password, auto_login: true };
+        }
+    } catch (e) {
+        console.warn('hand-off failed', e);
+    }
+}
+
 converse.initialize({
+    ...handoff,
     whitelisted_plugins: ['hearth'],
     blacklisted_plugins: secure ? [] : ['converse-omemo'],
     view_mode: 'fullscreen',
