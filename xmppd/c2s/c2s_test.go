@@ -439,3 +439,33 @@ func TestOnionListenerOnUnixSocket(t *testing.T) {
 		t.Fatalf("features over the unix socket: %s", f)
 	}
 }
+
+// One TLS configuration per listener: a client's second connection resumes
+// the TLS session of its first. With a configuration per connection each
+// had its own session-ticket keys, so no ticket was ever accepted (and
+// every idle session carried 1.2 KiB of configuration).
+func TestTLSSessionResumes(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	if d.C2STLSAddr == nil {
+		t.Fatal("no direct TLS listener")
+	}
+	cfg := &tls.Config{InsecureSkipVerify: true, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	for i := range 2 {
+		c, err := tls.Dial("tcp", d.C2STLSAddr.String(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// TLS 1.3 tickets come after the handshake: read the server's
+		// stream header so the client takes the ticket in.
+		fmt.Fprintf(c, "<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>", xmpptest.Domain)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 256)); err != nil {
+			t.Fatal(err)
+		}
+		resumed := c.ConnectionState().DidResume
+		c.Close()
+		if i == 1 && !resumed {
+			t.Fatal("the second connection did not resume the first one's TLS session")
+		}
+	}
+}

@@ -107,8 +107,7 @@ func (x *conn) binding() sasl.Binding {
 }
 
 func (x *conn) handshake() error {
-	cfg := x.c.cfg.Certs.Config("xmpp-client")
-	t := tls.Server(x.raw, cfg)
+	t := tls.Server(x.raw, x.c.tls)
 	if err := t.Handshake(); err != nil {
 		x.c.cfg.Log.Debug("tls handshake", "ip", x.ip, "err", err)
 		return err
