@@ -18,10 +18,10 @@ import (
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/xmppd/admin"
 	"github.com/hearthchat/hearth/xmppd/c2s"
+	"github.com/hearthchat/hearth/xmppd/mod/socks5"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/tlsconf"
-	"github.com/hearthchat/hearth/xmppd/mod/socks5"
 	"github.com/hearthchat/hearth/xmppd/turn"
 	"github.com/hearthchat/hearth/xmppd/web"
 	"github.com/hearthchat/hearth/xmppd/webchat"
@@ -60,7 +60,7 @@ type Options struct {
 	// Proxy65 is the XEP-0065 bytestreams proxy's TCP address (":7777";
 	// "" for none; proxydeps.go).
 	Proxy65 string
-	Log *slog.Logger
+	Log     *slog.Logger
 }
 
 // Daemon is a running server.

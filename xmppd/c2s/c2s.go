@@ -547,8 +547,15 @@ func (x *conn) stanza(el *stream.Element) bool {
 			return false
 		}
 		if f := el.Get("from"); f != "" && f != x.sess.JID.String() {
+			// Another account is a spoof: invalid-from (RFC 6120
+			// §4.9.3.10). Another resource of this account is a stale
+			// one, and the server stamps the right full JID anyway
+			// (FromClient), as Prosody does: Converse 14 sends, right
+			// after resuming a session on a page reload, a message from
+			// the resource it would have bound, and refusing it lost
+			// that message (it logs in again and never resends).
 			j, err := jid.Parse(f)
-			if err != nil || !j.Equal(x.sess.JID) && !(j.Resourcepart() == "" && j.Equal(x.sess.JID.Bare())) {
+			if err != nil || !j.Bare().Equal(x.sess.JID.Bare()) {
 				x.streamError("invalid-from", "")
 				return false
 			}

@@ -161,6 +161,20 @@ func TestFromIsStamped(t *testing.T) {
 	}
 }
 
+// A stale resource of the sender's own account (Converse after resuming on
+// a page reload) is corrected, not refused: the message arrives from the
+// session's real full JID.
+func TestOwnOtherResourceIsStamped(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	a := xmpptest.Login(t, d, "alice", "a")
+	b := xmpptest.Login(t, d, "bob", "b")
+	a.Send("<message from='alice@" + xmpptest.Domain + "/before-reload' to='bob@" + xmpptest.Domain + "/b' type='chat'><body>after reload</body></message>")
+	el := b.El()
+	if el.Get("from") != "alice@"+xmpptest.Domain+"/a" || el.ChildText("", "body") != "after reload" {
+		t.Fatalf("bob got %s", el)
+	}
+}
+
 // A client that stops reading is disconnected once its queue is full; the
 // sender is never blocked by it.
 func TestSlowReaderDoesNotBlockSender(t *testing.T) {
