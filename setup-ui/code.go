@@ -30,24 +30,10 @@ func (u *UI) codeForm(w http.ResponseWriter, r *http.Request) {
 	u.tpl.Render(w, r, http.StatusOK, "setup-code", codeData{Code: r.URL.Query().Get("code"), ChatName: u.chatName(), Step: 1})
 }
 
-// NormalizeCode makes what a person typed comparable with the stored code:
-// upper case, no spaces, dashes every four characters ("abcd efgh…" and
-// "ABCDEFGH…" both become "ABCD-EFGH-…").
-func NormalizeCode(s string) string {
-	var b strings.Builder
-	n := 0
-	for _, c := range strings.ToUpper(s) {
-		if c == '-' || unicode.IsSpace(c) {
-			continue
-		}
-		if n > 0 && n%4 == 0 {
-			b.WriteByte('-')
-		}
-		b.WriteRune(c)
-		n++
-	}
-	return b.String()
-}
+// NormalizeCode makes what a person typed comparable with the stored code
+// ("abcd efgh…" and "ABCDEFGH…" both become "ABCD-EFGH-…"); the rule lives
+// with the code itself in appliance/setupcard.
+func NormalizeCode(s string) string { return setupcard.Normalize(s) }
 
 func (u *UI) codeSubmit(w http.ResponseWriter, r *http.Request) {
 	if u.claimed() {
