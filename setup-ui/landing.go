@@ -200,11 +200,16 @@ func (u *UI) joinSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.d.Log.Info("account registered on the invite page", "user", user, "inviter", inv.Inviter)
-	// The new member is logged in here (the web chat, once it exists,
-	// takes over this session).
+	// The new member is logged in here (the box's pages) …
 	u.sess.Change(w, r, page.SessionOf(r), func(x *page.Session) {
 		x.User, x.Admin, x.Setup = user, inv.Role == "admin", false
 	})
+	// … and, without a smartphone, goes straight into the browser chat,
+	// logged in there too (issue 10). A build without the chat keeps the
+	// "account exists" page below.
+	if u.d.Invites.ChatHandoff(w, r, user, pw) {
+		return
+	}
 	u.tpl.Render(w, r, http.StatusCreated, "invite-welcome", struct {
 		User, Domain, ChatName, Inviter string
 		Order                           []string

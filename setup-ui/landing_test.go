@@ -109,6 +109,22 @@ func (i *fakeInvites) MayInvite(user string) bool {
 	return !i.x.mayNot[user]
 }
 
+// ChatHandoff stands in for xmppd/webchat's Handoffs.Put + Redirect.
+func (i *fakeInvites) ChatHandoff(w http.ResponseWriter, r *http.Request, user, pw string) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if !i.chat {
+		return false
+	}
+	if i.handoffs == nil {
+		i.handoffs = map[string]string{}
+	}
+	i.handoffs[user] = pw
+	http.SetCookie(w, &http.Cookie{Name: "hearth_chat_handoff", Value: "tok-" + user, Path: "/chat/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/chat/#handoff", http.StatusSeeOther)
+	return true
+}
+
 func (i *fakeInvites) accounts() int {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -288,8 +304,8 @@ func TestWebRegistration(t *testing.T) {
 			t.Errorf("welcome page lacks %q", want)
 		}
 	}
-	if f.inv.x.redeemed["ann"] != "ann-password" {
-		t.Fatalf("redeemed: %v", f.inv.x.redeemed)
+	if f.inv.x.redeemed["ann"] != "ann-password" || len(f.inv.handoffs) != 0 {
+		t.Fatalf("redeemed: %v, handed off: %v", f.inv.x.redeemed, f.inv.handoffs)
 	}
 	// The new member is logged in on this browser.
 	if resp, _ := b.get("/"); resp.StatusCode != 200 {
@@ -302,6 +318,40 @@ func TestWebRegistration(t *testing.T) {
 	wantStatus(t, resp, 409, "taken name")
 	if !strings.Contains(body, "taken") || !strings.Contains(body, `value="ann"`) {
 		t.Error("taken name: form not shown again")
+	}
+}
+
+// TestWebRegistrationIntoChat (issue 10): with the browser chat on the
+// box, the web form ends in /chat/ logged in through Invites.ChatHandoff
+// (never the password in the page or the address), and the member is
+// logged in on the box's pages too. TestWebRegistration is the box
+// without it (the "account exists" page).
+func TestWebRegistrationIntoChat(t *testing.T) {
+	f := claimedFixture(t)
+	f.inv.chat = true
+	groupInvite(f, "club")
+	b := f.browser(t)
+	csrf := b.token("/i/club/join")
+	resp, body := b.post("/i/club/join", url.Values{"csrf": {csrf}, "user": {"Ann"}, "password": {"ann-password"}})
+	wantStatus(t, resp, 303, "registration")
+	if loc := resp.Header.Get("Location"); loc != "/chat/#handoff" {
+		t.Fatalf("registration redirects to %q", loc)
+	}
+	if f.inv.handoffs["ann"] != "ann-password" || f.inv.x.redeemed["ann"] != "ann-password" {
+		t.Fatalf("hand-off %v, redeemed %v", f.inv.handoffs, f.inv.x.redeemed)
+	}
+	if strings.Contains(body, "ann-password") || strings.Contains(resp.Header.Get("Location"), "ann-password") {
+		t.Fatal("the password is in the redirect")
+	}
+	if resp, _ := b.get("/"); resp.StatusCode != 200 {
+		t.Fatalf("home after registration: %d", resp.StatusCode)
+	}
+	// A refused form hands nothing over.
+	csrf = b.token("/i/club/join")
+	resp, _ = b.post("/i/club/join", url.Values{"csrf": {csrf}, "user": {"ann"}, "password": {"other-password"}})
+	wantStatus(t, resp, 409, "taken name")
+	if len(f.inv.handoffs) != 1 {
+		t.Fatalf("hand-offs: %v", f.inv.handoffs)
 	}
 }
 

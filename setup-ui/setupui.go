@@ -132,6 +132,12 @@ type Invites interface {
 	// MayInvite reports whether user may create invites (admins; members
 	// when the admin allows it; never limited accounts).
 	MayInvite(user string) bool
+	// ChatHandoff sends the browser of a member who just made the account
+	// user with password into the browser chat (/chat/), logged in, and
+	// returns true: a one-time token in a cookie for /chat/ only, never
+	// the password in a URL or a page (xmppd/webchat/handoff.go). It
+	// writes nothing and returns false when this box has no browser chat.
+	ChatHandoff(w http.ResponseWriter, r *http.Request, user, password string) bool
 }
 
 // Errors of Invites.

@@ -60,6 +60,10 @@ type fakeInvites struct {
 	mu   sync.Mutex
 	made []InviteOptions
 	x    fakeInviteStore // landing_test.go: Lookup, Redeem, …
+	// chat: the box has the browser chat; handoffs: user → password of
+	// each ChatHandoff (landing_test.go).
+	chat     bool
+	handoffs map[string]string
 }
 
 func (i *fakeInvites) Create(o InviteOptions) (Invite, error) {

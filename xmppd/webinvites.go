@@ -7,6 +7,7 @@ package xmppd
 import (
 	"errors"
 	"net"
+	"net/http"
 	"strings"
 
 	"github.com/hearthchat/hearth/appliance/config"
@@ -14,6 +15,7 @@ import (
 	"github.com/hearthchat/hearth/xmppd/admin"
 	"github.com/hearthchat/hearth/xmppd/mod/invites"
 	"github.com/hearthchat/hearth/xmppd/store"
+	"github.com/hearthchat/hearth/xmppd/webchat"
 )
 
 // configureInvites installs the invites module's policy on the server.
@@ -152,3 +154,19 @@ func (i webInvites) ResetPassword(token, password string) (string, error) {
 }
 
 func (i webInvites) MayInvite(user string) bool { return invites.MayInviteOn(i.d.Server, user) }
+
+// ChatHandoff hands a member who just registered on the invite page into
+// /chat/ logged in (webchat.Handoffs: a one-time token in a cookie for
+// /chat/, two minutes). No chat without Converse's files in the build or
+// without the web server that mounts it (mountChat).
+func (i webInvites) ChatHandoff(w http.ResponseWriter, r *http.Request, user, password string) bool {
+	if !chatBuilt() || i.d.Web == nil {
+		return false
+	}
+	tok := i.d.ChatHandoffs.Put(user+"@"+i.d.Server.Domain, password)
+	i.d.ChatHandoffs.Redirect(w, r, tok)
+	return true
+}
+
+// chatBuilt is webchat.Built; a test of the fallback replaces it.
+var chatBuilt = webchat.Built
