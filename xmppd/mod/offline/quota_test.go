@@ -84,6 +84,14 @@ func TestSenderShare(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.Close()
+	// Until the server has seen bob's connection end, a message to him is
+	// delivered to that session instead of stored (this flaked in CI).
+	for deadline := time.Now().Add(10 * time.Second); len(d.Server.Router.Sessions("bob")) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's session is still bound 10 s after he closed it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	a.Send("<message to='bob@example.test' type='chat' id='again'><body>x</body></message>")
 	a.Quiet("alice's share is free again")
 	if n := count(t, d, "bob"); n != 1 {
