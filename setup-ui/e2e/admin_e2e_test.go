@@ -77,38 +77,8 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	// bert is online with slixmpp when the announcement goes out.
-	watch := peer(t, ctx, x, "watch", "bert", "bert likes boats")
-	watch.Stderr = os.Stderr
-	wout, _ := watch.StdoutPipe()
-	if err := watch.Start(); err != nil {
-		t.Fatal(err)
-	}
+	expect, watch := watchPeer(t, ctx, x, "bert's client", "bert", "bert likes boats")
 	defer func() { cancel(); watch.Wait() }()
-	lines := make(chan string, 64)
-	go func() {
-		sc := bufio.NewScanner(wout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	expect := func(what string, ok func(string) bool) {
-		t.Helper()
-		for {
-			select {
-			case l, open := <-lines:
-				if !open {
-					t.Fatalf("bert's client ended before %s", what)
-				}
-				t.Logf("bert's client: %s", l)
-				if ok(l) {
-					return
-				}
-			case <-ctx.Done():
-				t.Fatalf("bert's client: no %s", what)
-			}
-		}
-	}
 	expect("login", func(l string) bool { return l == "ready" })
 
 	shots := filepath.Join(root, "out", "screenshots")

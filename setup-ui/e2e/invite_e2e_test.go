@@ -83,18 +83,12 @@ func peer(t *testing.T, ctx context.Context, x *xmppd, mode, user, pw string, ex
 	return exec.CommandContext(ctx, "/usr/bin/python3", args...)
 }
 
-// TestInviteInBrowser: the admin makes a group invite in the browser; a
-// second browser context follows /i/<token> through the web form and
-// lands in /chat/ logged in (issue 10); the admin, logged in with
-// slixmpp, gets the new member as a contact (pre-approved, subscription
-// both) and the member's first message.
-func TestInviteInBrowser(t *testing.T) {
-	nd := nodeDir(t)
-	x := claimedBox(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-
-	watch := peer(t, ctx, x, "watch", "anna", "green kettle river")
+// watchPeer starts a slixmpp client in "watch" mode logged in as user and
+// returns expect, which reads its output lines until one satisfies ok (or
+// the client ends, or ctx is done), and the running command.
+func watchPeer(t *testing.T, ctx context.Context, x *xmppd, label, user, pw string) (expect func(what string, ok func(string) bool), watch *exec.Cmd) {
+	t.Helper()
+	watch = peer(t, ctx, x, "watch", user, pw)
 	watch.Stderr = os.Stderr
 	out, _ := watch.StdoutPipe()
 	if err := watch.Start(); err != nil {
@@ -108,23 +102,38 @@ func TestInviteInBrowser(t *testing.T) {
 		}
 		close(lines)
 	}()
-	expect := func(what string, ok func(string) bool) {
+	expect = func(what string, ok func(string) bool) {
 		t.Helper()
 		for {
 			select {
 			case l, open := <-lines:
 				if !open {
-					t.Fatalf("admin's client ended before %s", what)
+					t.Fatalf("%s ended before %s", label, what)
 				}
-				t.Logf("admin's client: %s", l)
+				t.Logf("%s: %s", label, l)
 				if ok(l) {
 					return
 				}
 			case <-ctx.Done():
-				t.Fatalf("admin's client: no %s", what)
+				t.Fatalf("%s: no %s", label, what)
 			}
 		}
 	}
+	return expect, watch
+}
+
+// TestInviteInBrowser: the admin makes a group invite in the browser; a
+// second browser context follows /i/<token> through the web form and
+// lands in /chat/ logged in (issue 10); the admin, logged in with
+// slixmpp, gets the new member as a contact (pre-approved, subscription
+// both) and the member's first message.
+func TestInviteInBrowser(t *testing.T) {
+	nd := nodeDir(t)
+	x := claimedBox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	expect, watch := watchPeer(t, ctx, x, "admin's client", "anna", "green kettle river")
 	expect("login", func(l string) bool { return l == "ready" })
 
 	shots := filepath.Join(repoRoot(t), "out", "screenshots")
