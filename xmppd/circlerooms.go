@@ -1,6 +1,8 @@
 package xmppd
 
 import (
+	"strings"
+
 	"github.com/hearthchat/hearth/xmppd/mod/muc"
 	"github.com/hearthchat/hearth/xmppd/server"
 )
@@ -38,4 +40,42 @@ func circleRoomDelete(srv *server.Server, circle string) error {
 		return svc.DestroyRoom(muc.CircleRoom(circle), "the circle was deleted")
 	}
 	return nil
+}
+
+// defaultRoomTitle is the bookmark's name of the club's default room
+// (muc.RegisterWith makes the room with the same title).
+const defaultRoomTitle = "Everyone"
+
+// defaultRoomBookmarks puts the club's default room (muc.DefaultRoom,
+// where every account is a member) into each member's group chat
+// bookmarks with autojoin, so Conversations, Monal, Dino and the browser
+// chat join it at login without being told the address: for an account
+// made by an invite as it is registered, and for every other account
+// (made before this existed, or by the admin tools, which fire no event)
+// at each start. The PEP module makes each offer once (server.
+// OfferBookmark): a member who removes the bookmark keeps it removed.
+// It runs from the modules list after muc and pep (mods_pep.go; files'
+// init functions run in name order, mods_muc.go first).
+func defaultRoomBookmarks(srv *server.Server) {
+	server.AccountRegistered.On(srv, func(r server.Registration) { offerDefaultRoom(srv, r.User) })
+	users, err := srv.Store.Users()
+	if err != nil {
+		srv.Log.Error("default room bookmarks: list accounts", "err", err)
+		return
+	}
+	for _, u := range users {
+		offerDefaultRoom(srv, u)
+	}
+}
+
+func offerDefaultRoom(srv *server.Server, user string) {
+	svc := muc.Of(srv)
+	if svc == nil || strings.HasPrefix(user, "_") { // "_" names are the box's own (_health)
+		return
+	}
+	if _, ok := svc.Affiliation(muc.DefaultRoom, user+"@"+srv.Domain); !ok {
+		return // the service runs without the default room (muc.Options.NoDefaultRoom)
+	}
+	server.OfferBookmark.Fire(srv, server.Bookmark{User: user, Room: svc.RoomJID(muc.DefaultRoom),
+		Name: defaultRoomTitle, Autojoin: true})
 }

@@ -40,6 +40,12 @@ type Contacts interface {
 	// once, both subscriptions granted, each filed under group in the
 	// other's list ("" for none): the admin pages' circles.
 	Befriend(a, b, group string) error
+	// Groups is the roster groups owner filed contact (a bare JID) under,
+	// none if contact is not in owner's roster: PEP's roster access model
+	// (XEP-0060 pubsub#roster_groups_allowed). Unlike the methods above it
+	// reads the contact's record; it is asked about one contact at a time,
+	// and only for nodes with that model.
+	Groups(owner, contact string) ([]string, error)
 }
 
 // Relation is one side's subscription state (RFC 6121 §2.1.2.5, §3).
@@ -73,8 +79,45 @@ func (s *Server) contacts() *atomic.Value {
 	return State(s, contactsKey{}, func() *atomic.Value { return new(atomic.Value) })
 }
 
-// SetContacts installs the rule book (the roster module does, once).
-func (s *Server) SetContacts(c Contacts) { s.contacts().Store(&c) }
+// SetContacts installs the rule book (the roster module does, once),
+// wrapped so that SubscriptionGranted fires for every grant.
+func (s *Server) SetContacts(c Contacts) {
+	var g Contacts = grants{c, s}
+	s.contacts().Store(&g)
+}
+
+// grants fires SubscriptionGranted after the rule book granted one.
+type grants struct {
+	Contacts
+	s *Server
+}
+
+func (g grants) Subscribe(owner, contact, typ string, outbound bool, request []byte) (SubOutcome, error) {
+	o, err := g.Contacts.Subscribe(owner, contact, typ, outbound, request)
+	if err == nil && o.SendPresence { // SendPresence: contact's subscription was just granted
+		SubscriptionGranted.Fire(g.s, Grant{Owner: owner, Contact: contact})
+	}
+	return o, err
+}
+
+func (g grants) Befriend(a, b, group string) error {
+	// Only a grant that is new fires: a circle's members are befriended
+	// again each time one joins, and their contacts' resources must not
+	// get the same last items again.
+	ja, jb := a+"@"+g.s.Domain, b+"@"+g.s.Domain
+	ra, _ := g.Contacts.Relation(a, jb)
+	rb, _ := g.Contacts.Relation(b, ja)
+	if err := g.Contacts.Befriend(a, b, group); err != nil {
+		return err
+	}
+	if !ra.From {
+		SubscriptionGranted.Fire(g.s, Grant{Owner: a, Contact: jb})
+	}
+	if !rb.From {
+		SubscriptionGranted.Fire(g.s, Grant{Owner: b, Contact: ja})
+	}
+	return nil
+}
 
 // Contacts returns the rule book. Without a roster module nobody shares
 // presence with anybody: every account is a stranger to every other.
@@ -97,4 +140,5 @@ func (noContacts) PendingRequests(string, func(string, []byte)) error { return n
 func (noContacts) Subscribe(string, string, string, bool, []byte) (SubOutcome, error) {
 	return SubOutcome{}, ErrServiceUnavailable
 }
-func (noContacts) Befriend(string, string, string) error { return ErrServiceUnavailable }
+func (noContacts) Befriend(string, string, string) error   { return ErrServiceUnavailable }
+func (noContacts) Groups(string, string) ([]string, error) { return nil, nil }

@@ -74,3 +74,33 @@ type Registration struct {
 // registration with an invite (the roster module pre-subscribes the
 // member and the inviter: DESIGN.md, "An invite").
 var AccountRegistered = NewEvent[Registration]("account-registered")
+
+// Grant is the payload of SubscriptionGranted.
+type Grant struct {
+	Owner   string // the local account whose presence Contact may now see
+	Contact string // a bare JID
+}
+
+// SubscriptionGranted fires after Owner granted Contact a subscription to
+// Owner's presence (an approval, a pre-approved request, Befriend), once
+// the change is stored: what only presence subscribers may see is now
+// Contact's (PEP sends Owner's last items, XEP-0163 §4.3.2). The server
+// fires it from the installed Contacts (contacts.go), whichever module
+// changed the subscription.
+var SubscriptionGranted = NewEvent[Grant]("subscription-granted")
+
+// Bookmark is the payload of OfferBookmark: a group chat the server
+// suggests to an account.
+type Bookmark struct {
+	User     string
+	Room     string // bare JID
+	Name     string
+	Autojoin bool
+}
+
+// OfferBookmark asks for Room in User's group chat bookmarks (the PEP
+// module listens: XEP-0402, through its normal storage path). An offer
+// is made once per account and room: a bookmark the member has is left
+// as it is, and one the member removed is not added again. The xmppd
+// package offers the club's default room.
+var OfferBookmark = NewEvent[Bookmark]("offer-bookmark")

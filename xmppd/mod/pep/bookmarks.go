@@ -26,6 +26,44 @@ func (m *mod) registerBookmarks() {
 			m.fromPrivate(p.User, p.El)
 		}
 	})
+	server.OfferBookmark.On(m.srv, m.offer)
+}
+
+// offer adds the room the server suggests to the account's bookmarks,
+// once (server.OfferBookmark): through the same storage, limits and
+// notifications as a client's publish, and into the XEP-0048 copy. The
+// offer is recorded with the publish, so a bookmark the member removes
+// stays removed, and one the member already has stays as the member
+// made it.
+func (m *mod) offer(bm server.Bookmark) {
+	j, err := jid.Parse(bm.Room)
+	if err != nil || j.Localpart() == "" || bm.User == "" {
+		m.srv.Log.Warn("pep: bookmark offer for a bad room", "user", bm.User, "room", bm.Room)
+		return
+	}
+	id := j.Bare().String()
+	// Looked up first without writing: the xmppd package offers the
+	// default room to every account at each start.
+	if done, err := m.db.offered(bm.User, NodeBookmarks, id); err != nil || done {
+		return
+	}
+	c := stream.New(NodeBookmarks, "conference")
+	if bm.Name != "" {
+		c.Set("name", bm.Name)
+	}
+	if bm.Autojoin {
+		c.Set("autojoin", "true")
+	}
+	item := stream.New(NS, "item", "id", id).Add(c)
+	cfg, published, err := m.db.offer(bm.User, NodeBookmarks, bookmarkFields(), item)
+	if err != nil {
+		m.srv.Log.Warn("pep: bookmark offer", "user", bm.User, "room", id, "err", storeErr(err))
+		return
+	}
+	if published {
+		m.notify(bm.User, NodeBookmarks, cfg, stream.New(NSEvent, "items", "node", NodeBookmarks).Add(eventItem(item)))
+		m.changed(bm.User, NodeBookmarks)
+	}
 }
 
 // bookmarkFields is XEP-0402 §3's node configuration, used when the

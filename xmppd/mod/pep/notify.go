@@ -1,17 +1,20 @@
 package pep
 
 import (
+	"slices"
+
 	"mellium.im/xmpp/jid"
 
+	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/session"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
 // allowed reports whether viewer (a bare JID) may read owner's node with
-// configuration c. The roster access model is checked as "a contact who
-// sees the owner's presence": the server's Contacts rule book has no
-// roster groups, so roster_groups_allowed is stored and shown but not
-// narrowed further (reported in the package's limits).
+// configuration c. The roster access model (XEP-0060 §4.5) lets in the
+// contacts owner filed under one of pubsub#roster_groups_allowed, read
+// from the roster through the server's Contacts; with no group allowed,
+// nobody but the owner.
 func (m *mod) allowed(owner, viewer string, c config) bool {
 	v, err := jid.Parse(viewer)
 	if err != nil {
@@ -23,8 +26,22 @@ func (m *mod) allowed(owner, viewer string, c config) bool {
 	switch c.Access {
 	case AccessOpen:
 		return true
-	case AccessPresence, AccessRoster:
+	case AccessPresence:
 		return m.srv.Contacts().MayViewPresence(owner, v)
+	case AccessRoster:
+		if len(c.Groups) == 0 {
+			return false
+		}
+		groups, err := m.srv.Contacts().Groups(owner, v.Bare().String())
+		if err != nil {
+			m.srv.Log.Error("pep: roster groups", "owner", owner, "err", err)
+			return false
+		}
+		for _, g := range groups {
+			if slices.Contains(c.Groups, g) {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -90,22 +107,49 @@ func (m *mod) deliverLast(s *session.Session) {
 			owners = append(owners, j.Localpart())
 		}
 	})
-	viewer := s.JID.Bare().String()
 	for _, o := range owners {
-		nodes, err := m.db.nodes(o)
-		if err != nil {
-			m.srv.Log.Error("pep: last items", "owner", o, "err", err)
+		m.sendLast(s, o, false)
+	}
+}
+
+// granted runs when g.Owner granted g.Contact a presence subscription:
+// the contact's available resources get the last item of each of the
+// owner's nodes they ask +notify for and may now read (XEP-0060 §4.3's
+// on_sub, which XEP-0163 §4.3.2 implies for the implicit subscription a
+// presence subscription makes), without waiting for their next presence.
+func (m *mod) granted(g server.Grant) {
+	j, err := jid.Parse(g.Contact)
+	// Remote contacts: their server asks when it sees the presence (no
+	// federation of PEP yet).
+	if err != nil || !m.srv.IsLocal(j) || j.Localpart() == "" || j.Localpart() == g.Owner {
+		return
+	}
+	all, _ := m.srv.Router.Available(j.Localpart())
+	for _, s := range all {
+		m.sendLast(s, g.Owner, true)
+	}
+}
+
+// sendLast sends s the last item of each of owner's nodes that s asks
+// +notify for and may read, if the node's send_last_published_item says
+// so: on presence (sub false) only for on_sub_and_presence, on a new
+// subscription for on_sub as well.
+func (m *mod) sendLast(s *session.Session, owner string, sub bool) {
+	nodes, err := m.db.nodes(owner)
+	if err != nil {
+		m.srv.Log.Error("pep: last items", "owner", owner, "err", err)
+		return
+	}
+	viewer := s.JID.Bare().String()
+	for node, mt := range nodes {
+		when := mt.C.SendLast == "on_sub_and_presence" || sub && mt.C.SendLast == "on_sub"
+		if !when || len(mt.Items) == 0 || !m.wants(s, node) || !m.allowed(owner, viewer, mt.C) {
 			continue
 		}
-		for node, mt := range nodes {
-			if mt.C.SendLast != "on_sub_and_presence" || len(mt.Items) == 0 || !m.wants(s, node) || !m.allowed(o, viewer, mt.C) {
-				continue
-			}
-			_, items, err := m.db.node(o, node, nil, 1)
-			if err != nil || len(items) == 0 {
-				continue
-			}
-			s.Send(m.event(o, s, stream.New(NSEvent, "items", "node", node).Add(eventItem(items[0]))))
+		_, items, err := m.db.node(owner, node, nil, 1)
+		if err != nil || len(items) == 0 {
+			continue
 		}
+		s.Send(m.event(owner, s, stream.New(NSEvent, "items", "node", node).Add(eventItem(items[0]))))
 	}
 }

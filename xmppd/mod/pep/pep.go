@@ -12,12 +12,16 @@
 // to its storage budget (kind "pep") in the transaction that writes it,
 // committed before the iq result is sent.
 //
+// Last items also go out when the owner grants a contact a presence
+// subscription (server.SubscriptionGranted). The roster access model
+// admits the contacts in the owner's pubsub#roster_groups_allowed
+// (server.Contacts.Groups). The server offers bookmarks of its own
+// rooms (server.OfferBookmark: the club's default room) once per
+// account, as a publish of the account's.
+//
 // What it does not do (yet): notifications and last items reach local
-// contacts only (there is no federation; remote caps are not tracked); the
-// roster access model admits every contact who sees the owner's presence
-// (server.Contacts has no roster groups); last items are sent when a
-// session comes online or changes caps, not when a subscription is
-// granted; explicit subscriptions (subscribe, options) answer
+// contacts only (there is no federation; remote caps are not tracked);
+// explicit subscriptions (subscribe, options) answer
 // feature-not-implemented, as PEP's are implicit.
 package pep
 
@@ -121,6 +125,7 @@ func Register(srv *server.Server) {
 	m.registerCaps()
 	m.registerAvatar()
 	m.registerBookmarks()
+	server.SubscriptionGranted.On(srv, m.granted)
 	srv.AddAccountItems(m.discoItems)
 	srv.OnAccountDeleted(func(user string) {
 		if err := m.db.deleteUser(user); err != nil {

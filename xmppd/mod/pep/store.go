@@ -106,8 +106,6 @@ func nodeCount(b *bolt.Bucket, user string) int {
 // configuration. fields is nil without publish-options.
 func (d *db) publish(user, node string, fields map[string][]string, item *stream.Element) (config, error) {
 	var cfg config
-	raw := item.Append(nil, "")
-	id := item.Get("id")
 	err := d.st.Batch(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucket)
 		if err != nil {
@@ -117,37 +115,101 @@ func (d *db) publish(user, node string, fields map[string][]string, item *stream
 		if err != nil {
 			return err
 		}
-		if m == nil {
-			if nodeCount(b, user) >= MaxNodes {
-				return errTooManyNodes
-			}
-			c, err := defaultConfig().apply(fields)
-			if err != nil {
-				return err
-			}
-			m = &meta{C: c}
-		} else if fields != nil {
-			c, err := m.C.apply(fields)
-			if err != nil || !c.equal(m.C) {
-				// XEP-0060 §7.1.5: the node exists and is configured
-				// otherwise (or the option is one we do not have).
-				return errPrecondition
-			}
-		}
-		cfg = m.C
-		if cfg.keep() > 0 {
-			m.Items = slices.DeleteFunc(m.Items, func(s string) bool { return s == id })
-			m.Items = append(m.Items, id)
-			if err := put(tx, b, user, itemKey(user, node, id), raw); err != nil {
-				return err
-			}
-			if err := trim(tx, b, user, node, m, cfg.keep()); err != nil {
-				return err
-			}
-		}
-		return putMeta(tx, b, user, node, m)
+		cfg, err = publishTx(tx, b, user, node, m, fields, item)
+		return err
 	})
 	return cfg, err
+}
+
+// publishTx is publish in tx; m is node's meta (nil: none yet).
+func publishTx(tx *bolt.Tx, b *bolt.Bucket, user, node string, m *meta, fields map[string][]string, item *stream.Element) (config, error) {
+	raw := item.Append(nil, "")
+	id := item.Get("id")
+	if m == nil {
+		if nodeCount(b, user) >= MaxNodes {
+			return config{}, errTooManyNodes
+		}
+		c, err := defaultConfig().apply(fields)
+		if err != nil {
+			return config{}, err
+		}
+		m = &meta{C: c}
+	} else if fields != nil {
+		c, err := m.C.apply(fields)
+		if err != nil || !c.equal(m.C) {
+			// XEP-0060 §7.1.5: the node exists and is configured
+			// otherwise (or the option is one we do not have).
+			return config{}, errPrecondition
+		}
+	}
+	cfg := m.C
+	if cfg.keep() > 0 {
+		m.Items = slices.DeleteFunc(m.Items, func(s string) bool { return s == id })
+		m.Items = append(m.Items, id)
+		if err := put(tx, b, user, itemKey(user, node, id), raw); err != nil {
+			return cfg, err
+		}
+		if err := trim(tx, b, user, node, m, cfg.keep()); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, putMeta(tx, b, user, node, m)
+}
+
+// offerKey records that the server offered user item id of node once
+// (OfferBookmark): Key(user, "o", node, id).
+func offerKey(user, node, id string) []byte { return store.Key(user, "o", node, id) }
+
+// offered reports whether item id of node was offered to user before.
+func (d *db) offered(user, node, id string) (bool, error) {
+	var ok bool
+	err := d.st.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucket); b != nil {
+			ok = b.Get(offerKey(user, node, id)) != nil
+		}
+		return nil
+	})
+	return ok, err
+}
+
+// offer publishes item on user's node (created with fields if missing)
+// unless it was offered before, records the offer, and reports whether
+// it published. An item with the same id is kept as it is (the member's
+// own), and so is the node when the item would push out one of the
+// member's (a node full at its max_items). Offer and publish are one
+// transaction: a crash leaves neither or both.
+func (d *db) offer(user, node string, fields map[string][]string, item *stream.Element) (cfg config, published bool, err error) {
+	id := item.Get("id")
+	err = d.st.Batch(func(tx *bolt.Tx) error {
+		published = false
+		b, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return err
+		}
+		k := offerKey(user, node, id)
+		if b.Get(k) != nil {
+			return nil
+		}
+		if err := put(tx, b, user, k, []byte{1}); err != nil {
+			return err
+		}
+		m, err := getMeta(b, user, node)
+		if err != nil {
+			return err
+		}
+		if m != nil && (slices.Contains(m.Items, id) || len(m.Items) >= m.C.keep()) {
+			return nil
+		}
+		if m != nil {
+			fields = nil // the member's configuration stands
+		}
+		if cfg, err = publishTx(tx, b, user, node, m, fields, item); err != nil {
+			return err
+		}
+		published = true
+		return nil
+	})
+	return cfg, published, err
 }
 
 // create makes node with fields applied; it fails with errConflict when

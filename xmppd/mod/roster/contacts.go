@@ -38,6 +38,15 @@ func (c contactsImpl) MayViewPresence(owner string, viewer jid.JID) bool {
 	return err == nil && r.From
 }
 
+// Groups reads contact's record: the index has no groups (store.go).
+func (c contactsImpl) Groups(owner, contact string) ([]string, error) {
+	it, ok, err := Get(c.srv.Store, owner, contact)
+	if err != nil || !ok || !it.Listed {
+		return nil, err
+	}
+	return it.Groups, nil
+}
+
 func (c contactsImpl) Subscribers(owner string, fn func(string)) error {
 	return contacts(c.srv.Store, owner, fFrom, fn)
 }
