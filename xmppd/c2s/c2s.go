@@ -324,11 +324,15 @@ type Transport struct {
 }
 
 // ServeConn serves one connection of another transport and returns when
-// it has ended (the reader may end on another goroutine if it parks,
-// which a connection that idle.Wrap cannot wrap never does).
+// it has ended, or when its bound session parks: a connection that is
+// idle.Parkable (a WebSocket over TCP) parks on the poller like a TCP
+// one, its reads of the TCP connection switched to non-blocking at bind.
 func (c *C2S) ServeConn(nc net.Conn, t Transport) {
 	c.wg.Add(1)
 	x := &conn{c: c, raw: nc, nc: nc, ip: t.IP, secure: true, overTLS: t.TLS != nil, tlsState: t.TLS}
+	if p, ok := nc.(idle.Parkable); ok && c.poller != nil {
+		x.idle = p.Idle() // nil: reads block, as before
+	}
 	if !x.admit(c.cfg.MaxUnauthPerIP) {
 		return
 	}
