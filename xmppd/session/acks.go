@@ -315,5 +315,6 @@ func (s *Session) Attach(conn net.Conn, h uint32, prefix []byte) (uint64, error)
 	if drained != nil {
 		go drained()
 	}
+	s.resumed() // filter.go: CSI sends what it held back
 	return gen, nil
 }

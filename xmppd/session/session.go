@@ -98,6 +98,8 @@ type Session struct {
 	backlogged bool
 	reroute    func([]*stream.Element)
 	drained    func()
+	// filter sees every stanza before it is queued (filter.go: CSI).
+	filter atomic.Pointer[Filter]
 
 	// Presence state, read by the router to choose recipients and owned by
 	// the presence module.
@@ -187,11 +189,11 @@ func (s *Session) Done() <-chan struct{} {
 	return s.cur.done
 }
 
-// Send queues a stanza. It returns false if the session cannot take it
-// (ending, closing without stream management, its queue overflowed, or,
-// with stream management, too far behind for another chat message): the
-// caller then tries elsewhere.
-func (s *Session) Send(el *stream.Element) bool {
+// send queues a stanza (Send, filter.go, runs the session's filter first).
+// It returns false if the session cannot take it (ending, closing without
+// stream management, its queue overflowed, or, with stream management, too
+// far behind for another chat message): the caller then tries elsewhere.
+func (s *Session) send(el *stream.Element) bool {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
