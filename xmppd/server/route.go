@@ -253,6 +253,9 @@ func (s *Server) iqStanza(st *Stanza) {
 	if st.Origin != nil && st.To.Domainpart() == "" {
 		st.To = st.From.Bare()
 	}
+	if s.Fire(IQFilter, st) { // iqhook.go
+		return
+	}
 	switch typ {
 	case "get", "set":
 	case "result", "error":
