@@ -13,6 +13,7 @@ import (
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/xmppd"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
+	"github.com/hearthchat/hearth/xmppd/mod/invites"
 	"github.com/hearthchat/hearth/xmppd/mod/pep"
 )
 
@@ -86,6 +87,36 @@ func TestSlixmppOMEMOChat(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "omemo_chat.py"),
 		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
+	}
+}
+
+// TestSlixmppClub: a new member's first minutes through slixmpp
+// (testdata/club.py): registered in-band with an invite, she finds the
+// club's default room in her Bookmarks 2 with autojoin; when alice's
+// client approves her subscription, alice's last avatar arrives without
+// another presence; a node alice limits to a roster group is hers to read
+// and refused to bob with not-in-roster-group.
+func TestSlixmppClub(t *testing.T) {
+	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
+		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
+	}
+	var dir state.Dir
+	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
+	if err := d.Server.Contacts().Befriend("alice", "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := invites.Create(d.Store, invites.Options{TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "club.py"),
+		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"), "--token", inv.Token)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
