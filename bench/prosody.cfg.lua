@@ -64,3 +64,8 @@ VirtualHost "{{.Domain}}"
 Component "groups.{{.Domain}}" "muc"
 	modules_enabled = { "muc_mam" }
 Component "upload.{{.Domain}}" "http_file_share"
+	-- xmppd/mod/upload's defaults: 100 MiB a file, 200 MiB a day per
+	-- member (Prosody's own are 10 MB and ten files a day). It is served on
+	-- the loopback HTTP port above (http_ports), like xmppd's -web.
+	http_file_share_size_limit = 100*1024*1024
+	http_file_share_daily_quota = 200*1024*1024

@@ -37,7 +37,9 @@ type session struct {
 	c     xconn
 	onMsg atomic.Pointer[func([]byte)]
 	onIQ  atomic.Pointer[func([]byte)]
-	done  chan struct{}
+	// onPres sees presence stanzas (room joins in muc.go).
+	onPres atomic.Pointer[func([]byte)]
+	done   chan struct{}
 }
 
 func newSession(c xconn) *session {
@@ -56,6 +58,10 @@ func newSession(c xconn) *session {
 				}
 			case "iq":
 				if f := s.onIQ.Load(); f != nil {
+					(*f)(b)
+				}
+			case "presence":
+				if f := s.onPres.Load(); f != nil {
 					(*f)(b)
 				}
 			}

@@ -59,6 +59,10 @@ type options struct {
 	// left out, and how long to hold the idle sessions open
 	skip     map[string]bool
 	idleHold time.Duration
+	// upload phase (upload.go): the file's size in bytes
+	uploadSize int64
+	// group chat phase (muc.go)
+	muc mucOptions
 }
 
 func main() {
@@ -81,7 +85,11 @@ func main() {
 	flag.IntVar(&pairs, "pairs", 0, "message pairs (default 50, quick 20)")
 	flag.IntVar(&nSmall, "n-small", 0, "idle sessions for the small idle measurement (default 1000, quick 200)")
 	flag.IntVar(&nLarge, "n-large", 0, "idle sessions for the large one and accounts made (default 5000, quick 200)")
-	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: idle,ws,sat,rates,logins,offline (for profiling one)")
+	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: idle,ws,sat,rates,logins,upload,muc,offline (for profiling one)")
+	var uploadMiB, occupants, archive int
+	flag.IntVar(&uploadMiB, "upload-mib", 0, "size of the uploaded file in MiB (default 50, quick 4)")
+	flag.IntVar(&occupants, "muc-occupants", 0, "occupants of the fan-out room (default 50, quick 10)")
+	flag.IntVar(&archive, "muc-archive", 0, "messages in the archived room a newcomer joins (default 1000, quick 100)")
 	var idleWindow time.Duration
 	flag.DurationVar(&idleWindow, "idle-window", 0, "idle measurement window (default 60s, quick 10s)")
 	flag.DurationVar(&o.idleHold, "idle-hold", 0, "keep the large number of idle sessions open this long (to take a heap profile)")
@@ -93,6 +101,9 @@ func main() {
 		o.idleWindow, o.satWindow, o.loginWindow = 10*time.Second, 5*time.Second, 5*time.Second
 		o.rateWindow, o.offWindow = 4*time.Second, 4*time.Second
 		o.pairs = 20
+		o.uploadSize = 4 << 20
+		o.muc = mucOptions{occupants: 10, satWindow: 2 * time.Second, satMax: 1000, rate: 10, rateWin: 2 * time.Second,
+			archive: 100, joins: 2, history: 20, mamMax: 50}
 	} else {
 		o.nSmall, o.nLarge = 1000, 5000
 		o.idleWindow, o.satWindow, o.loginWindow = 60*time.Second, 15*time.Second, 10*time.Second
@@ -100,6 +111,20 @@ func main() {
 		// for CPU time well above the noise of one idle second.
 		o.rateWindow, o.offWindow = 20*time.Second, 15*time.Second
 		o.pairs = 50
+		o.uploadSize = 50 << 20
+		// satMax keeps the fan-out room's archive under every server's
+		// bound (Prosody's internal store: 10,000 items; xmppd: 20,000).
+		o.muc = mucOptions{occupants: 50, satWindow: 10 * time.Second, satMax: 8000, rate: 20, rateWin: 10 * time.Second,
+			archive: 1000, joins: 5, history: 20, mamMax: 50}
+	}
+	if uploadMiB > 0 {
+		o.uploadSize = int64(uploadMiB) << 20
+	}
+	if occupants > 0 {
+		o.muc.occupants = occupants
+	}
+	if archive > 0 {
+		o.muc.archive = archive
 	}
 	if rates != "" {
 		o.rates = nil
@@ -125,7 +150,8 @@ func main() {
 			*set.v = set.was
 		}
 	}
-	o.nLarge = max(o.nLarge, o.nSmall, 2*o.pairs)
+	// The group chat phase's accounts follow the message pairs'.
+	o.nLarge = max(o.nLarge, o.nSmall, 2*o.pairs+o.muc.occupants+1)
 	if rateWindow > 0 {
 		o.rateWindow = rateWindow
 	}
@@ -255,6 +281,8 @@ type result struct {
 	wsPerSess float64
 	wsN       int
 	wsSat     satResult
+	up        uploadResult
+	muc       mucResult
 	notes     []string
 }
 
@@ -441,6 +469,20 @@ func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
 	}
 	if r.login.failed > 0 {
 		r.notes = append(r.notes, fmt.Sprintf("%d logins failed, first: %v", r.login.failed, r.login.firstErr))
+	}
+	if !o.skip["upload"] {
+		log.Printf("%s: upload, %d MiB", name, o.uploadSize>>20)
+		if err := uploadPhase(o, name, pid, l, 2*o.pairs+1, r); err != nil {
+			r.err = err
+			return r
+		}
+	}
+	if !o.skip["muc"] {
+		log.Printf("%s: group chat, %d occupants", name, o.muc.occupants)
+		if err := mucPhase(o, name, pid, l, 2*o.pairs+1, r); err != nil {
+			r.err = fmt.Errorf("group chat: %w", err)
+			return r
+		}
 	}
 	if o.skip["offline"] {
 		log.Printf("%s: done", name)

@@ -85,6 +85,10 @@ func report(o *options, rs []*result) string {
 		metric{label: "logins/s (TCP+STARTTLS+SCRAM+bind, 16 parallel)", value: func(r *result) (float64, bool) {
 			return float64(r.login.ok) / r.login.window.Seconds(), r.login.window > 0
 		}, unit: "login/s"},
+	)
+	rows = append(rows, uploadRows(o)...)
+	rows = append(rows, mucRows(o)...)
+	rows = append(rows,
 		metric{label: "offline path: messages/s to members not logged in", value: func(r *result) (float64, bool) {
 			return float64(r.off.stored) / r.off.window.Seconds(), r.off.window > 0
 		}, unit: "msg/s"},
@@ -184,6 +188,8 @@ func report(o *options, rs []*result) string {
 			float64(x.stored)/x.window.Seconds(), x.bounced, syncs, per, float64(x.writeBytes)/1024/n, float64(x.cpuNS)/1e3/n)
 	}
 	b.WriteString("\n")
+	uploadSection(&b, o, rs)
+	mucSection(&b, o, rs)
 
 	for _, r := range rs {
 		if r.mech != "" {
@@ -227,6 +233,7 @@ func report(o *options, rs []*result) string {
 			idle += "; at this rate they are the Go runtime's own: sysmon wakes once a minute to see whether the 2-minute forced GC is due"
 		}
 		check(&b, "zero wake-ups with idle sessions", h.idleWake == 0, idle)
+		phaseTargets(&b, o, h, idx["prosody"])
 	}
 	b.WriteString("\nRSS is VmRSS summed over the server's process tree. CPU at saturation is utime+stime from /proc/PID/stat over the tree; " +
 		"CPU per message at fixed rates is on-CPU time from /proc/PID/task/*/schedstat summed over every thread of the tree (the kernel accounting utime+stime are made from, in ns instead of 10 ms ticks; the ticks figure is shown beside it as a cross-check) over the counted window, divided by the messages sent in it. " +
