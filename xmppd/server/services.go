@@ -50,6 +50,7 @@ type Service struct {
 	items      func(st *Stanza) ([]DiscoItem, error)
 	iq         map[iqKey]IQHandler
 	other      func(st *Stanza)
+	fullIQ     func(st *Stanza)
 }
 
 type servicesKey struct{}
@@ -169,6 +170,17 @@ func (svc *Service) Handle(fn func(st *Stanza)) {
 	svc.other = fn
 }
 
+// HandleFullIQ takes every iq get or set addressed to a JID with a
+// resource on the service (a MUC occupant, room@groups/nick) instead of
+// the HandleIQ handlers: fn answers, forwards or bounces it itself
+// (XEP-0045 forwards such iqs to the occupant's client, so no handler of
+// the server may answer for it).
+func (svc *Service) HandleFullIQ(fn func(st *Stanza)) {
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	svc.fullIQ = fn
+}
+
 // Info is the service's disco#info <query/> for from.
 func (svc *Service) Info(from jid.JID) *stream.Element {
 	svc.mu.RLock()
@@ -211,12 +223,16 @@ func (s *Server) toService(st *Stanza) bool {
 		return false
 	}
 	svc.mu.RLock()
-	other := svc.other
+	other, fullIQ := svc.other, svc.fullIQ
 	svc.mu.RUnlock()
 	switch st.El.Local {
 	case "iq":
 		switch st.Type() {
 		case "get", "set":
+			if fullIQ != nil && st.To.Resourcepart() != "" {
+				fullIQ(st)
+				return true
+			}
 			s.serviceIQ(svc, st)
 			return true
 		}

@@ -310,7 +310,7 @@ func (m *Service) ownerSet(st *server.Stanza) (*stream.Element, error) {
 	}
 	switch x.Get("type") {
 	case "cancel":
-		return nil, nil
+		return nil, m.cancelCreation(r)
 	case "submit":
 	default:
 		return nil, withText(server.ErrBadRequest, "submit or cancel the form")
@@ -323,11 +323,17 @@ func (m *Service) ownerSet(st *server.Stanza) (*stream.Element, error) {
 	if err != nil {
 		return nil, err
 	}
-	old := r.st.Config
+	old, oldLock := r.st.Config, r.st.LockedUntil
 	r.st.Config = cfg
+	r.st.LockedUntil = 0 // configured: open to others (lock.go)
 	if err := m.save(r); err != nil {
-		r.st.Config = old
+		r.st.Config, r.st.LockedUntil = old, oldLock
 		return nil, err
+	}
+	if cfg == old {
+		// The instant-room request, or a form that changed nothing:
+		// no 104 (clients show it as "configuration changed").
+		return nil, nil
 	}
 	// Status codes of §10.2.1 to the occupants: 104 (configuration
 	// changed), 172/173 when whois changed.
@@ -386,31 +392,15 @@ func (m *Service) destroy(r *room, d *stream.Element) error {
 	return nil
 }
 
-// ping is XEP-0410 self-ping: to one's own occupant JID it succeeds while
-// the client is joined, and answers not-acceptable once it is not.
+// ping to the service or a room: it is there. Self-ping to one's own
+// occupant JID (XEP-0410) is answered with the other iqs to occupants
+// (iq.go: a result while joined, not-acceptable once not).
 func (m *Service) ping(st *server.Stanza) (*stream.Element, error) {
 	if st.To.Localpart() == "" {
 		return nil, nil
 	}
 	r := m.lookup(st.To.Localpart())
 	if r == nil {
-		return nil, server.ErrItemNotFound
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	o := r.occupantOf(st.From)
-	if st.To.Resourcepart() == "" {
-		return nil, nil
-	}
-	if o == nil {
-		return nil, withText(server.ErrNotAcceptable, "not joined")
-	}
-	if foldNick(st.To.Resourcepart()) == foldNick(o.nick) {
-		return nil, nil
-	}
-	// Pinging another occupant: XEP-0410 lets the service answer for
-	// it; the occupant exists or not.
-	if r.occ[foldNick(st.To.Resourcepart())] == nil {
 		return nil, server.ErrItemNotFound
 	}
 	return nil, nil

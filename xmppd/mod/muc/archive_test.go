@@ -46,7 +46,7 @@ func TestArchiveBounded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _, _ := newService(t, tc.o)
-			r, _, err := m.create("r", "alice@example.test", "alice", defaultConfig())
+			r, _, err := m.create("r", "alice@example.test", "alice", defaultConfig(), 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -38,7 +38,7 @@ func (m *Service) EnsureRoom(name, title string, allLocal bool) error {
 	if err != nil || j.Localpart() != name {
 		return fmt.Errorf("muc: bad room name %q", name)
 	}
-	r, created, err := m.create(name, "", "", serverRoomConfig(title))
+	r, created, err := m.create(name, "", "", serverRoomConfig(title), 0)
 	if err != nil {
 		return err
 	}

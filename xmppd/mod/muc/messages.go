@@ -36,6 +36,12 @@ func (m *Service) message(st *server.Stanza) {
 		m.decline(st, r, x)
 		return
 	}
+	if x := st.El.Child(nsData, "x"); x != nil && (st.Type() == "" || st.Type() == "normal") {
+		if vals, ok := formValues(x, nsRequest); ok && len(vals["FORM_TYPE"]) > 0 {
+			m.voiceForm(st, r, vals)
+			return
+		}
+	}
 	m.bounce(st, withText(server.ErrBadRequest, "send room messages with type groupchat"))
 }
 
@@ -142,6 +148,10 @@ func (m *Service) private(st *server.Stanza, r *room) {
 	to := r.occ[foldNick(st.To.Resourcepart())]
 	if to == nil {
 		m.bounce(st, withText(server.ErrItemNotFound, "no such occupant"))
+		return
+	}
+	if !r.mayPM(o) {
+		m.bounce(st, errNoPM)
 		return
 	}
 	out := m.cleanMessage(st.El, m.roomJID(r.name))

@@ -10,6 +10,10 @@
 //   - room.go: a room's state and configuration, disco, the owner form.
 //   - occupants.go: join, leave, nickname rules, presence, roles.
 //   - messages.go: groupchat and private messages, subject, invitations.
+//   - lock.go: rooms locked until their owner configures them (§10.1),
+//     and what Prosody, ejabberd and the clients do about it.
+//   - iq.go: iqs between occupants, passed on with occupant JIDs (§7.5).
+//   - voice.go: voice requests in moderated rooms (§7.13, §8.6).
 //   - admin.go: affiliation and role changes (muc#admin), destroy.
 //   - archive.go: the room archive, history on join, MAM queries.
 //   - moderate.go: retraction (XEP-0424) and moderation (XEP-0425).
@@ -65,6 +69,7 @@ const (
 	nsDiscoIt  = "http://jabber.org/protocol/disco#items"
 	nsConfForm = NS + "#roomconfig"
 	nsInfoForm = NS + "#roominfo"
+	nsRequest  = NS + "#request"
 )
 
 // RoomKind is what a room costs its creator in the storage budget (items
@@ -90,7 +95,14 @@ type Options struct {
 	OpenCreation bool
 	// NoDefaultRoom: do not make the club's default room (club.go).
 	NoDefaultRoom bool
-	Now           func() time.Time
+	// LockTimeout: how long a room made by a join stays locked without
+	// its owner's configuration (lock.go); 0 for DefaultLockTimeout,
+	// negative for no locking.
+	LockTimeout time.Duration
+	// VoiceRequestInterval: the least time between two voice requests of
+	// one occupant (voice.go); 0 for DefaultVoiceRequestInterval.
+	VoiceRequestInterval time.Duration
+	Now                  func() time.Time
 }
 
 // Defaults.
@@ -122,6 +134,12 @@ func (o *Options) defaults(srv *server.Server) {
 	}
 	if o.MaxOccupants <= 0 {
 		o.MaxOccupants = DefaultMaxOccupants
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.VoiceRequestInterval <= 0 {
+		o.VoiceRequestInterval = DefaultVoiceRequestInterval
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -171,7 +189,7 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 	svc := srv.AddService(o.Host, "Group chats")
 	m.svc = svc
 	svc.AddIdentity(server.Identity{Category: "conference", Type: "text", Name: "Group chats"})
-	for _, f := range []string{NS, nsMAM, nsSID, nsOccID, NS + "#self-ping-optimization", nsRetract, nsModerate} {
+	for _, f := range []string{NS, nsMAM, nsSID, nsOccID, NS + "#self-ping-optimization", nsRetract, nsModerate, nsRequest} {
 		svc.AddFeature(f)
 	}
 	svc.SetItems(m.publicRooms)
@@ -190,21 +208,25 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 	svc.HandleIQ("set", nsRegister, "query", m.registerSet)
 	svc.HandleIQ("set", nsVCard, "vCard", m.vcardSet)
 	svc.Handle(m.handle)
+	svc.HandleFullIQ(m.occupantIQ)
 	srv.OnAccountDeleted(m.accountDeleted)
 	return m, nil
 }
 
 // handle takes the service's messages and presence.
 func (m *Service) handle(st *server.Stanza) {
+	if st.El.Local == "iq" {
+		// Answers to iqs the room passed on to an occupant (iq.go);
+		// anything else answers nothing we asked.
+		m.occupantIQAnswer(st)
+		return
+	}
 	if st.Type() == "error" {
 		// A fan-out that failed (the occupant's session is gone): drop
 		// the occupant, on its own goroutine — the fan-out that caused
 		// it holds the room's mutex.
 		go m.deliveryFailed(st)
 		return
-	}
-	if st.El.Local == "iq" {
-		return // results to nothing we asked
 	}
 	if st.To.Localpart() == "" {
 		if st.El.Local == "message" {

@@ -100,6 +100,23 @@ func join(t *testing.T, c *modtest.Client, roomJID, nick, extra string) (self *s
 	return nil, nil
 }
 
+// create makes roomJID by joining it as nick (201) and accepts the
+// default configuration with the instant-room request (XEP-0045
+// §10.1.2), which opens the room to others (lock.go).
+func create(t *testing.T, c *modtest.Client, roomJID, nick, extra string) (self *stream.Element, got []*stream.Element) {
+	t.Helper()
+	self, got = join(t, c, roomJID, nick, extra)
+	if !codes(self)["201"] {
+		t.Fatalf("%s: %s was not made by this join: %s", c.JID, roomJID, self)
+	}
+	if r := iq(t, c, "set", roomJID, instantRoom); r.Get("type") != "result" {
+		t.Fatalf("%s: instant room %s: %s", c.JID, roomJID, r)
+	}
+	return self, got
+}
+
+const instantRoom = "<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query>"
+
 func joinErr(t *testing.T, c *modtest.Client, roomJID, nick, extra string) string {
 	t.Helper()
 	c.Sendf("<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'>%s</x></presence>", roomJID, nick, extra)
@@ -130,7 +147,7 @@ func TestRoomLife(t *testing.T) {
 	d := start(t)
 	alice, bob, carol := login(t, d, "alice"), login(t, d, "bob"), login(t, d, "carol")
 
-	self, _ := join(t, alice, room, "Alice", "")
+	self, _ := create(t, alice, room, "Alice", "")
 	if c := codes(self); !c["201"] || !c["110"] {
 		t.Fatalf("creator's self-presence lacks 201/110: %s", self)
 	}
@@ -248,7 +265,7 @@ func TestRoomLife(t *testing.T) {
 func TestAdminBadInput(t *testing.T) {
 	d := start(t)
 	alice, bob, carol := login(t, d, "alice"), login(t, d, "bob"), login(t, d, "carol")
-	join(t, alice, room, "alice", "")
+	create(t, alice, room, "alice", "")
 	admin := func(c *modtest.Client, items string) string {
 		t.Helper()
 		return modtest.ErrCond(iq(t, c, "set", room, "<query xmlns='http://jabber.org/protocol/muc#admin'>"+items+"</query>"))
@@ -432,7 +449,7 @@ func TestHistoryAndArchiveAcrossRestart(t *testing.T) {
 		}
 	}
 	alice := login(t, d, "alice")
-	join(t, alice, room, "alice", "")
+	create(t, alice, room, "alice", "")
 	for i := range 5 {
 		alice.Sendf("<message to='%s' type='groupchat'><body>m%d</body></message>", room, i)
 		alice.Expect("echo", isGroupchat(fmt.Sprintf("m%d", i)))
@@ -518,7 +535,7 @@ func mamAll(t *testing.T, c *modtest.Client, roomJID string) string {
 func TestRetractAndModerate(t *testing.T) {
 	d := start(t)
 	alice, bob := login(t, d, "alice"), login(t, d, "bob")
-	join(t, alice, room, "alice", "")
+	create(t, alice, room, "alice", "")
 	join(t, bob, room, "bob", "")
 	alice.Sync()
 	say := func(c *modtest.Client, body string) string {
@@ -616,7 +633,7 @@ func TestNickChangeAndTwoClients(t *testing.T) {
 	phone := modtest.Login(t, d, "bob", "phone")
 	phone.Send("<presence/>")
 	phone.Sync()
-	join(t, alice, room, "alice", "")
+	create(t, alice, room, "alice", "")
 	join(t, bob, room, "bob", "")
 	alice.Sync()
 	bob.Sendf("<presence to='%s/Robert'/>", room)
@@ -640,7 +657,7 @@ func TestNickChangeAndTwoClients(t *testing.T) {
 func TestRoomAvatar(t *testing.T) {
 	d := start(t)
 	alice, bob := login(t, d, "alice"), login(t, d, "bob")
-	join(t, alice, room, "alice", "")
+	create(t, alice, room, "alice", "")
 	photo := base64.StdEncoding.EncodeToString([]byte("\x89PNG tiny avatar"))
 	sum := sha1.Sum([]byte("\x89PNG tiny avatar"))
 	vc := "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>" + photo + "</BINVAL></PHOTO></vCard>"
@@ -668,7 +685,7 @@ func TestRoomAvatar(t *testing.T) {
 func TestRegisteredNick(t *testing.T) {
 	d := start(t)
 	alice, bob, carol := login(t, d, "alice"), login(t, d, "bob"), login(t, d, "carol")
-	join(t, alice, room, "alice", "")
+	create(t, alice, room, "alice", "")
 	reg := func(c *modtest.Client, nick string) string {
 		return modtest.ErrCond(iq(t, c, "set", room, "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"+
 			"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>"+

@@ -3,6 +3,7 @@ package muc
 import (
 	"sort"
 	"strconv"
+	"time"
 
 	"golang.org/x/text/secure/precis"
 	"mellium.im/xmpp/jid"
@@ -20,6 +21,8 @@ type occupant struct {
 	real map[string]*stream.Element // full JID → last presence it sent
 	role string
 	id   string // occupant-id
+	// voiceAsked: when it last asked for voice (voice.go).
+	voiceAsked time.Time
 }
 
 // foldNick is the key under which a nickname conflicts with another:
@@ -201,7 +204,7 @@ func (m *Service) join(st *server.Stanza, nick string) {
 			creator = st.From.Localpart()
 		}
 		var err error
-		r, created, err = m.create(name, bare, creator, defaultConfig())
+		r, created, err = m.create(name, bare, creator, defaultConfig(), m.lockUntil(st))
 		if err != nil {
 			m.presenceError(st, err)
 			return
@@ -212,6 +215,12 @@ func (m *Service) join(st *server.Stanza, nick string) {
 	defer r.mu.Unlock()
 	if r.gone {
 		m.presenceError(st, server.ErrItemNotFound)
+		return
+	}
+	if !created && r.lockedFor(bare, m.o.Now()) {
+		// §10.1.1: until the owner configures it, the room is not
+		// there for anyone else (lock.go).
+		m.presenceError(st, withText(server.ErrItemNotFound, "this room is locked until its owner configures it"))
 		return
 	}
 	pres := cleanPresence(st.El)
@@ -316,6 +325,10 @@ func (m *Service) changeNick(st *server.Stanza, r *room, o *occupant, nick, key 
 	}
 	for _, to := range r.sortedOccupants() {
 		p := m.presenceOf(r, o, to, "unavailable", 303)
+		// The occupant stays, with its role (§7.6 example: the 303
+		// presence has the role it keeps; "none" would tell clients a
+		// visitor or moderator left the room).
+		p.Child(NSUser, "x").Child(NSUser, "item").Set("role", o.role)
 		p.Child(NSUser, "x").Child(NSUser, "item").Set("nick", nick)
 		if to == o {
 			p.Child(NSUser, "x").Add(stream.New(NSUser, "status", "code", "110"))

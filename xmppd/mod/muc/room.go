@@ -1,6 +1,7 @@
 package muc
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,13 +31,18 @@ type Config struct {
 	ChangeSubject bool `json:"change_subject"`
 	// MaxHistory is the most messages sent as history on join.
 	MaxHistory int `json:"max_history"`
+	// AllowPM (muc#roomconfig_allowpm): whose private messages and iqs
+	// the room passes on to another occupant — "anyone", "participants"
+	// (not visitors), "moderators" or "none"; "" (rooms stored before
+	// the field existed) is "anyone".
+	AllowPM string `json:"allow_pm,omitempty"`
 }
 
 // defaultConfig is what a room made by a join starts with: a club's
 // rooms live on and are found in the list; whois moderators as XEP-0045
 // recommends.
 func defaultConfig() Config {
-	return Config{Persistent: true, Public: true, AllowInvites: true, WhoIs: "moderators", MaxHistory: DefaultHistory}
+	return Config{Persistent: true, Public: true, AllowInvites: true, WhoIs: "moderators", MaxHistory: DefaultHistory, AllowPM: "anyone"}
 }
 
 // roomState is what is stored of a room.
@@ -53,6 +59,10 @@ type roomState struct {
 	Nicks map[string]string `json:"nicks,omitempty"`
 	// AvatarHash: SHA-1 of the room vCard's photo (vcard.go).
 	AvatarHash string `json:"avatar_hash,omitempty"`
+	// LockedUntil (unix seconds): a room made by a join is locked until
+	// its owner configures it or this passes (lock.go); 0 is unlocked.
+	// Stored, so that a restart does not open a room early.
+	LockedUntil int64 `json:"locked_until,omitempty"`
 	// Archive bookkeeping (archive.go): stored apart from the room's
 	// record (muc_arcmeta), in the transaction of each append and trim,
 	// so that a message does not rewrite the room with its affiliations.
@@ -132,14 +142,14 @@ func (m *Service) lookup(name string) *room {
 // create makes room name with owner bare (creator: the local user charged,
 // "" for none) and commits it. It returns the room locked; an existing
 // room is returned locked with created=false.
-func (m *Service) create(name, owner, creator string, cfg Config) (r *room, created bool, err error) {
+func (m *Service) create(name, owner, creator string, cfg Config, lockedUntil int64) (r *room, created bool, err error) {
 	m.mu.Lock()
 	if r = m.rooms[name]; r != nil {
 		m.mu.Unlock()
 		r.mu.Lock()
 		return r, false, nil
 	}
-	r = newRoom(name, m.srv.Domain, roomState{Config: cfg, Creator: creator})
+	r = newRoom(name, m.srv.Domain, roomState{Config: cfg, Creator: creator, LockedUntil: lockedUntil})
 	if owner != "" {
 		r.st.Affs[owner] = "owner"
 	}
@@ -170,7 +180,7 @@ func (m *Service) remove(r *room) error {
 // features is the room's disco#info features.
 func (r *room) features() []string {
 	c := r.st.Config
-	f := []string{NS, nsSID, nsOccID, nsMAM, NS + "#stable_id", NS + "#self-ping-optimization", nsRetract, nsModerate, nsVCard, nsRegister}
+	f := []string{NS, nsSID, nsOccID, nsMAM, NS + "#stable_id", NS + "#self-ping-optimization", nsRetract, nsModerate, nsVCard, nsRegister, nsRequest}
 	pick := func(b bool, yes, no string) {
 		if b {
 			f = append(f, yes)
@@ -201,7 +211,7 @@ func (m *Service) discoInfo(st *server.Stanza) (*stream.Element, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.gone {
+	if r.gone || r.lockedFor(bareOf(st.From), m.o.Now()) {
 		return nil, server.ErrItemNotFound
 	}
 	q := stream.New(nsDiscoI, "query")
@@ -270,7 +280,7 @@ func (m *Service) publicRooms(st *server.Stanza) ([]server.DiscoItem, error) {
 	var items []server.DiscoItem
 	for _, r := range rooms {
 		r.mu.Lock()
-		if r.st.Config.Public && !r.gone {
+		if r.st.Config.Public && !r.gone && !r.locked(m.o.Now()) {
 			name := r.st.Config.Name
 			if name == "" {
 				name = r.name
@@ -363,6 +373,16 @@ func (r *room) configForm() *stream.Element {
 		opt.Add(stream.New(nsData, "value").AddText(o))
 		w.Add(opt)
 	}
+	pm := c.AllowPM
+	if pm == "" {
+		pm = "anyone"
+	}
+	p := f.field("muc#roomconfig_allowpm", "list-single", pm)
+	for _, o := range allowPMValues {
+		opt := stream.New(nsData, "option", "label", o)
+		opt.Add(stream.New(nsData, "value").AddText(o))
+		p.Add(opt)
+	}
 	f.field("muc#maxhistoryfetch", "text-single", strconv.Itoa(c.MaxHistory))
 	f.field("muc#roomconfig_historylength", "text-single", strconv.Itoa(c.MaxHistory))
 	return f.el
@@ -425,6 +445,12 @@ func applyConfig(c Config, vals map[string][]string) (Config, error) {
 			return c, withText(server.ErrBadRequest, "whois: moderators or anyone")
 		}
 		c.WhoIs = v
+	}
+	if v, ok := one("muc#roomconfig_allowpm"); ok {
+		if !slices.Contains(allowPMValues, v) {
+			return c, withText(server.ErrBadRequest, "allowpm: anyone, participants, moderators or none")
+		}
+		c.AllowPM = v
 	}
 	for _, k := range []string{"muc#maxhistoryfetch", "muc#roomconfig_historylength"} {
 		if v, ok := one(k); ok && v != "" {

@@ -26,13 +26,10 @@ const MaxRoomVCard = 128 << 10
 var bucketVCards = []byte("muc_vcards")
 
 func (m *Service) vcardGet(st *server.Stanza) (*stream.Element, error) {
+	// An occupant's vCard (room@host/nick) does not come here: it is
+	// passed on to the occupant's account (iq.go).
 	r, err := m.roomOf(st)
 	if err != nil {
-		if st.To.Resourcepart() != "" {
-			// An occupant's vCard: not proxied (XEP-0045 §7.5 IQ
-			// forwarding is not offered).
-			return nil, server.ErrServiceUnavailable
-		}
 		return nil, err
 	}
 	allowed := r.mayRead(bareOf(st.From), r.occupantOf(st.From) != nil)
