@@ -157,3 +157,19 @@ func holdsCopy(x *session.Session) bool {
 	on, _ := x.AcksEnabled()
 	return on || !x.Closing()
 }
+
+// ArchivePage is the payload of ArchiveSent.
+type ArchivePage struct {
+	User string
+	// IDs are the archive's stanza-ids (by the account's bare JID) of the
+	// messages the page carried.
+	IDs []string
+}
+
+// ArchiveSent fires after a session read a page of its own account's
+// message archive (XEP-0313). The messages it carried have reached a
+// client that syncs from the archive: the offline module deletes its
+// copies of them, so that the same client is not sent them a second time
+// at its initial presence (see mod/mam's package doc, "Offline storage
+// and the archive agree"). Fired on the asking session's reader.
+var ArchiveSent = NewEvent[ArchivePage]("archive-sent")

@@ -13,7 +13,10 @@ import (
 // already checked that it is a message, presence or iq in the content
 // namespace. It runs on the session's reader goroutine, so a session's
 // stanzas are handled in order and a handler's storage write is durable
-// before the next stanza of that session is read.
+// before the next stanza of that session is read — except a write made
+// with Commit (durable.go: the message archive), which completes in the
+// background: acknowledgements stop short of it and the session's next iq
+// waits for it.
 func (s *Server) FromClient(sess *session.Session, el *stream.Element) {
 	st := &Stanza{El: el, From: sess.JID, Origin: sess}
 	el.Set("from", sess.JID.String())
@@ -26,6 +29,13 @@ func (s *Server) FromClient(sess *session.Session, el *stream.Element) {
 		st.To = j
 		if j.String() != to {
 			el.Set("to", j.String())
+		}
+	}
+	if el.Local == "iq" {
+		// Its answer promises that what the session sent before is
+		// stored, and a query must see it (durable.go).
+		if !s.WaitCommits(sess, commitWait) {
+			s.Log.Error("storage commit outstanding too long; answering an iq anyway", "session", sess.JID.String())
 		}
 	}
 	s.safely(sess, func() { s.dispatch(st) })

@@ -71,6 +71,7 @@ func Register(srv *server.Server) {
 	srv.Hook(server.MessageOffline, 0, m.store)
 	server.Available.On(srv, m.available)
 	server.Drained.On(srv, m.drained)
+	server.ArchiveSent.On(srv, m.archiveSent)
 	srv.OnAccountDeleted(func(user string) {
 		if err := m.deleteUser(user); err != nil {
 			srv.Log.Error("offline: delete account data", "user", user, "err", err)
@@ -145,6 +146,7 @@ func (m *mod) store(st *server.Stanza) bool {
 		el.Add(stream.New(nsDelay, "delay", "from", m.srv.Domain, "stamp", Stamp(time.Now())).AddText("Offline storage"))
 	}
 	data := el.Append(nil, "")
+	sid := archiveID(el, user+"@"+m.srv.Domain)
 	sender := senderKey(st.From, m.srv.Domain)
 	err := m.srv.Store.Batch(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketMsgs)
@@ -158,6 +160,9 @@ func (m *mod) store(st *server.Stanza) bool {
 		key := append(prefix(user), store.U64(seq)...)
 		// Charged first: over a limit, nothing is written.
 		if err := m.charge(tx, user, sender, key, int64(len(data)), 1); err != nil {
+			return err
+		}
+		if err := indexArchiveID(tx, user, sid, key); err != nil {
 			return err
 		}
 		return b.Put(key, data)
@@ -317,6 +322,9 @@ func (m *mod) remove(user string, keys [][]byte) error {
 			if err := m.free(tx, user, k, v); err != nil {
 				return err
 			}
+			if err := unindexArchiveID(tx, k); err != nil {
+				return err
+			}
 			if err := b.Delete(k); err != nil {
 				return err
 			}
@@ -350,6 +358,9 @@ func (m *mod) deleteUser(user string) error {
 				// Frees each sender's share and what a local sender
 				// has waiting in all.
 				if err := m.free(tx, user, k, vals[i]); err != nil {
+					return err
+				}
+				if err := unindexArchiveID(tx, k); err != nil {
 					return err
 				}
 				if err := b.Delete(k); err != nil {

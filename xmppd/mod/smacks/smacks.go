@@ -60,12 +60,24 @@ func Register(srv *server.Server) {
 	srv.HandleNonza(ns, func(sess *session.Session, el *stream.Element) { r.nonza(srv, sess, el) })
 	srv.SetResumer(func(user, id string) *session.Session {
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		s := r.by[id]
+		r.mu.Unlock()
 		if s == nil || s.User != user || s.Ended() {
 			return nil
 		}
+		// <resumed h/> reports the handled count: it must not cover a
+		// message whose commit is still outstanding (server/durable.go).
+		// Commits take milliseconds; a storage stall this long is
+		// reported by the health check.
+		if !srv.WaitCommits(s, resumeCommitWait) {
+			srv.Log.Error("smacks: resuming with a storage commit outstanding", "session", s.JID.String())
+		}
 		return s
+	})
+	server.Committed.On(srv, func(sess *session.Session) {
+		if on, _ := sess.AcksEnabled(); on {
+			sendAck(sess, srv.DurableCount(sess))
+		}
 	})
 	srv.OnHibernate(func(sess *session.Session) {
 		gen := sess.Gen()
@@ -110,7 +122,10 @@ func (r *registry) nonza(srv *server.Server, sess *session.Session, el *stream.E
 		sess.SendRaw([]byte(out + "/>"))
 	case "r":
 		if on, _ := sess.AcksEnabled(); on {
-			sess.SendRaw([]byte("<a xmlns='" + ns + "' h='" + strconv.FormatUint(uint64(sess.InCount()), 10) + "'/>"))
+			// Only what is committed: a message whose archive commit is
+			// still outstanding is acknowledged once it is done
+			// (server/durable.go, the Committed event below).
+			sendAck(sess, srv.DurableCount(sess))
 		}
 	case "a":
 		h, err := strconv.ParseUint(el.Get("h"), 10, 32)
@@ -124,6 +139,15 @@ func (r *registry) nonza(srv *server.Server, sess *session.Session, el *stream.E
 	default:
 		sess.CloseWithError("unsupported-stanza-type", "")
 	}
+}
+
+// resumeCommitWait bounds how long a resumption waits for the session's
+// outstanding commits.
+const resumeCommitWait = 10 * time.Second
+
+// sendAck sends <a h/> (XEP-0198 allows one unrequested).
+func sendAck(sess *session.Session, h uint32) {
+	sess.SendRaw([]byte("<a xmlns='" + ns + "' h='" + strconv.FormatUint(uint64(h), 10) + "'/>"))
 }
 
 // reroute delivers again what the client never confirmed (the server's

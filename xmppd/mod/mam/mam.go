@@ -1,0 +1,322 @@
+// Package mam is the message archive of accounts (XEP-0313 mam:2, with
+// XEP-0359 stanza ids): every chat or normal message with a body (or a
+// store hint, or an encrypted payload) routed to or from a local account
+// is archived for that account, and the copy delivered to the recipient
+// carries <stanza-id by='the account'/> with its archive id. Clients page
+// through the archive by with/start/end/before-id/after-id/ids and RSM.
+// Room archives are mod/muc's own (the room is the archive's owner there).
+//
+// # Acknowledged means durable
+//
+// The archive write is the durability point for every message to a local
+// account, online, hibernating or offline. It happens in the
+// MessageFull/MessageBare hooks, before the message is handed to any
+// session, on the sender's reader goroutine (server.FromClient): c2s
+// counts the stanza as handled (the h of XEP-0198's <a/>, the order an
+// iq ping's answer promises) only after FromClient returns, so an
+// acknowledgement never covers a message still only in memory. The write
+// goes through Store.Batch: bbolt groups the transactions of every session
+// writing within MaxBatchDelay into one commit, so an SD card sees one
+// commit (two fdatasyncs) per batch, not per message. Messages the
+// recipient's preferences keep out of the archive, no-store/
+// no-permanent-store messages and bare chat states are not made durable
+// this way (an offline recipient's still go through offline storage).
+//
+// # Offline storage and the archive agree
+//
+// Like Conversations with Prosody or ejabberd, a client that syncs from
+// the archive must not be sent the same messages again from offline
+// storage. Offline copies carry the same stanza-id as the archive (the id
+// is added before delivery falls back to offline storage, and stream
+// management's re-routing keeps it), so a client that de-duplicates by
+// stanza-id (XEP-0359 §5) never shows one twice. On top of that, as
+// ejabberd does for clients that use MAM, every page a session reads from
+// its own archive fires server.ArchiveSent with the ids it carried, and
+// the offline module deletes those messages from its store: a phone that
+// queries the archive before sending its initial presence (Conversations'
+// catch-up after the resume window) gets each message once, from the
+// archive. The price, as with ejabberd: another device of the account
+// that only reads offline storage no longer gets those messages from it.
+//
+// # Hooks
+//
+// Priority 50 on MessageOut, MessageFull and MessageBare: modules that
+// refuse a message (blocking) hook above it, so refused messages are not
+// archived; modules that copy it (carbons) hook below it, so their copies
+// carry the stanza-id.
+package mam
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/stream"
+)
+
+// Namespaces.
+const (
+	NS         = "urn:xmpp:mam:2"
+	NSExtended = NS + "#extended"
+	nsSID      = "urn:xmpp:sid:0"
+	nsHints    = "urn:xmpp:hints"
+	nsForward  = "urn:xmpp:forward:0"
+	nsDelay    = "urn:xmpp:delay"
+	nsRSM      = "http://jabber.org/protocol/rsm"
+	nsData     = "jabber:x:data"
+)
+
+// HookPriority is where the archive sits in the message hooks (see the
+// package doc).
+const HookPriority = 50
+
+type mod struct {
+	srv       *server.Server
+	now       func() time.Time
+	retention atomic.Int64 // time.Duration
+
+	ids     idAlloc
+	sweepMu sync.Mutex
+	sweeper sweeper
+	stopped atomic.Bool
+}
+
+type modKey struct{}
+
+func of(srv *server.Server) *mod {
+	return server.State(srv, modKey{}, func() *mod {
+		m := &mod{srv: srv, now: time.Now}
+		m.ids.init()
+		m.retention.Store(int64(DefaultRetention))
+		return m
+	})
+}
+
+// SetRetention sets how long messages are kept (the appliance config's
+// archive section; mods_mam.go). Zero or less keeps the default.
+func SetRetention(srv *server.Server, d time.Duration) {
+	if d <= 0 {
+		d = DefaultRetention
+	}
+	of(srv).retention.Store(int64(d))
+}
+
+// Register plugs the account archive into srv.
+func Register(srv *server.Server) {
+	m := of(srv)
+	srv.AddFeature(server.ToAccount, NS)
+	srv.AddFeature(server.ToAccount, NSExtended)
+	srv.Hook(server.MessageOut, HookPriority, m.out)
+	srv.Hook(server.MessageFull, HookPriority, m.in)
+	srv.Hook(server.MessageBare, HookPriority, m.in)
+	srv.HandleIQ(server.ToAccount, "get", NS, "query", m.form)
+	srv.HandleIQ(server.ToAccount, "set", NS, "query", m.query)
+	srv.HandleIQ(server.ToAccount, "get", NS, "prefs", m.getPrefs)
+	srv.HandleIQ(server.ToAccount, "set", NS, "prefs", m.setPrefs)
+	srv.HandleIQ(server.ToAccount, "get", NS, "metadata", m.metadata)
+	srv.OnAccountDeleted(func(user string) {
+		m.ids.forget(user)
+		if err := m.deleteUser(user); err != nil {
+			srv.Log.Error("mam: delete account data", "user", user, "err", err)
+		}
+	})
+	time.AfterFunc(sweepEvery, m.tick)
+}
+
+// tick runs one retention step and schedules the next; it stops once the
+// database is closed (the daemon stopped).
+func (m *mod) tick() {
+	if m.stopped.Load() {
+		return
+	}
+	m.sweepMu.Lock()
+	cutoff := timeID(m.now().Add(-time.Duration(m.retention.Load())))
+	_, err := m.sweep(cutoff)
+	m.sweepMu.Unlock()
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		m.stopped.Store(true)
+		return
+	}
+	if err != nil {
+		m.srv.Log.Error("mam: retention", "err", err)
+	}
+	time.AfterFunc(sweepEvery, m.tick)
+}
+
+// archivable: a chat or normal message a person reads later (XEP-0313
+// §5 leaves the choice to the server; like Prosody: a body, an explicit
+// store hint, or an end-to-end encrypted payload, whose fallback body
+// some clients leave out), unless the sender asked otherwise (XEP-0334).
+// A bare chat state is not archived (nor made durable: it is stale by the
+// time anybody could read it).
+func archivable(el *stream.Element) bool {
+	switch el.Get("type") {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	if el.Child(nsHints, "no-store") != nil || el.Child(nsHints, "no-permanent-store") != nil {
+		return false
+	}
+	if el.Child(stream.NSClient, "body") != nil || el.Child(nsHints, "store") != nil {
+		return true
+	}
+	for _, c := range el.Children() {
+		switch c.Space {
+		case "eu.siacs.conversations.axolotl", "urn:xmpp:omemo:2", "urn:xmpp:openpgp:0", "jabber:x:encrypted":
+			return true
+		}
+	}
+	return false
+}
+
+// stripIDs removes stanza-ids that claim to be given by local JIDs (or,
+// with only set, by that JID): XEP-0359 §3.3, a client must not be able to
+// forge the server's ids (one with the recipient's by would also stop the
+// archive from storing the message, see in).
+func stripIDs(srv *server.Server, el *stream.Element, only string) {
+	out := el.Nodes[:0]
+	for _, n := range el.Nodes {
+		if n.El != nil && n.El.Space == nsSID && n.El.Local == "stanza-id" {
+			by := n.El.Get("by")
+			j, err := jid.Parse(by)
+			if only == "" && (err != nil || srv.IsLocal(j)) || only != "" && by == only {
+				continue
+			}
+		}
+		out = append(out, n)
+	}
+	for i := len(out); i < len(el.Nodes); i++ {
+		el.Nodes[i] = stream.Node{}
+	}
+	el.Nodes = out
+}
+
+// idFor returns the stanza-id el carries from by ("" if none).
+func idFor(el *stream.Element, by string) string {
+	for _, c := range el.Children() {
+		if c.Space == nsSID && c.Local == "stanza-id" && c.Get("by") == by {
+			return c.Get("id")
+		}
+	}
+	return ""
+}
+
+func (m *mod) bare(user string) string { return user + "@" + m.srv.Domain }
+
+// localUser is the account behind j, "" if j is not a local account.
+func (m *mod) localUser(j jid.JID) string {
+	if j.Localpart() == "" || !m.srv.IsLocal(j) {
+		return ""
+	}
+	return j.Localpart()
+}
+
+// out is the MessageOut hook: a local client's message, before routing.
+// Forged ids go; a message leaving the domain (a service such as a room,
+// or another server) is archived for its sender here, since no hook of
+// ours sees it again. Messages to local accounts are archived by in, for
+// both parties in one transaction.
+func (m *mod) out(st *server.Stanza) bool {
+	stripIDs(m.srv, st.El, "")
+	if m.srv.IsLocal(st.To) || !archivable(st.El) || st.To.Domainpart() == "" {
+		return false
+	}
+	sender := m.localUser(st.From)
+	if sender == "" {
+		return false
+	}
+	if !m.wants(sender, st.To) {
+		return false
+	}
+	m.archive(st, []entry{{user: sender, dir: dirOut, peer: st.To.String(), el: st.El}})
+	return false
+}
+
+// in is the MessageFull and MessageBare hook: a message for a local
+// account, archived (with its sender's copy when the sender is local too)
+// and committed before it is delivered.
+func (m *mod) in(st *server.Stanza) bool {
+	user := m.localUser(st.To)
+	if user == "" || !archivable(st.El) {
+		return false
+	}
+	by := m.bare(user)
+	if idFor(st.El, by) != "" {
+		// Archived already: MessageFull ran, the resource could not
+		// take it and it fell back to MessageBare. Clients cannot send
+		// such an id (out strips it); the server's own stanzas (Route)
+		// have none from us either.
+		return false
+	}
+	if !m.srv.AccountExists(user) {
+		return false // bounced by the core
+	}
+	var entries []entry
+	if m.wants(user, st.From) {
+		entries = append(entries, entry{user: user, dir: dirIn, peer: st.From.String(), el: st.El})
+	}
+	if sender := m.localUser(st.From); sender != "" && sender != user && m.wants(sender, st.To) {
+		entries = append(entries, entry{user: sender, dir: dirOut, peer: st.To.String(), el: st.El})
+	}
+	if len(entries) == 0 {
+		return false
+	}
+	ids := m.archive(st, entries)
+	if entries[0].user == user {
+		st.El.Add(stream.New(nsSID, "stanza-id", "id", FormatID(ids[0]), "by", by))
+	}
+	return false
+}
+
+// wants applies user's archiving preferences to a message with peer.
+func (m *mod) wants(user string, peer jid.JID) bool {
+	var p prefs
+	if err := m.srv.Store.View(func(tx *bolt.Tx) error {
+		p = readPrefs(tx, user)
+		return nil
+	}); err != nil {
+		return true
+	}
+	return p.archives(m.srv, user, peer)
+}
+
+// archive commits entries for st in one group-committed transaction
+// (server.Commit: for a local client's message in the background, its
+// acknowledgement held back until done) and returns their ids, allocated
+// before the commit so that the delivered copy carries its stanza-id. The
+// stored copy is the stanza without any stanza-id of ours (a query adds
+// the owner's).
+func (m *mod) archive(st *server.Stanza, entries []entry) []uint64 {
+	now := m.now()
+	ids := make([]uint64, len(entries))
+	for i := range entries {
+		c := entries[i].el.Copy()
+		stripIDs(m.srv, c, "")
+		entries[i].el = c
+		ids[i] = m.ids.alloc(m.srv, entries[i].user, now)
+	}
+	m.srv.Commit(st, func(tx *bolt.Tx) error {
+		for i, e := range entries {
+			if err := put(tx, e, ids[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(err error) {
+		for i, e := range entries {
+			m.ids.done(e.user, ids[i])
+		}
+		if err != nil {
+			// Delivered anyway: losing the archive copy is better than
+			// losing the message (the log says why, e.g. a full budget).
+			m.srv.Log.Error("mam: archive", "user", entries[0].user, "err", err)
+		}
+	})
+	return ids
+}
