@@ -2,6 +2,7 @@ package xmppd
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/hearthchat/hearth/xmppd/mod/muc"
 	"github.com/hearthchat/hearth/xmppd/server"
@@ -63,10 +64,29 @@ func defaultRoomBookmarks(srv *server.Server) {
 		srv.Log.Error("default room bookmarks: list accounts", "err", err)
 		return
 	}
-	for _, u := range users {
-		offerDefaultRoom(srv, u)
+	// Offers run side by side so that their writes share commits (bbolt's
+	// Batch): one at a time, the first start after an upgrade took 5.9 s
+	// for 500 accounts (two commits each), held before the listeners open.
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(len(users), offerWorkers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range work {
+				offerDefaultRoom(srv, u)
+			}
+		}()
 	}
+	for _, u := range users {
+		work <- u
+	}
+	close(work)
+	wg.Wait()
 }
+
+// offerWorkers bounds the offers made at once at start.
+const offerWorkers = 32
 
 func offerDefaultRoom(srv *server.Server, user string) {
 	svc := muc.Of(srv)
