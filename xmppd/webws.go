@@ -17,5 +17,7 @@ func (d *Daemon) mountWebSocket(cfg c2s.Config) {
 		Log: d.opts.Log,
 	})
 	d.Web.Handle(ws.Path, h)
-	d.Web.AddLink("urn:xmpp:alt-connections:websocket", "wss://"+d.Server.Domain+ws.Path)
+	// A path: web makes it ws:// or wss:// on the name each client asked
+	// for (a LAN client at http://hearth.local has no wss:// to reach).
+	d.Web.AddLink("urn:xmpp:alt-connections:websocket", ws.Path)
 }

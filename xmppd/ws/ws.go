@@ -300,13 +300,17 @@ const maxHead = 4096
 
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.read(p)
+	c.release()
+	return n, err
+}
+
+// release gives the read-ahead buffer back when it holds nothing, before
+// the reader returns (and perhaps parks): an idle session holds none.
+func (c *conn) release() {
 	if c.rb != nil && c.rr == c.rw {
-		// Nothing read ahead: the buffer goes back before the reader
-		// returns (and perhaps parks), so an idle session holds none.
 		readBufs.Put(c.rb)
 		c.rb, c.rr, c.rw = nil, 0, 0
 	}
-	return n, err
 }
 
 func (c *conn) read(p []byte) (int, error) {

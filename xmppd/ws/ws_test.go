@@ -336,7 +336,8 @@ func TestHostMeta(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), "urn:xmpp:alt-connections:websocket") || !strings.Contains(string(b), ws.Path) {
+	// The name and scheme this client used (plain HTTP here: ws://).
+	if !strings.Contains(string(b), "urn:xmpp:alt-connections:websocket") || !strings.Contains(string(b), `href="`+wsURL(d)+`"`) {
 		t.Fatalf("host-meta: %s", b)
 	}
 }
