@@ -137,6 +137,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.Server = srv
 	registerModules(srv)
+	d.configureArchive() // mods_mam.go
 	d.removals = newRemovals(srv, opts.Log)
 	srv.OnAccountDeleted(webCircles{srv}.forget)
 	d.configureInvites() // webinvites.go

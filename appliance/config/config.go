@@ -32,6 +32,8 @@ type Config struct {
 	Update Update `json:"update"`
 	Site   Site   `json:"site"`
 	TURN   TURN   `json:"turn"`
+	// Archive is the message archive's retention (archive.go).
+	Archive Archive `json:"archive"`
 }
 
 // Default is the configuration of a box nobody has set up yet.
@@ -40,6 +42,7 @@ func Default() *Config {
 	c.Net = DefaultNet()
 	c.Update = DefaultUpdate()
 	c.TURN = DefaultTURN()
+	c.Archive = DefaultArchive()
 	return c
 }
 
