@@ -52,6 +52,14 @@ func TestQuickBenchHearth(t *testing.T) {
 		"failures at 50 msg/s", "failures at 500 msg/s", "failures at 2000 msg/s",
 		"offline path: messages/s", "offline path: fsyncs/s", "offline path: failures",
 		"RSS per idle WebSocket session (N=200)", "messages/s at saturation over WebSocket",
+		// the upload phase (issue 11) and the group chat phase (issue 12)
+		"upload 4 MiB (XEP-0363): PUT throughput", "upload: GET throughput", "upload: server RSS growth during the PUT",
+		"upload: server peak RSS during the PUT", "upload: file back byte-identical",
+		"group chat, 10 occupants: messages/s at saturation", "group chat: deliveries/s at saturation",
+		"group chat: deliveries per server CPU-second", "group chat: syncs per message at saturation",
+		"group chat: latency p50 to the 10th receipt at 10 msg/s", "group chat: latency p99 to the 10th receipt at 10 msg/s",
+		"group chat: failures at 10 msg/s", "group chat: RSS growth per occupant on joining",
+		"group chat: join a room with 100 archived messages (history 20)", "group chat: then the last 50 from the room's archive",
 	}
 	num := regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 	for _, w := range wantRows {
@@ -81,7 +89,7 @@ func TestQuickBenchHearth(t *testing.T) {
 	// Nothing the server accepted may be lost, even on a busy machine:
 	// the failure rows (lost, more than a second late, or bounced) are 0.
 	for _, l := range strings.Split(report, "\n") {
-		if strings.HasPrefix(l, "| failures at ") || strings.HasPrefix(l, "| offline path: failures") {
+		if strings.HasPrefix(l, "| failures at ") || strings.HasPrefix(l, "| offline path: failures") || strings.HasPrefix(l, "| group chat: failures") {
 			if cells := strings.Split(strings.Trim(l, "| "), "|"); len(cells) == 3 && strings.TrimSpace(cells[2]) != "0" {
 				t.Errorf("hearth failed messages: %s", l)
 			}
@@ -92,6 +100,18 @@ func TestQuickBenchHearth(t *testing.T) {
 	}
 	if strings.Contains(report, "fsyncs not counted") {
 		t.Errorf("the offline run did not count fsyncs (is perf installed?):\n%s", report)
+	}
+	if !regexp.MustCompile(`(?m)^\| upload: file back byte-identical \| 1 = yes \| 1 \|$`).MatchString(report) {
+		t.Errorf("the uploaded file did not come back byte-identical:\n%s", report)
+	}
+	// The join got its 20 messages of history and the archive its 50
+	// (main.go notes it otherwise); the room was configured like the
+	// others' (the phase fails otherwise).
+	if strings.Contains(report, "group chat: the join got") || strings.Contains(report, "syncs not counted") {
+		t.Errorf("group chat phase incomplete:\n%s", report)
+	}
+	if !strings.Contains(report, "| hearth | 10 msg/s |") || !strings.Contains(report, "| hearth | saturation (10 in flight) |") {
+		t.Errorf("no group chat runs table with hearth's rows:\n%s", report)
 	}
 	if strings.Contains(report, "logins failed") || strings.Contains(report, "error bounces") || strings.Contains(report, "no answer to a ping") {
 		t.Errorf("report notes lost messages or failed logins:\n%s", report)
