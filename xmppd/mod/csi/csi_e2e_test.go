@@ -1,0 +1,54 @@
+//go:build e2e
+
+package csi_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/xmppd"
+	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
+)
+
+// TestSlixmppPresenceChurn: slixmpp's xep_0352 plugin on alice, 20
+// slixmpp contacts each changing presence 10 times. Active she gets all
+// 200 changes; inactive, one presence per contact (the latest), sent with
+// the message that wakes her.
+func TestSlixmppPresenceChurn(t *testing.T) {
+	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
+		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
+	}
+	var dir state.Dir
+	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
+	for i := range 20 {
+		u := fmt.Sprintf("c%d", i)
+		if err := d.Store.CreateAccount(u, u+"-pw", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "csi_churn.py"),
+		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
+	}
+	var active, inactive int
+	for _, l := range strings.Split(string(out), "\n") {
+		if _, err := fmt.Sscanf(l, "active %d inactive %d", &active, &inactive); err == nil {
+			break
+		}
+	}
+	t.Logf("stanzas delivered during the churn: active %d, inactive %d", active, inactive)
+	if active < 200 || inactive != 21 {
+		t.Fatalf("active %d (want >= 200), inactive %d (want 20 presences + 1 message)", active, inactive)
+	}
+}

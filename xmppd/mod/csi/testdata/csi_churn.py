@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""XEP-0352 with a real client library: slixmpp's xep_0352 plugin on
+alice, 20 slixmpp contacts she is subscribed to, each changing its
+presence 10 times. Run by csi_e2e_test.go with Debian's /usr/bin/python3
+(python3-slixmpp). Prints "active N inactive M", then "OK" and exits 0, or
+"FAIL: ..." with the recent XML and exits 1.
+"""
+
+import argparse
+import asyncio
+import collections
+import logging
+import sys
+
+import slixmpp
+
+TIMEOUT = 20
+CONTACTS = 20
+TOGGLES = 10
+
+LOG = collections.deque(maxlen=60)
+
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        LOG.append(self.format(record))
+
+
+class Fail(Exception):
+    pass
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, args, user):
+        super().__init__("%s@%s/e2e" % (user, args.domain), user + "-pw", sasl_mech="SCRAM-SHA-256")
+        self.ca_certs = args.ca
+        self.register_plugin("xep_0199")
+        self.register_plugin("xep_0352")
+        self.stanzas = []  # every presence and message, in arrival order
+        self.changed = asyncio.Event()
+
+        def keep(st):
+            self.stanzas.append(st)
+            self.changed.set()
+        self.add_event_handler("presence", keep)
+        self.add_event_handler("message", keep)
+        # slixmpp 1.8 only knows tls-unique, which TLS 1.3 lacks: log in
+        # without channel binding, as many clients do.
+        fm = self["feature_mechanisms"]
+        orig = fm.sasl_callback
+
+        def creds(required, optional):
+            r = orig(required, optional)
+            if "channel_binding" in r:
+                r["channel_binding"] = None
+            return r
+        fm.sasl_callback = creds
+
+    async def login(self, port):
+        started = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
+        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
+        try:
+            await asyncio.wait_for(started, TIMEOUT)
+        except asyncio.TimeoutError:
+            raise Fail("%s: no session" % self.boundjid)
+        await self.get_roster()
+
+    async def until(self, what, pred):
+        """Waits until pred() holds over self.stanzas."""
+        end = asyncio.get_event_loop().time() + TIMEOUT
+        while not pred():
+            left = end - asyncio.get_event_loop().time()
+            if left <= 0:
+                raise Fail("%s: never got %s" % (self.boundjid, what))
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def sync(self):
+        """A ping to the server: everything sent before it was handled."""
+        await self["xep_0199"].ping(jid=self.boundjid.domain, timeout=TIMEOUT)
+
+
+def presences_from(stanzas, jids):
+    return [p for p in stanzas if p.name == "presence" and p["type"] == "available" and str(p["from"]) in jids]
+
+
+async def churn(contacts, tag):
+    for i in range(TOGGLES):
+        for c in contacts:
+            c.send_presence(pstatus="%s %d" % (tag, i))
+    # Each contact's stanzas are handled in order: after its ping, all of
+    # its presence has been routed to alice's session.
+    await asyncio.gather(*(c.sync() for c in contacts))
+
+
+async def scenario(args):
+    alice = Client(args, "alice")
+    await alice.login(args.port)
+    if not alice["xep_0352"].enabled:
+        raise Fail("the server did not offer urn:xmpp:csi:0")
+    alice.send_presence()
+    contacts = [Client(args, "c%d" % i) for i in range(CONTACTS)]
+    await asyncio.gather(*(c.login(args.port) for c in contacts))
+    for c in contacts:
+        c.send_presence(pstatus="here")
+    jids = {str(c.boundjid) for c in contacts}
+    # Alice subscribes to everyone; slixmpp contacts approve on their own.
+    for c in contacts:
+        alice.send_presence(pto=c.boundjid.bare, ptype="subscribe")
+    await alice.until("every contact's presence", lambda: len({str(p["from"]) for p in presences_from(alice.stanzas, jids)}) == CONTACTS)
+
+    # Active: every change reaches her.
+    start = len(alice.stanzas)
+    await churn(contacts, "active")
+    await alice.until("%d presences" % (CONTACTS * TOGGLES),
+                      lambda: len(presences_from(alice.stanzas[start:], jids)) >= CONTACTS * TOGGLES)
+    await alice.sync()
+    active = len(alice.stanzas) - start
+
+    # Inactive: the same churn, then a message with a body.
+    alice["xep_0352"].send_inactive()
+    await alice.sync()  # nonzas and stanzas are handled in order
+    start = len(alice.stanzas)
+    await churn(contacts, "inactive")
+    contacts[0].send_message(mto=alice.boundjid, mbody="wake up", mtype="chat")
+    await alice.until("the message", lambda: any(m.name == "message" and m["body"] == "wake up" for m in alice.stanzas[start:]))
+    got = alice.stanzas[start:]
+    inactive = len(got)
+    pres = presences_from(got, jids)
+    if got[-1]["body"] != "wake up" or len(pres) != CONTACTS or len(got) != CONTACTS + 1:
+        raise Fail("inactive: want %d presences then the message, got %d stanzas: %s ..." % (CONTACTS, len(got), [str(s) for s in got[:3]]))
+    if {p["status"] for p in pres} != {"inactive %d" % (TOGGLES - 1)}:
+        raise Fail("held presence is not the latest: %s" % sorted({p["status"] for p in pres}))
+
+    # Active again: changes pass at once (a held one would wait).
+    alice["xep_0352"].send_active()
+    await alice.sync()
+    start = len(alice.stanzas)
+    contacts[1].send_presence(pstatus="back")
+    await alice.until("presence after <active/>", lambda: any(p["status"] == "back" for p in presences_from(alice.stanzas[start:], jids)))
+
+    print("active %d inactive %d" % (active, inactive))
+    for c in contacts + [alice]:
+        c.disconnect()
+    await asyncio.sleep(0.1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--domain", required=True)
+    ap.add_argument("--ca", required=True)
+    args = ap.parse_args()
+    h = Keep()
+    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    logging.getLogger().addHandler(h)
+    logging.getLogger().setLevel(logging.DEBUG)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(asyncio.wait_for(scenario(args), 120))
+    except Exception as e:
+        print("FAIL: %s: %s" % (type(e).__name__, e))
+        print("\n".join(LOG))
+        sys.exit(1)
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()
