@@ -1,6 +1,7 @@
 package pep
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -168,8 +169,10 @@ func (c config) apply(fields map[string][]string) (config, error) {
 				c.Type, ok = strings.Join(vals, ""), len(strings.Join(vals, "")) <= 1024
 			}
 		case "pubsub#roster_groups_allowed":
+			// A set: kept sorted, so that publish-options naming the
+			// same groups in another order meet the precondition.
 			ok = len(vals) <= 64
-			c.Groups = append([]string(nil), vals...)
+			c.Groups = slices.Compact(slices.Sorted(slices.Values(vals)))
 		default:
 			return c, &server.StanzaError{Type: "modify", Condition: "not-acceptable", Text: "unsupported node configuration field " + strconv.Quote(k)}
 		}

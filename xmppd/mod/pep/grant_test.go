@@ -138,7 +138,10 @@ func TestRosterGroupAccess(t *testing.T) {
 	if got := bob.Result("get", aj, items(node, "")).FirstChild(); len(got.Children()) != 1 {
 		t.Fatalf("bob's items once in Friends: %s", got)
 	}
-	alice.Result("set", "", publish(node, "3", "<x xmlns='urn:t'/>", ""))
+	// The same groups in another order meet the precondition.
+	both := openOpts(field("pubsub#access_model", "roster") +
+		"<field var='pubsub#roster_groups_allowed'><value>Friends</value><value>Family</value><value>Friends</value></field>")
+	alice.Result("set", "", publish(node, "3", "<x xmlns='urn:t'/>", both))
 	event(t, bob, node)
 
 	// A roster model with no group allowed lets nobody but the owner in.
