@@ -141,6 +141,7 @@ func Start(opts Options) (*Daemon, error) {
 	d.removals = newRemovals(srv, opts.Log)
 	srv.OnAccountDeleted(webCircles{srv}.forget)
 	d.configureInvites() // webinvites.go
+	d.configureContact() // contactdeps.go
 	certs, err := tlsconf.Load(opts.State.TLS(), []string{srv.Domain, "groups." + srv.Domain, "upload." + srv.Domain})
 	if err != nil {
 		return fail(err)

@@ -18,4 +18,9 @@ type Site struct {
 	// MembersInvite lets members (not only admins) create invitations;
 	// limited accounts never can.
 	MembersInvite bool `json:"members_invite,omitempty"`
+	// Abuse lists where people report abuse (XEP-0157 abuse-addresses,
+	// in the server's disco#info): URIs ("mailto:…", "xmpp:…",
+	// "https://…") or plain e-mail addresses. Empty: the admins' XMPP
+	// addresses.
+	Abuse []string `json:"abuse,omitempty"`
 }

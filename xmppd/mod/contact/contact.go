@@ -1,7 +1,8 @@
 // Package contact is XEP-0157 contact addresses: who runs this server, as
 // a XEP-0128 form in the server's disco#info. By default these are the
-// admin accounts' JIDs; a build may add more addresses through
-// AddAddresses.
+// admin accounts' JIDs, which are also the abuse addresses unless the
+// box's config names others (SetAbuse: config.Site.Abuse); a build may
+// add more addresses through AddAddresses.
 package contact
 
 import (
@@ -29,6 +30,7 @@ type mod struct {
 
 	mu      sync.Mutex
 	extra   map[string][]string
+	abuse   func() []string
 	form    *stream.Element
 	expires time.Time
 }
@@ -49,6 +51,21 @@ func AddAddresses(srv *server.Server, field string, uris ...string) {
 	m := of(srv)
 	m.mu.Lock()
 	m.extra[field] = append(m.extra[field], uris...)
+	m.expires = time.Time{}
+	m.mu.Unlock()
+}
+
+// SetAbuse installs where the abuse addresses come from (the box's
+// config). It is asked whenever the form is rebuilt (at most every ttl),
+// so an edited config shows within that. Entries are URIs; a plain
+// e-mail address gets "mailto:". Without a source, or when it names none,
+// the admins' XMPP addresses are the abuse addresses: a public server
+// should name one (spam reports, blocklist operators look for it), and on
+// a family box the admin is whoever handles it.
+func SetAbuse(srv *server.Server, fn func() []string) {
+	m := of(srv)
+	m.mu.Lock()
+	m.abuse = fn
 	m.expires = time.Time{}
 	m.mu.Unlock()
 }
@@ -94,13 +111,32 @@ func (m *mod) build() *stream.Element {
 	for k, v := range m.extra {
 		fields[k] = append(fields[k], v...)
 	}
+	if m.abuse != nil {
+		for _, a := range m.abuse() {
+			if u, ok := uri(a); ok {
+				fields["abuse-addresses"] = append(fields["abuse-addresses"], u)
+			} else {
+				m.srv.Log.Warn("contact: abuse address is neither a URI nor an e-mail address; left out", "address", a)
+			}
+		}
+	}
 	users, err := m.srv.Store.Users()
 	if err != nil {
 		m.srv.Log.Error("contact: list accounts", "err", err)
 	}
+	var admins []string
 	for _, u := range users {
 		if a, err := m.srv.Store.Account(u); err == nil && a.Admin {
-			fields["admin-addresses"] = append(fields["admin-addresses"], "xmpp:"+escapeNode(u)+"@"+m.srv.Domain)
+			admins = append(admins, "xmpp:"+escapeNode(u)+"@"+m.srv.Domain)
+		}
+	}
+	fields["admin-addresses"] = append(fields["admin-addresses"], admins...)
+	if len(fields["abuse-addresses"]) == 0 {
+		fields["abuse-addresses"] = admins
+	}
+	for k, v := range fields {
+		if len(v) == 0 {
+			delete(fields, k)
 		}
 	}
 	if len(fields) == 0 {
@@ -123,6 +159,37 @@ func (m *mod) build() *stream.Element {
 		x.Add(f)
 	}
 	return x
+}
+
+// uri turns a configured address into a URI: one with a scheme stays
+// as it is, a bare e-mail address gets "mailto:".
+func uri(a string) (string, bool) {
+	a = strings.TrimSpace(a)
+	if a == "" || strings.ContainsAny(a, " \t\r\n<>\"") {
+		return "", false
+	}
+	scheme, rest, ok := strings.Cut(a, ":")
+	if ok && rest != "" && validScheme(scheme) {
+		return a, true
+	}
+	if local, domain, ok := strings.Cut(a, "@"); ok && local != "" && strings.Contains(domain, ".") && !strings.Contains(domain, "@") {
+		return "mailto:" + a, true
+	}
+	return "", false
+}
+
+// validScheme is RFC 3986's scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+func validScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // escapeNode percent-encodes a localpart for an xmpp: URI (RFC 5122 §2.2:

@@ -47,21 +47,36 @@ func TestContactAddresses(t *testing.T) {
 		name   string
 		admins []string
 		extra  map[string][]string
+		abuse  []string            // from the config (SetAbuse); nil: no source
 		want   map[string][]string // nil: no form at all
 	}{
-		{"no admins, nothing configured", nil, nil, nil},
-		{"admins", []string{"root", "mum"}, nil, map[string][]string{
-			"admin-addresses": {"xmpp:mum@example.test", "xmpp:root@example.test"}}},
+		{"no admins, nothing configured", nil, nil, nil, nil},
+		// The admins are the abuse contacts unless someone else is named.
+		{"admins", []string{"root", "mum"}, nil, nil, map[string][]string{
+			"admin-addresses": {"xmpp:mum@example.test", "xmpp:root@example.test"},
+			"abuse-addresses": {"xmpp:mum@example.test", "xmpp:root@example.test"}}},
 		{"admins and configured addresses", []string{"root"}, map[string][]string{
-			"abuse-addresses": {"mailto:abuse@example.test"}, "admin-addresses": {"mailto:root@example.test"}},
+			"abuse-addresses": {"mailto:abuse@example.test"}, "admin-addresses": {"mailto:root@example.test"}}, nil,
 			map[string][]string{
 				"abuse-addresses": {"mailto:abuse@example.test"},
 				"admin-addresses": {"mailto:root@example.test", "xmpp:root@example.test"}}},
+		{"abuse addresses from the config", []string{"root"}, nil,
+			[]string{"abuse@example.org", "https://example.org/abuse", "xmpp:mod@example.test", "not an address", ""},
+			map[string][]string{
+				"abuse-addresses": {"https://example.org/abuse", "mailto:abuse@example.org", "xmpp:mod@example.test"},
+				"admin-addresses": {"xmpp:root@example.test"}}},
+		{"config names none", []string{"root"}, nil, []string{},
+			map[string][]string{
+				"abuse-addresses": {"xmpp:root@example.test"},
+				"admin-addresses": {"xmpp:root@example.test"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := xmpptest.Start(t, nil)
 			for k, v := range tc.extra {
 				contact.AddAddresses(d.Server, k, v...)
+			}
+			if tc.abuse != nil {
+				contact.SetAbuse(d.Server, func() []string { return tc.abuse })
 			}
 			for _, a := range tc.admins {
 				if err := d.Store.CreateAccount(a, a+"-pw", true); err != nil {
