@@ -32,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hearthchat/hearth/xmppd/idle"
 )
 
 // Options configure the server.
@@ -117,7 +119,9 @@ func Start(o Options) (*Server, error) {
 		s.TLSAddr = tln.Addr()
 		cfg := o.TLSConfig.Clone()
 		cfg.NextProtos = []string{"h2", "http/1.1"}
-		s.serve(tls.NewListener(tln, cfg), true)
+		// TLS over idle.Conn: a WebSocket session hijacked from this
+		// listener can then park on the poller (xmppd/ws).
+		s.serve(tls.NewListener(idle.Listener{Listener: tln}, cfg), true)
 	}
 	return s, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthchat/hearth/xmppd"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/ws"
 )
@@ -37,8 +38,19 @@ func serverReaders() (int, string) {
 // to read park on the poller like TCP ones; 200 of them hold no
 // goroutine, and each still answers when a stanza arrives.
 func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
-	const n = 200
-	d := start(t, nil)
+	t.Run("http", func(t *testing.T) {
+		d := start(t, nil)
+		idleSessions(t, d, wsURL(d), 200)
+	})
+	// Over HTTPS the web server's TLS runs over idle.Conn (idle.Listener),
+	// so these park too.
+	t.Run("https", func(t *testing.T) {
+		d := start(t, func(o *xmppd.Options) { o.WebTLS = "127.0.0.1:0" })
+		idleSessions(t, d, "wss://"+d.Web.TLSAddr.String()+ws.Path, 100)
+	})
+}
+
+func idleSessions(t *testing.T, d *xmppd.Daemon, url string, n int) {
 	runtime.GC()
 	before := runtime.NumGoroutine()
 	xs := make([]*wsc, n)
@@ -48,7 +60,7 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 		if err := d.Store.CreateAccount(user, "pw", false); err != nil {
 			t.Fatal(err)
 		}
-		x := dial(t, wsURL(d), nil)
+		x := dial(t, url, nil)
 		x.open(xmpptest.Domain)
 		if el := x.auth("SCRAM-SHA-256", user, "pw"); el.Local != "success" {
 			t.Fatalf("auth: %s", el)
