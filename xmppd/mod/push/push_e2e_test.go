@@ -1,0 +1,80 @@
+//go:build e2e
+
+package push_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/xmppd"
+	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
+)
+
+// TestSlixmppPush: slixmpp phones enable push with a slixmpp app server
+// (a client of this server that answers as one: see the script for why
+// not another domain yet); a message for a hibernating phone and one for
+// a phone that logged out each reach the app server as a summary.
+func TestSlixmppPush(t *testing.T) {
+	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
+		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
+	}
+	var dir state.Dir
+	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
+	for _, u := range []string{"carol", "pushsvc"} {
+		if err := d.Store.CreateAccount(u, u+"-pw", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "push_appserver.py"),
+		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); pw.Close() }()
+	// The script asks; the test looks at the server and answers.
+	await := func(cond func() bool) string {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if cond() {
+				return "yes\n"
+			}
+		}
+		return "no\n"
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(&out, line)
+		switch line {
+		case "HIBERNATING? alice":
+			io.WriteString(stdin, await(func() bool {
+				s := d.Server.Router.Session("alice", "phone")
+				return s != nil && s.Detached()
+			}))
+		case "GONE? carol":
+			io.WriteString(stdin, await(func() bool { return len(d.Server.Router.Sessions("carol")) == 0 }))
+		}
+	}
+	err = <-done
+	if err != nil || !strings.Contains(out.String(), "\nOK\n") && !strings.HasPrefix(out.String(), "OK\n") {
+		t.Fatalf("slixmpp scenario: %v\n%s", err, out.String())
+	}
+}

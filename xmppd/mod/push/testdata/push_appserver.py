@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""XEP-0357 with real client libraries on both ends. Run by
+push_e2e_test.go with Debian's /usr/bin/python3 (python3-slixmpp).
+
+The app server is a slixmpp client, pushsvc@DOMAIN/app, that says it is
+one (disco identity pubsub/push) and answers pubsub publishes: until
+federation exists the server cannot reach a phone vendor's app server, and
+this is the same stanza path to another JID. slixmpp 1.8 has no xep_0357
+plugin, so the phones build the enable iq themselves.
+
+ 1. alice's phone (slixmpp, xep_0198 with resumption) enables push and
+    loses its connection: the session hibernates; bob's message to alice
+    must reach the app server as a summary without the body.
+ 2. carol enables push and logs out; the test (over stdin/stdout) waits
+    until the server has ended her session; bob's message is stored
+    offline and must reach the app server too.
+Prints "OK" and exits 0, or "FAIL: ..." with the recent XML and exits 1.
+"""
+
+import argparse
+import asyncio
+import collections
+import logging
+import sys
+import xml.etree.ElementTree as ET
+
+import slixmpp
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+TIMEOUT = 20
+NS = "urn:xmpp:push:0"
+PUBSUB = "http://jabber.org/protocol/pubsub"
+DATA = "jabber:x:data"
+
+LOG = collections.deque(maxlen=60)
+
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        LOG.append(self.format(record))
+
+
+class Fail(Exception):
+    pass
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, args, user, res="e2e"):
+        super().__init__("%s@%s/%s" % (user, args.domain, res), user + "-pw", sasl_mech="SCRAM-SHA-256")
+        self.ca_certs = args.ca
+        # slixmpp 1.8 only knows tls-unique, which TLS 1.3 lacks: log in
+        # without channel binding, as many clients do.
+        fm = self["feature_mechanisms"]
+        orig = fm.sasl_callback
+
+        def creds(required, optional):
+            r = orig(required, optional)
+            if "channel_binding" in r:
+                r["channel_binding"] = None
+            return r
+        fm.sasl_callback = creds
+
+    async def login(self, port):
+        started = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
+        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
+        try:
+            await asyncio.wait_for(started, TIMEOUT)
+        except asyncio.TimeoutError:
+            raise Fail("%s: no session" % self.boundjid)
+        self.send_presence()
+
+    async def enable_push(self, app, node):
+        iq = self.Iq()
+        iq["type"] = "set"
+        iq.append(ET.fromstring(
+            "<enable xmlns='%s' jid='%s' node='%s'>"
+            "<x xmlns='%s' type='submit'><field var='FORM_TYPE'><value>"
+            "http://jabber.org/protocol/pubsub#publish-options</value></field>"
+            "<field var='secret'><value>s3cr3t</value></field></x></enable>" % (NS, app, node, DATA)))
+        await iq.send(timeout=TIMEOUT)
+
+
+class AppServer(Client):
+    def __init__(self, args):
+        super().__init__(args, "pushsvc", "app")
+        self.register_plugin("xep_0030")
+        self["xep_0030"].add_identity(category="pubsub", itype="push", name="e2e app server")
+        self.pushes = asyncio.Queue()
+        self.register_handler(Callback("push publish", MatchXPath("{jabber:client}iq/{%s}pubsub" % PUBSUB), self.publish))
+
+    def publish(self, iq):
+        if iq["type"] != "set":
+            return
+        x = iq.xml
+        pub = x.find("{%s}pubsub/{%s}publish" % (PUBSUB, PUBSUB))
+        form = x.find("{%s}pubsub/{%s}publish/{%s}item/{%s}notification/{%s}x" % (PUBSUB, PUBSUB, PUBSUB, NS, DATA))
+        opts = x.find("{%s}pubsub/{%s}publish-options/{%s}x" % (PUBSUB, PUBSUB, DATA))
+        fields = {}
+        for f in (form if form is not None else []):
+            fields[f.get("var")] = f.findtext("{%s}value" % DATA)
+        secret = None
+        for f in (opts if opts is not None else []):
+            if f.get("var") == "secret":
+                secret = f.findtext("{%s}value" % DATA)
+        self.pushes.put_nowait((str(iq["from"]), pub.get("node") if pub is not None else None, fields, secret))
+        iq.reply().send()
+
+    async def next(self, what):
+        try:
+            return await asyncio.wait_for(self.pushes.get(), TIMEOUT)
+        except asyncio.TimeoutError:
+            raise Fail("no push for %s reached the app server" % what)
+
+
+async def answer():
+    """The test's answer to a question printed on stdout."""
+    line = await asyncio.get_event_loop().run_in_executor(None, sys.stdin.readline)
+    return line.strip()
+
+
+def check(push, who, node, sender):
+    frm, got_node, fields, secret = push
+    if frm != who or got_node != node or secret != "s3cr3t":
+        raise Fail("push from %s to node %s, secret %s: want %s, %s, s3cr3t" % (frm, got_node, secret, who, node))
+    if fields.get("FORM_TYPE") != "urn:xmpp:push:summary" or fields.get("message-count") != "1" or \
+            fields.get("last-message-sender") != sender or "last-message-body" in fields:
+        raise Fail("summary %s" % fields)
+
+
+async def scenario(args):
+    d = args.domain
+    app = AppServer(args)
+    await app.login(args.port)
+    appjid = str(app.boundjid)
+    bob = Client(args, "bob")
+    await bob.login(args.port)
+
+    # 1. A hibernating phone.
+    alice = Client(args, "alice", "phone")
+    alice.register_plugin("xep_0198")
+    await alice.login(args.port)
+    await alice.enable_push(appjid, "alice-phone")
+    if not alice["xep_0198"].sm_id:
+        raise Fail("no resumable stream management")
+    alice.abort()  # the network goes: no closing tag
+    await asyncio.sleep(0)
+    print("HIBERNATING? alice", flush=True)
+    if (await answer()) != "yes":
+        raise Fail("alice's session did not hibernate")
+    bob.send_message(mto="alice@" + d, mbody="the body stays home", mtype="chat")
+    check(await app.next("the hibernating phone"), "alice@" + d, "alice-phone", str(bob.boundjid))
+
+    # 2. A phone that logged out.
+    carol = Client(args, "carol", "phone")
+    await carol.login(args.port)
+    await carol.enable_push(appjid, "carol-phone")
+    carol.disconnect()
+    print("GONE? carol", flush=True)
+    if (await answer()) != "yes":
+        raise Fail("carol's session did not end")
+    bob.send_message(mto="carol@" + d, mbody="stored offline", mtype="chat")
+    check(await app.next("the offline account"), "carol@" + d, "carol-phone", str(bob.boundjid))
+
+    app.disconnect()
+    bob.disconnect()
+    await asyncio.sleep(0.1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--domain", required=True)
+    ap.add_argument("--ca", required=True)
+    args = ap.parse_args()
+    h = Keep()
+    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    logging.getLogger().addHandler(h)
+    logging.getLogger().setLevel(logging.DEBUG)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(asyncio.wait_for(scenario(args), 90))
+    except Exception as e:
+        print("FAIL: %s: %s" % (type(e).__name__, e))
+        print("\n".join(LOG))
+        sys.exit(1)
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()
