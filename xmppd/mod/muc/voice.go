@@ -47,9 +47,11 @@ func (m *Service) voiceForm(st *server.Stanza, r *room, vals map[string][]string
 		return
 	}
 	o.voiceAsked = now
-	f := newForm("form", nsRequest)
+	// Title and instructions before the fields (XEP-0004's schema).
+	f := &form{el: stream.New(nsData, "x", "type", "form")}
 	f.el.Add(stream.New(nsData, "title").AddText("Voice request"))
 	f.el.Add(stream.New(nsData, "instructions").AddText(o.nick + " asks to speak in this room. Grant voice?"))
+	f.field("FORM_TYPE", "hidden", nsRequest)
 	roleField := f.field("muc#role", "list-single", "participant")
 	roleField.Set("label", "Requested role")
 	f.field("muc#jid", "jid-single", st.From.String()).Set("label", "User ID")
