@@ -19,15 +19,20 @@ import (
 // (muc_room_locking = true, Debian's package included) and unlocks a room
 // nobody configured after muc_room_lock_timeout (5 minutes); joins
 // without the MUC <x/> (the old groupchat protocol, whose clients know
-// nothing of 201) are not locked. Openfire locks too. ejabberd 23.01 does
-// not lock (just_created only decides the 201). Real clients configure
-// on 201: Converse 14 sends the instant-room submit by default
-// (muc_instant_rooms), Conversations, Gajim and Dino submit a form.
-// slixmpp's xep_0045 does neither by itself, so a bot that only joins
+// nothing of 201) are not locked (read in Debian's 0.12.3 lock.lib.lua).
+// ejabberd 23.01 does not lock (its just_created only decides the 201;
+// read in Debian's mod_muc_room). Converse 14 sends the instant-room
+// submit on 201 by default (muc_instant_rooms, onOwnPresence in its
+// muc.js; the web chat does not change it); Conversations and Gajim are
+// said to configure the rooms they make, not checked here. slixmpp's
+// xep_0045 does neither by itself, so a bot that only joins
 // would make a room nobody else could enter — the timeout is what keeps
-// such a room usable. Hearth follows Prosody: locked, opened after
-// Options.LockTimeout, old-protocol joins not locked. Rooms the server
-// makes (the club's everyone@ room, circle rooms) are never locked.
+// such a room usable. Hearth follows Prosody (the clients people use
+// handle 201, so locking costs them nothing): locked, opened after
+// Options.LockTimeout, old-protocol joins not locked. Unlike Prosody,
+// which answers a cancel and keeps the room, a cancelled first form
+// destroys the room as §10.1.3 says. Rooms the server makes (the club's
+// everyone@ room, circle rooms) are never locked.
 
 // DefaultLockTimeout is how long a room nobody configured stays locked
 // (Prosody's muc_room_lock_timeout).

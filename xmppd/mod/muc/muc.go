@@ -22,6 +22,14 @@
 //   - club.go: rooms the server runs (the default room, circles).
 //   - storage.go: the bbolt buckets.
 //
+// Room creation: a room a member makes by joining is locked until its
+// owner configures it or accepts the defaults (XEP-0045 §10.1), as in
+// Prosody 0.12 (muc_room_locking, on by default; 5-minute timeout);
+// ejabberd 23.01 does not lock. Converse 14 (the web chat) accepts the
+// defaults on 201 by itself (read in its source); a client that does
+// neither (a slixmpp bot that only joins) gets a room others can enter
+// after LockTimeout. Details in lock.go.
+//
 // Concurrency: each room has one mutex, held while its state changes,
 // while the change is committed to storage and while the result is fanned
 // out, so every occupant sees a room's stanzas in one order and the
