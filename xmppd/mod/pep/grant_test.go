@@ -60,6 +60,7 @@ func TestLastItemOnGrant(t *testing.T) {
 	}
 	carol := iqtest.Login(t, d, "carol", "c")
 	online(t, carol, "v1", feats...)
+	synced(carol)
 	if err := d.Server.Contacts().Befriend("alice", "carol", "Rowers"); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +72,14 @@ func TestLastItemOnGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	noEvent(t, carol, nodeAvatar)
+}
+
+// synced returns once the server has read what each client sent so far
+// (the caps answer of online included): a ping's answer.
+func synced(cs ...*iqtest.Client) {
+	for _, c := range cs {
+		c.Result("get", "", "<ping xmlns='urn:xmpp:ping'/>")
+	}
 }
 
 // TestRosterGroupAccess: a node with the roster access model is read,
@@ -90,6 +99,7 @@ func TestRosterGroupAccess(t *testing.T) {
 	const node = "urn:t:family"
 	online(t, bob, "v1", node+"+notify")
 	online(t, carol, "v1", node+"+notify")
+	synced(bob, carol)
 	roster := openOpts(field("pubsub#access_model", "roster") + field("pubsub#roster_groups_allowed", "Family"))
 	alice.Result("set", "", publish(node, "1", "<x xmlns='urn:t'>family only</x>", roster))
 
@@ -159,6 +169,7 @@ func TestRosterGroupAccess(t *testing.T) {
 func TestOfferBookmark(t *testing.T) {
 	d, alice, bob := start(t)
 	online(t, alice, "v1", pep.NodeBookmarks+"+notify")
+	synced(alice)
 	room := "everyone@groups." + iqtest.Domain
 	offer := func(user string) {
 		server.OfferBookmark.Fire(d.Server, server.Bookmark{User: user, Room: room, Name: "Everyone", Autojoin: true})
