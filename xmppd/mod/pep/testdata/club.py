@@ -82,6 +82,7 @@ async def scenario(args):
     a = alice.boundjid.bare
     await alice["xep_0084"].publish_avatar_metadata([{"id": "pic1", "type": "image/png", "bytes": 10}], timeout=TIMEOUT)
     alice.send_presence()
+    await alice.get_roster(timeout=TIMEOUT)  # answered after the presence: alice is available
     # carol's own avatar first: it comes back to her as her own last item
     # once the server knows her +notify (caps learned), so the request
     # below cannot overtake her caps.
