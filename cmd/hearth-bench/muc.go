@@ -97,7 +97,16 @@ type fanResult struct {
 	fsyncErr string
 }
 
-func (f fanResult) failures() int64 { return f.sent - f.complete + f.late }
+// failures are messages that did not reach every occupant within
+// drainLimit, and in a fixed-rate run also those that did but more than
+// lateAfter after they were due. At saturation lateness is the generator's
+// own queueing (one message in flight per occupant), not a failure.
+func (f fanResult) failures() int64 {
+	if f.rate == 0 {
+		return f.sent - f.complete
+	}
+	return f.sent - f.complete + f.late
+}
 
 type mucResult struct {
 	occupants int

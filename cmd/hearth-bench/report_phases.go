@@ -52,7 +52,7 @@ func mucRows(o *options) []metric {
 		}, unit: "/CPU-s"},
 		{label: "group chat: syncs per message at saturation", value: func(r *result) (float64, bool) {
 			return float64(r.muc.sat.fsyncs) / float64(r.muc.sat.sent), sat(r) && r.muc.sat.fsyncs >= 0 && r.muc.sat.sent > 0
-		}, unit: "/msg", prec: 2},
+		}, unit: "/msg", prec: 2, noRatio: true},
 		{label: fmt.Sprintf("group chat: latency p50 to the %dth receipt at %d msg/s", m.occupants, m.rate), value: func(r *result) (float64, bool) {
 			return ms(r.muc.fixed.p50), fixed(r) && r.muc.fixed.complete > 0
 		}, unit: "ms", prec: 2},
