@@ -15,14 +15,22 @@ import (
 
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/xmppd"
+	"github.com/hearthchat/hearth/xmppd/component"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 )
 
-// TestSlixmppPush: slixmpp phones enable push with a slixmpp app server
-// (a client of this server that answers as one: see the script for why
-// not another domain yet); a message for a hibernating phone and one for
-// a phone that logged out each reach the app server as a summary.
-func TestSlixmppPush(t *testing.T) {
+// TestSlixmppPushComponent: slixmpp phones enable push with an app server
+// on a second domain — slixmpp's ComponentXMPP as push.example.test over
+// XEP-0114 (xmppd/component), the stand-in for a phone vendor's
+// app server until federation exists; a message for a hibernating phone
+// and one for a phone that logged out each reach it as a summary.
+func TestSlixmppPushComponent(t *testing.T) { runSlixmppPush(t, true) }
+
+// TestSlixmppPushClient: the same with the app server as a client of this
+// server (pushsvc@example.test/app): a push service need not be a domain.
+func TestSlixmppPushClient(t *testing.T) { runSlixmppPush(t, false) }
+
+func runSlixmppPush(t *testing.T, asComponent bool) {
 	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
 		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
 	}
@@ -36,8 +44,22 @@ func TestSlixmppPush(t *testing.T) {
 	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "push_appserver.py"),
-		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
+	args := []string{filepath.Join("testdata", "push_appserver.py"),
+		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem")}
+	if asComponent {
+		secret, err := component.SecretFile(filepath.Join(t.TempDir(), "component-secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := component.Listen(d.Server, "127.0.0.1:0", "push."+xmpptest.Domain, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		_, cport, _ := strings.Cut(l.Addr().String(), ":")
+		args = append(args, "--component", cport, "--secret", secret)
+	}
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

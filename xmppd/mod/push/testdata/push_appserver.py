@@ -2,11 +2,14 @@
 """XEP-0357 with real client libraries on both ends. Run by
 push_e2e_test.go with Debian's /usr/bin/python3 (python3-slixmpp).
 
-The app server is a slixmpp client, pushsvc@DOMAIN/app, that says it is
-one (disco identity pubsub/push) and answers pubsub publishes: until
-federation exists the server cannot reach a phone vendor's app server, and
-this is the same stanza path to another JID. slixmpp 1.8 has no xep_0357
-plugin, so the phones build the enable iq themselves.
+The app server says it is one (disco identity pubsub/push) and answers
+pubsub publishes. Until federation exists the server cannot reach a phone
+vendor's app server on another domain, so with --component it is
+slixmpp's ComponentXMPP on a second domain (push.DOMAIN) connected over
+XEP-0114 to the server's loopback component listener — the routing a
+remote app server will get, with s2s in place of the component; without
+it, a slixmpp client of this server (pushsvc@DOMAIN/app). slixmpp 1.8 has
+no xep_0357 plugin, so the phones build the enable iq themselves.
 
  1. alice's phone (slixmpp, xep_0198 with resumption) enables push and
     loses its connection: the session hibernates; bob's message to alice
@@ -83,13 +86,14 @@ class Client(slixmpp.ClientXMPP):
         await iq.send(timeout=TIMEOUT)
 
 
-class AppServer(Client):
-    def __init__(self, args):
-        super().__init__(args, "pushsvc", "app")
+class Answering:
+    """What both app servers do: record publishes and answer them."""
+
+    def setup(self):
         self.register_plugin("xep_0030")
         self["xep_0030"].add_identity(category="pubsub", itype="push", name="e2e app server")
         self.pushes = asyncio.Queue()
-        self.register_handler(Callback("push publish", MatchXPath("{jabber:client}iq/{%s}pubsub" % PUBSUB), self.publish))
+        self.register_handler(Callback("push publish", MatchXPath("{%s}iq/{%s}pubsub" % (self.default_ns, PUBSUB)), self.publish))
 
     def publish(self, iq):
         if iq["type"] != "set":
@@ -121,6 +125,27 @@ async def answer():
     return line.strip()
 
 
+class AppServer(Answering, Client):
+    def __init__(self, args):
+        Client.__init__(self, args, "pushsvc", "app")
+        self.setup()
+
+
+class AppComponent(Answering, slixmpp.ComponentXMPP):
+    def __init__(self, args):
+        slixmpp.ComponentXMPP.__init__(self, "push." + args.domain, args.secret, "127.0.0.1", args.component)
+        self.setup()
+
+    async def login(self, port):
+        started = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+        self.connect()
+        try:
+            await asyncio.wait_for(started, TIMEOUT)
+        except asyncio.TimeoutError:
+            raise Fail("component push.%s: no handshake" % self.boundjid)
+
+
 def check(push, who, node, sender):
     frm, got_node, fields, secret = push
     if frm != who or got_node != node or secret != "s3cr3t":
@@ -132,7 +157,7 @@ def check(push, who, node, sender):
 
 async def scenario(args):
     d = args.domain
-    app = AppServer(args)
+    app = AppComponent(args) if args.component else AppServer(args)
     await app.login(args.port)
     appjid = str(app.boundjid)
     bob = Client(args, "bob")
@@ -174,6 +199,8 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--domain", required=True)
     ap.add_argument("--ca", required=True)
+    ap.add_argument("--component", type=int, default=0, help="XEP-0114 port: the app server is a component")
+    ap.add_argument("--secret", default="")
     args = ap.parse_args()
     h = Keep()
     h.setFormatter(logging.Formatter("%(name)s %(message)s"))
