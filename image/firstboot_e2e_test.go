@@ -116,6 +116,9 @@ func bootBox(t *testing.T, img string, guestPorts ...int) box {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if v.Restarts > 0 {
+		t.Logf("qemu stalled before the guest printed anything; powered on again (%d)", v.Restarts)
+	}
 	t.Cleanup(func() {
 		v.Stop()
 		logf.Close()

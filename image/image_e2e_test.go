@@ -373,6 +373,9 @@ func bootVMWith(t *testing.T, img string, feedPort int) (*vm.VM, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if v.Restarts > 0 {
+		t.Logf("qemu stalled before the guest printed anything; powered on again (%d)", v.Restarts)
+	}
 	t.Cleanup(func() {
 		v.Stop()
 		logf.Close()

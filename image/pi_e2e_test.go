@@ -177,7 +177,8 @@ func bootPi(t *testing.T, img string, pi *vm.Pi, mac string) *piBox {
 	t.Helper()
 	b := &piBox{port: freePort(t), tlsPort: freePort(t), ntp: &ntpServer{}}
 	serial := filepath.Join(t.TempDir(), "serial.log")
-	logf, err := os.Create(filepath.Join(t.TempDir(), "qemu.log"))
+	qemuLog := filepath.Join(t.TempDir(), "qemu.log")
+	logf, err := os.Create(qemuLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,6 +190,9 @@ func bootPi(t *testing.T, img string, pi *vm.Pi, mac string) *piBox {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if b.v.Restarts > 0 {
+		t.Logf("qemu stalled before the guest printed anything; powered on again (%d)", b.v.Restarts)
+	}
 	t.Cleanup(func() {
 		b.v.Stop()
 		logf.Close()
@@ -198,6 +202,9 @@ func bootPi(t *testing.T, img string, pi *vm.Pi, mac string) *piBox {
 				log = log[len(log)-6000:]
 			}
 			t.Logf("serial console (tail):\n%s", log)
+			if q, _ := os.ReadFile(qemuLog); len(q) > 0 {
+				t.Logf("qemu's own output:\n%s", q)
+			}
 		}
 	})
 	conn, err := b.v.ListenUDP(123)
