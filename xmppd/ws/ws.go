@@ -66,6 +66,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearthchat/hearth/xmppd/c2s"
@@ -275,6 +276,9 @@ type conn struct {
 	wmu       sync.Mutex // the session's writer, c2s before a session, pongs, pings
 	frames    outFrames
 	closeSent bool
+	// peerClosed: the peer's close frame arrived (and was answered), so
+	// Close need not wait for anything.
+	peerClosed atomic.Bool
 
 	kmu      sync.Mutex
 	timer    *time.Timer
@@ -489,6 +493,7 @@ func (c *conn) peerClose(payload []byte) {
 	if len(payload) >= 2 {
 		payload = payload[:2]
 	}
+	c.peerClosed.Store(true)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.writeLocked(opClose, payload)
@@ -548,6 +553,8 @@ func (c *conn) Write(b []byte) (int, error) {
 // keepalive pings the peer every PingInterval; one that does not answer
 // within PongTimeout is shut down. A timer, not a goroutine.
 func (c *conn) keepalive() {
+	c.kmu.Lock()
+	defer c.kmu.Unlock()
 	c.timer = time.AfterFunc(c.h.cfg.PingInterval, c.tick)
 }
 
@@ -612,11 +619,37 @@ func (c *conn) Close() error {
 		c.kmu.Unlock()
 		// A writer stuck on a peer that reads nothing gives up the lock
 		// at this deadline at the latest.
-		c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		c.nc.SetWriteDeadline(time.Now().Add(lingerTime))
 		c.sendClose(closeNormal, "")
+		if t := tcpOf(c.nc); t != nil && !c.peerClosed.Load() {
+			t.CloseWrite()
+			go c.linger(t)
+			return
+		}
 		c.closeErr = c.nc.Close()
 	})
 	return c.closeErr
+}
+
+// lingerTime bounds the closing handshake.
+const lingerTime = 2 * time.Second
+
+// linger reads and drops what the peer still sends after our close frame
+// (and FIN), until it closes too or lingerTime passes, then closes. Closing
+// with its bytes unread would answer them with a reset, which can destroy
+// the stream error and close frame before the peer reads them: a client
+// still writing a message over the limit got "connection reset" instead of
+// the policy-violation (TestMessageOverLimit under -race). One goroutine
+// for at most lingerTime per closed connection, never while idle.
+func (c *conn) linger(t *net.TCPConn) {
+	t.SetReadDeadline(time.Now().Add(lingerTime))
+	var b [512]byte
+	for {
+		if _, err := t.Read(b[:]); err != nil {
+			break
+		}
+	}
+	c.nc.Close()
 }
 
 func (c *conn) LocalAddr() net.Addr  { return c.local }
