@@ -68,6 +68,8 @@ type state struct {
 	live     int               // non-nil entries of held
 	latest   map[string]int    // key (see holdable) → index in held
 	reroute  func([]*stream.Element)
+	// redeliver routes held messages again when the session ends.
+	redeliver func([]*stream.Element)
 }
 
 // Register adds the csi stream feature and its nonzas.
@@ -104,6 +106,10 @@ func stateOf(srv *server.Server, sess *session.Session) *state {
 		// Send may hold locks of its own (see session.SetReroute).
 		go srv.Redeliver(sess, els)
 	}
+	// At the session's end, on the goroutine that ends it, like the
+	// stanzas stream management re-routes (smacks): shutdown waits for
+	// the close hooks before storage closes.
+	st.redeliver = func(els []*stream.Element) { srv.Redeliver(sess, els) }
 	sess.SetValue(stateKey{}, st)
 	sess.SetFilter(st)
 	return st
@@ -216,7 +222,7 @@ func (st *state) end() {
 	clear(st.latest)
 	st.mu.Unlock()
 	if len(msgs) > 0 {
-		st.reroute(msgs)
+		st.redeliver(msgs)
 	}
 }
 

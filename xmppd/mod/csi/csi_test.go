@@ -238,3 +238,27 @@ func TestHeldSurvivesResumption(t *testing.T) {
 		t.Fatalf("still held %d", n)
 	}
 }
+
+// TestHeldRoutedAtEnd: nothing held is lost when the session ends: a held
+// receipt goes to the account's other resource.
+func TestHeldRoutedAtEnd(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	a := modtest.Login(t, d, "alice", "a")
+	other := modtest.Login(t, d, "alice", "desk")
+	other.Send("<presence/>")
+	other.Expect("own presence", modtest.IsPresence("", alice+"/desk"))
+	a.Send("<inactive xmlns='" + ns + "'/>")
+	a.Sync()
+	b := modtest.Login(t, d, "bob", "b")
+	b.Sendf("<message to='%s/a' type='chat' id='r1'><received xmlns='urn:xmpp:receipts' id='x'/></message>", alice)
+	b.Sync()
+	s := sess(t, d, "alice", "a")
+	if n := csi.Held(s); n != 1 {
+		t.Fatalf("held %d, want 1", n)
+	}
+	a.Close()
+	got := other.Expect("the held receipt", func(el *stream.Element) bool { return el.Local == "message" })
+	if got.Get("id") != "r1" || got.Child(nsReceipts, "received") == nil {
+		t.Fatalf("desk got %s", got)
+	}
+}
