@@ -90,7 +90,7 @@ func TestRemoveMember(t *testing.T) {
 	if err := login(t, d, "bob", "bob-password"); err == nil {
 		t.Fatal("removed bob logged in")
 	}
-	if ok, _ := (webAccounts{d.Store}).Check("bob", "bob-password"); ok {
+	if ok, _ := (webAccounts{st: d.Store}).Check("bob", "bob-password"); ok {
 		t.Fatal("removed bob logged in to the web pages")
 	}
 	list, _ := m.List()

@@ -91,6 +91,14 @@ func TestDefaultRoomBookmarks(t *testing.T) {
 	if c := roomBookmark(t, d, "ben"); c == nil || c.Get("autojoin") != "true" || c.Get("name") != defaultRoomTitle {
 		t.Fatalf("ben's bookmark of %s: %v", room, c)
 	}
+	// The setup wizard's first admin gets it at once, not at the next
+	// restart.
+	if _, err := (webAccounts{d.Store, d.Server}).Create("carla", "carla-password", true); err != nil {
+		t.Fatal(err)
+	}
+	if c := roomBookmark(t, d, "carla"); c == nil || c.Get("autojoin") != "true" {
+		t.Fatalf("the wizard's admin's bookmark of %s: %v", room, c)
+	}
 }
 
 // roomBookmark logs user in and returns its Bookmarks 2 conference of

@@ -28,6 +28,7 @@ import (
 	setupui "github.com/hearthchat/hearth/setup-ui"
 	"github.com/hearthchat/hearth/xmppd/admin"
 	"github.com/hearthchat/hearth/xmppd/sasl"
+	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/web"
 )
@@ -70,7 +71,7 @@ func (d *Daemon) mountPages() error {
 		return nil
 	}
 	ui, err := setupui.New(setupui.Deps{
-		Accounts:    webAccounts{d.Store},
+		Accounts:    webAccounts{d.Store, d.Server},
 		Invites:     webInvites{d}, // webinvites.go
 		Config:      &webConfig{path: d.opts.State.Config()},
 		Network:     netconfClient(d.opts.State),
@@ -177,7 +178,10 @@ func (d *Daemon) publicCert() bool {
 	return err == nil && !bytes.Equal(leaf.RawIssuer, leaf.RawSubject)
 }
 
-type webAccounts struct{ st *store.Store }
+type webAccounts struct {
+	st  *store.Store
+	srv *server.Server // nil in tests of the password check alone
+}
 
 func (a webAccounts) Create(user, password string, isAdmin bool) (string, error) {
 	u, err := admin.NormalizeUser(user)
@@ -187,6 +191,12 @@ func (a webAccounts) Create(user, password string, isAdmin bool) (string, error)
 	err = a.st.CreateAccount(u, password, isAdmin)
 	if errors.Is(err, store.ErrExists) {
 		return "", setupui.ErrExists
+	}
+	if err == nil && a.srv != nil {
+		// The wizard's first admin is a member like any other: the
+		// modules' welcome (the club room's bookmark) must not wait for
+		// the next restart.
+		server.AccountRegistered.Fire(a.srv, server.Registration{User: u})
 	}
 	return u, err
 }

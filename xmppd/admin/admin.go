@@ -85,6 +85,7 @@ func Handler(d Deps) http.Handler {
 			writeJSON(w, code, map[string]string{"error": err.Error()})
 			return
 		}
+		server.AccountRegistered.Fire(d.Server, server.Registration{User: user})
 		writeJSON(w, http.StatusCreated, map[string]string{"jid": user + "@" + d.Server.Domain})
 	})
 	mux.HandleFunc("GET /users", func(w http.ResponseWriter, r *http.Request) {

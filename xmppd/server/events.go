@@ -70,9 +70,10 @@ type Registration struct {
 	Inviter string
 }
 
-// AccountRegistered fires after an account was created by in-band
-// registration with an invite (the roster module pre-subscribes the
-// member and the inviter: DESIGN.md, "An invite").
+// AccountRegistered fires after a member's account was created: by in-band
+// registration with an invite (the roster module then pre-subscribes the
+// member and the inviter: DESIGN.md, "An invite"), on the invite page, by
+// the setup wizard or by the admin API (Inviter "").
 var AccountRegistered = NewEvent[Registration]("account-registered")
 
 // Grant is the payload of SubscriptionGranted.
