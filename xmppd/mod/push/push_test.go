@@ -1,6 +1,7 @@
 package push_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -320,5 +321,45 @@ func TestDisableAndLimits(t *testing.T) {
 	}
 	if got := push.Registrations(d.Server, "alice"); len(got) != 0 {
 		t.Fatalf("registrations of a deleted account: %v", got)
+	}
+}
+
+// TestRegistrationSurvivesRestart: registrations are on disk; after a
+// restart a message for the offline account still reaches the app server.
+func TestRegistrationSurvivesRestart(t *testing.T) {
+	var opts xmppd.Options
+	d := xmpptest.Start(t, func(o *xmppd.Options) { opts = *o })
+	first := startApp(t, d, appHost, true)
+	a := modtest.Login(t, d, "alice", "phone")
+	if r := enable(t, a, appHost, "n1", secret); r.Get("type") != "result" {
+		t.Fatalf("enable: %s", r)
+	}
+	// The app server has answered the probe (its disco#info) before the
+	// server goes down: the registration stands.
+	b0 := modtest.Login(t, d, "bob", "b")
+	a.Close()
+	waitFor(t, "alice offline", func() bool { return len(d.Server.Router.Sessions("alice")) == 0 })
+	b0.Sendf("<message to='%s' type='chat'><body>before</body></message>", alice)
+	first.next(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := xmppd.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d2.Shutdown(ctx)
+	})
+	app := startApp(t, d2, appHost, true)
+	b := modtest.Login(t, d2, "bob", "b")
+	b.Sendf("<message to='%s' type='chat'><body>after the restart</body></message>", alice)
+	ps := app.next(t)
+	if f := summary(t, ps); f["message-count"] != "1" || !strings.Contains(ps.String(), "s3cr3t") {
+		t.Fatalf("after restart: %s", ps)
 	}
 }
