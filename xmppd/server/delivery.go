@@ -119,6 +119,13 @@ func (s *Server) Redeliver(sess *session.Session, els []*stream.Element) {
 				// least this one's priority: that one got its own copy.
 				continue
 			}
+			if SyncsFromArchive(sess) && archivedFor(el, bare.String()) {
+				// Its client reads the archive, where this message is
+				// (committed before it was sent): like Prosody's
+				// mod_smacks for clients that requested MAM, it is not
+				// stored offline to be sent a second time.
+				continue
+			}
 			st := &Stanza{El: el, To: bare}
 			if f, err := jid.Parse(el.Get("from")); err == nil {
 				st.From = f
@@ -173,3 +180,25 @@ type ArchivePage struct {
 // at its initial presence (see mod/mam's package doc, "Offline storage
 // and the archive agree"). Fired on the asking session's reader.
 var ArchiveSent = NewEvent[ArchivePage]("archive-sent")
+
+type archiveSyncKey struct{}
+
+// MarkArchiveSync records that sess's client reads its account's message
+// archive (it queried it: mod/mam).
+func MarkArchiveSync(sess *session.Session) { sess.SetValue(archiveSyncKey{}, true) }
+
+// SyncsFromArchive reports whether sess's client reads its account's
+// message archive.
+func SyncsFromArchive(sess *session.Session) bool { return sess.Value(archiveSyncKey{}) != nil }
+
+// archivedFor reports whether el carries the stanza-id of by's archive
+// (XEP-0359; mod/mam adds it once the message is in the archive, and
+// strips forged ones).
+func archivedFor(el *stream.Element, by string) bool {
+	for _, c := range el.Children() {
+		if c.Space == "urn:xmpp:sid:0" && c.Local == "stanza-id" && c.Get("by") == by {
+			return true
+		}
+	}
+	return false
+}

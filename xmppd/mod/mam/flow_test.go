@@ -10,6 +10,8 @@ import (
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/mod/internal/modtest"
 	"github.com/hearthchat/hearth/xmppd/mod/mam"
+	"github.com/hearthchat/hearth/xmppd/mod/offline"
+	"github.com/hearthchat/hearth/xmppd/session"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
@@ -157,6 +159,60 @@ func TestAckedMessageIsArchived(t *testing.T) {
 		el := alice.Expect("message", func(el *stream.Element) bool { return el.Local == "message" })
 		if stanzaID(el, "alice@"+xmpptest.Domain) == "" {
 			t.Fatalf("delivered without a stanza-id: %s", el)
+		}
+	}
+}
+
+// A phone that syncs from the archive and vanishes past its resume window
+// (the shorter one it asked for, XEP-0198 max) does not get its archived
+// but unacknowledged messages a second time from offline storage: like
+// Prosody's mod_smacks with mam_requested, they are not re-routed. A
+// client that never queried the archive still gets them offline.
+func TestExpiredSessionOfArchiveClient(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	// Registered after the modules' hooks, so it runs after smacks has
+	// re-routed what the session never acknowledged.
+	closed := make(chan string, 4)
+	d.Server.OnClosed(func(s *session.Session) { closed <- s.JID.String() })
+	bob := modtest.Login(t, d, "bob", "b")
+	for _, syncs := range []bool{true, false} {
+		phone := modtest.Login(t, d, "alice", "phone")
+		phone.Send("<enable xmlns='" + nsSM + "' resume='true' max='1'/>")
+		en := phone.Expect("enabled", func(el *stream.Element) bool { return el.Local == "enabled" })
+		if en.Get("max") != "1" {
+			t.Fatalf("asked for max='1', enabled says %s", en)
+		}
+		if syncs {
+			n := 0
+			queryAll(t, phone, &n)
+		}
+		phone.Send("<presence/>")
+		phone.Sync()
+		for i := 1; i <= 3; i++ {
+			bob.Sendf("<message to='alice@%s' type='chat'><body>unacked%d</body></message>", xmpptest.Domain, i)
+		}
+		bob.Sync()
+		for range 3 {
+			phone.Expect("message", func(el *stream.Element) bool { return el.Local == "message" })
+		}
+		phone.Raw.Close() // no ack, no goodbye: the session hibernates, then expires
+		select {
+		case j := <-closed:
+			if j != phone.JID {
+				t.Fatalf("%s closed, want %s", j, phone.JID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the hibernating session never expired")
+		}
+		n, _, err := offline.Count(d.Store, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if syncs && n != 0 {
+			t.Errorf("archive client: %d archived messages stored offline again when its session expired", n)
+		}
+		if !syncs && n != 3 {
+			t.Errorf("client without the archive: %d of 3 unacknowledged messages stored offline", n)
 		}
 	}
 }

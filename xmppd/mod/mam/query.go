@@ -275,6 +275,11 @@ func (m *mod) query(st *server.Stanza) (*stream.Element, error) {
 		}
 		sent = append(sent, id)
 	}
+	if st.Origin != nil {
+		// Its unacknowledged archived messages are not stored offline
+		// when its session ends (server.Redeliver).
+		server.MarkArchiveSync(st.Origin)
+	}
 	if len(sent) > 0 {
 		server.ArchiveSent.Fire(m.srv, server.ArchivePage{User: user, IDs: sent})
 	}

@@ -81,7 +81,11 @@ func Register(srv *server.Server) {
 	})
 	srv.OnHibernate(func(sess *session.Session) {
 		gen := sess.Gen()
-		time.AfterFunc(ResumeTimeout, func() {
+		timeout := ResumeTimeout
+		if d, ok := sess.Value(resumeMaxKey{}).(time.Duration); ok && d < timeout {
+			timeout = d
+		}
+		time.AfterFunc(timeout, func() {
 			// Ends it only if still hibernating on that generation, in
 			// one step: a client resuming just then keeps its session.
 			srv.EndHibernated(sess, gen)
@@ -117,7 +121,14 @@ func (r *registry) nonza(srv *server.Server, sess *session.Session, el *stream.E
 			r.mu.Lock()
 			r.by[id] = sess
 			r.mu.Unlock()
-			out += " id='" + id + "' resume='true' max='" + strconv.Itoa(int(ResumeTimeout/time.Second)) + "'"
+			// XEP-0198 §5: the client's preferred maximum, when shorter
+			// than ours (a phone that falls back to the archive sooner).
+			max := ResumeTimeout
+			if n, err := strconv.ParseUint(el.Get("max"), 10, 32); err == nil && n > 0 && time.Duration(n)*time.Second < max {
+				max = time.Duration(n) * time.Second
+				sess.SetValue(resumeMaxKey{}, max)
+			}
+			out += " id='" + id + "' resume='true' max='" + strconv.Itoa(int(max/time.Second)) + "'"
 		}
 		sess.SendRaw([]byte(out + "/>"))
 	case "r":
@@ -140,6 +151,10 @@ func (r *registry) nonza(srv *server.Server, sess *session.Session, el *stream.E
 		sess.CloseWithError("unsupported-stanza-type", "")
 	}
 }
+
+// resumeMaxKey holds a session's resumption timeout when its client asked
+// for one shorter than ResumeTimeout.
+type resumeMaxKey struct{}
 
 // resumeCommitWait bounds how long a resumption waits for the session's
 // outstanding commits.
