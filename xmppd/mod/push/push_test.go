@@ -170,7 +170,8 @@ func TestHibernatedSessionPushes(t *testing.T) {
 		t.Fatalf("publish from %s, want %s", from, alice)
 	}
 	// Delivered to the session, not stored: the push came from the
-	// hibernation path.
+	// hibernation path (bob's sync: his message has been routed).
+	b.Sync()
 	if !strings.Contains(fmt.Sprint(d.Server.Router.Session("alice", "phone").TakeUnacked()), "secret words") {
 		t.Fatal("the message is not held for resumption")
 	}
