@@ -41,8 +41,8 @@ func (m *Service) voiceForm(st *server.Stanza, r *room, vals map[string][]string
 		// Already has voice (or is a moderator): nothing to ask for.
 		return
 	}
-	now := m.o.Now()
-	if !o.voiceAsked.IsZero() && now.Sub(o.voiceAsked) < m.o.VoiceRequestInterval {
+	now := m.o.Now().UnixNano()
+	if o.voiceAsked != 0 && time.Duration(now-o.voiceAsked) < m.o.VoiceRequestInterval {
 		m.bounce(st, withText(server.Err("wait", "resource-constraint"), "the moderators have your request; ask again later"))
 		return
 	}
