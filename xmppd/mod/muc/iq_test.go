@@ -81,6 +81,10 @@ func TestOccupantIQ(t *testing.T) {
 	// allowpm: moderators only, then nobody.
 	setAllowPM(t, alice, "moderators")
 	bob.Sync()
+	if info := iq(t, bob, "get", room, "<query xmlns='http://jabber.org/protocol/disco#info'/>"); !strings.Contains(info.String(),
+		"<field var='muc#roomconfig_allowpm' type='list-single'><value>moderators</value></field>") {
+		t.Fatalf("allowpm not in the room's disco#info: %s", info)
+	}
 	if r := iq(t, bob, "get", room+"/alice", "<query xmlns='jabber:iq:version'/>"); modtest.ErrCond(r) != "forbidden" {
 		t.Fatalf("participant iq with allowpm=moderators: %s", r)
 	}

@@ -237,6 +237,13 @@ func (m *Service) discoInfo(st *server.Stanza) (*stream.Element, error) {
 	form.field("muc#roominfo_subject", "", r.st.Subject)
 	form.field("muc#roominfo_occupants", "", strconv.Itoa(len(r.occ)))
 	form.field("muc#roomconfig_changesubject", "boolean", boolStr(r.st.Config.ChangeSubject))
+	// Clients (Conversations) read allowpm here to offer private
+	// messages only where the room passes them on.
+	pm := r.st.Config.AllowPM
+	if pm == "" {
+		pm = "anyone"
+	}
+	form.field("muc#roomconfig_allowpm", "list-single", pm)
 	if r.st.AvatarHash != "" {
 		form.field("muc#roominfo_avatarhash", "text-multi", r.st.AvatarHash)
 	}
