@@ -418,7 +418,9 @@ func (m *mod) reset(key string) {
 }
 
 // notify counts a message for a registration and publishes now, or at the
-// end of the current interval.
+// end of the current interval. The decision and the snapshot of what is
+// published are taken under one lock, so a burst cannot start two
+// publishes at once.
 func (m *mod) notify(key, from string) {
 	m.mu.Lock()
 	d := m.devs[key]
@@ -437,24 +439,28 @@ func (m *mod) notify(key, from string) {
 		m.mu.Unlock()
 		return
 	}
+	id, count, sender := m.takeLocked(d)
 	m.mu.Unlock()
 	// Not on the caller's goroutine: routing the publish may bounce
 	// straight back into IQResponse, and the caller (a sender's reader)
 	// must not wait for an app server anyway.
-	go m.fire(key)
+	go m.publish(key, id, count, sender)
 }
 
-// fire publishes the registration's summary.
+// takeLocked starts a publish of d's summary: its id, count and sender.
+func (m *mod) takeLocked(d *device) (id string, count int, sender string) {
+	d.lastSent = time.Now()
+	delete(m.pending, d.pending)
+	d.pending = newID()
+	m.pending[d.pending] = d.key
+	return d.pending, d.count, d.sender
+}
+
+// fire publishes what was counted during an interval (the timer).
 func (m *mod) fire(key string) {
-	user, j, node := splitKey(key)
-	reg := m.registration(key)
 	m.mu.Lock()
 	d := m.devs[key]
-	if d == nil || reg == nil {
-		if d != nil && d.timer != nil {
-			d.timer.Stop()
-		}
-		delete(m.devs, key)
+	if d == nil {
 		m.mu.Unlock()
 		return
 	}
@@ -463,14 +469,18 @@ func (m *mod) fire(key string) {
 		m.mu.Unlock()
 		return
 	}
-	count, from := d.count, d.sender
-	d.lastSent = time.Now()
-	delete(m.pending, d.pending)
-	d.pending = newID()
-	m.pending[d.pending] = key
-	id := d.pending
+	id, count, sender := m.takeLocked(d)
 	m.mu.Unlock()
+	m.publish(key, id, count, sender)
+}
 
+// publish sends the summary to the registration's app server.
+func (m *mod) publish(key, id string, count int, from string) {
+	user, j, node := splitKey(key)
+	reg := m.registration(key)
+	if reg == nil {
+		return // disabled meanwhile
+	}
 	form := stream.New(nsData, "x", "type", "form")
 	field := func(v, val string) {
 		form.Add(stream.New(nsData, "field", "var", v).Add(stream.New(nsData, "value").AddText(val)))
