@@ -70,6 +70,11 @@ const (
 	nsForward   = "urn:xmpp:forward:0"
 )
 
+// HookPriority is where push looks at messages for online accounts:
+// below blocking (1000) and the archive (50), above carbons (-100), whose
+// copies it need not see (it unwraps a carbon itself).
+const HookPriority = 10
+
 // MinInterval is the least time between two publishes to one
 // registration. A variable for tests; set it before a server starts.
 var MinInterval = 5 * time.Second
@@ -116,10 +121,13 @@ func Register(srv *server.Server) {
 	srv.AddFeature(server.ToAccount, ns)
 	srv.HandleIQ(server.ToAccount, "set", ns, "enable", m.enable)
 	srv.HandleIQ(server.ToAccount, "set", ns, "disable", m.disable)
-	// Above every other module's hooks: this only looks, and must see
-	// the message before a hook that stops it.
-	srv.Hook(server.MessageFull, 1000, func(st *server.Stanza) bool { m.live(st, true); return false })
-	srv.Hook(server.MessageBare, 1000, func(st *server.Stanza) bool { m.live(st, false); return false })
+	// These only look (they never stop a message). For messages to
+	// online accounts: below blocking (a blocked sender wakes nobody)
+	// and the archive (the phone woken fetches what is on disk), see
+	// HookPriority. For offline ones: before storage, which stops the
+	// chain once it has the message.
+	srv.Hook(server.MessageFull, HookPriority, func(st *server.Stanza) bool { m.live(st, true); return false })
+	srv.Hook(server.MessageBare, HookPriority, func(st *server.Stanza) bool { m.live(st, false); return false })
 	srv.Hook(server.MessageOffline, 1000, func(st *server.Stanza) bool { m.offline(st); return false })
 	srv.Hook(server.IQResponse, 100, m.answer)
 	server.Available.On(srv, func(a server.Availability) {
