@@ -31,11 +31,15 @@ import (
 // carried in the forwarded id).
 const MaxForwardedIQID = 256
 
-// bareTargets are payload namespaces answered by the occupant's account.
-var bareTargets = map[string]bool{
-	nsVCard:                             true,
-	"urn:ietf:params:xml:ns:vcard-4.0":  true,
-	"http://jabber.org/protocol/pubsub": true,
+// bareTarget says whether a payload namespace is answered by the
+// occupant's account rather than one of its clients (a switch, not a map:
+// modules keep no package-level state, TestModulesDoNotImportEachOther).
+func bareTarget(space string) bool {
+	switch space {
+	case nsVCard, "urn:ietf:params:xml:ns:vcard-4.0", "http://jabber.org/protocol/pubsub":
+		return true
+	}
+	return false
 }
 
 // allowPMValues are muc#roomconfig_allowpm's options.
@@ -103,7 +107,7 @@ func (m *Service) occupantIQ(st *server.Stanza) {
 		return
 	}
 	target := firstReal(to)
-	if bareTargets[payload.Space] {
+	if bareTarget(payload.Space) {
 		target = to.bare
 	}
 	fromOcc := m.roomJID(r.name) + "/" + from.nick
