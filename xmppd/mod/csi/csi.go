@@ -17,9 +17,9 @@
 //     states only the latest per sender is kept.
 //   - Everything else is sent at once, after whatever was held (so the
 //     client sees the same order as without CSI).
-//   - At most MaxHeld stanzas are held per session (its memory is then
-//     bounded by MaxHeld times the largest stanza the parser admits): the
-//     next one to hold sends them all first.
+//   - At most MaxHeld stanzas and MaxHeldBytes (serialized) are held per
+//     session: the next one to hold past either sends them all first. A
+//     stanza bigger than a quarter of MaxHeldBytes is not held at all.
 //
 // Stream management (XEP-0198) counts what is written, so the holding
 // happens before the session counts (session.Filter). Nothing held is
@@ -40,8 +40,14 @@ import (
 
 const ns = "urn:xmpp:csi:0"
 
-// MaxHeld bounds the stanzas held back per session.
-const MaxHeld = 100
+// MaxHeld and MaxHeldBytes bound what is held back per session: a
+// hundred presence updates with caps and avatar hashes are about 60 KiB.
+// Without the byte bound a sender of large receipts (ids up to the
+// parser's 256 KiB stanza limit) could make one session hold 25 MiB.
+const (
+	MaxHeld      = 100
+	MaxHeldBytes = 128 << 10
+)
 
 // Namespaces of what counts as noise.
 const (
@@ -65,8 +71,11 @@ type state struct {
 	inactive bool
 	ended    bool
 	held     []*stream.Element // nil entries were replaced by a newer one
+	sizes    []int             // serialized size of each entry of held
 	live     int               // non-nil entries of held
+	bytes    int               // their serialized size
 	latest   map[string]int    // key (see holdable) → index in held
+	scratch  []byte            // to weigh a stanza
 	reroute  func([]*stream.Element)
 	// redeliver routes held messages again when the session ends.
 	redeliver func([]*stream.Element)
@@ -145,24 +154,39 @@ func (st *state) Offer(el *stream.Element, send func(*stream.Element) bool) bool
 		st.flushLocked(send)
 		return send(el)
 	}
-	if len(st.held) >= MaxHeld {
-		st.compactLocked()
-		if len(st.held) >= MaxHeld {
-			st.flushLocked(send)
-		}
+	st.scratch = el.Append(st.scratch[:0], stream.NSClient)
+	n := len(st.scratch)
+	if cap(st.scratch) > 8<<10 {
+		st.scratch = nil
+	}
+	if n > MaxHeldBytes/4 {
+		st.flushLocked(send)
+		return send(el)
 	}
 	if key != "" {
 		if i, ok := st.latest[key]; ok {
 			st.held[i] = nil
 			st.live--
+			st.bytes -= st.sizes[i]
+			delete(st.latest, key)
 		}
+	}
+	if len(st.held) >= MaxHeld || st.bytes+n > MaxHeldBytes {
+		st.compactLocked()
+		if len(st.held) >= MaxHeld || st.bytes+n > MaxHeldBytes {
+			st.flushLocked(send)
+		}
+	}
+	if key != "" {
 		st.latest[key] = len(st.held)
 	}
 	// Copied: the caller may hand the same element to other sessions
 	// (a presence broadcast) and the router's stamping must not reach
 	// a stanza held here.
 	st.held = append(st.held, el.Copy())
+	st.sizes = append(st.sizes, n)
 	st.live++
+	st.bytes += n
 	return true
 }
 
@@ -171,7 +195,7 @@ func (st *state) Offer(el *stream.Element, send func(*stream.Element) bool) bool
 // is dropped, as it would have been if sent at once.
 func (st *state) flushLocked(send func(*stream.Element) bool) {
 	if st.live == 0 {
-		st.held = st.held[:0]
+		st.held, st.sizes, st.bytes = st.held[:0], st.sizes[:0], 0
 		clear(st.latest)
 		return
 	}
@@ -181,7 +205,7 @@ func (st *state) flushLocked(send func(*stream.Element) bool) {
 			refused = append(refused, el)
 		}
 	}
-	st.held, st.live = nil, 0
+	st.held, st.sizes, st.live, st.bytes = nil, nil, 0, 0
 	clear(st.latest)
 	if len(refused) > 0 {
 		st.reroute(refused)
@@ -193,9 +217,9 @@ func (st *state) compactLocked() {
 	if st.live == len(st.held) {
 		return
 	}
-	out := st.held[:0]
+	out, sizes := st.held[:0], st.sizes[:0]
 	clear(st.latest)
-	for _, el := range st.held {
+	for i, el := range st.held {
 		if el == nil {
 			continue
 		}
@@ -203,9 +227,10 @@ func (st *state) compactLocked() {
 			st.latest[key] = len(out)
 		}
 		out = append(out, el)
+		sizes = append(sizes, st.sizes[i])
 	}
 	clear(st.held[len(out):])
-	st.held = out
+	st.held, st.sizes = out, sizes
 }
 
 // end: the session is over; held messages are routed again.
@@ -218,7 +243,7 @@ func (st *state) end() {
 			msgs = append(msgs, el)
 		}
 	}
-	st.held, st.live = nil, 0
+	st.held, st.sizes, st.live, st.bytes = nil, nil, 0, 0
 	clear(st.latest)
 	st.mu.Unlock()
 	if len(msgs) > 0 {

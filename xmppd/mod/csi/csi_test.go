@@ -262,3 +262,38 @@ func TestHeldRoutedAtEnd(t *testing.T) {
 		t.Fatalf("desk got %s", got)
 	}
 }
+
+// TestByteBound: what is held is bounded in bytes too; a stanza too big
+// to hold is sent at once, after what was held.
+func TestByteBound(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	a := modtest.Login(t, d, "alice", "a")
+	a.Send("<inactive xmlns='" + ns + "'/>")
+	a.Sync()
+	big := strings.Repeat("x", 20<<10)
+	from := contacts(8)
+	for _, f := range from[:7] {
+		d.Server.Route(stream.New(stream.NSClient, "presence", "from", f, "to", alice+"/a").
+			Add(stream.New(stream.NSClient, "status").AddText(big)))
+	}
+	// 6 × 20 KiB fit under MaxHeldBytes; the 7th sends those 6.
+	for i := range 6 {
+		if el := a.El(); el.Local != "presence" || el.Get("from") != from[i] {
+			t.Fatalf("stanza %d: %.200s", i, el)
+		}
+	}
+	s := sess(t, d, "alice", "a")
+	if n := csi.Held(s); n != 1 {
+		t.Fatalf("held %d after the byte bound, want 1", n)
+	}
+	d.Server.Route(stream.New(stream.NSClient, "presence", "from", from[7], "to", alice+"/a").
+		Add(stream.New(stream.NSClient, "status").AddText(strings.Repeat("y", csi.MaxHeldBytes/4+1))))
+	for _, want := range from[6:8] {
+		if el := a.El(); el.Local != "presence" || el.Get("from") != want {
+			t.Fatalf("want presence of %s, got %.200s", want, el)
+		}
+	}
+	if n := csi.Held(s); n != 0 {
+		t.Fatalf("held %d, want 0", n)
+	}
+}
