@@ -364,3 +364,24 @@ func TestRegistrationSurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart: %s", ps)
 	}
 }
+
+// TestTwoAppServers: an account with devices on two app servers; a message
+// stored offline reaches both.
+func TestTwoAppServers(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	one := startApp(t, d, appHost, true)
+	two := startApp(t, d, "push2."+xmpptest.Domain, true)
+	a := modtest.Login(t, d, "alice", "phone")
+	enable(t, a, appHost, "phone", "")
+	enable(t, a, "push2."+xmpptest.Domain, "tablet", "")
+	a.Close()
+	waitFor(t, "alice offline", func() bool { return len(d.Server.Router.Sessions("alice")) == 0 })
+	b := modtest.Login(t, d, "bob", "b")
+	b.Sendf("<message to='%s' type='chat'><body>to both</body></message>", alice)
+	if n := one.next(t).Child(nsPubsub, "publish").Get("node"); n != "phone" {
+		t.Fatalf("first app server: node %s", n)
+	}
+	if n := two.next(t).Child(nsPubsub, "publish").Get("node"); n != "tablet" {
+		t.Fatalf("second app server: node %s", n)
+	}
+}
