@@ -33,8 +33,10 @@
 // enable answers at once; the server then asks the JID's disco#info, and a
 // JID that answers with an error or without a pubsub/push identity loses
 // the registration, as does one whose answer to a publish is an error
-// other than a temporary (type wait) one — e.g. item-not-found when the
-// app server forgot the node. Registrations to the server's own domain or
+// other than a temporary one — e.g. item-not-found when the app server
+// forgot the node. Temporary: type wait, and an app server's domain that
+// cannot be reached (remote-server-not-found/-timeout: a restarting app
+// server must not cost every phone its registration). Registrations to the server's own domain or
 // to the account itself are refused outright (not-acceptable): those are
 // certainly not app servers.
 //
@@ -102,7 +104,7 @@ type mod struct {
 
 	mu      sync.Mutex
 	devs    map[string]*device // by registration key
-	pending map[string]string  // iq id → registration key
+	pending map[string]asked   // iq id → what it asked
 }
 
 // device is the runtime state of one registration.
@@ -112,12 +114,20 @@ type device struct {
 	sender   string
 	lastSent time.Time
 	timer    *time.Timer
-	pending  string // id of the publish or probe awaiting its answer
+	pending  string // id of the publish awaiting its answer
+	probe    string // id of the disco#info probe awaiting its answer
+}
+
+// asked is a request the module sent: which registration, and whether it
+// was the probe made at enable time.
+type asked struct {
+	key   string
+	probe bool
 }
 
 // Register adds XEP-0357 to the server.
 func Register(srv *server.Server) {
-	m := &mod{srv: srv, devs: map[string]*device{}, pending: map[string]string{}}
+	m := &mod{srv: srv, devs: map[string]*device{}, pending: map[string]asked{}}
 	srv.AddFeature(server.ToAccount, ns)
 	srv.HandleIQ(server.ToAccount, "set", ns, "enable", m.enable)
 	srv.HandleIQ(server.ToAccount, "set", ns, "disable", m.disable)
@@ -271,6 +281,7 @@ func (m *mod) remove(user string, match func(string) bool) error {
 				d.timer.Stop()
 			}
 			delete(m.pending, d.pending)
+			delete(m.pending, d.probe)
 			delete(m.devs, k)
 		}
 	}
@@ -460,7 +471,7 @@ func (m *mod) takeLocked(d *device) (id string, count int, sender string) {
 	d.lastSent = time.Now()
 	delete(m.pending, d.pending)
 	d.pending = newID()
-	m.pending[d.pending] = d.key
+	m.pending[d.pending] = asked{key: d.key}
 	return d.pending, d.count, d.sender
 }
 
@@ -487,7 +498,14 @@ func (m *mod) publish(key, id string, count int, from string) {
 	user, j, node := splitKey(key)
 	reg := m.registration(key)
 	if reg == nil {
-		return // disabled meanwhile
+		// Disabled meanwhile (a session may still name it).
+		m.mu.Lock()
+		if d := m.devs[key]; d != nil && d.timer == nil {
+			delete(m.pending, d.pending)
+			delete(m.devs, key)
+		}
+		m.mu.Unlock()
+		return
 	}
 	form := stream.New(nsData, "x", "type", "form")
 	field := func(v, val string) {
@@ -518,9 +536,9 @@ func (m *mod) probe(user, key string, j jid.JID) {
 		d = &device{key: key}
 		m.devs[key] = d
 	}
-	delete(m.pending, d.pending)
-	d.pending = id
-	m.pending[id] = key
+	delete(m.pending, d.probe)
+	d.probe = id
+	m.pending[id] = asked{key: key, probe: true}
 	m.mu.Unlock()
 	m.srv.Route(stream.New(stream.NSClient, "iq", "type", "get", "id", id,
 		"from", user+"@"+m.srv.Domain, "to", j.String()).Add(stream.New(nsDiscoInfo, "query")))
@@ -530,44 +548,58 @@ func (m *mod) probe(user, key string, j jid.JID) {
 func (m *mod) answer(st *server.Stanza) bool {
 	id := st.El.Get("id")
 	m.mu.Lock()
-	key, ok := m.pending[id]
+	a, ok := m.pending[id]
 	if ok {
 		delete(m.pending, id)
-		if d := m.devs[key]; d != nil && d.pending == id {
-			d.pending = ""
+		if d := m.devs[a.key]; d != nil {
+			if d.pending == id {
+				d.pending = ""
+			}
+			if d.probe == id {
+				d.probe = ""
+			}
 		}
 	}
 	m.mu.Unlock()
 	if !ok {
 		return false
 	}
-	user, j, node := splitKey(key)
+	user, j, node := splitKey(a.key)
 	if !strings.EqualFold(st.From.String(), j) || st.To.Localpart() != user {
 		// Not from the app server (ids are random, but an answer must
 		// come from whom it was asked).
 		return true
 	}
-	why := ""
-	if st.Type() == "error" {
-		e := st.El.Child(stream.NSClient, "error")
-		if e != nil && e.Get("type") == "wait" {
-			return true // try again with the next message
-		}
-		cond := "?"
-		if e != nil && e.FirstChild() != nil {
-			cond = e.FirstChild().Local
-		}
-		why = "app server answered " + cond
-	} else if q := st.El.Child(nsDiscoInfo, "query"); q != nil && !isPushService(q) {
-		why = "not a push service (no pubsub/push identity)"
-	}
-	if why != "" {
+	if why := refusal(st, a.probe); why != "" {
 		m.srv.Log.Info("push: registration disabled", "user", user, "jid", j, "node", node, "why", why)
-		if err := m.remove(user, func(k string) bool { return k == key }); err != nil {
+		if err := m.remove(user, func(k string) bool { return k == a.key }); err != nil {
 			m.srv.Log.Error("push: disable", "user", user, "err", err)
 		}
 	}
 	return true
+}
+
+// refusal says why an answer ends a registration ("" if it does not).
+// The probe at enable time must succeed and name a push service. A
+// publish's error ends it unless it may pass: type wait, or the app
+// server's domain unreachable for now (an app server restarting must not
+// cost every phone its registration).
+func refusal(st *server.Stanza, probe bool) string {
+	if st.Type() != "error" {
+		if q := st.El.Child(nsDiscoInfo, "query"); probe && (q == nil || !isPushService(q)) {
+			return "not a push service (no pubsub/push identity)"
+		}
+		return ""
+	}
+	e := st.El.Child(stream.NSClient, "error")
+	cond := "?"
+	if e != nil && e.FirstChild() != nil {
+		cond = e.FirstChild().Local
+	}
+	if !probe && (e != nil && e.Get("type") == "wait" || cond == "remote-server-not-found" || cond == "remote-server-timeout") {
+		return ""
+	}
+	return "app server answered " + cond
 }
 
 func isPushService(q *stream.Element) bool {
