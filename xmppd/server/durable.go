@@ -20,9 +20,9 @@ import (
 // burst of 3,000 messages from one client took 16 s, and a phone that
 // acknowledges slowly could no longer be pushed back (smacks'
 // TestBurstToSlowAcker). So a module commits on the session's behalf with
-// Commit: the write runs in a group commit (Store.Batch: every session's
-// writes of the same few milliseconds share one commit) while the reader
-// goes on, and the session keeps the position of every stanza whose
+// Commit: the write joins the store's commit queue (store/commitq.go:
+// everything queued while the previous commit ran shares the next one)
+// while the reader goes on, and the session keeps the position of every stanza whose
 // commit is outstanding. DurableCount is then the handled count the server
 // may acknowledge: everything before the oldest outstanding stanza. An iq
 // from the session waits for its outstanding commits (FromClient), so an
@@ -61,9 +61,9 @@ func commitsOf(sess *session.Session) *commits {
 // on its reader goroutine) it returns at once and the commit completes in
 // the background; until it has, the session's acknowledgements stop short
 // of this stanza (DurableCount) and its next iq waits. done, if not nil,
-// runs with the commit's result. For other stanzas (the server's own,
-// another server's) it commits before returning. fn may run more than
-// once (Store.Batch).
+// runs with the commit's result (on the commit queue's goroutine: it must
+// be quick). For other stanzas (the server's own, another server's) it
+// commits before returning. fn may run more than once.
 func (s *Server) Commit(st *Stanza, fn func(tx *bolt.Tx) error, done func(error)) {
 	if st.Origin == nil {
 		err := s.Store.Batch(fn)
@@ -85,9 +85,8 @@ func (s *Server) Commit(st *Stanza, fn func(tx *bolt.Tx) error, done func(error)
 	c.mu.Unlock()
 	f := s.redeliveries() // shutdown waits for it before storage closes
 	f.add()
-	go func() {
+	s.Store.Enqueue(fn, func(err error) {
 		defer f.done()
-		err := s.Store.Batch(fn)
 		if done != nil {
 			done(err)
 		}
@@ -108,7 +107,7 @@ func (s *Server) Commit(st *Stanza, fn func(tx *bolt.Tx) error, done func(error)
 		if owed {
 			s.safely(nil, func() { Committed.Fire(s, sess) })
 		}
-	}()
+	})
 }
 
 // DurableCount is the handled count sess may acknowledge (XEP-0198 h):

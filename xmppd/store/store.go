@@ -37,6 +37,7 @@ var bucketMeta = []byte("meta")
 // Store is the open database.
 type Store struct {
 	db *bolt.DB
+	q  commitQueue // commitq.go
 }
 
 // ErrCorrupt is returned (wrapped) when the file fails bbolt's page check.

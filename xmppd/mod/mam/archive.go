@@ -117,6 +117,7 @@ type entry struct {
 	dir  byte
 	peer string // the other party's full JID
 	el   *stream.Element
+	xml  []byte // el as stored (archive fills it in)
 }
 
 // put archives e in tx under id. It evicts the account's oldest records
@@ -128,7 +129,7 @@ func put(tx *bolt.Tx, e entry, id uint64) error {
 	if err != nil {
 		return err
 	}
-	v := encodeRecord(e.dir, e.peer, e.el.Append(nil, ""))
+	v := encodeRecord(e.dir, e.peer, e.xml)
 	for tries := 0; ; tries++ {
 		err = store.Charge(tx, e.user, Kind, int64(len(v)), 1, archiveLimit)
 		if err == nil {

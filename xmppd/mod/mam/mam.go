@@ -81,6 +81,7 @@ type mod struct {
 	retention atomic.Int64 // time.Duration
 
 	ids     idAlloc
+	prefs   prefsCache
 	sweepMu sync.Mutex
 	sweeper sweeper
 	stopped atomic.Bool
@@ -121,6 +122,7 @@ func Register(srv *server.Server) {
 	srv.HandleIQ(server.ToAccount, "get", NS, "metadata", m.metadata)
 	srv.OnAccountDeleted(func(user string) {
 		m.ids.forget(user)
+		m.prefs.forget(user)
 		if err := m.deleteUser(user); err != nil {
 			srv.Log.Error("mam: delete account data", "user", user, "err", err)
 		}
@@ -276,14 +278,7 @@ func (m *mod) in(st *server.Stanza) bool {
 
 // wants applies user's archiving preferences to a message with peer.
 func (m *mod) wants(user string, peer jid.JID) bool {
-	var p prefs
-	if err := m.srv.Store.View(func(tx *bolt.Tx) error {
-		p = readPrefs(tx, user)
-		return nil
-	}); err != nil {
-		return true
-	}
-	return p.archives(m.srv, user, peer)
+	return m.prefs.get(m.srv, user).archives(m.srv, user, peer)
 }
 
 // archive commits entries for st in one group-committed transaction
@@ -295,10 +290,12 @@ func (m *mod) wants(user string, peer jid.JID) bool {
 func (m *mod) archive(st *server.Stanza, entries []entry) []uint64 {
 	now := m.now()
 	ids := make([]uint64, len(entries))
+	// Both parties' records hold the same stanza: serialized once.
+	c := entries[0].el.Copy()
+	stripIDs(m.srv, c, "")
+	xml := c.Append(nil, "")
 	for i := range entries {
-		c := entries[i].el.Copy()
-		stripIDs(m.srv, c, "")
-		entries[i].el = c
+		entries[i].xml = xml
 		ids[i] = m.ids.alloc(m.srv, entries[i].user, now)
 	}
 	m.srv.Commit(st, func(tx *bolt.Tx) error {

@@ -3,6 +3,7 @@ package mam
 import (
 	"encoding/json"
 	"slices"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
@@ -116,7 +117,47 @@ func parsePrefs(el *stream.Element) (prefs, error) {
 	return p, nil
 }
 
+// prefsCache keeps the preferences of accounts that send or receive
+// messages: every archived message consults both parties', and a read
+// transaction per message waited behind every file growth of the
+// database (bbolt's remap takes the lock read transactions hold).
+type prefsCache struct {
+	mu sync.Mutex
+	m  map[string]prefs
+}
+
+// maxCachedPrefs bounds the cache; past it, it starts again empty.
+const maxCachedPrefs = 10000
+
+func (c *prefsCache) get(srv *server.Server, user string) prefs {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.m[user]; ok {
+		return p
+	}
+	p := prefs{Default: "always"}
+	_ = srv.Store.View(func(tx *bolt.Tx) error {
+		p = readPrefs(tx, user)
+		return nil
+	})
+	if c.m == nil || len(c.m) >= maxCachedPrefs {
+		c.m = map[string]prefs{}
+	}
+	c.m[user] = p
+	return p
+}
+
+func (c *prefsCache) forget(user string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, user)
+}
+
 func (m *mod) savePrefs(user string, p prefs) error {
+	// Forgotten before and after: a message archived meanwhile reads
+	// them again, and nothing keeps the old ones once the new are stored.
+	m.prefs.forget(user)
+	defer m.prefs.forget(user)
 	v, err := json.Marshal(p)
 	if err != nil {
 		return err

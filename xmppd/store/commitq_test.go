@@ -1,0 +1,115 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Writes queued while a commit runs share the next commit; a failing
+// write gets its own error and the others are committed without it.
+func TestCommitQueueGroupsAndIsolates(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(k string) func(*bolt.Tx) error {
+		return func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("q"))
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte(k), []byte("v"))
+		}
+	}
+	// The first commit is held up; 100 writes queue behind it.
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	s.Enqueue(func(tx *bolt.Tx) error { <-release; return put("first")(tx) }, func(error) { wg.Done() })
+	queueEmpty(t, s)
+	errs := make([]error, 100)
+	boom := errors.New("boom")
+	for i := range 100 {
+		wg.Add(1)
+		fn := put(fmt.Sprint("k", i))
+		if i == 50 {
+			fn = func(*bolt.Tx) error { return boom }
+		}
+		s.Enqueue(fn, func(err error) { errs[i] = err; wg.Done() })
+	}
+	before := s.Commits()
+	close(release)
+	wg.Wait()
+	if n := s.Commits() - before; n != 2 {
+		t.Errorf("the held commit and 100 queued writes took %d commits, want 2", n)
+	}
+	for i, err := range errs {
+		if i == 50 && !errors.Is(err, boom) || i != 50 && err != nil {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	s.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("q"))
+		for i := range 100 {
+			if got := b.Get([]byte(fmt.Sprint("k", i))) != nil; got != (i != 50) {
+				t.Errorf("k%d stored: %v", i, got)
+			}
+		}
+		return nil
+	})
+}
+
+// A full queue makes the writer wait instead of growing.
+func TestCommitQueueBounded(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	release := make(chan struct{})
+	s.Enqueue(func(*bolt.Tx) error { <-release; return nil }, nil)
+	queueEmpty(t, s)
+	for range MaxQueued {
+		s.Enqueue(func(*bolt.Tx) error { return nil }, nil)
+	}
+	blocked := make(chan struct{})
+	go func() {
+		s.Enqueue(func(*bolt.Tx) error { return nil }, nil)
+		close(blocked)
+	}()
+	select {
+	case <-blocked:
+		t.Fatal("a write past MaxQueued was queued without waiting")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting writer was never let in")
+	}
+}
+
+// queueEmpty waits until the commit loop took every queued job.
+func queueEmpty(t *testing.T, s *Store) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		s.q.mu.Lock()
+		n := len(s.q.jobs)
+		s.q.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("commit loop never took its jobs")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
