@@ -14,15 +14,16 @@
 // mod_cloud_notify also leaves it out by default. The publish-options
 // form is passed on as the client gave it.
 //
-// When (Prosody's rules, which the apps are written against):
-//   - a message with a body or an encrypted payload (OMEMO, OpenPGP), or
-//     a carbon of one received by another resource, for a session that is
-//     hibernating and enabled push: that device's registration;
-//   - such a message that nobody online takes (offline storage): every
-//     registration of the account;
-//   - a group-chat message only if its body names the account (a mention;
-//     the account's name stands in for the room nick, which this module
-//     cannot know).
+// When (what Prosody's mod_cloud_notify does, which the apps are written
+// against): a message with a body or an encrypted payload (OMEMO,
+// OpenPGP), or a carbon of one, for the account wakes every registered
+// device that has no connected session right now — one that enabled push
+// on a session that now hibernates, or whose stream is gone (it fetches
+// the message from the archive or offline storage when woken). A
+// device whose session is connected gets the message itself. A group-chat
+// message counts only if its body names the account (a mention; the
+// account's name stands in for the room nick, which this module cannot
+// know).
 //
 // Rate: at most one publish per registration per MinInterval; messages in
 // between are counted and summarised in one publish at the end of the
@@ -48,6 +49,7 @@ package push
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +59,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/xmppd/server"
-	"github.com/hearthchat/hearth/xmppd/session"
 	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
@@ -103,8 +104,10 @@ type mod struct {
 	srv *server.Server
 
 	mu      sync.Mutex
-	devs    map[string]*device // by registration key
-	pending map[string]asked   // iq id → what it asked
+	devs    map[string]*device  // by registration key
+	pending map[string]asked    // iq id → what it asked
+	cache   map[string][]string // account → its registration keys (see keys)
+	gen     uint64              // counts invalidations
 }
 
 // device is the runtime state of one registration.
@@ -127,7 +130,7 @@ type asked struct {
 
 // Register adds XEP-0357 to the server.
 func Register(srv *server.Server) {
-	m := &mod{srv: srv, devs: map[string]*device{}, pending: map[string]asked{}}
+	m := &mod{srv: srv, devs: map[string]*device{}, pending: map[string]asked{}, cache: map[string][]string{}}
 	srv.AddFeature(server.ToAccount, ns)
 	srv.HandleIQ(server.ToAccount, "set", ns, "enable", m.enable)
 	srv.HandleIQ(server.ToAccount, "set", ns, "disable", m.disable)
@@ -206,6 +209,7 @@ func (m *mod) enable(st *server.Stanza) (*stream.Element, error) {
 		}
 		return b.Put([]byte(key), rec.Append(nil, stream.NSClient))
 	})
+	m.invalidate(user)
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +275,7 @@ func (m *mod) remove(user string, match func(string) bool) error {
 		}
 		return nil
 	})
+	m.invalidate(user)
 	if err != nil {
 		return err
 	}
@@ -380,33 +385,34 @@ func sender(el *stream.Element) string {
 	return el.Get("from")
 }
 
-// live: a message for an online account; the hibernating sessions it
-// goes to (full: the one it names; bare: those of the highest
-// non-negative priority, RFC 6121 §8.5.2.1.1) wake their devices.
+// live: a message for an account with sessions online. Every device
+// not connected right now is told: one whose session hibernates, and one
+// whose stream is gone altogether (it will fetch the message from the
+// archive when woken). A device with a live session gets it directly. An
+// account with no available session is left to offline (the message goes
+// to storage next), so that no device is told twice.
 func (m *mod) live(st *server.Stanza, full bool) {
 	user := st.To.Localpart()
 	if user == "" || !m.srv.IsLocal(st.To) || !worth(st.El, user) {
 		return
 	}
-	var targets []*session.Session
-	if full {
-		if s := m.srv.Router.Session(user, st.To.Resourcepart()); s != nil {
-			targets = append(targets, s)
-		}
-	} else {
-		all, _ := m.srv.Router.Available(user)
-		best := -1
-		for _, s := range all {
-			best = max(best, s.Priority())
-		}
-		for _, s := range all {
-			if best >= 0 && s.Priority() == best {
-				targets = append(targets, s)
-			}
+	if !full {
+		if all, _ := m.srv.Router.Available(user); len(all) == 0 {
+			return
 		}
 	}
-	for _, s := range targets {
-		if k, _ := s.Value(sessKey{}).(string); k != "" && s.Detached() {
+	keys := m.keys(user)
+	if len(keys) == 0 {
+		return
+	}
+	connected := map[string]bool{}
+	for _, s := range m.srv.Router.Sessions(user) {
+		if k, _ := s.Value(sessKey{}).(string); k != "" && !s.Detached() {
+			connected[k] = true
+		}
+	}
+	for _, k := range keys {
+		if !connected[k] {
 			m.notify(k, sender(st.El))
 		}
 	}
@@ -418,9 +424,44 @@ func (m *mod) offline(st *server.Stanza) {
 	if !worth(st.El, user) {
 		return
 	}
-	for k := range m.registrations(user) {
+	for _, k := range m.keys(user) {
 		m.notify(k, sender(st.El))
 	}
+}
+
+// keys lists user's registrations, from a cache: messages to online
+// accounts consult it, and most accounts have none, so the store is read
+// once per account, not once per message. enable and remove invalidate
+// the account's entry.
+func (m *mod) keys(user string) []string {
+	m.mu.Lock()
+	k, ok := m.cache[user]
+	gen := m.gen
+	m.mu.Unlock()
+	if ok {
+		return k
+	}
+	regs := m.registrations(user)
+	k = make([]string, 0, len(regs))
+	for key := range regs {
+		k = append(k, key)
+	}
+	sort.Strings(k)
+	m.mu.Lock()
+	if m.gen == gen {
+		// Not if a change came in while the store was read: what was
+		// read may be older than it.
+		m.cache[user] = k
+	}
+	m.mu.Unlock()
+	return k
+}
+
+func (m *mod) invalidate(user string) {
+	m.mu.Lock()
+	delete(m.cache, user)
+	m.gen++
+	m.mu.Unlock()
 }
 
 // reset starts a registration's count afresh (the device is online).

@@ -398,3 +398,32 @@ func TestTwoAppServers(t *testing.T) {
 		t.Fatalf("second app server: node %s", n)
 	}
 }
+
+// TestGoneDeviceWhileOtherOnline: the phone's stream is gone, the desktop
+// is online: the desktop gets the message and the phone is woken. While
+// the phone is connected it is not.
+func TestGoneDeviceWhileOtherOnline(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	app := startApp(t, d, appHost, true)
+	desk := modtest.Login(t, d, "alice", "desk")
+	desk.Send("<presence/>")
+	desk.Expect("own presence", modtest.IsPresence("", alice+"/desk"))
+	phone := modtest.Login(t, d, "alice", "phone")
+	enable(t, phone, appHost, "n1", "")
+	b := modtest.Login(t, d, "bob", "b")
+	b.Sendf("<message to='%s' type='chat'><body>phone is here</body></message>", alice)
+	desk.Expect("message", func(el *stream.Element) bool { return el.Local == "message" })
+	b.Sync()
+	if n := app.count(); n != 0 {
+		t.Fatalf("%d publishes for a connected device", n)
+	}
+	phone.Close()
+	waitFor(t, "phone gone", func() bool { return d.Server.Router.Session("alice", "phone") == nil })
+	b.Sendf("<message to='%s' type='chat'><body>phone is gone</body></message>", alice)
+	desk.Expect("message", func(el *stream.Element) bool {
+		return el.Local == "message" && el.ChildText(stream.NSClient, "body") == "phone is gone"
+	})
+	if f := summary(t, app.next(t)); f["message-count"] != "1" {
+		t.Fatalf("summary %v", f)
+	}
+}
