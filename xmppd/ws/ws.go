@@ -30,23 +30,24 @@
 //     exchange never carries the password.
 //
 // Idle sessions park like TCP ones: no goroutine, no buffer. That is why
-// the RFC 6455 framing here is our own (frames.go, about 300 lines) and
-// not github.com/coder/websocket's, which the first version used: its
-// reader blocks (no non-blocking read, per-message state that cannot be
-// resumed from a poller), so every idle WebSocket session kept a reader
-// goroutine, the parser's 2 KiB read buffer and the library's 4 KiB bufio
-// reader and writer. make bench's WebSocket phase measured 35.2 KiB of
-// server RSS per idle WebSocket session at N=1000 with the library, against
-// 15.5 KiB per parked TCP session (TLS included). Our reader keeps its
-// frame state in a few dozen bytes, takes a pooled read buffer only while
-// bytes are in flight, and returns idle.ErrWouldBlock between any two
-// bytes, so c2s parks the connection on xmppd/idle's poller exactly as it
-// parks TCP (Transport.Idle); the figure after is in bench/README.md's
-// WebSocket row and this package's history. The library's Accept could not
-// be kept for the handshake alone: the Conn it returns owns the connection
-// (a finalizer closes it) and holds the bufio pair, so the few lines of
-// the opening handshake (RFC 6455 §4.2) are here too. Tests still dial
-// with the library's client, so both sides are not ours.
+// the RFC 6455 framing here is our own (frames.go) and not
+// github.com/coder/websocket's, which the first version used: its reader
+// blocks (no non-blocking read, per-message state that cannot be resumed
+// from a poller), so every idle WebSocket session kept a reader goroutine,
+// the parser's 2 KiB read buffer and the library's 4 KiB bufio reader and
+// writer. Server RSS per idle WebSocket session at N=1000 (plain HTTP;
+// bench/run.sh -servers hearth -skip idle,sat,rates,logins,offline
+// -n-small 1000 -n-large 1000): 35.2 KiB with the library, 7.1 KiB with
+// this (a parked TCP session, TLS included, is 15.5 KiB). Our reader keeps
+// its frame state in a few dozen bytes, takes a pooled read buffer only
+// while bytes are in flight, and returns idle.ErrWouldBlock between any
+// two bytes, so c2s parks the connection on xmppd/idle's poller exactly as
+// it parks TCP (idle.Parkable). The library's Accept could not be kept for
+// the handshake alone: the Conn it returns owns the connection (a
+// finalizer closes it) and holds the bufio pair, so the few lines of the
+// opening handshake (RFC 6455 §4.2) are here too. The tests still dial
+// with the library's client, and the e2e tests with @xmpp/client and
+// Converse in Chromium, so the framing is checked against others'.
 //
 // Parking over HTTPS needs the web server's TLS to run over an idle.Conn
 // (web wraps accepted connections, see xmppd/web); where it does not, or
