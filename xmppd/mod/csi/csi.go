@@ -15,6 +15,9 @@
 //     every child is a chat state, a receipt, a chat marker, a hint, an id
 //     or a delay stamp (also inside a carbon copy) are held; of pure chat
 //     states only the latest per sender is kept.
+//   - Group chat messages are held unless they name the user (a mention)
+//     or carry the room's subject; busy rooms then reach a sleeping phone
+//     in batches (see MaxHeld) instead of one wake-up per line.
 //   - Everything else is sent at once, after whatever was held (so the
 //     client sees the same order as without CSI).
 //   - At most MaxHeld stanzas and MaxHeldBytes (serialized) are held per
@@ -31,6 +34,7 @@
 package csi
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/hearthchat/hearth/xmppd/server"
@@ -76,6 +80,7 @@ type state struct {
 	bytes    int               // their serialized size
 	latest   map[string]int    // key (see holdable) → index in held
 	scratch  []byte            // to weigh a stanza
+	user     string            // the account: its name in a group chat is a mention
 	reroute  func([]*stream.Element)
 	// redeliver routes held messages again when the session ends.
 	redeliver func([]*stream.Element)
@@ -109,7 +114,7 @@ func stateOf(srv *server.Server, sess *session.Session) *state {
 	if st, _ := sess.Value(stateKey{}).(*state); st != nil {
 		return st
 	}
-	st := &state{latest: map[string]int{}}
+	st := &state{latest: map[string]int{}, user: sess.User}
 	st.reroute = func(els []*stream.Element) {
 		// Not under st.mu and not on the caller's goroutine: a caller of
 		// Send may hold locks of its own (see session.SetReroute).
@@ -149,7 +154,7 @@ func (st *state) Offer(el *stream.Element, send func(*stream.Element) bool) bool
 	if !st.inactive || st.ended {
 		return send(el)
 	}
-	key, ok := holdable(el)
+	key, ok := holdable(el, st.user)
 	if !ok {
 		st.flushLocked(send)
 		return send(el)
@@ -223,7 +228,7 @@ func (st *state) compactLocked() {
 		if el == nil {
 			continue
 		}
-		if key, _ := holdable(el); key != "" {
+		if key, _ := holdable(el, st.user); key != "" {
 			st.latest[key] = len(out)
 		}
 		out = append(out, el)
@@ -265,7 +270,7 @@ func Held(sess *session.Session) int {
 // holdable reports whether el may wait while the client is inactive, and
 // the key under which only the latest such stanza is kept ("" to keep
 // every one).
-func holdable(el *stream.Element) (key string, ok bool) {
+func holdable(el *stream.Element, user string) (key string, ok bool) {
 	switch el.Local {
 	case "presence":
 		switch el.Get("type") {
@@ -276,8 +281,19 @@ func holdable(el *stream.Element) (key string, ok bool) {
 		}
 		return "", false
 	case "message":
-		if el.Get("type") == "error" {
+		switch el.Get("type") {
+		case "error":
 			return "", false
+		case "groupchat":
+			// Group chat traffic waits unless it names the user (a
+			// mention; the account's name stands in for the room nick,
+			// which this module cannot know). The room's subject is
+			// what ends a join: it goes at once.
+			body := el.ChildText(stream.NSClient, "body")
+			if body != "" && el.Child(stream.NSClient, "subject") == nil &&
+				!strings.Contains(strings.ToLower(body), strings.ToLower(user)) {
+				return "", true
+			}
 		}
 		pure, ok := noise(el, 0)
 		if !ok {

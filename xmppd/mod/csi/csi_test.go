@@ -297,3 +297,28 @@ func TestByteBound(t *testing.T) {
 		t.Fatalf("held %d, want 0", n)
 	}
 }
+
+// TestGroupChatHeldUnlessMention: room chatter waits; a line naming the
+// user sends it all.
+func TestGroupChatHeldUnlessMention(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	a := modtest.Login(t, d, "alice", "a")
+	a.Send("<inactive xmlns='" + ns + "'/>")
+	a.Sync()
+	room := "club@groups." + xmpptest.Domain
+	say := func(body string) {
+		d.Server.Route(stream.New(stream.NSClient, "message", "type", "groupchat", "from", room+"/bob", "to", alice+"/a").
+			Add(stream.New(stream.NSClient, "body").AddText(body)))
+	}
+	say("lunch?")
+	say("pizza")
+	if n := csi.Held(sess(t, d, "alice", "a")); n != 2 {
+		t.Fatalf("held %d group chat lines, want 2", n)
+	}
+	say("Alice, are you coming?")
+	for _, want := range []string{"lunch?", "pizza", "Alice, are you coming?"} {
+		if el := a.El(); el.ChildText(stream.NSClient, "body") != want {
+			t.Fatalf("want %q, got %s", want, el)
+		}
+	}
+}
