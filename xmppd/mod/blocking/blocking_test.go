@@ -352,6 +352,30 @@ func TestCap(t *testing.T) {
 	block(t, b, "x@spam.example")
 }
 
+// TestHundredThousandInOneRequest: one block request with 100,000 items
+// is over the stanza limits (stream.PostAuthLimits) long before the list
+// sees it: that session ends with a stream error, nothing is stored, and
+// the account's other session and other members carry on.
+func TestHundredThousandInOneRequest(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	a := online(t, d, "alice", "a")
+	other := online(t, d, "alice", "other")
+	b := online(t, d, "bob", "b")
+	var req strings.Builder
+	req.WriteString("<iq type='set' id='huge'><block xmlns='" + ns + "'>")
+	for i := range 100_000 {
+		fmt.Fprintf(&req, "<item jid='spam%d@spam.example'/>", i)
+	}
+	req.WriteString("</block></iq>")
+	go a.C.Write([]byte(req.String())) // the server stops reading part-way
+	a.StreamError("policy-violation")
+	if l := list(t, other); len(l) != 0 {
+		t.Fatalf("stored from a refused request: %d items", len(l))
+	}
+	b.Send("<message to='alice@example.test/other' type='chat' id='ok'><body>hi</body></message>")
+	other.Expect("bob's message", isMsg("ok"))
+}
+
 // TestRestartAndDeletion: a list survives a restart, and goes with the
 // account.
 func TestRestartAndDeletion(t *testing.T) {
