@@ -25,6 +25,11 @@ const maxCBRetries = 4
 // used up MaxAuthAttempts (each <auth/> counts one).
 func (x *conn) saslFailure(cond, text string) bool {
 	b := "<failure xmlns='" + nsSASL + "'><" + cond + "/>"
+	if x.a2 != nil {
+		// SASL2 (XEP-0388): the same conditions, in RFC 6120's namespace.
+		b = "<failure xmlns='" + nsSASL2 + "'><" + cond + " xmlns='" + nsSASL + "'/>"
+		x.a2 = nil
+	}
 	if text != "" {
 		b += "<text xml:lang='en'>" + string(stream.AppendEscaped(nil, text, false)) + "</text>"
 	}
@@ -94,6 +99,7 @@ func (x *conn) sasl(el *stream.Element) bool {
 	switch el.Local {
 	case "auth":
 		x.attempts++
+		x.a2 = nil
 		// PLAIN sends the password itself: never without TLS under the
 		// stream (a WebSocket over plain HTTP), even when allowed.
 		if el.Get("mechanism") == sasl.Plain && x.c.cfg.AllowPlain && x.overTLS {
@@ -103,15 +109,17 @@ func (x *conn) sasl(el *stream.Element) bool {
 		if err != nil {
 			return x.scramFailure(err, "")
 		}
+		s.Advertised(x.mechs, x.cbTypes, len(x.cbTypes) > 0)
 		x.scram = s
 	case "response":
-		if x.scram == nil {
+		if x.scram == nil || x.a2 != nil {
 			return x.saslFailure("malformed-request", "no exchange in progress")
 		}
 	case "abort":
-		x.scram = nil
+		x.scram, x.a2 = nil, nil
 		return x.saslFailure("aborted", "")
 	default:
+		x.a2 = nil
 		return x.saslFailure("malformed-request", "")
 	}
 	if t := strings.TrimSpace(el.Text()); t != "" && t != "=" {
@@ -125,16 +133,30 @@ func (x *conn) sasl(el *stream.Element) bool {
 		// empty challenge.
 		return x.write([]byte("<challenge xmlns='"+nsSASL+"'>=</challenge>")) == nil
 	}
+	return x.scramStep(in)
+}
+
+// scramStep feeds the client's message to the SCRAM exchange and answers
+// in the profile that started it (SASL or SASL2).
+func (x *conn) scramStep(in []byte) bool {
 	out, done, err := x.scram.Next(in)
 	if err != nil {
 		return x.scramFailure(err, x.scram.Name())
 	}
 	enc := base64.StdEncoding.EncodeToString(out)
-	if !done {
-		return x.write([]byte("<challenge xmlns='"+nsSASL+"'>"+enc+"</challenge>")) == nil
+	ns := nsSASL
+	if x.a2 != nil {
+		ns = nsSASL2
 	}
-	x.user = x.scram.User()
+	if !done {
+		return x.write([]byte("<challenge xmlns='"+ns+"'>"+enc+"</challenge>")) == nil
+	}
+	user := x.scram.User()
 	x.scram = nil
+	if x.a2 != nil {
+		return x.success2(user, out)
+	}
+	x.user = user
 	if x.write([]byte("<success xmlns='"+nsSASL+"'>"+enc+"</success>")) != nil {
 		return false
 	}

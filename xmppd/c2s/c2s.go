@@ -125,6 +125,15 @@ func New(cfg Config) *C2S {
 		c.auth.SaltKey = make([]byte, 32)
 		rand.Read(c.auth.SaltKey)
 	}
+	if srv := cfg.Server; srv != nil && srv.Store != nil {
+		// Devices and FAST tokens (sasl2.go) go with the account. (A
+		// password change ends the tokens by itself: store/fast.go.)
+		srv.OnAccountDeleted(func(user string) {
+			if err := srv.Store.DeleteDevices(user); err != nil {
+				cfg.Log.Error("delete devices", "user", user, "err", err)
+			}
+		})
+	}
 	if !cfg.ParkIdle {
 		// Every connection keeps its reader goroutine.
 	} else if p, err := idle.NewPoller(); err == nil {
@@ -237,7 +246,11 @@ type conn struct {
 	// by an attacker.
 	cbRefused bool
 	cbRetries int // -PLUS failures not counted as attempts (maxCBRetries)
-	pre       *server.PreAuth
+	// mechs and cbTypes are the SASL mechanisms and channel-binding types
+	// the features advertised (XEP-0474 hashes them into SCRAM).
+	mechs, cbTypes []string
+	a2             *auth2 // a SASL2 exchange in progress (sasl2.go)
+	pre            *server.PreAuth
 	// authDeadline is when the connection must be bound (zero: never).
 	authDeadline time.Time
 

@@ -50,23 +50,29 @@ func (x *conn) features() []*stream.Element {
 		return []*stream.Element{stream.New(nsTLS, "starttls").Add(stream.New(nsTLS, "required"))}
 	case x.user == "":
 		cb := x.binding()
-		mechs := stream.New(nsSASL, "mechanisms")
+		// What is advertised here is remembered: XEP-0474's downgrade
+		// hash in the SCRAM exchange covers exactly this list.
+		x.mechs, x.cbTypes = x.mechs[:0], x.cbTypes[:0]
 		if len(cb.Data) > 0 {
-			mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.SHA256Plus),
-				stream.New(nsSASL, "mechanism").AddText(sasl.SHA1Plus))
+			x.mechs = append(x.mechs, sasl.SHA256Plus, sasl.SHA1Plus)
 			x.offerPlus = true
 		}
-		mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.SHA256),
-			stream.New(nsSASL, "mechanism").AddText(sasl.SHA1))
+		x.mechs = append(x.mechs, sasl.SHA256, sasl.SHA1)
 		if x.c.cfg.AllowPlain && x.overTLS {
-			mechs.Add(stream.New(nsSASL, "mechanism").AddText(sasl.Plain))
+			x.mechs = append(x.mechs, sasl.Plain)
 		}
-		out := append([]*stream.Element{mechs}, x.c.cfg.Server.PreAuthFeatures()...)
+		mechs := stream.New(nsSASL, "mechanisms")
+		for _, m := range x.mechs {
+			mechs.Add(stream.New(nsSASL, "mechanism").AddText(m))
+		}
+		out := []*stream.Element{mechs, x.authentication()}
+		out = append(out, x.c.cfg.Server.PreAuthFeatures()...)
 		if len(cb.Data) > 0 {
 			el := stream.New(nsCB, "sasl-channel-binding")
 			for _, t := range []string{"tls-exporter", "tls-server-end-point", "tls-unique"} {
 				if cb.Data[t] != nil {
 					el.Add(stream.New(nsCB, "channel-binding", "type", t))
+					x.cbTypes = append(x.cbTypes, t)
 				}
 			}
 			out = append(out, el)
@@ -145,6 +151,9 @@ func (x *conn) element(el *stream.Element) bool {
 	case x.user == "":
 		if el.Space == nsSASL {
 			return x.sasl(el)
+		}
+		if el.Space == nsSASL2 {
+			return x.sasl2(el)
 		}
 		if el.Space == stream.NSClient && el.Local == "iq" && (el.Get("type") == "get" || el.Get("type") == "set") {
 			if x.pre == nil {

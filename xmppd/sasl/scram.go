@@ -127,6 +127,7 @@ type Scram struct {
 	nonce      string
 	keys       Keys
 	known      bool
+	ssdp       string // XEP-0474 hash sent as "h" (Advertised); "" for none
 }
 
 // Start begins an exchange for mech on a connection with binding b;
@@ -260,6 +261,11 @@ func (s *Scram) first(msg string) ([]byte, error) {
 	rand.Read(snonce)
 	s.nonce = cnonce + base64.RawStdEncoding.EncodeToString(snonce)
 	s.serverMsg = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(salt) + ",i=" + strconv.Itoa(iter)
+	if s.ssdp != "" {
+		// An optional attribute (RFC 5802 §5.1): clients that do not
+		// know XEP-0474 skip it; it is part of AuthMessage either way.
+		s.serverMsg += ",h=" + s.ssdp
+	}
 	return []byte(s.serverMsg), nil
 }
 

@@ -58,6 +58,15 @@ func Register(srv *server.Server) {
 	r := &registry{by: map[string]*session.Session{}}
 	srv.AddStreamFeature(func(*session.Session) *stream.Element { return stream.New(ns, "sm") })
 	srv.HandleNonza(ns, func(sess *session.Session, el *stream.Element) { r.nonza(srv, sess, el) })
+	// Inline (XEP-0198 §"Inline"): <resume/> inside SASL2's <authenticate/>
+	// (c2s answers it through the Resumer below) and <enable/> inside
+	// Bind 2, answered like the nonza; its <enabled/> lands in <bound/>.
+	srv.AddAuthInline(stream.New(ns, "sm"))
+	srv.AddBindFeature(server.BindFeature{Var: ns, Handle: func(sess *session.Session, el *stream.Element) {
+		if el.Local == "enable" {
+			r.nonza(srv, sess, el)
+		}
+	}})
 	srv.SetResumer(func(user, id string) *session.Session {
 		r.mu.Lock()
 		s := r.by[id]
