@@ -178,13 +178,20 @@ func (m *mod) messageOut(st *server.Stanza) bool {
 	return true
 }
 
-// messageIn refuses a message from an address its recipient blocked.
+// messageIn refuses a message from an address its recipient blocked:
+// chat and normal messages bounce (§3.3: service-unavailable, as if the
+// member were offline); headlines (PEP notifications, which the blocked
+// account's server sends on its own) and group chat vanish, so that the
+// blocked side gets no error for what it never typed.
 func (m *mod) messageIn(st *server.Stanza) bool {
 	user := m.localUser(st.To)
 	if user == "" || !m.blocks(user, st.From) {
 		return false
 	}
-	m.srv.Bounce(st, server.ErrServiceUnavailable)
+	switch st.Type() {
+	case "", "normal", "chat":
+		m.srv.Bounce(st, server.ErrServiceUnavailable)
+	}
 	return true
 }
 

@@ -179,6 +179,9 @@ func TestBlockAndUnblock(t *testing.T) {
 	if e := b.Expect("bounce", isMsg("m2")); modtest.ErrCond(e) != "service-unavailable" {
 		t.Fatalf("bob got %s", e)
 	}
+	// A headline (what his server's PEP sends) vanishes without an error.
+	b.Send("<message to='alice@example.test' type='headline' id='h1'><body>news</body></message>")
+	b.Quiet("no error for a blocked headline")
 	// His iqs too, to the account and to a resource.
 	if r := iq(b, "get", "alice@example.test/one", "<ping xmlns='urn:xmpp:ping'/>"); modtest.ErrCond(r) != "service-unavailable" {
 		t.Fatalf("iq to blocker's resource: %s", r)
