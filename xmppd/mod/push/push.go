@@ -412,7 +412,11 @@ func (m *mod) live(st *server.Stanza, full bool) {
 		}
 	}
 	for _, k := range keys {
-		if !connected[k] {
+		if connected[k] {
+			// Back (resumed, or logged in again without presence): what
+			// it missed reached it; count afresh.
+			m.reset(k)
+		} else {
 			m.notify(k, sender(st.El))
 		}
 	}

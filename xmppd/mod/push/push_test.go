@@ -427,3 +427,44 @@ func TestGoneDeviceWhileOtherOnline(t *testing.T) {
 		t.Fatalf("summary %v", f)
 	}
 }
+
+// TestCountAfreshAfterResume: a phone that hibernated, was woken and
+// resumed starts counting from one again the next time it sleeps.
+func TestCountAfreshAfterResume(t *testing.T) {
+	old := push.MinInterval
+	push.MinInterval = 0 // not the rate limit under test
+	defer func() { push.MinInterval = old }()
+	d := xmpptest.Start(t, nil)
+	app := startApp(t, d, appHost, true)
+	a := modtest.Login(t, d, "alice", "phone")
+	a.Send("<enable xmlns='" + nsSM + "' resume='true'/>")
+	id := a.El().Get("id")
+	enable(t, a, appHost, "n1", "")
+	a.Send("<presence/>")
+	a.Expect("own presence", modtest.IsPresence("", alice+"/phone"))
+	s := d.Server.Router.Session("alice", "phone")
+	a.Raw.Close()
+	waitFor(t, "hibernation", s.Detached)
+	b := modtest.Login(t, d, "bob", "b")
+	b.Sendf("<message to='%s' type='chat'><body>one</body></message>", alice)
+	if f := summary(t, app.next(t)); f["message-count"] != "1" {
+		t.Fatalf("summary %v", f)
+	}
+	// The phone comes back (no new presence, as after a resumption).
+	c := xmpptest.Dial(t, d.C2STLSAddr, true)
+	c.Open()
+	c.Auth("SCRAM-SHA-256", "alice", "alice-pw")
+	c.Open()
+	c.Send("<resume xmlns='" + nsSM + "' previd='" + id + "' h='0'/>")
+	if el := c.El(); el.Local != "resumed" {
+		t.Fatalf("resume: %s", el)
+	}
+	b.Sendf("<message to='%s' type='chat'><body>while back</body></message>", alice)
+	b.Sync()
+	c.Raw.Close()
+	waitFor(t, "hibernation again", s.Detached)
+	b.Sendf("<message to='%s' type='chat'><body>two</body></message>", alice)
+	if f := summary(t, app.next(t)); f["message-count"] != "1" {
+		t.Fatalf("after resumption: summary %v, want a count from 1", f)
+	}
+}
