@@ -91,6 +91,13 @@ func (a *idAlloc) waitCommitted(user string, timeout time.Duration) bool {
 	}
 }
 
+// isPending reports whether id of user is allocated and not yet committed.
+func (a *idAlloc) isPending(user string, id uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Contains(a.pending[user], id)
+}
+
 // forget drops what is kept of a deleted account.
 func (a *idAlloc) forget(user string) {
 	a.mu.Lock()

@@ -249,12 +249,15 @@ func (m *mod) in(st *server.Stanza) bool {
 		return false
 	}
 	by := m.bare(user)
-	if idFor(st.El, by) != "" {
-		// Archived already: MessageFull ran, the resource could not
-		// take it and it fell back to MessageBare. Clients cannot send
-		// such an id (out strips it); the server's own stanzas (Route)
-		// have none from us either.
-		return false
+	if id := idFor(st.El, by); id != "" {
+		if m.ours(user, id) {
+			// Archived already: MessageFull ran, the resource could
+			// not take it and it fell back to MessageBare.
+			return false
+		}
+		// Forged (clients' are stripped by out; this is for stanzas
+		// from elsewhere, such as another server): XEP-0359 §3.3.
+		stripIDs(m.srv, st.El, by)
 	}
 	if !m.srv.AccountExists(user) {
 		return false // bounced by the core
@@ -274,6 +277,24 @@ func (m *mod) in(st *server.Stanza) bool {
 		st.El.Add(stream.New(nsSID, "stanza-id", "id", FormatID(ids[0]), "by", by))
 	}
 	return false
+}
+
+// ours reports whether id is an archive id this server gave to a message
+// of user: being committed, or in the archive.
+func (m *mod) ours(user, id string) bool {
+	n, ok := ParseID(id)
+	if !ok {
+		return false
+	}
+	if m.ids.isPending(user, n) {
+		return true
+	}
+	found := false
+	_ = m.srv.Store.View(func(tx *bolt.Tx) error {
+		found = exists(tx, user, n)
+		return nil
+	})
+	return found
 }
 
 // wants applies user's archiving preferences to a message with peer.

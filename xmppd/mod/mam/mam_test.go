@@ -567,3 +567,66 @@ func TestIDsWhenClockMovesBack(t *testing.T) {
 		t.Fatalf("ids %v bodies %v", p.ids, p.bodies)
 	}
 }
+
+// A stanza from elsewhere (another server, through Route) that carries a
+// stanza-id claiming to be the recipient's archive is archived anyway,
+// under an id of ours.
+func TestForgedIDFromElsewhere(t *testing.T) {
+	r := newRig(t)
+	el, err := stream.ParseElement([]byte("<message xmlns='jabber:client' type='chat' from='eve@remote.example/x' to='alice@example.test'><body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.test' id='00000000000000ff'/></message>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv.Route(el)
+	p := r.query("alice", "", "")
+	if !slices.Equal(p.bodies, []string{"hi"}) || p.ids[0] == "00000000000000ff" {
+		t.Fatalf("archive after a forged id from elsewhere: %+v", p)
+	}
+	r.mu.Lock()
+	got := r.delivered[len(r.delivered)-1]
+	r.mu.Unlock()
+	if idFor(got, "alice@"+domain) != p.ids[0] {
+		t.Errorf("delivered %s, want the archive's id %s", got, p.ids[0])
+	}
+}
+
+// BenchmarkPage50Of100k: one 50-message page from a 100,000-message
+// archive (the benchmark figure): the newest page (RSM before),
+// a page from the middle (after an id), and one filtered by with.
+func BenchmarkPage50Of100k(b *testing.B) {
+	t := &testing.T{}
+	r := newRig(t)
+	const n = 100_000
+	base := timeID(r.clock)
+	peers := []string{"bob@example.test/res", "carol@example.test/res"}
+	for start := 0; start < n; start += 10_000 {
+		err := r.srv.Store.Update(func(tx *bolt.Tx) error {
+			for i := start; i < start+10_000; i++ {
+				xml := fmt.Appendf(nil, "<message xmlns='jabber:client' type='chat' from='%s' to='alice@example.test'><body>message %d</body></message>", peers[i%2], i)
+				if err := put(tx, entry{user: "alice", dir: dirIn, peer: peers[i%2], xml: xml}, base+uint64(i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	mid := FormatID(base + n/2)
+	for _, c := range []struct{ name, form, rsm string }{
+		{"newest", "", "<max>50</max><before/>"},
+		{"middle", "", "<max>50</max><after>" + mid + "</after>"},
+		{"with", "<field var='with'><value>carol@example.test</value></field>", "<max>50</max><after>" + mid + "</after>"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				r.t = t
+				p := r.query("alice", c.form, c.rsm)
+				if len(p.ids) != 50 {
+					b.Fatalf("%d results (%s)", len(p.ids), p.cond)
+				}
+			}
+		})
+	}
+}
