@@ -9,34 +9,46 @@
 // # Acknowledged means durable
 //
 // The archive write is the durability point for every message to a local
-// account, online, hibernating or offline. It happens in the
+// account, online, hibernating or offline. It is started in the
 // MessageFull/MessageBare hooks, before the message is handed to any
-// session, on the sender's reader goroutine (server.FromClient): c2s
-// counts the stanza as handled (the h of XEP-0198's <a/>, the order an
-// iq ping's answer promises) only after FromClient returns, so an
-// acknowledgement never covers a message still only in memory. The write
-// goes through Store.Batch: bbolt groups the transactions of every session
-// writing within MaxBatchDelay into one commit, so an SD card sees one
-// commit (two fdatasyncs) per batch, not per message. Messages the
-// recipient's preferences keep out of the archive, no-store/
-// no-permanent-store messages and bare chat states are not made durable
-// this way (an offline recipient's still go through offline storage).
+// session, with server.Commit: the record joins the store's commit queue
+// (store/commitq.go: everything queued while the previous commit ran
+// shares the next transaction, one commit — bbolt's two fdatasyncs — per
+// batch) and the sender's reader goes on. Until the commit is done the
+// sender's XEP-0198 acknowledgements stop short of the message
+// (server.DurableCount; smacks sends the owed <a/> when it is done), its
+// next iq waits for it (an answer still promises that everything before
+// it is stored), and a resumption waits for it. The archive id is given
+// before the commit (idAlloc), so the delivered copy carries its
+// stanza-id; a query waits until every id given before it is committed,
+// so that paging "after" an id never skips a message still being
+// written. Messages the recipient's preferences keep out of the archive,
+// no-store/no-permanent-store messages and bare chat states are not made
+// durable this way (an offline recipient's still go through offline
+// storage, which commits before it returns).
 //
 // # Offline storage and the archive agree
 //
-// Like Conversations with Prosody or ejabberd, a client that syncs from
-// the archive must not be sent the same messages again from offline
-// storage. Offline copies carry the same stanza-id as the archive (the id
-// is added before delivery falls back to offline storage, and stream
-// management's re-routing keeps it), so a client that de-duplicates by
-// stanza-id (XEP-0359 §5) never shows one twice. On top of that, as
-// ejabberd does for clients that use MAM, every page a session reads from
-// its own archive fires server.ArchiveSent with the ids it carried, and
-// the offline module deletes those messages from its store: a phone that
-// queries the archive before sending its initial presence (Conversations'
-// catch-up after the resume window) gets each message once, from the
-// archive. The price, as with ejabberd: another device of the account
-// that only reads offline storage no longer gets those messages from it.
+// A client that syncs from the archive must not be sent the same
+// messages again from offline storage. Three rules, after Prosody and
+// ejabberd:
+//
+//   - Offline copies carry the archive's stanza-id (it is added before
+//     delivery falls back to offline storage, and stream management's
+//     re-routing keeps it), so a client that de-duplicates by stanza-id
+//     (XEP-0359 §5, as Conversations does) never shows one twice.
+//   - Every page a session reads from its own archive fires
+//     server.ArchiveSent with the ids it carried, and the offline module
+//     deletes those messages from its store, as ejabberd does for clients
+//     that use MAM: a phone that queries the archive before its initial
+//     presence gets each message once, from the archive. The price, as
+//     with ejabberd: another device of the account that only reads
+//     offline storage no longer gets those messages from it.
+//   - A session whose client queried the archive does not re-route its
+//     archived but unacknowledged messages to offline storage when it
+//     ends (server.Redeliver; Prosody's mod_smacks does the same for
+//     sessions that requested MAM): the client fetches them from the
+//     archive after the last stanza-id it saw.
 //
 // # Hooks
 //
