@@ -109,13 +109,15 @@ func Register(srv *server.Server) {
 	srv.Hook(server.StanzaRemote, Priority+100, m.remote)
 	srv.Hook(server.IQFilter, Priority, m.iq)
 	srv.OnAccountDeleted(m.deleteUser)
+	srv.SetBlocklist(m)
 }
 
 // Blocks reports whether user's list blocks j (XEP-0191 §4 matching:
 // the full JID, the bare JID, domain/resource, the domain or a parent
 // domain). The user's own account and the server itself are never
 // blocked: a member who blocks their own domain can still unblock it.
-func Blocks(srv *server.Server, user string, j jid.JID) bool { return of(srv).blocks(user, j) }
+// Other modules reach it as server.Blocks.
+func (m *mod) Blocks(user string, j jid.JID) bool { return m.blocks(user, j) }
 
 func (m *mod) blocks(user string, j jid.JID) bool {
 	d := j.Domainpart()

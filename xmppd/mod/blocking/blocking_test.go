@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/xmppd"
@@ -202,6 +203,13 @@ func TestBlockAndUnblock(t *testing.T) {
 	a1.Send("<message to='x@muc.spam.example' type='chat' id='m4'><body>hi</body></message>")
 	if e := a1.Expect("refusal", isMsg("m4")); modtest.ErrCond(e) != "not-acceptable" {
 		t.Fatalf("subdomain of a blocked domain: %s", e)
+	}
+	// Modules that write to sessions directly (PEP) ask the server.
+	for j, want := range map[string]bool{"bob@example.test/x": true, "bob@example.test": true, "x.spam.example": true,
+		"carol@example.test": false, "alice@example.test/two": false} {
+		if got := d.Server.Blocks("alice", jid.MustParse(j)); got != want {
+			t.Errorf("server.Blocks(alice, %s) = %v, want %v", j, got, want)
+		}
 	}
 	drain(a1, a2, a3)
 	b.Quiet("nothing of alice's reached bob")
