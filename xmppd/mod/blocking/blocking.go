@@ -157,7 +157,7 @@ func (m *mod) blocks(user string, j jid.JID) bool {
 	}
 }
 
-// own reports whether the user's own session sent st to its own account
+// self reports whether the user's own session sent st to its own account
 // (the list iqs, roster, …): never filtered.
 func self(st *server.Stanza) bool {
 	return st.Origin != nil && st.To.Localpart() == st.Origin.User && strings.EqualFold(st.To.Domainpart(), st.From.Domainpart())
