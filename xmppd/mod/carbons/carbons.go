@@ -55,7 +55,7 @@ func Register(srv *server.Server) {
 	server.EnableCarbons.On(srv, func(sess *session.Session) { sess.SetValue(enabledKey{}, true) })
 	srv.Hook(server.MessageOut, Priority, m.sent)
 	srv.Hook(server.MessageFull, Priority, m.received)
-	srv.Hook(server.MessageBare, Priority, m.received)
+	srv.Hook(server.MessageBare, Priority, m.receivedBare)
 	srv.OnClosed(m.closed)
 	srv.OnAccountDeleted(m.forget)
 }
@@ -189,6 +189,17 @@ func (m *mod) received(st *server.Stanza) bool {
 	}
 	m.copyTo(user, "received", st, func(x *session.Session) bool { return !skip[x] })
 	return false
+}
+
+// receivedBare is received for MessageBare, except for a message to a
+// resource that is online: route.go gets there only when that resource
+// refused it after MessageFull, whose copies already went out. A second
+// round would give every other device the copy twice.
+func (m *mod) receivedBare(st *server.Stanza) bool {
+	if res := st.To.Resourcepart(); res != "" && m.srv.IsLocal(st.To) && m.srv.Router.HasResource(st.To.Localpart(), res) {
+		return false
+	}
+	return m.received(st)
 }
 
 // copyTo sends a <sent/> or <received/> copy of st to user's
