@@ -468,3 +468,29 @@ func TestCountAfreshAfterResume(t *testing.T) {
 		t.Fatalf("after resumption: summary %v, want a count from 1", f)
 	}
 }
+
+// TestBlockedSenderWakesNobody: a message the member blocked (XEP-0191)
+// is refused before push looks at it.
+func TestBlockedSenderWakesNobody(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	app := startApp(t, d, appHost, true)
+	hibernate(t, d)
+	// alice blocks bob from another resource.
+	desk := modtest.Login(t, d, "alice", "desk")
+	desk.Sendf("<iq type='set' id='bl'><block xmlns='urn:xmpp:blocking'><item jid='%s'/></block></iq>", bob)
+	if r := desk.Expect("block", func(el *stream.Element) bool { return el.Get("id") == "bl" }); r.Get("type") != "result" {
+		t.Fatalf("block: %s", r)
+	}
+	b := modtest.Login(t, d, "bob", "b")
+	b.Sendf("<message to='%s' type='chat' id='x'><body>let me in</body></message>", alice)
+	b.Expect("bounce", func(el *stream.Element) bool { return el.Get("id") == "x" && el.Get("type") == "error" })
+	// Someone not blocked: the first publish is for this one.
+	if err := d.Store.CreateAccount("carol", "carol-pw", false); err != nil {
+		t.Fatal(err)
+	}
+	c := modtest.Login(t, d, "carol", "c")
+	c.Sendf("<message to='%s' type='chat'><body>hello</body></message>", alice)
+	if f := summary(t, app.next(t)); f["last-message-sender"] != "carol@"+xmpptest.Domain+"/c" || f["message-count"] != "1" {
+		t.Fatalf("first publish %v: the blocked message woke the phone", f)
+	}
+}
