@@ -322,3 +322,30 @@ func TestGroupChatHeldUnlessMention(t *testing.T) {
 		}
 	}
 }
+
+// TestCarbonOfNoiseHeld: a carbon copy (XEP-0280) is noise when what it
+// carries is: a chat state's copy waits, a message's copy goes at once.
+func TestCarbonOfNoiseHeld(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	a := modtest.Login(t, d, "alice", "a")
+	a.Send("<inactive xmlns='" + ns + "'/>")
+	a.Sync()
+	carbon := func(inner *stream.Element) *stream.Element {
+		return stream.New(stream.NSClient, "message", "type", "chat", "from", alice, "to", alice+"/a").Add(
+			stream.New("urn:xmpp:carbons:2", "received").Add(
+				stream.New("urn:xmpp:forward:0", "forwarded").Add(inner)))
+	}
+	d.Server.Route(carbon(stream.New(stream.NSClient, "message", "type", "chat", "from", "bob@"+xmpptest.Domain+"/b", "to", alice+"/desk").
+		Add(stream.New("http://jabber.org/protocol/chatstates", "composing"))))
+	if n := csi.Held(sess(t, d, "alice", "a")); n != 1 {
+		t.Fatalf("held %d, want the chat state's carbon", n)
+	}
+	d.Server.Route(carbon(stream.New(stream.NSClient, "message", "type", "chat", "from", "bob@"+xmpptest.Domain+"/b", "to", alice+"/desk").
+		Add(stream.New(stream.NSClient, "body").AddText("hi"))))
+	for _, want := range []string{"composing", "body"} {
+		el := a.El()
+		if !strings.Contains(el.String(), "<"+want) {
+			t.Fatalf("want the %s carbon, got %s", want, el)
+		}
+	}
+}
