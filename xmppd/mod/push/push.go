@@ -37,9 +37,16 @@
 // other than a temporary one — e.g. item-not-found when the app server
 // forgot the node. Temporary: type wait, and an app server's domain that
 // cannot be reached (remote-server-not-found/-timeout: a restarting app
-// server must not cost every phone its registration). Registrations to the server's own domain or
-// to the account itself are refused outright (not-acceptable): those are
-// certainly not app servers.
+// server must not cost every phone its registration); the probe at enable
+// time, though, must be answered. Registrations to the server's own
+// domain or to the account itself are refused outright (not-acceptable):
+// those are certainly not app servers.
+//
+// Known double counts, accepted: a hibernating session that times out
+// hands its unacknowledged messages to offline storage, which counts
+// them again; a message for an offline account is counted before storage
+// takes it, so one that storage then refuses (the account's quota) has
+// still woken the phone.
 //
 // Storage: one bbolt bucket, key account\0jid\0node, value the enable
 // element (publish-options included), at most MaxPerAccount per account;
