@@ -214,3 +214,40 @@ func TestOfferBookmark(t *testing.T) {
 		t.Fatalf("bob's own bookmark changed: %s", got)
 	}
 }
+
+// TestBlockedContactHearsNothing: once bob blocks alice (XEP-0191), no
+// PEP event passes between them either way — not on publish, not as last
+// item when bob comes online again — though they are still subscribed to
+// each other. PEP writes to sessions directly, past the blocking module's
+// routing hooks.
+func TestBlockedContactHearsNothing(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	if err := d.Server.Contacts().Befriend("alice", "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := iqtest.Login(t, d, "alice", "a"), iqtest.Login(t, d, "bob", "b")
+	online(t, alice, "v1", nodeAvatar+"+notify")
+	online(t, bob, "v1", nodeAvatar+"+notify")
+	synced(alice, bob)
+	alice.Result("set", "", publish(nodeAvatar, "before", "<metadata xmlns='urn:xmpp:avatar:metadata'/>", ""))
+	event(t, bob, nodeAvatar) // friends hear each other
+
+	bob.Result("set", "", "<block xmlns='urn:xmpp:blocking'><item jid='alice@"+iqtest.Domain+"'/></block>")
+	synced(alice, bob)
+	alice.Result("set", "", publish(nodeAvatar, "after", "<metadata xmlns='urn:xmpp:avatar:metadata'/>", ""))
+	noEvent(t, bob, nodeAvatar)
+	bob.Result("set", "", publish(nodeAvatar, "bobs", "<metadata xmlns='urn:xmpp:avatar:metadata'/>", ""))
+	noEvent(t, alice, nodeAvatar)
+	online(t, bob, "v2", nodeAvatar+"+notify") // new caps: last items again
+	bob.Send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>")
+	for range 50 {
+		el := bob.El()
+		if el.Local == "iq" && el.Get("id") == "sync" {
+			return
+		}
+		if el.Child(pep.NSEvent, "event") != nil && el.Get("from") == "alice@"+iqtest.Domain {
+			t.Fatalf("bob got alice's last item after blocking her: %s", el)
+		}
+	}
+	t.Fatal("no answer to bob's ping")
+}

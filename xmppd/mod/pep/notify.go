@@ -74,11 +74,26 @@ func (m *mod) audience(owner, node string, c config) []*session.Session {
 		if err != nil || !m.srv.IsLocal(j) || j.Localpart() == "" || j.Localpart() == owner {
 			continue
 		}
-		if m.allowed(owner, j.Bare().String(), c) {
+		if m.allowed(owner, j.Bare().String(), c) && !m.blocked(owner, j.Localpart()) {
 			add(j.Localpart())
 		}
 	}
 	return out
+}
+
+// blocked reports whether either of two local accounts blocked the other
+// (XEP-0191). Notifications are written to sessions directly, where the
+// blocking module's routing hooks never see them, so PEP asks itself: a
+// blocked contact's avatar, nick and OMEMO device list must not arrive,
+// and a member's must not reach whom they blocked (presence is cut both
+// ways, and PEP rides on presence).
+func (m *mod) blocked(a, b string) bool {
+	ja, errA := jid.New(a, m.srv.Domain, "")
+	jb, errB := jid.New(b, m.srv.Domain, "")
+	if errA != nil || errB != nil {
+		return true
+	}
+	return m.srv.Blocks(a, jb) || m.srv.Blocks(b, ja)
 }
 
 // event wraps payload (items, purge, delete) in a headline from owner to s.
@@ -141,6 +156,9 @@ func (m *mod) sendLast(s *session.Session, owner string, sub bool) {
 		return
 	}
 	viewer := s.JID.Bare().String()
+	if owner != s.User && m.blocked(owner, s.User) {
+		return
+	}
 	for node, mt := range nodes {
 		when := mt.C.SendLast == "on_sub_and_presence" || sub && mt.C.SendLast == "on_sub"
 		if !when || len(mt.Items) == 0 || !m.wants(s, node) || !m.allowed(owner, viewer, mt.C) {
