@@ -1,7 +1,10 @@
 // Package c2s accepts client connections and negotiates them (RFC 6120):
-// STARTTLS or direct TLS (XEP-0368), SASL SCRAM with channel binding,
-// resource binding. Once bound, a connection becomes a session and its
-// stanzas go to the server hub.
+// STARTTLS or direct TLS (XEP-0368), SASL SCRAM with channel binding and
+// XEP-0474 downgrade protection, resource binding. SASL2 (XEP-0388) with
+// Bind 2 (XEP-0386), FAST tokens (XEP-0484) and inline stream management
+// logs a phone in, binds and resumes in one or two round trips
+// (sasl2.go). Once bound, a connection becomes a session and its stanzas
+// go to the server hub.
 package c2s
 
 import (

@@ -322,6 +322,12 @@ func TestFASTTokens(t *testing.T) {
 	if err != nil || len(devs) != 1 || devs[0].Software != "Conversations" || devs[0].Device != "Alice's phone" || devs[0].LastUsed.IsZero() {
 		t.Fatalf("devices %+v %v", devs, err)
 	}
+	if err := d.Server.DeleteAccount("alice"); err != nil {
+		t.Fatal(err)
+	}
+	if devs, err := d.Store.Devices("alice"); err != nil || len(devs) != 0 {
+		t.Fatalf("devices of a deleted account: %+v %v", devs, err)
+	}
 }
 
 // XEP-0198 resumption inside SASL2: what arrived while the link was down
@@ -350,6 +356,14 @@ func TestSASL2InlineResume(t *testing.T) {
 		if el.Local == "message" && el.Get("id") == "while-away" {
 			break
 		}
+	}
+
+	// Another account cannot take the session over with its id.
+	c4 := xmpptest.Dial(t, d.C2STLSAddr, true)
+	c4.Open()
+	s = sasl2Scram(t, c4, "bob", "bob-pw", "<resume xmlns='"+nsSM+"' previd='"+id+"' h='0'/>").end
+	if s.Child(nsSM, "failed").Child("", "item-not-found") == nil || s.ChildText(nsSASL2, "authorization-identifier") != "bob@"+xmpptest.Domain {
+		t.Fatalf("resume with another account's id: %s", s)
 	}
 
 	// An unknown id: <failed/> inside <success/>, then Bind 2 goes ahead.
