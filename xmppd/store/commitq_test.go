@@ -113,3 +113,35 @@ func queueEmpty(t *testing.T, s *Store) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A steady trickle of writes (one a millisecond, like a busy evening's
+// messages) is committed at most once per CommitInterval, not once per
+// write: what an SD card's wear is made of.
+func TestCommitQueueTrickleIsGrouped(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	start := time.Now()
+	const n = 200
+	for i := range n {
+		wg.Add(1)
+		s.Enqueue(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("t"))
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte(fmt.Sprint(i)), nil)
+		}, func(error) { wg.Done() })
+		time.Sleep(time.Millisecond) // pacing the load, not synchronisation
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	max := uint64(elapsed/CommitInterval) + 2
+	if c := s.Commits(); c > max {
+		t.Errorf("%d writes over %v took %d commits, want at most %d (one per %v)", n, elapsed, c, max, CommitInterval)
+	}
+	t.Logf("%d writes over %v: %d commits", n, elapsed.Round(time.Millisecond), s.Commits())
+}

@@ -52,6 +52,9 @@ var archiveLimit = store.Limit{Bytes: 64 << 20, Items: 100_000}
 // retention ticks).
 const evictPerMessage = 64
 
+// fillPercent is how full the archive's pages are left when they split.
+const fillPercent = 0.9
+
 func userPrefix(user string) []byte { return append(store.Key(user), 0) }
 
 func recKey(user string, id uint64) []byte { return append(userPrefix(user), store.U64(id)...) }
@@ -129,6 +132,10 @@ func put(tx *bolt.Tx, e entry, id uint64) error {
 	if err != nil {
 		return err
 	}
+	// Each account's records are appended at the end of its range: the
+	// default split (half-full pages) would leave every page of the
+	// archive half empty, doubling what each commit writes to the card.
+	b.FillPercent = fillPercent
 	v := encodeRecord(e.dir, e.peer, e.xml)
 	for tries := 0; ; tries++ {
 		err = store.Charge(tx, e.user, Kind, int64(len(v)), 1, archiveLimit)

@@ -323,9 +323,13 @@ func (m *mod) wants(user string, peer jid.JID) bool {
 func (m *mod) archive(st *server.Stanza, entries []entry) []uint64 {
 	now := m.now()
 	ids := make([]uint64, len(entries))
-	// Both parties' records hold the same stanza: serialized once.
-	c := entries[0].el.Copy()
-	stripIDs(m.srv, c, "")
+	// Both parties' records hold the same stanza: serialized once, and
+	// copied only when it carries stanza-ids to leave out.
+	c := entries[0].el
+	if c.Child(nsSID, "stanza-id") != nil {
+		c = c.Copy()
+		stripIDs(m.srv, c, "")
+	}
 	xml := c.Append(nil, "")
 	for i := range entries {
 		entries[i].xml = xml

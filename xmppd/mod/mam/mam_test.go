@@ -40,6 +40,11 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	// The tests wait for each message's commit; gathering batches would
+	// only make them slow.
+	old := store.CommitInterval
+	store.CommitInterval = 0
+	t.Cleanup(func() { store.CommitInterval = old })
 	st, err := store.Open(filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
