@@ -60,6 +60,8 @@ func TestQuickBenchHearth(t *testing.T) {
 		"group chat: latency p50 to the 10th receipt at 10 msg/s", "group chat: latency p99 to the 10th receipt at 10 msg/s",
 		"group chat: failures at 10 msg/s", "group chat: RSS growth per occupant on joining",
 		"group chat: join a room with 100 archived messages (history 20)", "group chat: then the last 50 from the room's archive",
+		"PEP: publish to the 10th contact's notification, p50", "PEP: publish to the 10th contact's notification, p99",
+		"PEP: server CPU per notification",
 	}
 	num := regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 	for _, w := range wantRows {
@@ -100,6 +102,9 @@ func TestQuickBenchHearth(t *testing.T) {
 	}
 	if strings.Contains(report, "fsyncs not counted") {
 		t.Errorf("the offline run did not count fsyncs (is perf installed?):\n%s", report)
+	}
+	if !regexp.MustCompile(`(?m)^\| PEP: items \(of 5\) that reached every contact \| items \| 5 \|$`).MatchString(report) {
+		t.Errorf("not every PEP item reached every contact:\n%s", report)
 	}
 	if !regexp.MustCompile(`(?m)^\| upload: file back byte-identical \| 1 = yes \| 1 \|$`).MatchString(report) {
 		t.Errorf("the uploaded file did not come back byte-identical:\n%s", report)

@@ -37,7 +37,11 @@ func (s *session) iq(typ, to, payload string, limit time.Duration) (*stream.Elem
 	}
 	s.onIQ.Store(&f)
 	defer s.onIQ.Store(nil)
-	stanza := "<iq type='" + typ + "' id='" + id + "' to='" + to + "'>" + payload + "</iq>"
+	toAttr := ""
+	if to != "" {
+		toAttr = " to='" + to + "'"
+	}
+	stanza := "<iq type='" + typ + "' id='" + id + "'" + toAttr + ">" + payload + "</iq>"
 	if err := s.c.Send([]byte(stanza)); err != nil {
 		return nil, err
 	}

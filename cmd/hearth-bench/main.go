@@ -63,6 +63,8 @@ type options struct {
 	uploadSize int64
 	// group chat phase (muc.go)
 	muc mucOptions
+	// PEP phase (pep.go)
+	pep pepOptions
 }
 
 func main() {
@@ -85,7 +87,7 @@ func main() {
 	flag.IntVar(&pairs, "pairs", 0, "message pairs (default 50, quick 20)")
 	flag.IntVar(&nSmall, "n-small", 0, "idle sessions for the small idle measurement (default 1000, quick 200)")
 	flag.IntVar(&nLarge, "n-large", 0, "idle sessions for the large one and accounts made (default 5000, quick 200)")
-	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: idle,ws,sat,rates,logins,upload,muc,offline (for profiling one)")
+	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: idle,ws,sat,rates,logins,upload,muc,pep,offline (for profiling one)")
 	var uploadMiB, occupants, archive int
 	flag.IntVar(&uploadMiB, "upload-mib", 0, "size of the uploaded file in MiB (default 50, quick 4)")
 	flag.IntVar(&occupants, "muc-occupants", 0, "occupants of the fan-out room (default 50, quick 10)")
@@ -104,6 +106,7 @@ func main() {
 		o.uploadSize = 4 << 20
 		o.muc = mucOptions{occupants: 10, satWindow: 2 * time.Second, satMax: 1000, rate: 10, rateWin: 2 * time.Second,
 			archive: 100, joins: 2, history: 20, mamMax: 50}
+		o.pep = pepOptions{subscribers: 10, items: 5}
 	} else {
 		o.nSmall, o.nLarge = 1000, 5000
 		o.idleWindow, o.satWindow, o.loginWindow = 60*time.Second, 15*time.Second, 10*time.Second
@@ -116,6 +119,7 @@ func main() {
 		// bound (Prosody's internal store: 10,000 items; xmppd: 20,000).
 		o.muc = mucOptions{occupants: 50, satWindow: 10 * time.Second, satMax: 8000, rate: 20, rateWin: 10 * time.Second,
 			archive: 1000, joins: 5, history: 20, mamMax: 50}
+		o.pep = pepOptions{subscribers: 50, items: 50}
 	}
 	if uploadMiB > 0 {
 		o.uploadSize = int64(uploadMiB) << 20
@@ -150,8 +154,9 @@ func main() {
 			*set.v = set.was
 		}
 	}
-	// The group chat phase's accounts follow the message pairs'.
-	o.nLarge = max(o.nLarge, o.nSmall, 2*o.pairs+o.muc.occupants+1)
+	// The group chat phase's accounts follow the message pairs', the PEP
+	// phase's follow those.
+	o.nLarge = max(o.nLarge, o.nSmall, o.pepFirst()+o.pep.subscribers)
 	if rateWindow > 0 {
 		o.rateWindow = rateWindow
 	}
@@ -209,6 +214,11 @@ func main() {
 	}
 	exit(0)
 }
+
+// pepFirst is the PEP phase's publisher account; its contacts follow.
+// Accounts after the message pairs' and the group chat phase's, so that
+// no phase's login replaces another's session (same resource).
+func (o *options) pepFirst() int { return 2*o.pairs + o.muc.occupants + 2 }
 
 // raiseNofile lifts the fd limit for us and for the servers we start:
 // 5000 sessions are 5000 sockets on each side.
@@ -283,6 +293,7 @@ type result struct {
 	wsSat     satResult
 	up        uploadResult
 	muc       mucResult
+	pep       pepResult
 	notes     []string
 }
 
@@ -481,6 +492,13 @@ func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
 		log.Printf("%s: group chat, %d occupants", name, o.muc.occupants)
 		if err := mucPhase(o, name, pid, l, 2*o.pairs+1, r); err != nil {
 			r.err = fmt.Errorf("group chat: %w", err)
+			return r
+		}
+	}
+	if !o.skip["pep"] {
+		log.Printf("%s: PEP, %d contacts", name, o.pep.subscribers)
+		if err := pepPhase(o, name, pid, l, o.pepFirst(), r); err != nil {
+			r.err = fmt.Errorf("PEP: %w", err)
 			return r
 		}
 	}

@@ -388,3 +388,55 @@ func TestDiscoFeaturesAndRoomForm(t *testing.T) {
 		}
 	}
 }
+
+// TestCapsVer: XEP-0115 §5.2's worked example.
+func TestCapsVer(t *testing.T) {
+	got := capsVer("client/pc//Exodus 0.9.1", []string{"http://jabber.org/protocol/muc", "http://jabber.org/protocol/disco#info",
+		"http://jabber.org/protocol/caps", "http://jabber.org/protocol/disco#items"})
+	if got != "QgayPKawpkPSDYmwT/WM94uAlu0=" {
+		t.Errorf("ver %s", got)
+	}
+}
+
+// TestDiscoAnswerMatchesVer: what a subscriber answers the server's
+// disco#info query with hashes to the ver it announced (a server that
+// checks the hash would otherwise never learn +notify).
+func TestDiscoAnswerMatchesVer(t *testing.T) {
+	q := parse(t, "<iq type='get' id='c&amp;1' from='bench.localhost'><query xmlns='"+nsDiscoInfo+"' node='"+capsNode+"#x'/></iq>")
+	a := parse(t, discoAnswer(q))
+	if a.Get("id") != "c&1" || a.Get("to") != "bench.localhost" || a.Get("type") != "result" {
+		t.Fatalf("answer %s", a)
+	}
+	query := a.FirstChild()
+	if query.Get("node") != capsNode+"#x" {
+		t.Errorf("node %q", query.Get("node"))
+	}
+	var ident string
+	var feats []string
+	for _, c := range query.Children() {
+		switch c.Local {
+		case "identity":
+			ident = c.Get("category") + "/" + c.Get("type") + "/" + c.Get("xml:lang") + "/" + c.Get("name")
+		case "feature":
+			feats = append(feats, c.Get("var"))
+		}
+	}
+	if capsVer(ident, feats) != capsVer(pepIdentity, pepFeatures) || !strings.Contains(strings.Join(feats, " "), pepNode+"+notify") {
+		t.Errorf("answer %s does not hash to the announced ver", a)
+	}
+}
+
+func TestPEPItemID(t *testing.T) {
+	ev := func(node, id string) *stream.Element {
+		return parse(t, "<message from='b52@d'><event xmlns='"+nsPubSubEvent+"'><items node='"+node+"'><item id='"+id+"'><entry xmlns='"+pepNode+"'/></item></items></event></message>")
+	}
+	if tag, k, ok := pepItemID(ev(pepNode, "m-17")); !ok || tag != "m" || k != 17 {
+		t.Errorf("got %q %d %v", tag, k, ok)
+	}
+	for _, el := range []*stream.Element{ev("urn:xmpp:avatar:metadata", "m-1"), ev(pepNode, "m17"), ev(pepNode, "m--1"),
+		parse(t, "<message><body>m-1</body></message>")} {
+		if _, _, ok := pepItemID(el); ok {
+			t.Errorf("%s: read an item", el)
+		}
+	}
+}

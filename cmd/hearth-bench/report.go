@@ -88,6 +88,7 @@ func report(o *options, rs []*result) string {
 	)
 	rows = append(rows, uploadRows(o)...)
 	rows = append(rows, mucRows(o)...)
+	rows = append(rows, pepRows(o)...)
 	rows = append(rows,
 		metric{label: "offline path: messages/s to members not logged in", value: func(r *result) (float64, bool) {
 			return float64(r.off.stored) / r.off.window.Seconds(), r.off.window > 0

@@ -80,6 +80,25 @@ func mucRows(o *options) []metric {
 	}
 }
 
+func pepRows(o *options) []metric {
+	p := o.pep
+	ok := func(r *result) bool { return r.pep.complete > 0 }
+	return []metric{
+		{label: fmt.Sprintf("PEP: publish to the %dth contact's notification, p50", p.subscribers), value: func(r *result) (float64, bool) {
+			return ms(r.pep.p50), ok(r)
+		}, unit: "ms", prec: 2},
+		{label: fmt.Sprintf("PEP: publish to the %dth contact's notification, p99", p.subscribers), value: func(r *result) (float64, bool) {
+			return ms(r.pep.p99), ok(r)
+		}, unit: "ms", prec: 2},
+		{label: "PEP: server CPU per notification", value: func(r *result) (float64, bool) {
+			return float64(r.pep.cpuNS) / 1e3 / float64(r.pep.delivered), ok(r) && r.pep.delivered > 0
+		}, unit: "µs", prec: 1},
+		{label: fmt.Sprintf("PEP: items (of %d) that reached every contact", p.items), value: func(r *result) (float64, bool) {
+			return float64(r.pep.complete), r.pep.items > 0
+		}, unit: "items", noRatio: true},
+	}
+}
+
 func uploadSection(b *strings.Builder, o *options, rs []*result) {
 	fmt.Fprintf(b, "## Upload\n\nOne file of %d MiB (pseudo-random bytes) through XEP-0363: a slot from upload.%s over XMPP, the PUT to the slot's URL (connections go to 127.0.0.1 at the URL's port, Host as in the URL), the GET back, compared by SHA-256. "+
 		"Server RSS is VmRSS summed over its process tree, sampled every 10 ms during the PUT; VmHWM is the main process's peak after clear_refs reset it just before the PUT (a peak between two samples).\n\n", o.uploadSize>>20, o.domain)
