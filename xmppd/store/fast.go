@@ -318,6 +318,35 @@ func (s *Store) RevokeFAST(user, id string) error {
 	})
 }
 
+// RevokeAllFAST ends every FAST token of user (an admin's "log out all
+// devices"); the devices stay listed. A password change needs no call:
+// it ends them by itself.
+func (s *Store) RevokeAllFAST(user string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDevices)
+		if b == nil {
+			return nil
+		}
+		prefix := append([]byte(user), 0)
+		var ids []string
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			ids = append(ids, string(k[len(prefix):]))
+		}
+		for _, id := range ids {
+			r := getDevice(b, user, id)
+			if r == nil || (r.Cur == nil && r.Prev == nil) {
+				continue
+			}
+			r.Cur, r.Prev, r.Acct = nil, nil, nil
+			if err := putDevice(b, user, id, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // DeleteDevices forgets every device and token of user (account deleted).
 func (s *Store) DeleteDevices(user string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {

@@ -111,3 +111,24 @@ func TestDevicesBounded(t *testing.T) {
 		t.Fatalf("%d devices, newest %v, oldest %v: %v", len(devs), devs[0].ID, devs[len(devs)-1].ID, err)
 	}
 }
+
+func TestRevokeAllFAST(t *testing.T) {
+	s := fastStore(t)
+	now := time.Now()
+	a, _, _ := s.IssueFAST("alice", "dev1", sasl.HTSHA256None, now)
+	b, _, _ := s.IssueFAST("alice", "dev2", sasl.HTSHA256None, now)
+	if _, err := use(s, "dev1", a, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeAllFAST("alice"); err != nil {
+		t.Fatal(err)
+	}
+	for id, tok := range map[string]string{"dev1": a, "dev2": b} {
+		if _, err := use(s, id, tok, now); !errors.Is(err, ErrFASTRefused) {
+			t.Fatalf("%s after revoke: %v", id, err)
+		}
+	}
+	if devs, _ := s.Devices("alice"); len(devs) != 2 || !devs[0].TokenExpiry.IsZero() {
+		t.Fatalf("devices after revoke: %+v", devs)
+	}
+}
