@@ -49,3 +49,37 @@ func TestParseHT(t *testing.T) {
 		}
 	}
 }
+
+// Monal (which checks XEP-0474's hash) greases both client messages with
+// optional attributes (g= after the nonce, x= before the proof): RFC 5802
+// allows them, and they are part of AuthMessage.
+func TestOptionalClientAttributes(t *testing.T) {
+	srv := &Server{Lookup: lookupFor("alice", "pw"), Prep: ident, SaltKey: []byte("k")}
+	s, err := srv.Start(SHA256, Binding{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Advertised([]string{SHA256, SHA1}, nil, false)
+	bare := "n=alice,r=cnonce123,g=5a1e"
+	first, _, err := s.Next([]byte("n,," + bare))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nonce, salt64 string
+	for _, f := range strings.Split(string(first), ",") {
+		switch f[:2] {
+		case "r=":
+			nonce = f[2:]
+		case "s=":
+			salt64 = f[2:]
+		}
+	}
+	salt, _ := base64.StdEncoding.DecodeString(salt64)
+	salted, _ := SaltPassword(HashFor(SHA256), "pw", salt, Iterations)
+	without := "c=biws,r=" + nonce + ",x=9f"
+	proof, sig := Proof(HashFor(SHA256), salted, bare+","+string(first)+","+without)
+	final, done, err := s.Next([]byte(without + ",p=" + base64.StdEncoding.EncodeToString(proof)))
+	if err != nil || !done || string(final) != "v="+base64.StdEncoding.EncodeToString(sig) {
+		t.Fatalf("final %q done=%v: %v", final, done, err)
+	}
+}
