@@ -60,7 +60,9 @@ type Options struct {
 	// Proxy65 is the XEP-0065 bytestreams proxy's TCP address (":7777";
 	// "" for none; proxydeps.go).
 	Proxy65 string
-	Log     *slog.Logger
+	// S2S is federation (mods_s2s.go); off unless set.
+	S2S S2SOptions
+	Log *slog.Logger
 }
 
 // Daemon is a running server.
@@ -93,6 +95,7 @@ type Daemon struct {
 	TURN *turn.Server
 	// Proxy is the bytestreams proxy (nil when off; proxydeps.go).
 	Proxy *socks5.Proxy
+	s2s   s2sState // federation (mods_s2s.go)
 }
 
 // Start opens storage, registers the modules and starts listening.
@@ -227,6 +230,9 @@ func Start(opts Options) (*Daemon, error) {
 			l.serve(ln)
 		}()
 	}
+	if err := d.startS2S(); err != nil { // mods_s2s.go
+		return fail(err)
+	}
 	if err := d.startAdmin(); err != nil {
 		return fail(err)
 	}
@@ -312,6 +318,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		d.C2S.Shutdown(timeout)
 	}
+	d.stopS2S() // queued stanzas bounce while the router still runs
 	// Sessions still waiting for resumption (XEP-0198) end now: what they
 	// hold goes to offline storage before the database closes.
 	d.Server.Router.All(d.Server.EndSession)

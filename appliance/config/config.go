@@ -34,6 +34,8 @@ type Config struct {
 	TURN   TURN   `json:"turn"`
 	// Archive is the message archive's retention (archive.go).
 	Archive Archive `json:"archive"`
+	// Federation is talking to other XMPP servers (federation.go).
+	Federation Federation `json:"federation"`
 }
 
 // Default is the configuration of a box nobody has set up yet.

@@ -1,0 +1,102 @@
+package xmppd
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/xmppd/s2s"
+)
+
+// S2SOptions turn on federation (xmppd/s2s). Off unless Listen or Out is
+// set: cmd/xmppd turns it on on the box; tests and `make run` ask for it.
+type S2SOptions struct {
+	// Listen is the inbound address (":5269"; "" for none).
+	Listen string
+	// Out sends stanzas for other domains out (implied by Listen).
+	Out bool
+	// Resolver is a DNS server (host:port) asked instead of the system's
+	// (tests with their own zone).
+	Resolver string
+	// CAFile adds PEM certificates to the roots peers are checked against.
+	CAFile string
+	// AllowLocal lets peers resolve to loopback and this machine's own
+	// addresses (tests on one machine).
+	AllowLocal bool
+	// Tune, when set, adjusts the configuration last (tests).
+	Tune func(*s2s.Config)
+}
+
+type s2sState struct {
+	fed  *s2s.S2S
+	addr net.Addr
+}
+
+// S2S is the running federation (nil when off).
+func (d *Daemon) S2S() *s2s.S2S { return d.s2s.fed }
+
+// S2SAddr is the bound inbound address (nil without a listener).
+func (d *Daemon) S2SAddr() net.Addr { return d.s2s.addr }
+
+// startS2S starts federation as the options and the config's federation
+// section say. The policy is read at start (like the archive's).
+func (d *Daemon) startS2S() error {
+	o := d.opts.S2S
+	if o.Listen == "" && !o.Out {
+		return nil
+	}
+	c, err := config.Load(d.opts.State.Config())
+	if err != nil {
+		d.opts.Log.Warn("federation: config unreadable, using the default policy (open)", "err", err)
+		c = config.Default()
+	}
+	if c.Federation.Off {
+		d.opts.Log.Info("federation: off in the config")
+		return nil
+	}
+	secret, err := d.Store.Secret("dialback")
+	if err != nil {
+		return fmt.Errorf("federation: %w", err)
+	}
+	roots, err := s2s.Roots(o.CAFile)
+	if err != nil {
+		return err
+	}
+	fed := c.Federation
+	cfg := s2s.Config{
+		Server: d.Server, Certs: d.Certs, Log: d.opts.Log, Secret: secret, Roots: roots,
+		AllowLocal: o.AllowLocal, Policy: fed.Allows,
+	}
+	if o.Resolver != "" {
+		cfg.Resolver = s2s.Resolver(o.Resolver)
+	}
+	if o.Tune != nil {
+		o.Tune(&cfg)
+	}
+	d.s2s.fed = s2s.New(cfg)
+	if o.Listen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		d.s2s.fed.Close()
+		d.s2s.fed = nil
+		return fmt.Errorf("s2s listen %s: %w", o.Listen, err)
+	}
+	d.s2s.addr = ln.Addr()
+	d.lns = append(d.lns, ln)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.s2s.fed.Serve(ln)
+	}()
+	return nil
+}
+
+// stopS2S ends federation; stanzas still queued bounce to their senders
+// while the router still runs.
+func (d *Daemon) stopS2S() {
+	if d.s2s.fed != nil {
+		d.s2s.fed.Close()
+	}
+}

@@ -1,0 +1,403 @@
+package s2s_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/xmppd"
+	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
+	"github.com/hearthchat/hearth/xmppd/mod/invites"
+	"github.com/hearthchat/hearth/xmppd/s2s"
+	"github.com/hearthchat/hearth/xmppd/stream"
+)
+
+// logBuf keeps a box's federation log, to tell which authentication a
+// link used.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+	t  testing.TB
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.t.Logf("%s", bytes.TrimSpace(p))
+	return l.b.Write(p)
+}
+
+func (l *logBuf) has(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Contains(l.b.String(), s)
+}
+
+type box struct {
+	d      *xmppd.Daemon
+	domain string
+	log    *logBuf
+}
+
+type world struct {
+	dns *s2s.TestDNS
+	ca  *s2s.TestCA
+}
+
+func newWorld(t *testing.T) *world {
+	return &world{dns: s2s.StartDNS(t), ca: s2s.NewCA(t, t.TempDir())}
+}
+
+// start runs a box for domain on loopback, with a certificate from the
+// test CA, published in the test zone.
+func (w *world) start(t *testing.T, domain string, fed *config.Federation, tune func(*s2s.Config)) *box {
+	t.Helper()
+	b := &box{domain: domain, log: &logBuf{t: t}}
+	b.d = xmpptest.Start(t, func(o *xmppd.Options) {
+		o.Domain = domain
+		tls := o.State.TLS()
+		w.ca.Issue(t, filepath.Join(tls, "cert.pem"), filepath.Join(tls, "key.pem"), domain, "groups."+domain, "upload."+domain)
+		if fed != nil {
+			c := config.Default()
+			c.Domain, c.Federation = domain, *fed
+			if err := o.State.Ensure(); err != nil {
+				t.Fatal(err)
+			}
+			if err := config.Save(o.State.Config(), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o.S2S = xmppd.S2SOptions{Listen: "127.0.0.1:0", Resolver: w.dns.Addr, CAFile: w.ca.PEMFile, AllowLocal: true,
+			Tune: func(c *s2s.Config) {
+				c.Log = slog.New(slog.NewTextHandler(b.log, nil))
+				if tune != nil {
+					tune(c)
+				}
+			}}
+	})
+	port := b.d.S2SAddr().(*net.TCPAddr).Port
+	w.dns.SRV(t, "xmpp-server", domain, 0, 0, port, "xmpp."+domain)
+	w.dns.Host(t, "xmpp."+domain, "127.0.0.1")
+	return b
+}
+
+func open(c *xmpptest.Client, domain string) *stream.Element {
+	c.T.Helper()
+	c.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + domain + "' version='1.0'>")
+	ev, err := c.Next()
+	if err != nil || ev.Kind != stream.Open {
+		c.T.Fatalf("stream header: %v %v", ev.Kind, err)
+	}
+	return c.El()
+}
+
+// login logs user in on b with resource "r" and sends available presence.
+func (b *box) login(t *testing.T, user string) *xmpptest.Client {
+	t.Helper()
+	c := xmpptest.Dial(t, b.d.C2STLSAddr, true)
+	open(c, b.domain)
+	if el := c.Auth("SCRAM-SHA-256", user, user+"-pw"); el.Local != "success" {
+		t.Fatalf("auth: %s", el)
+	}
+	open(c, b.domain)
+	c.Bind("r")
+	c.Send("<presence/>")
+	return c
+}
+
+func expect(t *testing.T, c *xmpptest.Client, what string, pred func(*stream.Element) bool) *stream.Element {
+	t.Helper()
+	for range 100 {
+		if el := c.El(); pred(el) {
+			return el
+		}
+	}
+	t.Fatalf("never got %s", what)
+	return nil
+}
+
+func errCond(el *stream.Element) string {
+	if e := el.Child(stream.NSClient, "error"); e != nil && e.FirstChild() != nil {
+		return e.FirstChild().Local
+	}
+	return ""
+}
+
+func message(from, to string) func(*stream.Element) bool {
+	return func(el *stream.Element) bool {
+		return el.Local == "message" && strings.HasPrefix(el.Get("from"), from) && el.Get("type") != "error" &&
+			el.ChildText(stream.NSClient, "body") != "" && strings.HasPrefix(el.Get("to"), to)
+	}
+}
+
+// exchange sends a message each way between alice@a and bob@b.
+func exchange(t *testing.T, a, b *box) {
+	alice, bob := a.login(t, "alice"), b.login(t, "bob")
+	alice.Send("<message to='bob@" + b.domain + "' type='chat' id='m1'><body>hello from " + a.domain + "</body></message>")
+	el := expect(t, bob, "alice's message", message("alice@"+a.domain+"/r", "bob@"+b.domain))
+	if got := el.ChildText(stream.NSClient, "body"); got != "hello from "+a.domain {
+		t.Fatalf("bob got %q", got)
+	}
+	bob.Send("<message to='alice@" + a.domain + "/r' type='chat' id='m2'><body>hello back</body></message>")
+	expect(t, alice, "bob's answer", message("bob@"+b.domain+"/r", "alice@"+a.domain))
+
+	// A presence subscription across: bob sees the request, approves,
+	// and alice learns it.
+	alice.Send("<presence to='bob@" + b.domain + "' type='subscribe'/>")
+	expect(t, bob, "the subscription request", func(el *stream.Element) bool {
+		return el.Local == "presence" && el.Get("type") == "subscribe" && el.Get("from") == "alice@"+a.domain
+	})
+	bob.Send("<presence to='alice@" + a.domain + "' type='subscribed'/>")
+	expect(t, alice, "the approval", func(el *stream.Element) bool {
+		return el.Local == "presence" && el.Get("type") == "subscribed" && el.Get("from") == "bob@"+b.domain
+	})
+}
+
+func TestFederationDialback(t *testing.T) {
+	w := newWorld(t)
+	// Neither box offers a client certificate: each must prove its domain
+	// by dialback, and the receiving box must connect back to verify.
+	noCert := func(c *s2s.Config) { c.NoClientCert = true }
+	a := w.start(t, "a.test", nil, noCert)
+	b := w.start(t, "b.test", nil, noCert)
+	exchange(t, a, b)
+	for _, x := range []*box{a, b} {
+		if !x.log.has("auth=dialback") || x.log.has("auth=EXTERNAL") {
+			t.Errorf("%s: links not (only) authenticated by dialback", x.domain)
+		}
+	}
+}
+
+func TestFederationExternal(t *testing.T) {
+	w := newWorld(t)
+	a := w.start(t, "a.test", nil, nil)
+	b := w.start(t, "b.test", nil, nil)
+	exchange(t, a, b)
+	for _, x := range []*box{a, b} {
+		if !x.log.has("auth=EXTERNAL") || x.log.has("auth=dialback") {
+			t.Errorf("%s: links not authenticated by certificate (SASL EXTERNAL)", x.domain)
+		}
+	}
+}
+
+// A dead domain: what is queued for it bounces to its senders after the
+// bounded retry time, what exceeds the queue's cap bounces at once, and
+// nothing is lost or kept.
+func TestDeadDomainBounces(t *testing.T) {
+	w := newWorld(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // connections are refused from now on
+	w.dns.SRV(t, "xmpp-server", "dead.test", 0, 0, deadPort, "xmpp.dead.test")
+	w.dns.Host(t, "xmpp.dead.test", "127.0.0.1")
+	const capN, total = 20, 100
+	a := w.start(t, "a.test", nil, func(c *s2s.Config) {
+		c.MaxQueue, c.RetryFor, c.RetryMin, c.RetryMax = capN, 3*time.Second, 50*time.Millisecond, 200*time.Millisecond
+	})
+	alice := a.login(t, "alice")
+	start := time.Now()
+	go func() {
+		for i := range total {
+			alice.C.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(alice.C, "<message to='bob@dead.test' type='chat' id='d%d'><body>%d</body></message>", i, i)
+		}
+		// And one to a domain that does not exist at all.
+		fmt.Fprintf(alice.C, "<message to='bob@nowhere.test' type='chat' id='nx'><body>?</body></message>")
+	}()
+	got := map[string]string{}
+	count := map[string]int{}
+	for len(got) < total+1 {
+		el := expect(t, alice, "a bounce", func(el *stream.Element) bool { return el.Local == "message" && el.Get("type") == "error" })
+		id := el.Get("id")
+		if prev, dup := got[id]; dup {
+			t.Fatalf("%s bounced twice (%s, %s)", id, prev, errCond(el))
+		}
+		got[id] = errCond(el)
+		count[errCond(el)]++
+		if id == "nx" && time.Since(start) > 2*time.Second {
+			t.Errorf("a domain that does not exist bounced only after %v", time.Since(start))
+		}
+	}
+	if got["nx"] != "remote-server-not-found" {
+		t.Errorf("nowhere.test: %q, want remote-server-not-found", got["nx"])
+	}
+	if count["remote-server-timeout"] != capN || count["resource-constraint"] != total-capN {
+		t.Errorf("bounces %v, want %d remote-server-timeout (the queue) and %d resource-constraint (over its cap)", count, capN, total-capN)
+	}
+	if el := time.Since(start); el < 2*time.Second {
+		t.Errorf("queued stanzas bounced after %v, before the retry time", el)
+	}
+	if n, bytes := a.d.S2S().Queued(); n != 0 || bytes != 0 {
+		t.Errorf("after the bounces %d stanzas (%d bytes) still queued", n, bytes)
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	w := newWorld(t)
+	a := w.start(t, "a.test", &config.Federation{Block: []string{"b.test"}}, nil)
+	b := w.start(t, "b.test", nil, nil)
+	c := w.start(t, "c.test", nil, nil)
+	alice := a.login(t, "alice")
+	alice.Send("<message to='bob@b.test' type='chat' id='blocked'><body>x</body></message>")
+	el := expect(t, alice, "the bounce", func(el *stream.Element) bool { return el.Get("id") == "blocked" })
+	if errCond(el) != "not-allowed" {
+		t.Errorf("to a blocked domain: %s", el)
+	}
+	// A limited (local only) member cannot reach another domain at all.
+	if err := invites.SetRole(a.d.Store, "bob", invites.RoleLimited); err != nil {
+		t.Fatal(err)
+	}
+	bob := a.login(t, "bob")
+	bob.Send("<message to='alice@c.test' type='chat' id='lim'><body>x</body></message>")
+	el = expect(t, bob, "the bounce", func(el *stream.Element) bool { return el.Get("id") == "lim" })
+	if errCond(el) != "not-allowed" {
+		t.Errorf("limited member to another domain: %s", el)
+	}
+	// A member may.
+	cbob := c.login(t, "bob")
+	alice.Send("<message to='bob@c.test' type='chat' id='ok'><body>x</body></message>")
+	expect(t, cbob, "alice's message", message("alice@a.test/r", "bob@c.test"))
+	// And a.test refuses b.test inbound too: b's member learns at once.
+	balice := b.login(t, "alice")
+	balice.Send("<message to='bob@a.test' type='chat' id='in'><body>x</body></message>")
+	el = expect(t, balice, "the bounce", func(el *stream.Element) bool { return el.Get("id") == "in" })
+	if errCond(el) != "remote-server-not-found" {
+		t.Errorf("from a blocked domain: %s", el)
+	}
+}
+
+// peer is a deliberately literal remote server.
+type peer struct {
+	*xmpptest.Client
+	id string
+}
+
+func dialPeer(t *testing.T, b *box, from string) *peer {
+	t.Helper()
+	c := xmpptest.Dial(t, b.d.S2SAddr(), false)
+	p := &peer{Client: c}
+	p.open(from, b.domain)
+	return p
+}
+
+func (p *peer) open(from, to string) *stream.Element {
+	p.T.Helper()
+	p.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='" + from + "' to='" + to + "' version='1.0'>")
+	ev, err := p.Next()
+	if err != nil || ev.Kind != stream.Open {
+		p.T.Fatalf("stream header: %v %v", ev.Kind, err)
+	}
+	p.id = p.P.Header().Get("id")
+	return p.El()
+}
+
+// starttls upgrades the stream, presenting cert (nil: none).
+func (p *peer) starttls(from, to string, cert *tls.Certificate) *stream.Element {
+	p.T.Helper()
+	p.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	if el := p.El(); el.Local != "proceed" {
+		p.T.Fatalf("starttls: %s", el)
+	}
+	cfg := &tls.Config{InsecureSkipVerify: true}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	p.C = tls.Client(p.Raw, cfg)
+	p.P = stream.NewParser(p.C, stream.PostAuthLimits)
+	return p.open(from, to)
+}
+
+func TestInboundRules(t *testing.T) {
+	w := newWorld(t)
+	a := w.start(t, "a.test", nil, nil)
+	w.start(t, "b.test", nil, nil)
+	dir := t.TempDir()
+	w.ca.Issue(t, filepath.Join(dir, "evil.pem"), filepath.Join(dir, "evil.key"), "evil.test")
+	evil, err := tls.LoadX509KeyPair(filepath.Join(dir, "evil.pem"), filepath.Join(dir, "evil.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(from, to string) string {
+		return "<message from='" + from + "' to='" + to + "' type='chat' id='x'><body>hi</body></message>"
+	}
+
+	t.Run("before TLS", func(t *testing.T) {
+		p := dialPeer(t, a, "evil.test")
+		p.Send(msg("x@evil.test", "bob@a.test"))
+		p.StreamError("not-authorized")
+	})
+	t.Run("before authentication", func(t *testing.T) {
+		p := dialPeer(t, a, "evil.test")
+		f := p.starttls("evil.test", "a.test", nil)
+		if f.Child("urn:xmpp:features:dialback", "dialback") == nil {
+			t.Errorf("no dialback offered: %s", f)
+		}
+		p.Send(msg("x@evil.test", "bob@a.test"))
+		p.StreamError("not-authorized")
+	})
+	t.Run("invalid-from", func(t *testing.T) {
+		bob := a.login(t, "bob")
+		p := dialPeer(t, a, "evil.test")
+		f := p.starttls("evil.test", "a.test", &evil)
+		if !strings.Contains(f.String(), "EXTERNAL") {
+			t.Fatalf("EXTERNAL not offered to a peer with a valid certificate: %s", f)
+		}
+		p.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>" + base64.StdEncoding.EncodeToString([]byte("evil.test")) + "</auth>")
+		if el := p.El(); el.Local != "success" {
+			t.Fatalf("EXTERNAL: %s", el)
+		}
+		p.P.Restart()
+		p.open("evil.test", "a.test")
+		p.Send(msg("x@evil.test", "bob@a.test"))
+		expect(t, bob, "the message from evil.test", message("x@evil.test", "bob@a.test"))
+		// Its certificate says evil.test: it may not speak for b.test.
+		p.Send(msg("alice@b.test", "bob@a.test"))
+		p.StreamError("invalid-from")
+	})
+	t.Run("EXTERNAL for another domain", func(t *testing.T) {
+		p := dialPeer(t, a, "b.test")
+		p.starttls("b.test", "a.test", &evil)
+		p.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>" + base64.StdEncoding.EncodeToString([]byte("b.test")) + "</auth>")
+		if el := p.El(); el.Local != "failure" {
+			t.Fatalf("EXTERNAL as b.test with evil.test's certificate: %s", el)
+		}
+	})
+	t.Run("forged dialback key", func(t *testing.T) {
+		p := dialPeer(t, a, "b.test")
+		p.starttls("b.test", "a.test", nil)
+		// a.test asks b.test's real server, which never gave this key.
+		p.Send("<db:result from='b.test' to='a.test'>" + s2s.Key([]byte("guess"), "a.test", "b.test", p.id) + "</db:result>")
+		el := p.El()
+		if el.Local != "result" || el.Get("type") != "invalid" {
+			t.Fatalf("forged key: %s", el)
+		}
+		p.Send(msg("alice@b.test", "bob@a.test"))
+		if ev, err := p.Next(); err == nil && ev.Kind != stream.Close {
+			t.Fatalf("stream still open after a forged key: %v", ev.El)
+		}
+	})
+	t.Run("relay", func(t *testing.T) {
+		p := dialPeer(t, a, "evil.test")
+		p.starttls("evil.test", "a.test", &evil)
+		p.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+		if el := p.El(); el.Local != "success" {
+			t.Fatalf("EXTERNAL: %s", el)
+		}
+		p.P.Restart()
+		p.open("evil.test", "a.test")
+		p.Send(msg("x@evil.test", "bob@b.test"))
+		p.StreamError("host-unknown")
+	})
+}

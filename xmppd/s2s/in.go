@@ -1,0 +1,322 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"net"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/session"
+	"github.com/hearthchat/hearth/xmppd/stream"
+)
+
+// Serve accepts inbound server-to-server connections on ln until it is
+// closed.
+func (s *S2S) Serve(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if !s.track(c) {
+			c.Close()
+			return errClosed
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(c)
+			defer c.Close()
+			x := &inConn{s: s, c: c, authed: map[string]bool{}}
+			x.serve()
+		}()
+	}
+}
+
+// inConn is one inbound stream.
+type inConn struct {
+	s      *S2S
+	c      net.Conn
+	p      *stream.Parser
+	tc     *tls.Conn // after STARTTLS
+	id     string
+	from   string          // the header's 'from' (lower case), may be ""
+	authed map[string]bool // domains authenticated on this stream
+	sasl   bool            // authenticated by SASL (no dialback after it)
+	sent   bool            // our header is out for the current stream
+}
+
+func (x *inConn) write(b []byte) error {
+	x.c.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	_, err := x.c.Write(b)
+	return err
+}
+
+// fail ends the stream with a stream error (RFC 6120 §4.9).
+func (x *inConn) fail(cond, text string) {
+	if !x.sent {
+		x.write([]byte(header(x.s.domain, "", newID())))
+	}
+	x.write(session.StreamError(cond, text))
+	x.s.cfg.Log.Info("s2s: inbound stream error", "peer", x.from, "ip", x.c.RemoteAddr().String(), "cond", cond, "text", text)
+}
+
+func (x *inConn) serve() {
+	x.c.SetReadDeadline(time.Now().Add(x.s.cfg.AuthTimeout))
+	x.p = stream.NewParser(x.c, stream.PreAuthLimits)
+	for {
+		ev, err := x.p.Next()
+		if err != nil {
+			var se *stream.Error
+			if errors.As(err, &se) {
+				x.fail(se.Condition, se.Text)
+			}
+			return
+		}
+		switch ev.Kind {
+		case stream.Open:
+			if !x.open() {
+				return
+			}
+		case stream.Close:
+			x.write([]byte("</stream:stream>"))
+			return
+		case stream.Stanza:
+			if !x.element(ev.El) {
+				return
+			}
+		}
+		if len(x.authed) > 0 {
+			x.c.SetReadDeadline(time.Now().Add(x.s.cfg.IdleTimeout))
+		}
+	}
+}
+
+// open answers a stream header with ours and the features of this step.
+func (x *inConn) open() bool {
+	h := x.p.Header()
+	if h.Space != stream.NSStream || h.Local != "stream" || x.p.DefaultNS() != NSServer {
+		x.fail("invalid-namespace", "")
+		return false
+	}
+	to := strings.ToLower(h.Get("to"))
+	if to != "" && !x.serves(to) {
+		x.fail("host-unknown", "this server serves "+x.s.domain)
+		return false
+	}
+	if to == "" {
+		to = x.s.domain
+	}
+	if f := h.Get("from"); f != "" {
+		x.from = strings.ToLower(f)
+	}
+	x.id = newID()
+	b := []byte(header(to, x.from, x.id))
+	x.sent = true
+	b = append(b, "<stream:features>"...)
+	switch {
+	case x.tc == nil:
+		b = stream.New(nsTLS, "starttls").Add(stream.New(nsTLS, "required")).Append(b, NSServer)
+	case !x.sasl:
+		if x.from != "" && x.certValid(x.from) {
+			mechs := stream.New(nsSASL, "mechanisms").Add(stream.New(nsSASL, "mechanism").AddText("EXTERNAL"))
+			b = mechs.Append(b, NSServer)
+		}
+		b = stream.New(nsDBFeat, "dialback").Add(stream.New(nsDBFeat, "errors")).Append(b, NSServer)
+	}
+	b = append(b, "</stream:features>"...)
+	return x.write(b) == nil
+}
+
+// serves reports whether domain is ours (the domain or a hosted service).
+func (x *inConn) serves(domain string) bool {
+	return domain == x.s.domain || x.s.cfg.Server.Service(domain) != nil
+}
+
+func (x *inConn) certValid(domain string) bool {
+	if x.tc == nil {
+		return false
+	}
+	return x.s.certValid(x.tc.ConnectionState().PeerCertificates, domain)
+}
+
+// element handles one top-level element; false ends the stream.
+func (x *inConn) element(el *stream.Element) bool {
+	isStanza := el.Space == NSServer && (el.Local == "message" || el.Local == "presence" || el.Local == "iq")
+	switch {
+	case x.tc == nil:
+		if el.Space == nsTLS && el.Local == "starttls" {
+			return x.starttls()
+		}
+		if isStanza {
+			x.fail("not-authorized", "authenticate first")
+		} else {
+			x.fail("policy-violation", "STARTTLS is required")
+		}
+		return false
+	case el.Space == nsSASL && el.Local == "auth":
+		return x.external(el)
+	case el.Space == NSDialback && el.Local == "result":
+		return x.dbResult(el)
+	case el.Space == NSDialback && el.Local == "verify":
+		return x.dbVerify(el)
+	case isStanza:
+		return x.stanza(el)
+	}
+	x.fail("unsupported-stanza-type", "")
+	return false
+}
+
+func (x *inConn) starttls() bool {
+	if x.s.inTLS == nil {
+		x.write([]byte("<failure xmlns='" + nsTLS + "'/>"))
+		return false
+	}
+	x.write([]byte("<proceed xmlns='" + nsTLS + "'/>"))
+	x.p.SkipSpace()
+	if x.p.Buffered() > 0 {
+		// Plaintext sent after <starttls/> would be read as if it had
+		// come over TLS (CVE-2011-0411 class).
+		return false
+	}
+	tc := tls.Server(x.c, x.s.inTLS)
+	if err := tc.Handshake(); err != nil {
+		x.s.cfg.Log.Debug("s2s: inbound TLS", "ip", x.c.RemoteAddr().String(), "err", err)
+		return false
+	}
+	x.tc, x.c, x.sent = tc, tc, false
+	x.p = stream.NewParser(tc, stream.PreAuthLimits)
+	return true
+}
+
+// external is SASL EXTERNAL (RFC 6120 §6.4, XEP-0178): the peer's
+// certificate must be valid for the domain it claims.
+func (x *inConn) external(el *stream.Element) bool {
+	failure := func(cond string) bool {
+		return x.write([]byte("<failure xmlns='"+nsSASL+"'><"+cond+"/></failure>")) == nil
+	}
+	if el.Get("mechanism") != "EXTERNAL" || x.sasl {
+		return failure("invalid-mechanism")
+	}
+	domain := x.from
+	if t := strings.TrimSpace(el.Text()); t != "" && t != "=" {
+		b, err := base64.StdEncoding.DecodeString(t)
+		if err != nil {
+			return failure("incorrect-encoding")
+		}
+		domain = strings.ToLower(string(b))
+	}
+	if domain == "" || !x.s.allowed(domain) || !x.certValid(domain) {
+		return failure("not-authorized")
+	}
+	if x.write([]byte("<success xmlns='"+nsSASL+"'/>")) != nil {
+		return false
+	}
+	x.sasl = true
+	x.authed[domain] = true
+	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", domain, "auth", "EXTERNAL")
+	x.sent = false
+	x.p.Restart()
+	x.p.SetLimits(stream.PostAuthLimits)
+	return true
+}
+
+// dbResult is a peer's dialback key for a domain it wants to send from:
+// valid if its certificate is valid for that domain (no need to ask),
+// else if the domain's authoritative server confirms the key.
+func (x *inConn) dbResult(el *stream.Element) bool {
+	from, to := strings.ToLower(el.Get("from")), strings.ToLower(el.Get("to"))
+	reply := func(typ string, errEl *stream.Element) bool {
+		r := stream.New(NSDialback, "result", "from", to, "to", from, "type", typ)
+		if errEl != nil {
+			r.Add(errEl)
+		}
+		return write(x.c, r) == nil
+	}
+	if !x.serves(to) {
+		x.fail("host-unknown", "")
+		return false
+	}
+	if _, err := jid.Parse(from); err != nil || from == "" || strings.ContainsAny(from, "@/") {
+		x.fail("improper-addressing", "")
+		return false
+	}
+	if !x.s.allowed(from) {
+		return reply("error", stream.New(stream.NSStanzaE, "error", "type", "cancel").Add(stream.New(stream.NSStanzaE, "forbidden")))
+	}
+	ok := x.certValid(from)
+	if !ok {
+		ctx, cancel := context.WithTimeout(x.s.ctx, x.s.cfg.DialTimeout+x.s.cfg.NegotiateTimeout)
+		valid, err := x.s.verify(ctx, from, x.id, strings.TrimSpace(el.Text()))
+		cancel()
+		if err != nil {
+			x.s.cfg.Log.Info("s2s: dialback verification failed", "domain", from, "err", err)
+			e := stream.New(NSServer, "error", "type", "cancel").Add(stream.New(stream.NSStanzaE, "remote-server-not-found"))
+			return reply("error", e)
+		}
+		ok = valid
+	}
+	if !ok {
+		// XEP-0220 §2.4: a forged key ends the stream.
+		reply("invalid", nil)
+		x.s.cfg.Log.Warn("s2s: forged dialback key", "domain", from, "ip", x.c.RemoteAddr().String())
+		x.write([]byte("</stream:stream>"))
+		return false
+	}
+	x.authed[from] = true
+	x.p.SetLimits(stream.PostAuthLimits)
+	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", from, "auth", "dialback")
+	return reply("valid", nil)
+}
+
+// dbVerify answers whether a key is one we gave out (XEP-0220 §2.3.2).
+func (x *inConn) dbVerify(el *stream.Element) bool {
+	receiving, originating := strings.ToLower(el.Get("from")), strings.ToLower(el.Get("to"))
+	if !x.serves(originating) {
+		x.fail("host-unknown", "")
+		return false
+	}
+	typ := "invalid"
+	if originating == x.s.domain && checkKey(x.s.cfg.Secret, receiving, originating, el.Get("id"), strings.TrimSpace(el.Text())) {
+		typ = "valid"
+	}
+	return write(x.c, stream.New(NSDialback, "verify", "from", originating, "to", receiving, "id", el.Get("id"), "type", typ)) == nil
+}
+
+// stanza routes one stanza from an authenticated peer into the server.
+func (x *inConn) stanza(el *stream.Element) bool {
+	if len(x.authed) == 0 {
+		x.fail("not-authorized", "authenticate first")
+		return false
+	}
+	from, err := jid.Parse(el.Get("from"))
+	if err != nil || !x.authed[strings.ToLower(from.Domainpart())] {
+		x.fail("invalid-from", "stanzas must be from the authenticated domain")
+		return false
+	}
+	to, err := jid.Parse(el.Get("to"))
+	if err != nil || el.Get("to") == "" {
+		x.fail("improper-addressing", "")
+		return false
+	}
+	if !x.serves(strings.ToLower(to.Domainpart())) {
+		// Never a relay: a peer may only send to us.
+		x.fail("host-unknown", "this server serves "+x.s.domain)
+		return false
+	}
+	x.s.cfg.Server.Route(rename(el, NSServer, stream.NSClient))
+	return true
+}

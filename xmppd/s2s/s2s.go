@@ -1,0 +1,259 @@
+// Package s2s is server-to-server XMPP (RFC 6120): the connections that
+// carry stanzas between this box and other XMPP domains.
+//
+// Outbound, a stanza for another domain (the server's StanzaRemote hook)
+// joins that domain's queue (queue.go); one goroutine per domain finds the
+// peer (SRV _xmpps-server / _xmpp-server, else the domain on 5269;
+// dial.go), requires TLS, authenticates with SASL EXTERNAL when the peer
+// offers it and trusts our certificate, else with Server Dialback
+// (XEP-0220; keys as in XEP-0185, dialback.go), and writes the queue.
+// Failures are retried with back-off for a bounded time; after it every
+// queued stanza goes back to its sender as an error.
+//
+// Inbound (in.go), a peer must start TLS before anything else, then
+// authenticate each domain it speaks for by certificate (EXTERNAL) or
+// dialback (we connect back to its authoritative server to verify the
+// key); stanzas before that end the stream, and a stanza from any other
+// domain ends it with invalid-from. Stanzas in are routed into the server
+// like any other (server.Route), with the same parser and limits as c2s.
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/stream"
+	"github.com/hearthchat/hearth/xmppd/tlsconf"
+)
+
+// Namespaces.
+const (
+	NSServer   = "jabber:server"
+	NSDialback = "jabber:server:dialback"
+	nsDBFeat   = "urn:xmpp:features:dialback"
+	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
+)
+
+// ErrRemoteTimeout is the bounce of a stanza whose domain could not be
+// reached within the retry time.
+var ErrRemoteTimeout = server.Err("wait", "remote-server-timeout")
+
+// Config configures federation.
+type Config struct {
+	Server *server.Server
+	Certs  *tlsconf.Certs
+	Log    *slog.Logger
+	// Secret keys our dialback keys (a per-box secret from crypto/rand,
+	// kept in the store).
+	Secret []byte
+	// Roots verify peers' certificates; nil: the system roots.
+	Roots *x509.CertPool
+	// Resolver looks up SRV records and addresses; nil: the system's.
+	Resolver *net.Resolver
+	// AllowLocal lets SRV targets and domains resolve to loopback,
+	// link-local or this machine's own addresses (tests; off on the box:
+	// otherwise anybody could make the box talk to its own local pages).
+	AllowLocal bool
+	// Policy says whether a domain may be talked to (both ways); nil
+	// allows every domain.
+	Policy func(domain string) bool
+	// Port is the fallback port when a domain has no SRV records (5269).
+	Port int
+	// NoClientCert keeps our certificate out of outbound TLS, so peers
+	// must use dialback (tests of the dialback path).
+	NoClientCert bool
+
+	// Queue caps per remote domain, and in all.
+	MaxQueue, MaxQueueBytes, MaxTotalBytes int
+	// RetryFor is how long a domain that cannot be reached is retried
+	// before its queue bounces; RetryMin/RetryMax bound the back-off.
+	RetryFor, RetryMin, RetryMax time.Duration
+	// DialTimeout bounds one connection attempt's TCP connect;
+	// NegotiateTimeout its TLS and authentication.
+	DialTimeout, NegotiateTimeout time.Duration
+	// IdleTimeout closes a connection (either way) with nothing to carry.
+	IdleTimeout time.Duration
+	// AuthTimeout bounds an inbound connection's time to authenticate.
+	AuthTimeout time.Duration
+}
+
+// Defaults fills the zero fields.
+func (c *Config) defaults() {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Port == 0 {
+		c.Port = 5269
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = 1000
+	}
+	if c.MaxQueueBytes == 0 {
+		c.MaxQueueBytes = 1 << 20
+	}
+	if c.MaxTotalBytes == 0 {
+		c.MaxTotalBytes = 16 << 20
+	}
+	if c.RetryFor == 0 {
+		c.RetryFor = 5 * time.Minute
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = 2 * time.Second
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = time.Minute
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 15 * time.Second
+	}
+	if c.NegotiateTimeout == 0 {
+		c.NegotiateTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.AuthTimeout == 0 {
+		c.AuthTimeout = 60 * time.Second
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+}
+
+// S2S is federation for one server.
+type S2S struct {
+	cfg    Config
+	domain string // ours, lower case
+	inTLS  *tls.Config
+	ctx    context.Context
+	stop   context.CancelFunc
+
+	mu      sync.Mutex
+	remotes map[string]*remote
+	total   int // queued bytes over all domains
+	conns   map[net.Conn]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// New starts federation: stanzas for other domains go out from now on.
+// Serve takes inbound connections.
+func New(cfg Config) *S2S {
+	cfg.defaults()
+	if cfg.Roots == nil {
+		if p, err := x509.SystemCertPool(); err == nil {
+			cfg.Roots = p
+		} else {
+			cfg.Roots = x509.NewCertPool()
+		}
+	}
+	s := &S2S{cfg: cfg, domain: strings.ToLower(cfg.Server.Domain), remotes: map[string]*remote{}, conns: map[net.Conn]struct{}{}}
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	if cfg.Certs != nil {
+		s.inTLS = cfg.Certs.Config("xmpp-server")
+		// Asked, not required: a peer without a certificate may still
+		// use dialback; one it sends is checked by name (certValid).
+		s.inTLS.ClientAuth = tls.RequestClientCert
+	}
+	// Below the invites module's rule for limited members (1000), the
+	// blocking module's, and a component's domain (500): whatever they
+	// refuse or take never reaches the network.
+	cfg.Server.Hook(server.StanzaRemote, 100, s.route)
+	return s
+}
+
+// Roots returns the system roots plus the PEM certificates in caFile
+// ("" for none): a test CA, or a private one an operator trusts.
+func Roots(caFile string) (*x509.CertPool, error) {
+	p, err := x509.SystemCertPool()
+	if err != nil {
+		p = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return p, nil
+	}
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("s2s: CA file: %w", err)
+	}
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("s2s: CA file %s: no certificates", caFile)
+	}
+	return p, nil
+}
+
+// Resolver returns a resolver that asks the DNS server at addr (host:port)
+// only: a test's own authoritative server for its zone.
+func Resolver(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+}
+
+// allowed applies the federation policy to a domain.
+func (s *S2S) allowed(domain string) bool {
+	return s.cfg.Policy == nil || s.cfg.Policy(domain)
+}
+
+// Close stops federation: connections close, and every stanza still queued
+// bounces (remote-server-timeout) while the server can still route them.
+func (s *S2S) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.stop()
+	s.wg.Wait()
+}
+
+func (s *S2S) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *S2S) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// rename copies el with every element in namespace from moved to to (a
+// stanza and its content-namespace children such as <body/>: jabber:client
+// inside the server, jabber:server on the wire).
+func rename(el *stream.Element, from, to string) *stream.Element {
+	c := el.Copy()
+	var walk func(*stream.Element)
+	walk = func(e *stream.Element) {
+		if e.Space == from {
+			e.Space, e.Prefix = to, ""
+		}
+		for _, n := range e.Nodes {
+			if n.El != nil {
+				walk(n.El)
+			}
+		}
+	}
+	walk(c)
+	return c
+}
+
+var errClosed = errors.New("s2s: closed")
