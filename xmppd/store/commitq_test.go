@@ -145,3 +145,81 @@ func TestCommitQueueTrickleIsGrouped(t *testing.T) {
 	}
 	t.Logf("%d writes over %v: %d commits", n, elapsed.Round(time.Millisecond), s.Commits())
 }
+
+// BatchLocal: one value and one flush per batch; a failing flush has
+// every write of the batch committed on its own, so only the write that
+// caused it fails. Outside the queue it is not available.
+func TestCommitQueueBatchLocal(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	type key struct{}
+	flushes := 0
+	// Each write adds its number to the batch's sum; the flush stores the
+	// sum, and refuses a batch whose sum contains the poisoned 13.
+	write := func(n int) func(*bolt.Tx) error {
+		return func(tx *bolt.Tx) error {
+			v, ok := s.BatchLocal(tx, key{}, func() any { return new([]int) }, func(tx *bolt.Tx, v any) error {
+				flushes++
+				ns := *v.(*[]int)
+				b, err := tx.CreateBucketIfNotExists([]byte("sum"))
+				if err != nil {
+					return err
+				}
+				for _, n := range ns {
+					if n == 13 {
+						return errors.New("unlucky")
+					}
+					if err := b.Put([]byte(fmt.Sprint(n)), nil); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if !ok {
+				return errors.New("no batch state in the queue's transaction")
+			}
+			*v.(*[]int) = append(*v.(*[]int), n)
+			return nil
+		}
+	}
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	s.Enqueue(func(*bolt.Tx) error { <-release; return nil }, func(error) { wg.Done() })
+	queueEmpty(t, s)
+	errs := make([]error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		s.Enqueue(write(i), func(err error) { errs[i] = err; wg.Done() })
+	}
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if (err != nil) != (i == 13) {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	if flushes != 1+20 {
+		t.Errorf("%d flushes, want 21 (the failed batch's, then one per write alone)", flushes)
+	}
+	s.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("sum"))
+		for i := range 20 {
+			if got := b.Get([]byte(fmt.Sprint(i))) != nil; got != (i != 13) {
+				t.Errorf("%d stored: %v", i, got)
+			}
+		}
+		return nil
+	})
+	if err := s.Update(func(tx *bolt.Tx) error {
+		if _, ok := s.BatchLocal(tx, key{}, func() any { return nil }, nil); ok {
+			t.Error("BatchLocal in a transaction that is not the queue's")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

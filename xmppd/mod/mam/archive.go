@@ -123,11 +123,13 @@ type entry struct {
 	xml  []byte // el as stored (archive fills it in)
 }
 
-// put archives e in tx under id. It evicts the account's oldest records
-// when the new one would pass the per-account cap; if the account's whole
-// budget is still exceeded (other kinds fill it), the error is
+// put archives e in tx under id. In a transaction of the store's commit
+// queue the charge to the account's budget is summed and made once per
+// account when the batch ends (flushCharges); elsewhere it is made here.
+// At the per-account cap the oldest records make room; if the account's
+// whole budget is still exceeded (other kinds fill it), the error is
 // store.ErrQuota.
-func put(tx *bolt.Tx, e entry, id uint64) error {
+func put(st *store.Store, tx *bolt.Tx, e entry, id uint64) error {
 	b, err := tx.CreateBucketIfNotExists(bucketMsgs)
 	if err != nil {
 		return err
@@ -137,21 +139,81 @@ func put(tx *bolt.Tx, e entry, id uint64) error {
 	// archive half empty, doubling what each commit writes to the card.
 	b.FillPercent = fillPercent
 	v := encodeRecord(e.dir, e.peer, e.xml)
-	for tries := 0; ; tries++ {
-		err = store.Charge(tx, e.user, Kind, int64(len(v)), 1, archiveLimit)
-		if err == nil {
-			break
+	if c, ok := st.BatchLocal(tx, chargesKey{}, newCharges, flushCharges); ok {
+		p := c.(charges)[e.user]
+		if p == nil {
+			p = &pending{minID: id}
+			c.(charges)[e.user] = p
 		}
-		if !errors.Is(err, store.ErrQuota) || tries >= evictPerMessage {
-			return err
-		}
-		if n, eerr := evictOldest(tx, b, e.user, 1); eerr != nil {
-			return eerr
-		} else if n == 0 {
-			return err // nothing of ours left to give back
-		}
+		p.Bytes += int64(len(v))
+		p.Items++
+		p.minID = min(p.minID, id)
+	} else if err := charge(tx, b, e.user, &pending{Usage: store.Usage{Bytes: int64(len(v)), Items: 1}, minID: ^uint64(0)}); err != nil {
+		return err
 	}
 	return b.Put(recKey(e.user, id), v)
+}
+
+type chargesKey struct{}
+
+// pending is what one batch adds to an account's archive: records from
+// minID on are the batch's own.
+type pending struct {
+	store.Usage
+	minID uint64
+}
+
+// charges is what one batch adds to each account's archive.
+type charges map[string]*pending
+
+func newCharges() any { return charges{} }
+
+func flushCharges(tx *bolt.Tx, v any) error {
+	c := v.(charges)
+	users := make([]string, 0, len(c))
+	for u := range c {
+		users = append(users, u)
+	}
+	slices.Sort(users) // the same order whichever the map's: reproducible
+	b := tx.Bucket(bucketMsgs)
+	for _, u := range users {
+		if err := charge(tx, b, u, c[u]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// charge adds p to user's archive charge. While that would pass the cap
+// the oldest record goes (at most evictPerMessage per record added): one
+// charged before gives its charge back, one of this batch (id >= minID)
+// is simply not charged.
+func charge(tx *bolt.Tx, b *bolt.Bucket, user string, p *pending) error {
+	pfx := userPrefix(user)
+	for tries := int64(0); ; tries++ {
+		err := store.Charge(tx, user, Kind, p.Bytes, p.Items, archiveLimit)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrQuota) || tries >= evictPerMessage*max(p.Items, 1) {
+			return err
+		}
+		c := b.Cursor()
+		k, v := c.Seek(pfx)
+		if k == nil || !bytes.HasPrefix(k, pfx) || len(k) != len(pfx)+8 {
+			return err // nothing of ours left to give back
+		}
+		size, id := int64(len(v)), binary.BigEndian.Uint64(k[len(pfx):])
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		if id >= p.minID {
+			p.Bytes -= size
+			p.Items--
+		} else if err := store.Charge(tx, user, Kind, -size, -1, store.Limit{}); err != nil {
+			return err
+		}
+	}
 }
 
 // evictOldest deletes up to n of user's oldest records, charging them

@@ -337,7 +337,7 @@ func (m *mod) archive(st *server.Stanza, entries []entry) []uint64 {
 	}
 	m.srv.Commit(st, func(tx *bolt.Tx) error {
 		for i, e := range entries {
-			if err := put(tx, e, ids[i]); err != nil {
+			if err := put(m.srv.Store, tx, e, ids[i]); err != nil {
 				return err
 			}
 		}

@@ -608,7 +608,7 @@ func BenchmarkPage50Of100k(b *testing.B) {
 		err := r.srv.Store.Update(func(tx *bolt.Tx) error {
 			for i := start; i < start+10_000; i++ {
 				xml := fmt.Appendf(nil, "<message xmlns='jabber:client' type='chat' from='%s' to='alice@example.test'><body>message %d</body></message>", peers[i%2], i)
-				if err := put(tx, entry{user: "alice", dir: dirIn, peer: peers[i%2], xml: xml}, base+uint64(i)); err != nil {
+				if err := put(r.srv.Store, tx, entry{user: "alice", dir: dirIn, peer: peers[i%2], xml: xml}, base+uint64(i)); err != nil {
 					return err
 				}
 			}
@@ -633,5 +633,42 @@ func BenchmarkPage50Of100k(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The cap holds when many messages share one commit (their charge is
+// made once per account at the end of the batch, evicting then).
+func TestCapInOneBatch(t *testing.T) {
+	r := newRig(t)
+	old := archiveLimit
+	archiveLimit = store.Limit{Bytes: 1 << 20, Items: 10}
+	t.Cleanup(func() { archiveLimit = old })
+	release := make(chan struct{})
+	r.srv.Store.Enqueue(func(*bolt.Tx) error { <-release; return nil }, nil)
+	s := r.session("bob")
+	var want []string
+	for i := 1; i <= 25; i++ {
+		b := fmt.Sprintf("b%d", i)
+		want = append(want, b)
+		el, _ := stream.ParseElement([]byte("<message xmlns='jabber:client' type='chat' to='alice@example.test'><body>" + b + "</body></message>"))
+		r.srv.FromClient(s, el)
+	}
+	before := r.srv.Store.Commits()
+	close(release)
+	if !r.srv.WaitCommits(s, 10*time.Second) {
+		t.Fatal("commits never finished")
+	}
+	// The held commit, then all 25 in one (not one each after a failed
+	// batch).
+	if n := r.srv.Store.Commits() - before; n != 2 {
+		t.Errorf("%d commits, want 2", n)
+	}
+	if p := r.query("alice", "", ""); !slices.Equal(p.bodies, want[15:]) {
+		t.Errorf("at the cap, one batch of 25 left %v, want the newest 10", p.bodies)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if got := usage(t, r.srv, u); got.Items != 10 {
+			t.Errorf("%s's charge %+v, want 10 items", u, got)
+		}
 	}
 }
