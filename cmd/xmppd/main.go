@@ -379,16 +379,13 @@ func addUser(dir state.Dir, name, pw string) error {
 	if err != nil {
 		return err
 	}
-	if running(dir) {
+	st, err := openIdle(dir)
+	if errors.Is(err, errRunning) {
 		body, _ := json.Marshal(map[string]string{"user": user, "password": pw})
 		req, _ := http.NewRequest("POST", "http://admin/users", strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
 		return call(dir, req, http.StatusCreated)
 	}
-	if err := dir.Ensure(); err != nil {
-		return err
-	}
-	st, err := store.Open(dir.DB())
 	if err != nil {
 		return err
 	}
@@ -397,7 +394,8 @@ func addUser(dir state.Dir, name, pw string) error {
 }
 
 func bulkAdd(dir state.Dir, prefix string, n int, pw string) error {
-	if running(dir) {
+	st, err := openIdle(dir)
+	if errors.Is(err, errRunning) {
 		for i := 1; i <= n; i++ {
 			if err := addUser(dir, prefix+strconv.Itoa(i), pw); err != nil {
 				return err
@@ -405,10 +403,6 @@ func bulkAdd(dir state.Dir, prefix string, n int, pw string) error {
 		}
 		return nil
 	}
-	if err := dir.Ensure(); err != nil {
-		return err
-	}
-	st, err := store.Open(dir.DB())
 	if err != nil {
 		return err
 	}
