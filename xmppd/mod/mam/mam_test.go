@@ -643,8 +643,10 @@ func TestCapInOneBatch(t *testing.T) {
 	old := archiveLimit
 	archiveLimit = store.Limit{Bytes: 1 << 20, Items: 10}
 	t.Cleanup(func() { archiveLimit = old })
-	release := make(chan struct{})
-	r.srv.Store.Enqueue(func(*bolt.Tx) error { <-release; return nil }, nil)
+	release, started := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	r.srv.Store.Enqueue(func(*bolt.Tx) error { once.Do(func() { close(started) }); <-release; return nil }, nil)
+	<-started // the queue is busy: the 25 wait for the next commit together
 	s := r.session("bob")
 	var want []string
 	for i := 1; i <= 25; i++ {
