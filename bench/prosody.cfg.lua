@@ -32,18 +32,27 @@ storage = "internal"
 
 -- Only what xmppd registers (xmppd/mods*.go), module for module; see
 -- README.md here for the list on each side. presence, message, iq,
--- offline and c2s are autoloaded by Prosody. No carbons, blocklist or
--- privacy: Hearth has none yet, and a module loaded on one side only is
--- work (hooks on every stanza, memory) the other side does not do.
+-- offline and c2s are autoloaded by Prosody. No privacy lists: Hearth
+-- has none, and a module loaded on one side only is work (hooks on every
+-- stanza, memory) the other side does not do.
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time";
 	"vcard"; "private"; "lastactivity"; "server_contact_info"; "smacks";
 	"invites"; "invites_register";
 	"adhoc"; "pep"; "external_services"; -- xmppd/mod/adhoc, pep, extdisco
 	"websocket"; -- XMPP over WebSocket, next to xmppd/ws
+	-- issue 13's modules, registered by xmppd since 10:18 UTC on 7 Dec
+	-- (xmppd/mods_devices.go, mods_mam.go, mods_phone.go). No push:
+	-- mod_cloud_notify is a community module, not in Debian's 0.12.
+	"carbons"; "blocklist"; "mam"; "csi"; "csi_simple";
 	"register"; -- in-band registration creates the bench accounts (xmppd: useradd-bulk)
 }
 modules_disabled = { "s2s"; }
+
+-- Every message to an account archived, kept 30 days (xmppd/mod/mam's
+-- default retention; Prosody's own default policy archives everything).
+default_archive_policy = true
+archive_expires_after = "30d"
 
 -- Lift shapers and throttles.
 limits = { c2s = { rate = "1000mb/s"; }; }
