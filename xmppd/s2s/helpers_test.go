@@ -27,8 +27,10 @@ import (
 // has no record of at all is NXDOMAIN.
 type TestDNS struct {
 	Addr string
-	mu   sync.Mutex
-	rrs  map[string][]dns.RR // by lower-case FQDN
+	// Log, when set, logs every query and its answer.
+	Log func(format string, args ...any)
+	mu  sync.Mutex
+	rrs map[string][]dns.RR // by lower-case FQDN
 }
 
 // StartDNS serves on a loopback UDP port until the test ends.
@@ -84,8 +86,16 @@ func (d *TestDNS) serve(w dns.ResponseWriter, r *dns.Msg) {
 	m.Authoritative = true
 	if len(r.Question) == 1 {
 		q := r.Question[0]
+		name := strings.ToLower(q.Name)
 		d.mu.Lock()
-		rrs, ok := d.rrs[strings.ToLower(q.Name)]
+		rrs, ok := d.rrs[name]
+		for n := range d.rrs {
+			// An empty non-terminal (hearth.test above
+			// _xmpp-server._tcp.hearth.test) exists: NXDOMAIN for it
+			// would, by RFC 8020, deny every name below it too
+			// (libunbound, in prosody, caches it so).
+			ok = ok || strings.HasSuffix(n, "."+name)
+		}
 		d.mu.Unlock()
 		if !ok {
 			m.Rcode = dns.RcodeNameError
@@ -95,6 +105,9 @@ func (d *TestDNS) serve(w dns.ResponseWriter, r *dns.Msg) {
 				m.Answer = append(m.Answer, rr)
 			}
 		}
+	}
+	if d.Log != nil && len(r.Question) == 1 {
+		d.Log("dns: %s %s -> %s, %d answers", r.Question[0].Name, dns.TypeToString[r.Question[0].Qtype], dns.RcodeToString[m.Rcode], len(m.Answer))
 	}
 	w.WriteMsg(m)
 }
