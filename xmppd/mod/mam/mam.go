@@ -63,8 +63,11 @@
 // ~19 KB at 1,000 msg/s (bbolt rewrites each dirty page; 40 active
 // accounts dirty ~40 leaves per commit). A 50-message page from a
 // 100,000-message archive: 0.4–0.9 ms (BenchmarkPage50Of100k).
-// Commands: see the issue 13 report (hearth-bench -skip …, perf stat -e
-// syscalls:sys_enter_fdatasync).
+// Commands: hearth-bench -servers hearth -xmppd BIN -skip
+// idle,ws,rates,logins,upload,muc,pep,offline (saturation), or -skip
+// idle,ws,sat,logins,upload,muc,pep,offline -rates 1000; meanwhile
+// perf stat -e syscalls:sys_enter_fdatasync -p XMPPD_PID -- sleep 10 and
+// write_bytes from /proc/XMPPD_PID/io.
 //
 // # Hooks
 //
