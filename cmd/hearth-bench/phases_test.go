@@ -440,3 +440,26 @@ func TestPEPItemID(t *testing.T) {
 		}
 	}
 }
+
+// TestSkippedPhasesAreNotJudged: a run of only the new phases (-skip
+// idle,ws,sat,rates,logins,offline) printed "met (0.0 KiB)" and NaN for
+// the skipped ones; only the targets of phases that ran are judged.
+func TestSkippedPhasesAreNotJudged(t *testing.T) {
+	o := &options{nSmall: 200, nLarge: 300, uploadSize: 4 << 20, idleWindow: time.Minute,
+		muc: mucOptions{occupants: 10, rate: 10, archive: 100, history: 20, mamMax: 50}, pep: pepOptions{subscribers: 10, items: 5}}
+	h := &result{name: "hearth", rssN: map[int]int64{}, perSess: map[int]float64{}, loginN: map[int]time.Duration{}}
+	h.up = uploadResult{size: 4 << 20, put: time.Second, get: time.Second, status: 201, identical: true, rssBefore: 20000, rssPeak: 20100}
+	h.muc = mucResult{occupants: 10, joinAll: time.Millisecond, perOccKB: 1.5}
+	p := &result{name: "prosody", rssN: map[int]int64{}, perSess: map[int]float64{}, loginN: map[int]time.Duration{}}
+	md := report(o, []*result{h, p})
+	for _, bad := range []string{"RSS per idle session (N=300) ≤", "≤ 0.4× Prosody's", "messages per CPU-second at saturation ≥", "no failures in the fixed-rate runs", "zero wake-ups", "NaN"} {
+		if strings.Contains(md, bad) {
+			t.Errorf("report judges a skipped phase (%q):\n%s", bad, md)
+		}
+	}
+	for _, want := range []string{"memory stays flat during a 4 MiB upload", "RSS per idle occupant under 2 KiB beyond the session's own: **met**"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no %q in\n%s", want, md)
+		}
+	}
+}
