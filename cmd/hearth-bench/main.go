@@ -4,7 +4,11 @@
 // wake-ups, cost per message and wake-ups at fixed rates (50, 500, 2000
 // msg/s) with latency measured from the intended send time and lost or late
 // messages counted as failures, the offline path (messages/s and fsyncs to
-// members who are not logged in), and cold start. Each server is started by
+// members who are not logged in), cold start, and three feature phases:
+// HTTP upload of a 50 MiB file with the server's memory during the PUT
+// (upload.go), group chat fan-out to 50 occupants of an archived room and
+// joining a room with 1,000 archived messages (muc.go), and PEP events to
+// 50 contacts (pep.go). Each server is started by
 // this command from a throwaway directory, pinned to one core; the load
 // generator should be pinned to the other (bench/run.sh does both).
 //
