@@ -37,6 +37,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"sync"
@@ -63,6 +64,15 @@ type Options struct {
 	// Rooms lists the rooms (full addresses) every member joins on
 	// login: the club's default room once group chat exists. nil: none.
 	Rooms func() []string
+	// Upload is the base URL of the HTTP upload service's files
+	// (xmppd/mod/upload's BaseURL: "http://hearth.local",
+	// "https://club.example:8443"), asked per page; "" for none. Its
+	// origin is added to the CSP's connect-src (Converse PUTs the file
+	// there), img-src and media-src (the chat shows what was shared):
+	// the slot URLs name the chat's domain, which is not the page's
+	// origin when the page is opened at hearth.local or an address, and
+	// the browser test saw every photo upload blocked by connect-src.
+	Upload func() string
 	// Handoffs, when set, lets the invite page log a new member in here
 	// (handoff.go).
 	Handoffs *Handoffs
@@ -90,10 +100,15 @@ func built(fsys fs.FS) bool {
 // files being sent; the WebSocket is named with its scheme and host as
 // well as 'self' because Safari before 15.4 did not let 'self' match
 // ws:/wss:.
-func CSP(host string) string {
+// upload is the upload service's origin ("" for none; see Options.Upload).
+func CSP(host, upload string) string {
+	files := ""
+	if upload != "" {
+		files = " " + upload
+	}
 	return "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; " +
-		"img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self'; " +
-		"connect-src 'self' ws://" + host + " wss://" + host + "; worker-src 'self'; " +
+		"img-src 'self' data: blob:" + files + "; media-src 'self' blob:" + files + "; font-src 'self'; " +
+		"connect-src 'self' ws://" + host + " wss://" + host + files + "; worker-src 'self'; " +
 		"object-src 'none'; frame-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 }
 
@@ -143,7 +158,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	// r.Host passed the web server's allowlist; its port stays in the
 	// source (ws://127.0.0.1:8080 under make run).
-	hdr.Set("Content-Security-Policy", CSP(r.Host))
+	hdr.Set("Content-Security-Policy", CSP(r.Host, h.uploadOrigin()))
 	if r.URL.Path == Prefix+"handoff" {
 		h.o.Handoffs.serve(w, r)
 		return
@@ -166,6 +181,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// uploadOrigin is scheme://host[:port] of Options.Upload, or "" when
+// there is none or it is not a plain http(s) origin (nothing odd goes
+// into the policy).
+func (h *handler) uploadOrigin() string {
+	if h.o.Upload == nil {
+		return ""
+	}
+	u, err := url.Parse(h.o.Upload())
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		strings.ContainsAny(u.Host, " ;,'\"") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 func (h *handler) serveIndex(w http.ResponseWriter, r *http.Request) {

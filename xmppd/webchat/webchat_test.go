@@ -300,3 +300,35 @@ func TestHandoff(t *testing.T) {
 		t.Errorf("unconfigured: %d", w.Code)
 	}
 }
+
+// The upload service's origin is in the policy wherever the page needs it
+// (Converse PUTs the photo, then shows it), and nothing else gets in.
+func TestCSPUploadOrigin(t *testing.T) {
+	for _, tc := range []struct{ base, want string }{
+		{"http://club.example:8080", "http://club.example:8080"},
+		{"https://club.example", "https://club.example"},
+		{"https://club.example/up", "https://club.example"},
+		{"ftp://club.example", ""},
+		{"https://a.example; script-src *", ""},
+		{"", ""},
+	} {
+		h := Handler(Options{Domain: func() string { return "club.example" }, Upload: func() string { return tc.base }})
+		res := serve(t, h, "GET", "/chat/", nil)
+		csp := res.Header.Get("Content-Security-Policy")
+		for _, dir := range []string{"img-src", "media-src", "connect-src"} {
+			var src string
+			for _, d := range strings.Split(csp, ";") {
+				if f := strings.Fields(d); len(f) > 0 && f[0] == dir {
+					src = d
+				}
+			}
+			has := tc.want != "" && strings.Contains(src+" ", " "+tc.want+" ")
+			if has != (tc.want != "") {
+				t.Errorf("upload %q: %s is %q, want it to name %q", tc.base, dir, src, tc.want)
+			}
+		}
+		if strings.Count(csp, "script-src") != 1 || strings.Contains(csp, "*") {
+			t.Errorf("upload %q: CSP %q", tc.base, csp)
+		}
+	}
+}

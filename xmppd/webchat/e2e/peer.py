@@ -3,12 +3,41 @@
 Usage: peer.py HOST PORT JID PASSWORD CA_FILE
 Prints "ready" once online, then one line per message received:
 "got FROM LENGTH TEXT-START" (TEXT-START: the first 60 characters, no
-line breaks). Reads commands on stdin: "send JID TEXT" (TEXT may be
-"@10000" for 10,000 characters of 'x'). Ends on EOF or after 5 minutes."""
+line breaks), and for a body that is a URL also "url FROM URL". Reads
+commands on stdin: "send JID TEXT" (TEXT may be "@10000" for 10,000
+characters of 'x'); "fetch URL" downloads it (trusting only CA_FILE) and
+prints "fetched URL SHA256-HEX" or "fetch-failed URL ERROR"; "room ROOM
+JID..." creates ROOM members-only with real addresses shown to members
+(what OMEMO in a room needs), makes each JID a member, leaves it and
+prints "room-ready ROOM" (or "room-failed ROOM ERROR"). Ends on EOF or
+after 5 minutes."""
 import asyncio
+import hashlib
+import socket
+import ssl
 import sys
+import urllib.request
 
 import slixmpp
+
+# The box's domain (hearth.localhost in the test) and its subdomains are
+# this machine: the upload URLs name the domain, as on a real box.
+_getaddrinfo = socket.getaddrinfo
+
+
+def _local(host, *args, **kw):
+    if isinstance(host, str) and (host == "localhost" or host.endswith(".localhost")):
+        host = "127.0.0.1"
+    return _getaddrinfo(host, *args, **kw)
+
+
+socket.getaddrinfo = _local
+
+
+def fetch(url, ca):
+    ctx = ssl.create_default_context(cafile=ca)
+    with urllib.request.urlopen(url, context=ctx, timeout=20) as r:
+        return hashlib.sha256(r.read()).hexdigest()
 
 
 async def main():
@@ -36,6 +65,22 @@ async def main():
         if m["type"] in ("chat", "normal") and m["body"]:
             b = m["body"]
             print("got %s %d %s" % (m["from"].bare, len(b), b[:60].replace("\n", " ")), flush=True)
+            if b.startswith(("http://", "https://")) and " " not in b.strip():
+                print("url %s %s" % (m["from"].bare, b.strip()), flush=True)
+    c.register_plugin("xep_0045")
+    c.register_plugin("xep_0004")
+
+    async def make_room(room, members):
+        muc = c["xep_0045"]
+        await muc.join_muc_wait(slixmpp.JID(room), "carol", maxstanzas=0, timeout=20)
+        form = await muc.get_room_config(slixmpp.JID(room), timeout=20)
+        form["type"] = "submit"
+        form.set_values({"muc#roomconfig_membersonly": True, "muc#roomconfig_whois": "anyone",
+                         "muc#roomconfig_persistentroom": True})
+        await muc.set_room_config(slixmpp.JID(room), form, timeout=20)
+        for m in members:
+            await muc.set_affiliation(slixmpp.JID(room), "member", jid=slixmpp.JID(m), timeout=20)
+        muc.leave_muc(slixmpp.JID(room), "carol")
     c.add_event_handler("session_start", start)
     c.add_event_handler("message", msg)
     c.add_event_handler("failed_all_auth", lambda _: print("refused", flush=True))
@@ -55,6 +100,18 @@ async def main():
             if len(parts) == 3 and parts[0] == "send":
                 text = "x" * int(parts[2][1:]) if parts[2].startswith("@") else parts[2]
                 c.send_message(mto=parts[1], mbody=text, mtype="chat")
+            elif len(parts) == 3 and parts[0] == "room":
+                try:
+                    await make_room(parts[1], parts[2].split())
+                    print("room-ready %s" % parts[1], flush=True)
+                except Exception as e:  # reported to the test, which fails
+                    print("room-failed %s %r" % (parts[1], e), flush=True)
+            elif len(parts) == 2 and parts[0] == "fetch":
+                try:
+                    sum = await asyncio.get_event_loop().run_in_executor(None, fetch, parts[1], ca)
+                    print("fetched %s %s" % (parts[1], sum), flush=True)
+                except Exception as e:  # reported to the test, which fails
+                    print("fetch-failed %s %s" % (parts[1], str(e).replace("\n", " ")), flush=True)
     try:
         await asyncio.wait_for(commands(), 300)
     except asyncio.TimeoutError:

@@ -168,6 +168,10 @@ converse.initialize({
     // Rooms every member joins: the club's default room, once group chat
     // exists (xmppd/webchat Options.Rooms).
     auto_join_rooms: rooms,
+    // Converse stopped at "Please choose your nickname" in the auto-joined
+    // room (a new member has no nickname yet; seen in the browser test):
+    // their account name is their name in the club's rooms.
+    muc_nickname_from_jid: true,
     // Nothing from any other host: no room search at search.jabber.network
     // (that query would leave the box), system emoji (the picker reads the
     // local emoji.json), no third-party players, media only from the box.
