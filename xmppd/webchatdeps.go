@@ -1,25 +1,14 @@
 package xmppd
 
-import (
-	"github.com/hearthchat/hearth/xmppd/mod/muc"
-	"github.com/hearthchat/hearth/xmppd/mod/upload"
-)
-
-// chatRooms are the rooms the browser chat joins on login (Converse's
-// auto_join_rooms): the club's default room, once group chat runs. Asked
-// per page load. This does not wait for a Bookmarks 2 autojoin bookmark
-// (which Converse would also follow): a member made on the invite page
-// is in the club's room from the first page of the chat, and a room
-// Converse already joined is not joined twice.
-func (d *Daemon) chatRooms() []string {
-	if svc := muc.Of(d.Server); svc != nil {
-		return []string{svc.RoomJID(muc.DefaultRoom)}
-	}
-	return nil
-}
+import "github.com/hearthchat/hearth/xmppd/mod/upload"
 
 // chatUpload is where shared files live (the CSP of /chat/ names that
 // origin); "" when the upload service is not running.
+//
+// The chat is not given rooms to join (webchat.Options.Rooms): the club's
+// default room reaches Converse as a Bookmarks 2 autojoin bookmark
+// (circlerooms.go), which a member can remove for good; Converse's
+// auto_join_rooms would join it again at every login.
 func (d *Daemon) chatUpload() string {
 	if upload.Of(d.Server) == nil {
 		return ""

@@ -264,7 +264,6 @@ func (d *Daemon) mountChat() {
 	}
 	h := webchat.Handler(webchat.Options{
 		Domain:   func() string { return d.Server.Domain },
-		Rooms:    d.chatRooms,
 		Upload:   d.chatUpload,
 		Handoffs: &d.ChatHandoffs,
 		Log:      d.opts.Log,

@@ -289,8 +289,8 @@ try {
 
   step("Bob's first login: the club's room is joined without him doing");
   // Bob's first login: the club's room is joined without him doing
-  // anything (it is listed; the room's own echo of his message proves
-  // he is an occupant). The message is also the database control: not
+  // anything (the server gave him an autojoin bookmark for it; it is
+  // listed, and the room's echo of his message proves he is an occupant). The message is also the database control: not
   // encrypted, so the test must find it in the room archive.
   await b.waitForSelector(`converse-rooms-list [data-room-jid="${room}"]`, { timeout: T, state: 'attached' });
   result.checks.autoJoined = true;

@@ -165,12 +165,14 @@ converse.initialize({
     registration_domain: '',
     providers_link: '',
     show_client_info: false,
-    // Rooms every member joins: the club's default room, once group chat
-    // exists (xmppd/webchat Options.Rooms).
+    // Rooms to join at every login (xmppd/webchat Options.Rooms; xmppd
+    // gives none: the club's default room comes as a Bookmarks 2 autojoin
+    // bookmark, which a member can remove for good).
     auto_join_rooms: rooms,
-    // Converse stopped at "Please choose your nickname" in the auto-joined
-    // room (a new member has no nickname yet; seen in the browser test):
-    // their account name is their name in the club's rooms.
+    // Converse stopped at "Please choose your nickname" in the room its
+    // autojoin bookmark names (a new member has no nickname yet, the
+    // bookmark none; seen in the browser test): their account name is
+    // their name in the club's rooms.
     muc_nickname_from_jid: true,
     // Nothing from any other host: no room search at search.jabber.network
     // (that query would leave the box), system emoji (the picker reads the
