@@ -118,6 +118,7 @@ func (s *S2S) refusedIP(ip net.IP) string {
 
 // outConn is an outgoing stream after TLS, before authentication.
 type outConn struct {
+	local    string // the domain of ours this stream speaks for
 	c        net.Conn
 	p        *stream.Parser
 	id       string          // the peer's stream id
@@ -125,8 +126,11 @@ type outConn struct {
 	certOK   bool            // its certificate is valid for the domain
 }
 
-// dial finds domain's server and opens a TLS-protected stream to it.
-func (s *S2S) dial(ctx context.Context, domain string) (*outConn, error) {
+// dial finds domain's server and opens a TLS-protected stream to it from
+// local (our domain, or one of its services: each needs its own
+// authenticated stream, since a peer accepts stanzas only from the
+// domains a stream authenticated).
+func (s *S2S) dial(ctx context.Context, local, domain string) (*outConn, error) {
 	ts, err := s.targets(ctx, domain)
 	if err != nil {
 		return nil, err
@@ -145,7 +149,7 @@ func (s *S2S) dial(ctx context.Context, domain string) (*outConn, error) {
 				continue
 			}
 			reached = true
-			oc, err := s.open(ctx, domain, t, net.JoinHostPort(ip.IP.String(), strconv.Itoa(t.port)))
+			oc, err := s.open(ctx, local, domain, t, net.JoinHostPort(ip.IP.String(), strconv.Itoa(t.port)))
 			if err == nil {
 				return oc, nil
 			}
@@ -163,7 +167,7 @@ func (s *S2S) dial(ctx context.Context, domain string) (*outConn, error) {
 }
 
 // open connects to addr and negotiates TLS (direct or STARTTLS).
-func (s *S2S) open(ctx context.Context, domain string, t target, addr string) (*outConn, error) {
+func (s *S2S) open(ctx context.Context, local, domain string, t target, addr string) (*outConn, error) {
 	d := net.Dialer{Timeout: s.cfg.DialTimeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -181,7 +185,7 @@ func (s *S2S) open(ctx context.Context, domain string, t target, addr string) (*
 		}
 	}()
 	c.SetDeadline(time.Now().Add(s.cfg.NegotiateTimeout))
-	oc := &outConn{c: c}
+	oc := &outConn{c: c, local: local}
 	if t.directTLS {
 		if err := s.clientTLS(oc, domain, true); err != nil {
 			return nil, err
@@ -265,7 +269,7 @@ func (s *S2S) certValid(chain []*x509.Certificate, domain string) bool {
 // restart opens a (new) stream on oc and reads the peer's header and
 // features.
 func (s *S2S) restart(oc *outConn, domain string) error {
-	if _, err := oc.c.Write([]byte(header(s.domain, domain, ""))); err != nil {
+	if _, err := oc.c.Write([]byte(header(oc.local, domain, ""))); err != nil {
 		return err
 	}
 	if oc.p == nil {
@@ -321,7 +325,7 @@ func next(p *stream.Parser) (*stream.Element, error) {
 // present ours to), else dialback.
 func (s *S2S) authenticate(oc *outConn, domain string) (method string, err error) {
 	if oc.certOK && s.cfg.Certs != nil && !s.cfg.NoClientCert && hasMech(oc.features, "EXTERNAL") {
-		auth := stream.New(nsSASL, "auth", "mechanism", "EXTERNAL").AddText(base64.StdEncoding.EncodeToString([]byte(s.domain)))
+		auth := stream.New(nsSASL, "auth", "mechanism", "EXTERNAL").AddText(base64.StdEncoding.EncodeToString([]byte(oc.local)))
 		if err := write(oc.c, auth); err != nil {
 			return "", err
 		}
@@ -338,8 +342,8 @@ func (s *S2S) authenticate(oc *outConn, domain string) (method string, err error
 		// A failure (the peer does not trust our certificate after all):
 		// dialback on the same stream.
 	}
-	key := Key(s.cfg.Secret, domain, s.domain, oc.id)
-	if err := write(oc.c, stream.New(NSDialback, "result", "from", s.domain, "to", domain).AddText(key)); err != nil {
+	key := Key(s.cfg.Secret, domain, oc.local, oc.id)
+	if err := write(oc.c, stream.New(NSDialback, "result", "from", oc.local, "to", domain).AddText(key)); err != nil {
 		return "", err
 	}
 	for {
@@ -378,9 +382,9 @@ func hasMech(features *stream.Element, name string) bool {
 }
 
 // verify asks domain's authoritative server whether key is the key it
-// gave out for stream id to us (XEP-0220 §2.3, the connect-back).
-func (s *S2S) verify(ctx context.Context, domain, id, key string) (bool, error) {
-	oc, err := s.dial(ctx, domain)
+// gave out for stream id to local (XEP-0220 §2.3, the connect-back).
+func (s *S2S) verify(ctx context.Context, local, domain, id, key string) (bool, error) {
+	oc, err := s.dial(ctx, local, domain)
 	if err != nil {
 		return false, err
 	}
@@ -389,7 +393,7 @@ func (s *S2S) verify(ctx context.Context, domain, id, key string) (bool, error) 
 		s.untrack(oc.c)
 		oc.c.Close()
 	}()
-	if err := write(oc.c, stream.New(NSDialback, "verify", "from", s.domain, "to", domain, "id", id).AddText(key)); err != nil {
+	if err := write(oc.c, stream.New(NSDialback, "verify", "from", local, "to", domain, "id", id).AddText(key)); err != nil {
 		return false, err
 	}
 	for {

@@ -85,7 +85,11 @@ func (w *world) start(t *testing.T, domain string, fed *config.Federation, tune 
 			}}
 	})
 	port := b.d.S2SAddr().(*net.TCPAddr).Port
-	w.dns.SRV(t, "xmpp-server", domain, 0, 0, port, "xmpp."+domain)
+	// Its services federate too (a peer verifies their dialback keys
+	// by connecting back to them).
+	for _, d := range []string{domain, "groups." + domain} {
+		w.dns.SRV(t, "xmpp-server", d, 0, 0, port, "xmpp."+domain)
+	}
 	w.dns.Host(t, "xmpp."+domain, "127.0.0.1")
 	return b
 }
@@ -149,6 +153,15 @@ func exchange(t *testing.T, a, b *box) {
 	}
 	bob.Send("<message to='alice@" + a.domain + "/r' type='chat' id='m2'><body>hello back</body></message>")
 	expect(t, alice, "bob's answer", message("bob@"+b.domain+"/r", "alice@"+a.domain))
+
+	// From a service of a.test's (its group chats): a stream of its own,
+	// authenticated for that domain, else b.test ends it (invalid-from).
+	if a.d.Server.Service("groups."+a.domain) == nil {
+		t.Fatal("no groups service")
+	}
+	a.d.Server.Route(stream.New(stream.NSClient, "message", "from", "groups."+a.domain, "to", "bob@"+b.domain+"/r", "type", "chat", "id", "svc").
+		Add(stream.New(stream.NSClient, "body").AddText("from the service")))
+	expect(t, bob, "the service's message", message("groups."+a.domain, "bob@"+b.domain))
 
 	// A presence subscription across: bob sees the request, approves,
 	// and alice learns it.
@@ -400,4 +413,34 @@ func TestInboundRules(t *testing.T) {
 		p.Send(msg("x@evil.test", "bob@b.test"))
 		p.StreamError("host-unknown")
 	})
+}
+
+// Strangers cannot hold more than MaxUnauthPerIP inbound connections; one
+// that authenticates gives its slot back.
+func TestUnauthenticatedCap(t *testing.T) {
+	w := newWorld(t)
+	a := w.start(t, "a.test", nil, func(c *s2s.Config) { c.MaxUnauthPerIP = 3 })
+	var held []*peer
+	for range 3 {
+		held = append(held, dialPeer(t, a, "evil.test"))
+	}
+	c := xmpptest.Dial(t, a.d.S2SAddr(), false)
+	c.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='a.test' version='1.0'>")
+	if ev, err := c.Next(); err == nil {
+		t.Fatalf("a fourth unauthenticated connection was served: %v", ev.Kind)
+	}
+	held[0].Raw.Close()
+	// Its slot comes back once the server sees it gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := xmpptest.Dial(t, a.d.S2SAddr(), false)
+		c.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='a.test' version='1.0'>")
+		if ev, err := c.Next(); err == nil && ev.Kind == stream.Open {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the closed connection's slot never came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

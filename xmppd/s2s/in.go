@@ -35,28 +35,64 @@ func (s *S2S) Serve(ln net.Listener) error {
 			c.Close()
 			return errClosed
 		}
+		ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		if !s.admit(ip) {
+			s.untrack(c)
+			c.Close()
+			s.cfg.Log.Info("s2s: too many unauthenticated connections", "ip", ip)
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.untrack(c)
 			defer c.Close()
-			x := &inConn{s: s, c: c, authed: map[string]bool{}}
+			x := &inConn{s: s, c: c, ip: ip, authed: map[string]bool{}}
+			defer x.authenticated() // gives the slot back if never done
 			x.serve()
 		}()
 	}
 }
 
+// admit counts an unauthenticated inbound connection from ip; false if
+// ip has too many.
+func (s *S2S) admit(ip string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.MaxUnauthPerIP > 0 && s.unauth[ip] >= s.cfg.MaxUnauthPerIP {
+		return false
+	}
+	s.unauth[ip]++
+	return true
+}
+
+// authenticated gives the connection's unauthenticated slot back (once).
+func (x *inConn) authenticated() {
+	if x.released {
+		return
+	}
+	x.released = true
+	s := x.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unauth[x.ip]--; s.unauth[x.ip] <= 0 {
+		delete(s.unauth, x.ip)
+	}
+}
+
 // inConn is one inbound stream.
 type inConn struct {
-	s      *S2S
-	c      net.Conn
-	p      *stream.Parser
-	tc     *tls.Conn // after STARTTLS
-	id     string
-	from   string          // the header's 'from' (lower case), may be ""
-	authed map[string]bool // domains authenticated on this stream
-	sasl   bool            // authenticated by SASL (no dialback after it)
-	sent   bool            // our header is out for the current stream
+	s        *S2S
+	ip       string
+	released bool // its unauthenticated slot was given back
+	c        net.Conn
+	p        *stream.Parser
+	tc       *tls.Conn // after STARTTLS
+	id       string
+	from     string          // the header's 'from' (lower case), may be ""
+	authed   map[string]bool // domains authenticated on this stream
+	sasl     bool            // authenticated by SASL (no dialback after it)
+	sent     bool            // our header is out for the current stream
 }
 
 func (x *inConn) write(b []byte) error {
@@ -142,8 +178,10 @@ func (x *inConn) open() bool {
 }
 
 // serves reports whether domain is ours (the domain or a hosted service).
-func (x *inConn) serves(domain string) bool {
-	return domain == x.s.domain || x.s.cfg.Server.Service(domain) != nil
+func (x *inConn) serves(domain string) bool { return x.s.serves(domain) }
+
+func (s *S2S) serves(domain string) bool {
+	return domain == s.domain || s.cfg.Server.Service(domain) != nil
 }
 
 func (x *inConn) certValid(domain string) bool {
@@ -227,6 +265,7 @@ func (x *inConn) external(el *stream.Element) bool {
 	}
 	x.sasl = true
 	x.authed[domain] = true
+	x.authenticated()
 	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", domain, "auth", "EXTERNAL")
 	x.sent = false
 	x.p.Restart()
@@ -260,7 +299,7 @@ func (x *inConn) dbResult(el *stream.Element) bool {
 	ok := x.certValid(from)
 	if !ok {
 		ctx, cancel := context.WithTimeout(x.s.ctx, x.s.cfg.DialTimeout+x.s.cfg.NegotiateTimeout)
-		valid, err := x.s.verify(ctx, from, x.id, strings.TrimSpace(el.Text()))
+		valid, err := x.s.verify(ctx, to, from, x.id, strings.TrimSpace(el.Text()))
 		cancel()
 		if err != nil {
 			x.s.cfg.Log.Info("s2s: dialback verification failed", "domain", from, "err", err)
@@ -277,6 +316,7 @@ func (x *inConn) dbResult(el *stream.Element) bool {
 		return false
 	}
 	x.authed[from] = true
+	x.authenticated()
 	x.p.SetLimits(stream.PostAuthLimits)
 	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", from, "auth", "dialback")
 	return reply("valid", nil)
@@ -290,7 +330,7 @@ func (x *inConn) dbVerify(el *stream.Element) bool {
 		return false
 	}
 	typ := "invalid"
-	if originating == x.s.domain && checkKey(x.s.cfg.Secret, receiving, originating, el.Get("id"), strings.TrimSpace(el.Text())) {
+	if checkKey(x.s.cfg.Secret, receiving, originating, el.Get("id"), strings.TrimSpace(el.Text())) {
 		typ = "valid"
 	}
 	return write(x.c, stream.New(NSDialback, "verify", "from", originating, "to", receiving, "id", el.Get("id"), "type", typ)) == nil

@@ -21,11 +21,11 @@ type link struct {
 	done chan struct{} // closed when the peer ends the stream or it fails
 }
 
-// connect dials domain and authenticates to it.
-func (s *S2S) connect(domain string) (*link, error) {
+// connect dials domain and authenticates to it as local.
+func (s *S2S) connect(local, domain string) (*link, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout+s.cfg.NegotiateTimeout)
 	defer cancel()
-	oc, err := s.dial(ctx, domain)
+	oc, err := s.dial(ctx, local, domain)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func (s *S2S) connect(domain string) (*link, error) {
 		oc.c.Close()
 		return nil, err
 	}
-	s.cfg.Log.Info("s2s: connected out", "domain", domain, "auth", method)
+	s.cfg.Log.Info("s2s: connected out", "domain", domain, "from", local, "auth", method)
 	oc.c.SetDeadline(time.Time{})
 	oc.p.SetLimits(stream.PostAuthLimits)
 	l := &link{c: oc.c, s: s, done: make(chan struct{})}

@@ -13,6 +13,7 @@ import (
 // wait for it or a connection to it is open; one goroutine (run) owns the
 // connection.
 type remote struct {
+	local  string // ours: the domain or a hosted service
 	domain string
 	q      []queued
 	bytes  int
@@ -27,6 +28,17 @@ type queued struct {
 // route is the StanzaRemote hook: queue st for its domain.
 func (s *S2S) route(st *server.Stanza) bool {
 	domain := strings.ToLower(st.To.Domainpart())
+	local := strings.ToLower(st.From.Domainpart())
+	if local == "" {
+		local = s.domain
+	}
+	if !s.serves(local) {
+		// A peer accepts only stanzas from domains we authenticate as;
+		// anything else (a component's domain) would end our stream to
+		// it with invalid-from.
+		s.cfg.Server.Bounce(st, &server.StanzaError{Type: "cancel", Condition: "not-allowed", Text: local + " does not federate"})
+		return true
+	}
 	if !s.allowed(domain) {
 		s.cfg.Server.Bounce(st, &server.StanzaError{Type: "cancel", Condition: "not-allowed", Text: "this box does not talk to " + domain})
 		return true
@@ -38,9 +50,10 @@ func (s *S2S) route(st *server.Stanza) bool {
 		s.mu.Unlock()
 		return false // the core bounces it
 	}
-	r := s.remotes[domain]
+	key := local + " " + domain
+	r := s.remotes[key]
 	if r == nil {
-		r = &remote{domain: domain, wake: make(chan struct{}, 1)}
+		r = &remote{local: local, domain: domain, wake: make(chan struct{}, 1)}
 	}
 	if len(r.q) >= s.cfg.MaxQueue || r.bytes+size > s.cfg.MaxQueueBytes || s.total+size > s.cfg.MaxTotalBytes {
 		s.mu.Unlock()
@@ -54,8 +67,8 @@ func (s *S2S) route(st *server.Stanza) bool {
 	r.q = append(r.q, queued{st: &server.Stanza{El: st.El, From: st.From, To: st.To, Origin: st.Origin}, size: size})
 	r.bytes += size
 	s.total += size
-	if s.remotes[domain] == nil {
-		s.remotes[domain] = r
+	if s.remotes[key] == nil {
+		s.remotes[key] = r
 		s.wg.Add(1)
 		go s.run(r)
 	}
@@ -101,7 +114,7 @@ func (s *S2S) retire(r *remote) bool {
 	if len(r.q) > 0 && !s.closed {
 		return false
 	}
-	delete(s.remotes, r.domain)
+	delete(s.remotes, r.local+" "+r.domain)
 	return true
 }
 
@@ -134,7 +147,7 @@ func (s *S2S) run(r *remote) {
 			s.retire(r)
 			return
 		}
-		l, err := s.connect(r.domain)
+		l, err := s.connect(r.local, r.domain)
 		if err != nil {
 			now := time.Now()
 			if failingSince.IsZero() {

@@ -86,6 +86,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// AuthTimeout bounds an inbound connection's time to authenticate.
 	AuthTimeout time.Duration
+	// MaxUnauthPerIP caps inbound connections from one address that have
+	// not authenticated yet (as c2s's), so strangers cannot hold every
+	// socket and the connect-backs they trigger. 0: 20; -1: no cap.
+	MaxUnauthPerIP int
 }
 
 // Defaults fills the zero fields.
@@ -126,6 +130,9 @@ func (c *Config) defaults() {
 	if c.AuthTimeout == 0 {
 		c.AuthTimeout = 60 * time.Second
 	}
+	if c.MaxUnauthPerIP == 0 {
+		c.MaxUnauthPerIP = 20
+	}
 	if c.Resolver == nil {
 		c.Resolver = net.DefaultResolver
 	}
@@ -143,6 +150,7 @@ type S2S struct {
 	remotes map[string]*remote
 	total   int // queued bytes over all domains
 	conns   map[net.Conn]struct{}
+	unauth  map[string]int // unauthenticated inbound connections by address
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -158,7 +166,7 @@ func New(cfg Config) *S2S {
 			cfg.Roots = x509.NewCertPool()
 		}
 	}
-	s := &S2S{cfg: cfg, domain: strings.ToLower(cfg.Server.Domain), remotes: map[string]*remote{}, conns: map[net.Conn]struct{}{}}
+	s := &S2S{cfg: cfg, domain: strings.ToLower(cfg.Server.Domain), remotes: map[string]*remote{}, conns: map[net.Conn]struct{}{}, unauth: map[string]int{}}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	if cfg.Certs != nil {
 		s.inTLS = cfg.Certs.Config("xmpp-server")

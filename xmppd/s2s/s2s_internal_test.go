@@ -83,7 +83,7 @@ func TestTargets(t *testing.T) {
 		t.Errorf("dot.test (SRV target \".\"): %v, want not found", err)
 	}
 	// A name without any address: not found at once (no retrying).
-	_, err = s.dial(ctx, "missing.test")
+	_, err = s.dial(ctx, "a.test", "missing.test")
 	if !errors.As(err, &nf) {
 		t.Errorf("missing.test: %v, want not found", err)
 	}
@@ -96,7 +96,7 @@ func TestRefusedTargets(t *testing.T) {
 	d.Host(t, "ll.test", "169.254.1.1")
 	s := testS2S(d.Addr)
 	for _, dom := range []string{"loop.test", "srvloop.test", "ll.test"} {
-		_, err := s.dial(context.Background(), dom)
+		_, err := s.dial(context.Background(), "a.test", dom)
 		var nf *errNotFound
 		if !errors.As(err, &nf) {
 			t.Errorf("%s: %v, want refused (not found)", dom, err)
