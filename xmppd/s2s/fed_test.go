@@ -61,6 +61,12 @@ func newWorld(t *testing.T) *world {
 // test CA, published in the test zone.
 func (w *world) start(t *testing.T, domain string, fed *config.Federation, tune func(*s2s.Config)) *box {
 	t.Helper()
+	return w.startAt(t, domain, "127.0.0.1:0", fed, tune)
+}
+
+// startAt is start with the federation listener on listen.
+func (w *world) startAt(t *testing.T, domain, listen string, fed *config.Federation, tune func(*s2s.Config)) *box {
+	t.Helper()
 	b := &box{domain: domain, log: &logBuf{t: t}}
 	b.d = xmpptest.Start(t, func(o *xmppd.Options) {
 		o.Domain = domain
@@ -76,9 +82,9 @@ func (w *world) start(t *testing.T, domain string, fed *config.Federation, tune 
 				t.Fatal(err)
 			}
 		}
-		o.S2S = xmppd.S2SOptions{Listen: "127.0.0.1:0", Resolver: w.dns.Addr, CAFile: w.ca.PEMFile, AllowLocal: true,
+		o.S2S = xmppd.S2SOptions{Listen: listen, Resolver: w.dns.Addr, CAFile: w.ca.PEMFile, AllowLocal: true,
 			Tune: func(c *s2s.Config) {
-				c.Log = slog.New(slog.NewTextHandler(b.log, nil))
+				c.Log = slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				if tune != nil {
 					tune(c)
 				}
@@ -442,5 +448,46 @@ func TestUnauthenticatedCap(t *testing.T) {
 			t.Fatal("the closed connection's slot never came back")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A peer that is down for a while and comes back within the retry time
+// gets what was queued for it.
+func TestPeerBack(t *testing.T) {
+	w := newWorld(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // b.test is down: connections are refused
+	w.dns.SRV(t, "xmpp-server", "b.test", 0, 0, port, "xmpp.b.test")
+	w.dns.Host(t, "xmpp.b.test", "127.0.0.1")
+	a := w.start(t, "a.test", nil, func(c *s2s.Config) {
+		c.RetryFor, c.RetryMin, c.RetryMax = time.Minute, 50*time.Millisecond, 200*time.Millisecond
+	})
+	alice := a.login(t, "alice")
+	for i := range 3 {
+		alice.Send(fmt.Sprintf("<message to='bob@b.test' type='chat' id='q%d'><body>queued %d</body></message>", i, i))
+	}
+	// Wait until the first attempts failed (the queue is held, not bounced).
+	deadline := time.Now().Add(10 * time.Second)
+	for !a.log.has("s2s: retrying") {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed attempt logged")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, _ := a.d.S2S().Queued(); n != 3 {
+		t.Fatalf("%d stanzas queued while b.test is down, want 3", n)
+	}
+	b := w.startAt(t, "b.test", addr, nil, nil)
+	bob := b.login(t, "bob")
+	for i := range 3 {
+		el := expect(t, bob, "a queued message", message("alice@a.test/r", "bob@b.test"))
+		if got, want := el.ChildText(stream.NSClient, "body"), fmt.Sprintf("queued %d", i); got != want {
+			t.Errorf("got %q, want %q (in order)", got, want)
+		}
 	}
 }
