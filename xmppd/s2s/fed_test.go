@@ -491,3 +491,43 @@ func TestPeerBack(t *testing.T) {
 		}
 	}
 }
+
+// Many distinct domains that never answer: beyond MaxDomains the sender
+// gets errors at once; every stanza is answered, none kept.
+func TestManyDeadDomains(t *testing.T) {
+	w := newWorld(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	const n, maxDomains = 60, 10
+	for i := range n {
+		d := fmt.Sprintf("dead%d.test", i)
+		w.dns.SRV(t, "xmpp-server", d, 0, 0, port, "xmpp.dead.test")
+	}
+	w.dns.Host(t, "xmpp.dead.test", "127.0.0.1")
+	a := w.start(t, "a.test", nil, func(c *s2s.Config) {
+		c.MaxDomains, c.RetryFor, c.RetryMin, c.RetryMax = maxDomains, 2*time.Second, 50*time.Millisecond, 200*time.Millisecond
+	})
+	alice := a.login(t, "alice")
+	go func() {
+		for i := range n {
+			fmt.Fprintf(alice.C, "<message to='bob@dead%d.test' type='chat' id='d%d'><body>x</body></message>", i, i)
+		}
+	}()
+	count := map[string]int{}
+	seen := map[string]bool{}
+	for len(seen) < n {
+		el := expect(t, alice, "a bounce", func(el *stream.Element) bool { return el.Local == "message" && el.Get("type") == "error" })
+		if seen[el.Get("id")] {
+			t.Fatalf("%s bounced twice", el.Get("id"))
+		}
+		seen[el.Get("id")] = true
+		count[errCond(el)]++
+	}
+	if count["remote-server-timeout"] != maxDomains || count["resource-constraint"] != n-maxDomains {
+		t.Errorf("bounces %v, want %d remote-server-timeout and %d resource-constraint", count, maxDomains, n-maxDomains)
+	}
+}

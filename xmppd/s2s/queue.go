@@ -55,7 +55,8 @@ func (s *S2S) route(st *server.Stanza) bool {
 	if r == nil {
 		r = &remote{local: local, domain: domain, wake: make(chan struct{}, 1)}
 	}
-	if len(r.q) >= s.cfg.MaxQueue || r.bytes+size > s.cfg.MaxQueueBytes || s.total+size > s.cfg.MaxTotalBytes {
+	if len(r.q) >= s.cfg.MaxQueue || r.bytes+size > s.cfg.MaxQueueBytes || s.total+size > s.cfg.MaxTotalBytes ||
+		s.remotes[key] == nil && len(s.remotes) >= s.cfg.MaxDomains {
 		s.mu.Unlock()
 		// Bounded memory: a dead or slow domain (10,000 messages to it)
 		// holds at most its cap; the rest go back to their senders now.

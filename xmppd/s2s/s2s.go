@@ -76,6 +76,10 @@ type Config struct {
 
 	// Queue caps per remote domain, and in all.
 	MaxQueue, MaxQueueBytes, MaxTotalBytes int
+	// MaxDomains caps the remote domains with a queue or a connection at
+	// once (each has a goroutine): a member writing to 1,000 made-up
+	// domains that never answer gets errors beyond it, not 1,000 dials.
+	MaxDomains int
 	// RetryFor is how long a domain that cannot be reached is retried
 	// before its queue bounces; RetryMin/RetryMax bound the back-off.
 	RetryFor, RetryMin, RetryMax time.Duration
@@ -108,6 +112,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxTotalBytes == 0 {
 		c.MaxTotalBytes = 16 << 20
+	}
+	if c.MaxDomains == 0 {
+		c.MaxDomains = 256
 	}
 	if c.RetryFor == 0 {
 		c.RetryFor = 5 * time.Minute
