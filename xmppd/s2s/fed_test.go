@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -530,4 +531,47 @@ func TestManyDeadDomains(t *testing.T) {
 	if count["remote-server-timeout"] != maxDomains || count["resource-constraint"] != n-maxDomains {
 		t.Errorf("bounces %v, want %d remote-server-timeout and %d resource-constraint", count, maxDomains, n-maxDomains)
 	}
+}
+
+// TestIdleLinkMemory measures what an idle authenticated inbound link
+// costs: heap, goroutine stacks and goroutines after a GC, for n links. The peers' ends
+// (TLS and parser) live in this process too, so the figure is an upper
+// bound for our side.
+func TestIdleLinkMemory(t *testing.T) {
+	w := newWorld(t)
+	a := w.start(t, "a.test", nil, func(c *s2s.Config) { c.MaxUnauthPerIP = -1 })
+	dir := t.TempDir()
+	w.ca.Issue(t, filepath.Join(dir, "p.pem"), filepath.Join(dir, "p.key"), "peer.test")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "p.pem"), filepath.Join(dir, "p.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	heap := func() (uint64, int) {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc + m.StackInuse, runtime.NumGoroutine()
+	}
+	h0, g0 := heap()
+	peers := make([]*peer, 0, n)
+	for range n {
+		p := dialPeer(t, a, "peer.test")
+		p.starttls("peer.test", "a.test", &cert)
+		p.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+		if el := p.El(); el.Local != "success" {
+			t.Fatalf("EXTERNAL: %s", el)
+		}
+		p.P.Restart()
+		p.open("peer.test", "a.test")
+		peers = append(peers, p)
+	}
+	h1, g1 := heap()
+	per := float64(int64(h1)-int64(h0)) / n / 1024
+	t.Logf("%d idle inbound links: %.1f KiB heap and stacks per link (both ends), %.1f goroutines per link", n, per, float64(g1-g0)/n)
+	if per > 96 {
+		t.Errorf("%.1f KiB per idle link", per)
+	}
+	runtime.KeepAlive(peers)
 }
