@@ -166,20 +166,34 @@ async function login(page, user, pw) {
 // arrow hides a chat without closing it (closing a room would leave it).
 async function backToList(page, jid) {
   for (const el of await page.locator(`converse-chat:not([jid="${jid}"]) converse-controlbox-navback converse-icon, converse-muc:not([jid="${jid}"]) converse-controlbox-navback converse-icon`).all()) {
-    await el.dispatchEvent('click');
+    await el.dispatchEvent('click').catch(() => {});
   }
-  await page.waitForFunction((j) => ![...document.querySelectorAll('converse-chat, converse-muc')].some((c) => c.getAttribute('jid') !== j && c.offsetParent !== null), jid, { timeout: T });
+}
+
+// show opens a chat or room by its route and waits for its text field.
+// A room joined from the server's autojoin bookmark can appear at any
+// moment after login and then hides what the route opened: so hide the
+// others and try again until it shows or T passes.
+async function show(page, el, route, jid) {
+  const deadline = Date.now() + T;
+  for (;;) {
+    await backToList(page, jid);
+    await page.evaluate(([r, j]) => { location.hash = ''; location.hash = `#converse/${r}?jid=${j}`; }, [route, jid]);
+    try {
+      await page.waitForSelector(`${el}[jid="${jid}"] textarea.chat-textarea`, { timeout: 2000, state: 'visible' });
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) {
+        await page.screenshot({ path: join(OUT, `chat-failed-${route}.png`) });
+        const d = await page.evaluate(() => ({ hash: location.hash, open: [...document.querySelectorAll('converse-chat, converse-muc')].map((c) => `${c.tagName} ${c.getAttribute('jid')} visible=${c.offsetParent !== null}`) }));
+        throw new Error(`${route} ${jid} not shown: ${JSON.stringify(d)}\nlast frames:\n${page.lastFrames.join('\n')}`);
+      }
+    }
+  }
 }
 
 async function openChat(page, base, jid) {
-  await backToList(page, jid);
-  await page.evaluate((j) => { location.hash = ''; location.hash = '#converse/chat?jid=' + j; }, jid);
-  try {
-    await page.waitForSelector(`converse-chat[jid="${jid}"] textarea.chat-textarea`, { timeout: T, state: 'attached' });
-  } catch (e) {
-    const d = await page.evaluate(() => ({ hash: location.hash, chats: [...document.querySelectorAll('converse-chat')].map((c) => c.outerHTML.slice(0, 300)), boxes: document.querySelector('converse-chats')?.outerHTML.slice(0, 1500) }));
-    throw new Error(`no chat with ${jid}: ${JSON.stringify(d)}\nlast frames:\n${page.lastFrames.join('\n')}`);
-  }
+  await show(page, 'converse-chat', 'chat', jid);
 }
 
 async function send(page, jid, text) {
@@ -200,17 +214,9 @@ async function sees(page, text) {
 const alice = `alice@${DOMAIN}`, bob = `bob@${DOMAIN}`, carol = `carol@${DOMAIN}`;
 const room = `everyone@groups.${DOMAIN}`;
 
-// openRoom shows a room the member is in (Converse's own route).
+// openRoom shows a room the member is in, or joins it (Converse's route).
 async function openRoom(page, jid) {
-  await backToList(page, jid);
-  await page.evaluate((j) => { location.hash = ''; location.hash = '#converse/room?jid=' + j; }, jid);
-  try {
-    await page.waitForSelector(`converse-muc[jid="${jid}"] textarea.chat-textarea`, { timeout: T, state: 'attached' });
-  } catch (e) {
-    await page.screenshot({ path: join(OUT, 'chat-failed-room.png') });
-    const d = await page.evaluate(() => ({ hash: location.hash, mucs: [...document.querySelectorAll('converse-muc')].map((c) => c.outerHTML.slice(0, 1500)) }));
-    throw new Error(`room ${jid} not shown: ${JSON.stringify(d)}`);
-  }
+  await show(page, 'converse-muc', 'room', jid);
 }
 
 async function sendRoom(page, jid, text) {
