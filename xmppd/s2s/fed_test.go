@@ -62,12 +62,6 @@ func newWorld(t *testing.T) *world {
 // test CA, published in the test zone.
 func (w *world) start(t *testing.T, domain string, fed *config.Federation, tune func(*s2s.Config)) *box {
 	t.Helper()
-	return w.startAt(t, domain, "127.0.0.1:0", fed, tune)
-}
-
-// startAt is start with the federation listener on listen.
-func (w *world) startAt(t *testing.T, domain, listen string, fed *config.Federation, tune func(*s2s.Config)) *box {
-	t.Helper()
 	b := &box{domain: domain, log: &logBuf{t: t}}
 	b.d = xmpptest.Start(t, func(o *xmppd.Options) {
 		o.Domain = domain
@@ -83,7 +77,7 @@ func (w *world) startAt(t *testing.T, domain, listen string, fed *config.Federat
 				t.Fatal(err)
 			}
 		}
-		o.S2S = xmppd.S2SOptions{Listen: listen, Resolver: w.dns.Addr, CAFile: w.ca.PEMFile, AllowLocal: true,
+		o.S2S = xmppd.S2SOptions{Listen: "127.0.0.1:0", Resolver: w.dns.Addr, CAFile: w.ca.PEMFile, AllowLocal: true,
 			Tune: func(c *s2s.Config) {
 				c.Log = slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				if tune != nil {
@@ -94,10 +88,11 @@ func (w *world) startAt(t *testing.T, domain, listen string, fed *config.Federat
 	port := b.d.S2SAddr().(*net.TCPAddr).Port
 	// Its services federate too (a peer verifies their dialback keys
 	// by connecting back to them).
-	for _, d := range []string{domain, "groups." + domain} {
-		w.dns.SRV(t, "xmpp-server", d, 0, 0, port, "xmpp."+domain)
-	}
 	w.dns.Host(t, "xmpp."+domain, "127.0.0.1")
+	for _, d := range []string{domain, "groups." + domain} {
+		// Replaced: a test may have pointed the domain at a dead port.
+		w.dns.Replace(t, s2s.SRVRecord("xmpp-server", d, 0, 0, port, "xmpp."+domain))
+	}
 	return b
 }
 
@@ -460,7 +455,6 @@ func TestPeerBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close() // b.test is down: connections are refused
 	w.dns.SRV(t, "xmpp-server", "b.test", 0, 0, port, "xmpp.b.test")
@@ -483,7 +477,8 @@ func TestPeerBack(t *testing.T) {
 	if n, _ := a.d.S2S().Queued(); n != 3 {
 		t.Fatalf("%d stanzas queued while b.test is down, want 3", n)
 	}
-	b := w.startAt(t, "b.test", addr, nil, nil)
+	// b.test comes up (with its accounts), then its record points at it.
+	b := w.start(t, "b.test", nil, nil)
 	bob := b.login(t, "bob")
 	for i := range 3 {
 		el := expect(t, bob, "a queued message", message("alice@a.test/r", "bob@b.test"))
@@ -574,4 +569,38 @@ func TestIdleLinkMemory(t *testing.T) {
 		t.Errorf("%.1f KiB per idle link", per)
 	}
 	runtime.KeepAlive(peers)
+}
+
+// An authenticated peer that starts a stanza and never finishes it is cut
+// off after StanzaTimeout, not after the (long) idle timeout.
+func TestUnfinishedStanza(t *testing.T) {
+	w := newWorld(t)
+	a := w.start(t, "a.test", nil, func(c *s2s.Config) { c.StanzaTimeout = 300 * time.Millisecond })
+	dir := t.TempDir()
+	w.ca.Issue(t, filepath.Join(dir, "p.pem"), filepath.Join(dir, "p.key"), "peer.test")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "p.pem"), filepath.Join(dir, "p.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := dialPeer(t, a, "peer.test")
+	p.starttls("peer.test", "a.test", &cert)
+	p.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+	if el := p.El(); el.Local != "success" {
+		t.Fatalf("EXTERNAL: %s", el)
+	}
+	p.P.Restart()
+	p.open("peer.test", "a.test")
+	// Idle between stanzas is fine for longer than StanzaTimeout.
+	time.Sleep(600 * time.Millisecond)
+	p.Send("<message from='x@peer.test' to='bob@a.test' type='chat'><body>never end")
+	start := time.Now()
+	for {
+		ev, err := p.Next()
+		if err != nil || ev.Kind == stream.Close {
+			break
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("unfinished stanza held the connection %v", d)
+	}
 }

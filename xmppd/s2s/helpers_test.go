@@ -66,6 +66,31 @@ func (d *TestDNS) Add(t testing.TB, records ...string) {
 	}
 }
 
+// Replace sets the records of the names in records to exactly those,
+// at once (a test moves a domain to another port).
+func (d *TestDNS) Replace(t testing.TB, records ...string) {
+	t.Helper()
+	m := map[string][]dns.RR{}
+	for _, s := range records {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatalf("record %q: %v", s, err)
+		}
+		name := strings.ToLower(rr.Header().Name)
+		m[name] = append(m[name], rr)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, rrs := range m {
+		d.rrs[name] = rrs
+	}
+}
+
+// SRVRecord is an SRV record in zone-file syntax.
+func SRVRecord(service, domain string, prio, weight, port int, target string) string {
+	return "_" + service + "._tcp." + dns.Fqdn(domain) + " 60 IN SRV " + itoa(prio) + " " + itoa(weight) + " " + itoa(port) + " " + dns.Fqdn(target)
+}
+
 // Host adds A records for name.
 func (d *TestDNS) Host(t testing.TB, name string, ips ...string) {
 	for _, ip := range ips {
@@ -75,7 +100,7 @@ func (d *TestDNS) Host(t testing.TB, name string, ips ...string) {
 
 // SRV adds an SRV record (service "xmpp-server" or "xmpps-server").
 func (d *TestDNS) SRV(t testing.TB, service, domain string, prio, weight, port int, target string) {
-	d.Add(t, "_"+service+"._tcp."+dns.Fqdn(domain)+" 60 IN SRV "+itoa(prio)+" "+itoa(weight)+" "+itoa(port)+" "+dns.Fqdn(target))
+	d.Add(t, SRVRecord(service, domain, prio, weight, port, target))
 }
 
 func itoa(n int) string { return big.NewInt(int64(n)).String() }

@@ -93,6 +93,30 @@ type inConn struct {
 	authed   map[string]bool // domains authenticated on this stream
 	sasl     bool            // authenticated by SASL (no dialback after it)
 	sent     bool            // our header is out for the current stream
+	// partialSince is when the stanza being read began to arrive.
+	partialSince time.Time
+}
+
+// inReader sets the connection's read deadline before each read: until
+// authentication the one set at accept (AuthTimeout); then IdleTimeout
+// between stanzas, and StanzaTimeout from a stanza's first byte.
+type inReader struct{ x *inConn }
+
+func (r inReader) Read(b []byte) (int, error) {
+	x := r.x
+	if len(x.authed) > 0 && x.p != nil {
+		now := time.Now()
+		if x.p.Partial() {
+			if x.partialSince.IsZero() {
+				x.partialSince = now
+			}
+			x.c.SetReadDeadline(x.partialSince.Add(x.s.cfg.StanzaTimeout))
+		} else {
+			x.partialSince = time.Time{}
+			x.c.SetReadDeadline(now.Add(x.s.cfg.IdleTimeout))
+		}
+	}
+	return x.c.Read(b)
 }
 
 func (x *inConn) write(b []byte) error {
@@ -112,7 +136,7 @@ func (x *inConn) fail(cond, text string) {
 
 func (x *inConn) serve() {
 	x.c.SetReadDeadline(time.Now().Add(x.s.cfg.AuthTimeout))
-	x.p = stream.NewParser(x.c, stream.PreAuthLimits)
+	x.p = stream.NewParser(inReader{x}, stream.PreAuthLimits)
 	for {
 		ev, err := x.p.Next()
 		if err != nil {
@@ -135,9 +159,7 @@ func (x *inConn) serve() {
 				return
 			}
 		}
-		if len(x.authed) > 0 {
-			x.c.SetReadDeadline(time.Now().Add(x.s.cfg.IdleTimeout))
-		}
+		x.partialSince = time.Time{} // the next stanza's clock starts at its first byte
 	}
 }
 
@@ -236,7 +258,7 @@ func (x *inConn) starttls() bool {
 		return false
 	}
 	x.tc, x.c, x.sent = tc, tc, false
-	x.p = stream.NewParser(tc, stream.PreAuthLimits)
+	x.p = stream.NewParser(inReader{x}, stream.PreAuthLimits)
 	return true
 }
 

@@ -170,7 +170,7 @@ func TestProsodyDialback(t *testing.T) {
 	pc2s := startProsody(t, w, other, false)
 	hearth := w.start(t, "hearth.test", nil, func(c *s2s.Config) { c.NoClientCert = true })
 	federate(t, w, hearth, pc2s, other)
-	for _, want := range []string{`msg="s2s: connected out" domain=prosody.test auth=dialback`, `msg="s2s: peer authenticated" domain=prosody.test auth=dialback`} {
+	for _, want := range []string{`msg="s2s: connected out" domain=prosody.test from=hearth.test auth=dialback`, `msg="s2s: peer authenticated" domain=prosody.test auth=dialback`} {
 		if !hearth.log.has(want) {
 			t.Errorf("log lacks %s", want)
 		}
@@ -185,7 +185,7 @@ func TestProsodyCertificates(t *testing.T) {
 	pc2s := startProsody(t, w, w.ca, true)
 	hearth := w.start(t, "hearth.test", nil, nil)
 	federate(t, w, hearth, pc2s)
-	if !hearth.log.has(`msg="s2s: connected out" domain=prosody.test auth=EXTERNAL`) {
+	if !hearth.log.has(`msg="s2s: connected out" domain=prosody.test from=hearth.test auth=EXTERNAL`) {
 		t.Errorf("our stream to prosody not authenticated by SASL EXTERNAL")
 	}
 	if !hearth.log.has(`msg="s2s: peer authenticated" domain=prosody.test`) {

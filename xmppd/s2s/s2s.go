@@ -90,6 +90,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// AuthTimeout bounds an inbound connection's time to authenticate.
 	AuthTimeout time.Duration
+	// StanzaTimeout bounds how long one inbound stanza may take to
+	// arrive, first byte to last (as c2s's: an unfinished stanza holds its
+	// bytes and tree).
+	StanzaTimeout time.Duration
 	// MaxUnauthPerIP caps inbound connections from one address that have
 	// not authenticated yet (as c2s's), so strangers cannot hold every
 	// socket and the connect-backs they trigger. 0: 20; -1: no cap.
@@ -136,6 +140,9 @@ func (c *Config) defaults() {
 	}
 	if c.AuthTimeout == 0 {
 		c.AuthTimeout = 60 * time.Second
+	}
+	if c.StanzaTimeout == 0 {
+		c.StanzaTimeout = 30 * time.Second
 	}
 	if c.MaxUnauthPerIP == 0 {
 		c.MaxUnauthPerIP = 20
