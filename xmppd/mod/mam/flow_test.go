@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/mod/internal/modtest"
@@ -129,8 +132,10 @@ func TestOfflineAndArchiveAgree(t *testing.T) {
 	}
 }
 
-// A message to an online recipient is in the archive when the sender's
-// acknowledgement covers it.
+// A message to an online recipient is acknowledged (XEP-0198 <a h/>) only
+// once it is in the archive: with the store's commit queue held, bob's
+// client gets answers that stop short of its messages, and the owed
+// acknowledgement arrives unasked once the commit is done.
 func TestAckedMessageIsArchived(t *testing.T) {
 	d := xmpptest.Start(t, nil)
 	alice := modtest.Login(t, d, "alice", "a")
@@ -139,27 +144,40 @@ func TestAckedMessageIsArchived(t *testing.T) {
 	bob := modtest.Login(t, d, "bob", "b")
 	bob.Send("<enable xmlns='" + nsSM + "'/>")
 	bob.Expect("enabled", func(el *stream.Element) bool { return el.Local == "enabled" })
+
+	release, started := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(free) // runs before the server's shutdown, which waits for the queue
+	d.Store.Enqueue(func(*bolt.Tx) error { once.Do(func() { close(started) }); <-release; return nil }, nil)
+	<-started
 	for i := 1; i <= 20; i++ {
 		bob.Sendf("<message to='alice@%s' type='chat'><body>live%d</body></message><r xmlns='%s'/>", xmpptest.Domain, i, nsSM)
 	}
-	// The last <a/> that covers all 20 (an earlier answer may stop short
-	// while a commit is outstanding; the owed one follows unasked).
-	for {
-		el := bob.Expect("<a/>", func(el *stream.Element) bool { return el.Local == "a" && el.Space == nsSM })
-		if el.Get("h") == "20" {
-			break
-		}
-	}
-	// Read straight from storage, not through a query (a query waits for
-	// outstanding commits; the acknowledgement itself must not need to).
-	if got := mam.Archived(d.Store, "alice"); got < 20 {
-		t.Fatalf("acknowledged 20 messages, archive holds %d", got)
-	}
-	for i := 1; i <= 20; i++ {
+	// Delivered at once, before the commit…
+	for range 20 {
 		el := alice.Expect("message", func(el *stream.Element) bool { return el.Local == "message" })
 		if stanzaID(el, "alice@"+xmpptest.Domain) == "" {
 			t.Fatalf("delivered without a stanza-id: %s", el)
 		}
+	}
+	// …but not acknowledged: every answer to the 20 <r/> stops short.
+	for range 20 {
+		el := bob.Expect("<a/>", func(el *stream.Element) bool { return el.Local == "a" && el.Space == nsSM })
+		if el.Get("h") != "0" {
+			t.Fatalf("acknowledged h=%s while the archive commit was held", el.Get("h"))
+		}
+	}
+	if got := mam.Archived(d.Store, "alice"); got != 0 {
+		t.Fatalf("archive holds %d with the queue held", got)
+	}
+	free()
+	el := bob.Expect("the owed <a/>", func(el *stream.Element) bool { return el.Local == "a" && el.Space == nsSM })
+	if el.Get("h") != "20" {
+		t.Fatalf("after the commit: %s, want h=20", el)
+	}
+	if got := mam.Archived(d.Store, "alice"); got != 20 {
+		t.Fatalf("acknowledged 20 messages, archive holds %d", got)
 	}
 }
 

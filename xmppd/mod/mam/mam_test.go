@@ -644,7 +644,9 @@ func TestCapInOneBatch(t *testing.T) {
 	archiveLimit = store.Limit{Bytes: 1 << 20, Items: 10}
 	t.Cleanup(func() { archiveLimit = old })
 	release, started := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	var once, released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	defer free() // a failure must not leave the store's writer waiting
 	r.srv.Store.Enqueue(func(*bolt.Tx) error { once.Do(func() { close(started) }); <-release; return nil }, nil)
 	<-started // the queue is busy: the 25 wait for the next commit together
 	s := r.session("bob")
@@ -656,7 +658,7 @@ func TestCapInOneBatch(t *testing.T) {
 		r.srv.FromClient(s, el)
 	}
 	before := r.srv.Store.Commits()
-	close(release)
+	free()
 	if !r.srv.WaitCommits(s, 10*time.Second) {
 		t.Fatal("commits never finished")
 	}
