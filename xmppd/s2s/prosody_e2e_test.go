@@ -41,6 +41,11 @@ func startProsody(t *testing.T, w *world, certCA *s2s.TestCA, secureAuth bool) (
 			t.Fatalf("%s is needed (make test-deps): %v", bin, err)
 		}
 	}
+	// Without lua-unbound prosody asks the system's resolver (the names
+	// of the test zone would leave the machine), with it only ours.
+	if out, err := exec.Command("lua5.4", "-e", `require "lunbound"`).CombinedOutput(); err != nil {
+		t.Fatalf("prosody's lua-unbound is needed (make test-deps): %v\n%s", err, out)
+	}
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	certCA.Issue(t, cert, key, "prosody.test")

@@ -1,0 +1,11 @@
+# Federation (xmppd/s2s, issue 14): its e2e test runs Debian's prosody as
+# prosody.test beside ours as hearth.test on loopback, with python3-slixmpp
+# clients on each. lua-unbound is only a Recommends of prosody (test-deps
+# installs without them): without it prosody resolves through the system's
+# resolver instead of the test's DNS server, so the test refuses to run.
+APT_TEST_PKGS += $(filter-out $(APT_TEST_PKGS),prosody lua-unbound python3-slixmpp)
+RACE_PKGS += ./xmppd/s2s
+
+.PHONY: e2e-s2s
+e2e-s2s: test-deps
+	$(GO) test -tags e2e -count=1 -timeout 10m ./xmppd/s2s/
