@@ -20,7 +20,7 @@ import { join } from 'node:path';
 
 const { BASE, TLSBASE, DOMAIN, OUT, ALICE_PW, BOB_PW, SPKI, PHOTO, XMPPD_PID } = process.env;
 const PEER = JSON.parse(process.env.PEER);
-const result = { pages: [], thirdParty: [], violations: [], checks: {}, auth: [], resume: [], csp: [], leaks: [], payloads: {}, errors: [] };
+const result = { pages: [], thirdParty: [], violations: [], checks: {}, auth: [], resume: [], streamErrors: [], csp: [], leaks: [], payloads: {}, errors: [] };
 // Texts sent with OMEMO: none may cross any WebSocket in the clear (and
 // the test then looks for them in the server's database).
 const tag = Math.random().toString(36).slice(2, 8);
@@ -28,6 +28,7 @@ const secrets = [`Secret tomato ${tag} one to one`, `Secret bean ${tag} answer`,
 result.checks.secrets = secrets;
 // The upload host (the domain, hearth.localhost: Chromium resolves
 // *.localhost to loopback itself).
+let stopping = false; // set when the test stops the box
 const UPLOAD = TLSBASE ? TLSBASE.replace('hearth.local', DOMAIN) : '';
 const T = 25000;
 
@@ -107,6 +108,9 @@ function watch(page, name) {
     if (/<resume\b/.test(p)) result.resume.push(`${name}: resume sent`);
   }));
   page.on('websocket', (ws) => ws.on('framereceived', (f) => {
+    // A stream error ends the session: Converse logs in again (and before
+    // the server stamped a stale own resource, a reload ended that way).
+    if (!stopping && /<stream:error|<error xmlns=['"]http:\/\/etherx/.test(String(f.payload))) result.streamErrors.push(`${name}: ${String(f.payload).slice(0, 300)}`);
     if (/<resumed\b/.test(String(f.payload))) result.resume.push(`${name}: resumed`);
   }));
   return page;
@@ -494,6 +498,7 @@ try {
 
   step('The box stops under the open page: words, not a spinner.');
   // The box stops under the open page: words, not a spinner.
+  stopping = true; // its system-shutdown stream error is expected
   process.kill(Number(XMPPD_PID), 'SIGTERM');
   await ha.waitForSelector('#hearth-status:not([hidden])', { timeout: T });
   result.checks.stoppedStatus = await ha.locator('#hearth-status').innerText();

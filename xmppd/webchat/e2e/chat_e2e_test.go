@@ -85,6 +85,9 @@ type chatResult struct {
 	Resume []string
 	CSP    []string
 	Leaks  []string
+	// StreamErrors: stream errors any page received before the box was
+	// stopped on purpose.
+	StreamErrors []string
 	// Payloads: the OMEMO <payload> alice's HTTPS page sent to the room
 	// ("room") and to bob while he was logged out ("offline").
 	Payloads map[string]string
@@ -252,6 +255,15 @@ func TestBrowserChat(t *testing.T) {
 		if res.Checks[k] != want {
 			t.Errorf("check %s: %v, want %v", k, res.Checks[k], want)
 		}
+	}
+	// A reload resumes the session (SASL, then <resume/>): one login, and
+	// no stream error (Converse sending from a stale resource of its own
+	// ended the stream with invalid-from, and it logged in once more).
+	if n, _ := res.Checks["reloadFreshAuth"].(float64); n != 1 {
+		t.Errorf("logins after the reload: %v, want 1 (resumed: %v)", res.Checks["reloadFreshAuth"], res.Resume)
+	}
+	for _, e := range res.StreamErrors {
+		t.Errorf("stream error: %s", e)
 	}
 	for _, l := range res.Leaks {
 		t.Errorf("plaintext of an OMEMO message on the WebSocket: %s", l)
