@@ -78,7 +78,13 @@ func TestDefaultRoomBookmarks(t *testing.T) {
 	d.Shutdown(context.Background())
 	d = startTest(t, dir)
 	defer d.Shutdown(context.Background())
-	if c := roomBookmark(t, d, "anna"); c == nil || c.Get("autojoin") != "true" {
+	// The pass over existing accounts runs in the background after the
+	// listeners open.
+	c := roomBookmark(t, d, "anna")
+	for deadline := time.Now().Add(10 * time.Second); c == nil && time.Now().Before(deadline); c = roomBookmark(t, d, "anna") {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c == nil || c.Get("autojoin") != "true" {
 		t.Fatalf("anna's bookmark of %s after the restart: %v", room, c)
 	}
 	if p, err := d.Server.PrivateStorage().Get("_box", "storage:bookmarks", "storage"); err != nil || p != nil {
