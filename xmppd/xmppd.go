@@ -253,6 +253,7 @@ func Start(opts Options) (*Daemon, error) {
 		d.opts.Log.Error("file upload not started", "err", err)
 	}
 	d.removals.start(removalTick)
+	d.offerDefaultRoomToAll() // circlerooms.go
 	return d, nil
 }
 
