@@ -11,8 +11,9 @@ import (
 // S2SOptions turn on federation (xmppd/s2s). Off unless Listen or Out is
 // set: cmd/xmppd turns it on on the box; tests and `make run` ask for it.
 type S2SOptions struct {
-	// Listen is the inbound address (":5269"; "" for none).
-	Listen string
+	// Listen is the inbound address (":5269"; "" for none), ListenTLS
+	// the XEP-0368 direct TLS one ("" for none).
+	Listen, ListenTLS string
 	// Out sends stanzas for other domains out (implied by Listen).
 	Out bool
 	// Resolver is a DNS server (host:port) asked instead of the system's
@@ -28,8 +29,8 @@ type S2SOptions struct {
 }
 
 type s2sState struct {
-	fed  *s2s.S2S
-	addr net.Addr
+	fed           *s2s.S2S
+	addr, tlsAddr net.Addr
 }
 
 // S2S is the running federation (nil when off).
@@ -38,11 +39,14 @@ func (d *Daemon) S2S() *s2s.S2S { return d.s2s.fed }
 // S2SAddr is the bound inbound address (nil without a listener).
 func (d *Daemon) S2SAddr() net.Addr { return d.s2s.addr }
 
+// S2STLSAddr is the bound direct TLS inbound address (nil without one).
+func (d *Daemon) S2STLSAddr() net.Addr { return d.s2s.tlsAddr }
+
 // startS2S starts federation as the options and the config's federation
 // section say. The policy is read at start (like the archive's).
 func (d *Daemon) startS2S() error {
 	o := d.opts.S2S
-	if o.Listen == "" && !o.Out {
+	if o.Listen == "" && o.ListenTLS == "" && !o.Out {
 		return nil
 	}
 	c, err := config.Load(d.opts.State.Config())
@@ -73,23 +77,33 @@ func (d *Daemon) startS2S() error {
 	if o.Tune != nil {
 		o.Tune(&cfg)
 	}
-	d.s2s.fed = s2s.New(cfg)
-	if o.Listen == "" {
-		return nil
+	fedS := s2s.New(cfg)
+	d.s2s.fed = fedS
+	for _, l := range []struct {
+		addr  string
+		serve func(net.Listener) error
+		out   *net.Addr
+	}{
+		{o.Listen, fedS.Serve, &d.s2s.addr},
+		{o.ListenTLS, fedS.ServeTLS, &d.s2s.tlsAddr},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			fedS.Close()
+			d.s2s.fed = nil
+			return fmt.Errorf("s2s listen %s: %w", l.addr, err)
+		}
+		*l.out = ln.Addr()
+		d.lns = append(d.lns, ln)
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			l.serve(ln)
+		}()
 	}
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		d.s2s.fed.Close()
-		d.s2s.fed = nil
-		return fmt.Errorf("s2s listen %s: %w", o.Listen, err)
-	}
-	d.s2s.addr = ln.Addr()
-	d.lns = append(d.lns, ln)
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		d.s2s.fed.Serve(ln)
-	}()
 	return nil
 }
 

@@ -70,6 +70,7 @@ func main() {
 		turnRelayIP = flag.String("turn-relay-ip", "", "relay address told to TURN clients (default: the home's public address from netconf, else the LAN address; 127.0.0.1 with -dev)")
 		proxy65     = flag.String("proxy65", "auto", "XEP-0065 file transfer proxy (proxy.<domain>) TCP address; auto: :7777 on the box, 127.0.0.1:7777 with -dev, none otherwise; \"none\" for none")
 		s2sAddr     = flag.String("s2s", "auto", "federation: inbound server-to-server address, and stanzas to other domains go out; auto: :5269 on the box, none otherwise; \"none\" for none (the config's federation section can turn it off and block domains)")
+		s2sTLS      = flag.String("s2s-tls", "none", "federation: XEP-0368 direct TLS inbound address (published as _xmpps-server), \"none\" for none")
 		s2sDNS      = flag.String("s2s-dns", "", "federation: ask this DNS server (HOST:PORT) instead of the system's (tests with their own zone)")
 		s2sCA       = flag.String("s2s-ca", "", "federation: also trust the CA certificates in this PEM file for peers (tests)")
 		s2sLocal    = flag.Bool("s2s-allow-local", false, "federation: allow peers that resolve to loopback or this machine's addresses (tests on one machine)")
@@ -156,7 +157,7 @@ func main() {
 		StanzaTimeout: *stanzaTime,
 		TURN:          xmppd.TURNOptions{Listen: *turnAddr, Host: *turnHost, RelayIP: *turnRelayIP},
 		Proxy65:       *proxy65,
-		S2S:           xmppd.S2SOptions{Listen: *s2sAddr, Resolver: *s2sDNS, CAFile: *s2sCA, AllowLocal: *s2sLocal},
+		S2S:           xmppd.S2SOptions{Listen: *s2sAddr, ListenTLS: pickAddr(*s2sTLS, false, "", false, ""), Resolver: *s2sDNS, CAFile: *s2sCA, AllowLocal: *s2sLocal},
 	})
 	if err != nil {
 		fatal(err)

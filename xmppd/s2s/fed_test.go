@@ -77,7 +77,7 @@ func (w *world) start(t *testing.T, domain string, fed *config.Federation, tune 
 				t.Fatal(err)
 			}
 		}
-		o.S2S = xmppd.S2SOptions{Listen: "127.0.0.1:0", Resolver: w.dns.Addr, CAFile: w.ca.PEMFile, AllowLocal: true,
+		o.S2S = xmppd.S2SOptions{Listen: "127.0.0.1:0", ListenTLS: "127.0.0.1:0", Resolver: w.dns.Addr, CAFile: w.ca.PEMFile, AllowLocal: true,
 			Tune: func(c *s2s.Config) {
 				c.Log = slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				if tune != nil {
@@ -603,4 +603,23 @@ func TestUnfinishedStanza(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("unfinished stanza held the connection %v", d)
 	}
+}
+
+// XEP-0368: a domain whose _xmpps-server record comes first is reached
+// with TLS from the first byte (its STARTTLS port here is dead).
+func TestDirectTLS(t *testing.T) {
+	w := newWorld(t)
+	a := w.start(t, "a.test", nil, nil)
+	b := w.start(t, "b.test", nil, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	w.dns.Replace(t, s2s.SRVRecord("xmpp-server", "b.test", 20, 0, dead, "xmpp.b.test"))
+	w.dns.Replace(t, s2s.SRVRecord("xmpps-server", "b.test", 10, 0, b.d.S2STLSAddr().(*net.TCPAddr).Port, "xmpp.b.test"))
+	alice, bob := a.login(t, "alice"), b.login(t, "bob")
+	alice.Send("<message to='bob@b.test' type='chat' id='d'><body>over direct TLS</body></message>")
+	expect(t, bob, "alice's message", message("alice@a.test/r", "bob@b.test"))
 }

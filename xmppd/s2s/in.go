@@ -15,9 +15,15 @@ import (
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
-// Serve accepts inbound server-to-server connections on ln until it is
-// closed.
-func (s *S2S) Serve(ln net.Listener) error {
+// Serve accepts inbound server-to-server connections (STARTTLS) on ln
+// until it is closed.
+func (s *S2S) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeTLS accepts XEP-0368 direct TLS connections (TLS from the first
+// byte; the _xmpps-server record's port) on ln until it is closed.
+func (s *S2S) ServeTLS(ln net.Listener) error { return s.serve(ln, true) }
+
+func (s *S2S) serve(ln net.Listener, direct bool) error {
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -49,6 +55,9 @@ func (s *S2S) Serve(ln net.Listener) error {
 			defer c.Close()
 			x := &inConn{s: s, c: c, ip: ip, authed: map[string]bool{}}
 			defer x.authenticated() // gives the slot back if never done
+			if direct && !x.handshake() {
+				return
+			}
 			x.serve()
 		}()
 	}
@@ -124,6 +133,9 @@ func (x *inConn) write(b []byte) error {
 	_, err := x.c.Write(b)
 	return err
 }
+
+// send writes an element onto the stream (with the write deadline).
+func (x *inConn) send(el *stream.Element) error { return x.write(el.Append(nil, NSServer)) }
 
 // fail ends the stream with a stream error (RFC 6120 §4.9).
 func (x *inConn) fail(cond, text string) {
@@ -240,6 +252,23 @@ func (x *inConn) element(el *stream.Element) bool {
 	return false
 }
 
+// handshake runs the server side of TLS on the connection (direct TLS,
+// or after <proceed/>).
+func (x *inConn) handshake() bool {
+	if x.s.inTLS == nil {
+		return false
+	}
+	x.c.SetDeadline(time.Now().Add(x.s.cfg.AuthTimeout))
+	tc := tls.Server(x.c, x.s.inTLS)
+	if err := tc.Handshake(); err != nil {
+		x.s.cfg.Log.Debug("s2s: inbound TLS", "ip", x.c.RemoteAddr().String(), "err", err)
+		return false
+	}
+	x.tc, x.c, x.sent = tc, tc, false
+	x.c.SetWriteDeadline(time.Time{}) // each write sets its own
+	return true
+}
+
 func (x *inConn) starttls() bool {
 	if x.s.inTLS == nil {
 		x.write([]byte("<failure xmlns='" + nsTLS + "'/>"))
@@ -252,12 +281,9 @@ func (x *inConn) starttls() bool {
 		// come over TLS (CVE-2011-0411 class).
 		return false
 	}
-	tc := tls.Server(x.c, x.s.inTLS)
-	if err := tc.Handshake(); err != nil {
-		x.s.cfg.Log.Debug("s2s: inbound TLS", "ip", x.c.RemoteAddr().String(), "err", err)
+	if !x.handshake() {
 		return false
 	}
-	x.tc, x.c, x.sent = tc, tc, false
 	x.p = stream.NewParser(inReader{x}, stream.PreAuthLimits)
 	return true
 }
@@ -305,7 +331,7 @@ func (x *inConn) dbResult(el *stream.Element) bool {
 		if errEl != nil {
 			r.Add(errEl)
 		}
-		return write(x.c, r) == nil
+		return x.send(r) == nil
 	}
 	if !x.serves(to) {
 		x.fail("host-unknown", "")
@@ -355,7 +381,7 @@ func (x *inConn) dbVerify(el *stream.Element) bool {
 	if checkKey(x.s.cfg.Secret, receiving, originating, el.Get("id"), strings.TrimSpace(el.Text())) {
 		typ = "valid"
 	}
-	return write(x.c, stream.New(NSDialback, "verify", "from", originating, "to", receiving, "id", el.Get("id"), "type", typ)) == nil
+	return x.send(stream.New(NSDialback, "verify", "from", originating, "to", receiving, "id", el.Get("id"), "type", typ)) == nil
 }
 
 // stanza routes one stanza from an authenticated peer into the server.
