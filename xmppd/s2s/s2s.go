@@ -16,6 +16,13 @@
 // key); stanzas before that end the stream, and a stanza from any other
 // domain ends it with invalid-from. Stanzas in are routed into the server
 // like any other (server.Route), with the same parser and limits as c2s.
+//
+// Not done yet (issue 14): XEP-0288 bidirectional streams and XEP-0478
+// stream limits (a peer's smaller stanza limit is not honoured);
+// whitespace keepalives (TCP keepalives only; a link idle for IdleTimeout
+// is closed); onion domains through tor; the outgoing queues live in
+// memory, so stanzas still queued for a remote domain are lost on kill -9
+// (a clean shutdown bounces them).
 package s2s
 
 import (
