@@ -623,3 +623,23 @@ func TestDirectTLS(t *testing.T) {
 	alice.Send("<message to='bob@b.test' type='chat' id='d'><body>over direct TLS</body></message>")
 	expect(t, bob, "alice's message", message("alice@a.test/r", "bob@b.test"))
 }
+
+// XEP-0478: a peer that accepts only small stanzas says so; a larger one
+// goes back to its sender instead of costing the stream (and the stanzas
+// behind it).
+func TestPeerStanzaLimit(t *testing.T) {
+	w := newWorld(t)
+	a := w.start(t, "a.test", nil, nil)
+	b := w.start(t, "b.test", nil, func(c *s2s.Config) { c.MaxStanzaBytes = 4096 })
+	alice, bob := a.login(t, "alice"), b.login(t, "bob")
+	alice.Send("<message to='bob@b.test' type='chat' id='big'><body>" + strings.Repeat("x", 10000) + "</body></message>")
+	alice.Send("<message to='bob@b.test' type='chat' id='small'><body>small</body></message>")
+	el := expect(t, alice, "the bounce", func(el *stream.Element) bool { return el.Get("id") == "big" })
+	if errCond(el) != "policy-violation" {
+		t.Errorf("too large: %s", errCond(el))
+	}
+	el = expect(t, bob, "the small message", message("alice@a.test/r", "bob@b.test"))
+	if el.Get("id") != "small" {
+		t.Errorf("got %s", el.Get("id"))
+	}
+}

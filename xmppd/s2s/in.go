@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -207,6 +208,14 @@ func (x *inConn) open() bool {
 		}
 		b = stream.New(nsDBFeat, "dialback").Add(stream.New(nsDBFeat, "errors")).Append(b, NSServer)
 	}
+	if x.tc != nil {
+		// XEP-0478: what we accept, so a peer bounces a larger stanza
+		// to its sender instead of losing the stream over it.
+		lim := stream.New(nsLimits, "limits").Add(
+			stream.New(nsLimits, "max-bytes").AddText(strconv.Itoa(x.s.cfg.MaxStanzaBytes)),
+			stream.New(nsLimits, "idle-seconds").AddText(strconv.Itoa(int(x.s.cfg.IdleTimeout/time.Second))))
+		b = lim.Append(b, NSServer)
+	}
 	b = append(b, "</stream:features>"...)
 	return x.write(b) == nil
 }
@@ -317,7 +326,7 @@ func (x *inConn) external(el *stream.Element) bool {
 	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", domain, "auth", "EXTERNAL")
 	x.sent = false
 	x.p.Restart()
-	x.p.SetLimits(stream.PostAuthLimits)
+	x.p.SetLimits(x.s.postAuth())
 	return true
 }
 
@@ -365,7 +374,7 @@ func (x *inConn) dbResult(el *stream.Element) bool {
 	}
 	x.authed[from] = true
 	x.authenticated()
-	x.p.SetLimits(stream.PostAuthLimits)
+	x.p.SetLimits(x.s.postAuth())
 	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", from, "auth", "dialback")
 	return reply("valid", nil)
 }

@@ -2,7 +2,10 @@ package s2s
 
 import (
 	"context"
+	"errors"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +22,25 @@ type link struct {
 	s    *S2S
 	once sync.Once
 	done chan struct{} // closed when the peer ends the stream or it fails
+	// maxBytes is the largest stanza the peer accepts (XEP-0478; 0:
+	// not announced).
+	maxBytes int
+}
+
+// peerMaxBytes reads XEP-0478's max-bytes from a peer's stream features.
+func peerMaxBytes(f *stream.Element) int {
+	if f == nil {
+		return 0
+	}
+	l := f.Child(nsLimits, "limits")
+	if l == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(l.ChildText(nsLimits, "max-bytes")))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
 }
 
 // connect dials domain and authenticates to it as local.
@@ -38,7 +60,7 @@ func (s *S2S) connect(local, domain string) (*link, error) {
 	s.cfg.Log.Info("s2s: connected out", "domain", domain, "from", local, "auth", method)
 	oc.c.SetDeadline(time.Time{})
 	oc.p.SetLimits(stream.PostAuthLimits)
-	l := &link{c: oc.c, s: s, done: make(chan struct{})}
+	l := &link{c: oc.c, s: s, done: make(chan struct{}), maxBytes: peerMaxBytes(oc.features)}
 	go l.read(oc.p)
 	return l, nil
 }
@@ -60,9 +82,17 @@ func (l *link) read(p *stream.Parser) {
 	}
 }
 
+// errTooBig is a stanza larger than the peer accepts.
+var errTooBig = errors.New("s2s: stanza larger than the peer accepts")
+
 func (l *link) send(el *stream.Element) error {
+	b := rename(el, stream.NSClient, NSServer).Append(nil, NSServer)
+	if l.maxBytes > 0 && len(b) > l.maxBytes {
+		return errTooBig
+	}
 	l.c.SetWriteDeadline(time.Now().Add(WriteTimeout))
-	return write(l.c, rename(el, stream.NSClient, NSServer))
+	_, err := l.c.Write(b)
+	return err
 }
 
 func (l *link) close() {

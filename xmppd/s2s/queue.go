@@ -125,15 +125,19 @@ func (s *S2S) retire(r *remote) bool {
 func (s *S2S) bounceAll(r *remote, err error) {
 	q := s.take(r)
 	for _, x := range q {
-		st := x.st
-		if st.Origin != nil && st.Origin.Ended() {
-			st.Origin = nil // route the error to the account instead
-		}
-		s.cfg.Server.Bounce(st, err)
+		s.bounceOne(x.st, err)
 	}
 	if len(q) > 0 {
 		s.cfg.Log.Info("s2s: bounced", "domain", r.domain, "stanzas", len(q), "err", err.Error())
 	}
+}
+
+// bounceOne returns a queued stanza to its sender with err.
+func (s *S2S) bounceOne(st *server.Stanza, err error) {
+	if st.Origin != nil && st.Origin.Ended() {
+		st.Origin = nil // route the error to the account instead
+	}
+	s.cfg.Server.Bounce(st, err)
 }
 
 // run is r's goroutine: connect, write what is queued, reconnect on
@@ -195,7 +199,14 @@ func (s *S2S) serveLink(r *remote, l *link) bool {
 	for {
 		q := s.take(r)
 		for i, x := range q {
-			if err := l.send(x.st.El); err != nil {
+			err := l.send(x.st.El)
+			if errors.Is(err, errTooBig) {
+				// It would cost the peer's stream (and what follows it
+				// on the wire): its sender learns instead.
+				s.bounceOne(x.st, &server.StanzaError{Type: "modify", Condition: "policy-violation", Text: "too large for " + r.domain})
+				continue
+			}
+			if err != nil {
 				// Not known to have arrived: kept for the next link (a
 				// duplicate is better than a loss).
 				s.putBack(r, q[i:])

@@ -17,9 +17,12 @@
 // domain ends it with invalid-from. Stanzas in are routed into the server
 // like any other (server.Route), with the same parser and limits as c2s.
 //
-// Not done yet (issue 14): XEP-0288 bidirectional streams and XEP-0478
-// stream limits (a peer's smaller stanza limit is not honoured);
-// whitespace keepalives (TCP keepalives only; a link idle for IdleTimeout
+// XEP-0478: inbound streams announce our stanza limit and idle time; a
+// stanza larger than a peer announced bounces to its sender
+// (policy-violation) instead of costing the stream.
+//
+// Not done yet (issue 14): XEP-0288 bidirectional streams; whitespace
+// keepalives (TCP keepalives only; a link idle for IdleTimeout
 // is closed); onion domains through tor; the outgoing queues live in
 // memory, so stanzas still queued for a remote domain are lost on kill -9
 // (a clean shutdown bounces them).
@@ -50,6 +53,7 @@ const (
 	nsDBFeat   = "urn:xmpp:features:dialback"
 	nsTLS      = "urn:ietf:params:xml:ns:xmpp-tls"
 	nsSASL     = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsLimits   = "urn:xmpp:stream-limits:0" // XEP-0478
 )
 
 // ErrRemoteTimeout is the bounce of a stanza whose domain could not be
@@ -97,6 +101,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// AuthTimeout bounds an inbound connection's time to authenticate.
 	AuthTimeout time.Duration
+	// MaxStanzaBytes is the largest inbound stanza after authentication
+	// (default: c2s's, stream.PostAuthLimits), announced to peers
+	// (XEP-0478).
+	MaxStanzaBytes int
 	// StanzaTimeout bounds how long one inbound stanza may take to
 	// arrive, first byte to last (as c2s's: an unfinished stanza holds its
 	// bytes and tree).
@@ -147,6 +155,9 @@ func (c *Config) defaults() {
 	}
 	if c.AuthTimeout == 0 {
 		c.AuthTimeout = 60 * time.Second
+	}
+	if c.MaxStanzaBytes == 0 {
+		c.MaxStanzaBytes = stream.PostAuthLimits.MaxBytes
 	}
 	if c.StanzaTimeout == 0 {
 		c.StanzaTimeout = 30 * time.Second
@@ -229,6 +240,13 @@ func Resolver(addr string) *net.Resolver {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}}
+}
+
+// postAuth is the parser limits of an authenticated inbound stream.
+func (s *S2S) postAuth() stream.Limits {
+	l := stream.PostAuthLimits
+	l.MaxBytes = s.cfg.MaxStanzaBytes
+	return l
 }
 
 // allowed applies the federation policy to a domain.
