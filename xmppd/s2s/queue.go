@@ -63,9 +63,10 @@ func (s *S2S) route(st *server.Stanza) bool {
 		s.cfg.Server.Bounce(st, &server.StanzaError{Type: "wait", Condition: "resource-constraint", Text: "too much waiting for " + domain})
 		return true
 	}
-	// The stanza is kept as the server handed it over (jabber:client),
-	// for a bounce; it is written in jabber:server.
-	r.q = append(r.q, queued{st: &server.Stanza{El: st.El, From: st.From, To: st.To, Origin: st.Origin}, size: size})
+	// A copy, as the server handed it over (jabber:client, for a
+	// bounce): hooks after this one may still change the original. It
+	// is written in jabber:server.
+	r.q = append(r.q, queued{st: &server.Stanza{El: st.El.Copy(), From: st.From, To: st.To, Origin: st.Origin}, size: size})
 	r.bytes += size
 	s.total += size
 	if s.remotes[key] == nil {
