@@ -153,7 +153,7 @@ func TestBrowserChat(t *testing.T) {
 		}
 	})
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/chat/", webPort))
-	pw := map[string]string{"alice": "alice tends the tomatoes", "bob": "bob waters the beans", "carol": "carol prunes roses"}
+	pw := map[string]string{"alice": "alice tends the tomatoes", "bob": "bob waters the beans", "carol": "carol prunes roses", "dave": "dave digs potatoes"}
 	for u, p := range pw {
 		if out, err := exec.Command(bin, "-state", state, "useradd", u, p).CombinedOutput(); err != nil {
 			t.Fatalf("useradd %s: %v %s", u, err, out)
@@ -183,7 +183,7 @@ func TestBrowserChat(t *testing.T) {
 		fmt.Sprintf("TLSBASE=https://hearth.local:%d", tlsPort),
 		"SPKI="+spki, "PHOTO="+photo, fmt.Sprintf("XMPPD_PID=%d", cmd.Process.Pid),
 		"DOMAIN="+domain, "OUT="+out, "PEER="+string(peer),
-		"ALICE_PW="+pw["alice"], "BOB_PW="+pw["bob"])
+		"ALICE_PW="+pw["alice"], "BOB_PW="+pw["bob"], "DAVE_PW="+pw["dave"])
 	node.Stderr = os.Stderr
 	stdout, err := node.Output()
 	if err != nil {
