@@ -53,6 +53,9 @@ type Options struct {
 	// domain's public address (tests; a box behind a router that cannot
 	// hairpin).
 	SelfTestAddr string
+	// SelfTestS2SAddr is the same for the federation self-test (the
+	// domain's s2s port otherwise).
+	SelfTestS2SAddr string
 	// TorOffline keeps tor off the Tor network (tests: the onion service
 	// is created but never published).
 	TorOffline bool

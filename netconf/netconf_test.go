@@ -20,6 +20,13 @@ import (
 
 func startService(t *testing.T, cfg *config.Config, selfAddr string) (*Service, state.Dir) {
 	t.Helper()
+	return startServiceWith(t, cfg, Options{SelfTestAddr: selfAddr})
+}
+
+// startServiceWith is startService with more options (o's State, Local and
+// DNSResolver are set here).
+func startServiceWith(t *testing.T, cfg *config.Config, o Options) (*Service, state.Dir) {
+	t.Helper()
 	dir := state.Dir(t.TempDir())
 	if err := dir.Ensure(); err != nil {
 		t.Fatal(err)
@@ -28,7 +35,8 @@ func startService(t *testing.T, cfg *config.Config, selfAddr string) (*Service, 
 		t.Fatal(err)
 	}
 	// No DNS traffic leaves the machine: nothing listens on port 9 here.
-	s := New(Options{State: dir, Local: true, SelfTestAddr: selfAddr, DNSResolver: "127.0.0.1:9"})
+	o.State, o.Local, o.DNSResolver = dir, true, "127.0.0.1:9"
+	s := New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -86,18 +94,23 @@ func socketPost(t *testing.T, dir state.Dir, path string) status.Report {
 // The self-test talks to a real xmppd (ours, on loopback) the way a phone
 // on the internet would, and says in words what failed when it cannot.
 func TestSelfTestAgainstRealServer(t *testing.T) {
-	d, err := xmppd.Start(xmppd.Options{State: state.Dir(t.TempDir()), Domain: "club.example", C2S: "127.0.0.1:0"})
+	d, err := xmppd.Start(xmppd.Options{State: state.Dir(t.TempDir()), Domain: "club.example", C2S: "127.0.0.1:0",
+		S2S: xmppd.S2SOptions{Listen: "127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
 	cfg.Domain = "club.example"
-	_, dir := startService(t, cfg, d.C2SAddr.String())
+	_, dir := startServiceWith(t, cfg, Options{SelfTestAddr: d.C2SAddr.String(), SelfTestS2SAddr: d.S2SAddr().String()})
 
 	r := socketPost(t, dir, "/selftest")
 	c, ok := r.Get("selftest")
 	if !ok || c.Level != status.OK || !strings.Contains(c.Message, "club.example") {
 		t.Fatalf("self-test against a working server: %+v", c)
+	}
+	// Federation: xmppd's s2s listener answers a server stream.
+	if c, ok := r.Get(CheckFederation); !ok || c.Level != status.OK || !strings.Contains(c.Message, "Other servers can reach you on 5269") {
+		t.Fatalf("federation self-test against a working server: %+v", c)
 	}
 	if lan, ok := r.Get("lan"); !ok || lan.Message == "" {
 		t.Errorf("no LAN check in %+v", r)
@@ -118,6 +131,25 @@ func TestSelfTestAgainstRealServer(t *testing.T) {
 	if c.Level != status.Error || !strings.Contains(c.Action, "5222") {
 		t.Fatalf("self-test with the server down: %+v", c)
 	}
+	c, _ = r.Get(CheckFederation)
+	if c.Level != status.Error || !strings.Contains(c.Message, "Other servers cannot reach club.example on port 5269") ||
+		!strings.Contains(c.Action, "forward TCP port 5269") {
+		t.Fatalf("federation self-test with the server down: %+v", c)
+	}
+}
+
+// With the config's federation section off, the federation self-test says
+// so (and what to do) instead of probing a port nobody should open.
+func TestSelfTestFederationOff(t *testing.T) {
+	cfg := config.Default()
+	cfg.Domain = "club.example"
+	cfg.Federation.Off = true
+	_, dir := startServiceWith(t, cfg, Options{SelfTestAddr: "127.0.0.1:9", SelfTestS2SAddr: "127.0.0.1:9"})
+	r := socketPost(t, dir, "/selftest")
+	c, ok := r.Get(CheckFederation)
+	if !ok || c.Level != status.Off || !strings.Contains(c.Message, "Federation is off") {
+		t.Fatalf("federation off: %+v", c)
+	}
 }
 
 // A port that is open but is not our chat server (a web server, say) is
@@ -131,7 +163,7 @@ func TestSelfTestNotAChatServer(t *testing.T) {
 	go http.Serve(ln, http.NotFoundHandler())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	err = probeXMPP(ctx, ln.Addr().String(), "club.example")
+	err = probeXMPP(ctx, ln.Addr().String(), "club.example", "jabber:client")
 	if err == nil || !strings.Contains(err.Error(), "chat server") {
 		t.Fatalf("probe of a web server: %v", err)
 	}
@@ -165,13 +197,40 @@ func TestReloadAndBrokenConfig(t *testing.T) {
 func TestMappingsFollowServices(t *testing.T) {
 	p := DefaultPorts()
 	cfg := config.Default()
-	if m := p.Mappings(cfg, false, false); len(m) != 2 {
+	cfg.Federation.Off, cfg.TURN.Enabled = true, false
+	if m := p.Mappings(cfg); len(m) != 2 {
 		t.Fatalf("chat only: %v", m)
 	}
-	cfg.Net.ACME.Enabled = true
-	m := p.Mappings(cfg, true, true)
+	cfg.Net.ACME.Enabled, cfg.Federation.Off, cfg.TURN.Enabled = true, false, true
+	cfg.TURN.RelayFirst, cfg.TURN.RelayLast = 50000, 50009
+	m := p.Mappings(cfg)
 	want := 2 + 1 + 2 + 2 + 10
 	if len(m) != want {
 		t.Fatalf("all services: %d mappings, want %d: %v", len(m), want, m)
+	}
+}
+
+// TestRouterMapsFederation: with federation on (the default) the router is
+// asked for TCP 5269, the port other servers and their dialback connect
+// to; with the config's federation section off, not. Before, netconf
+// never asked for it.
+func TestRouterMapsFederation(t *testing.T) {
+	s := &Service{}
+	s.opts.Ports = DefaultPorts()
+	cfg := config.Default()
+	has := func() bool {
+		for _, m := range s.upnpOptions(cfg).Ports {
+			if m.Proto == "tcp" && m.Port == 5269 {
+				return true
+			}
+		}
+		return false
+	}
+	if !has() {
+		t.Errorf("federation on: tcp/5269 not mapped: %v", s.upnpOptions(cfg).Ports)
+	}
+	cfg.Federation.Off = true
+	if has() {
+		t.Errorf("federation off: tcp/5269 mapped")
 	}
 }

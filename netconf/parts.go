@@ -83,11 +83,15 @@ func (s *Service) watchDNS(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 	}
-	records := func() []dnsrec.Record {
-		return dnsrec.Records(dnsrec.Options{Domain: cfg.Domain, Addrs: s.externalAddrs(),
-			C2S: s.opts.Ports.C2S, C2STLS: s.opts.Ports.C2STLS, S2S: s.opts.Ports.S2S})
-	}
+	records := func() []dnsrec.Record { return dnsrec.Records(s.recordOptions(cfg, s.externalAddrs())) }
 	return dnsrec.Watch(ctx, resolver, records, &s.board, time.Hour)
+}
+
+// recordOptions are the domain's records for cfg; addrs nil leaves out
+// the address records.
+func (s *Service) recordOptions(cfg *config.Config, addrs []netip.Addr) dnsrec.Options {
+	return dnsrec.Options{Domain: cfg.Domain, Addrs: addrs,
+		C2S: s.opts.Ports.C2S, C2STLS: s.opts.Ports.C2STLS, S2S: s.opts.Ports.S2S, NoS2S: !Federates(cfg)}
 }
 
 // onionPart publishes the chat server as an onion service. tor forwards to
@@ -134,9 +138,10 @@ func (s *Service) upnpWanted(cfg *config.Config) bool { return cfg.Net.UPnP || s
 // upnpOptions are the router client's settings for cfg, shared by the
 // running part and the factory reset (which must delete the same ports).
 func (s *Service) upnpOptions(cfg *config.Config) upnp.Options {
-	// TURN (3478 and the relay range) when xmppd runs it: calls from
-	// outside need the relay ports forwarded to the box.
-	return upnp.Options{Ports: s.opts.Ports.Mappings(cfg, false, cfg.TURN.Enabled), Reporter: &s.board, Log: s.opts.Log}
+	// Federation (5269) unless the config turns it off; TURN (3478 and the
+	// relay range) when xmppd runs it: calls from outside need the relay
+	// ports forwarded to the box.
+	return upnp.Options{Ports: s.opts.Ports.Mappings(cfg), Reporter: &s.board, Log: s.opts.Log}
 }
 
 // upnpPart keeps the router's port mappings and learns the home's public
@@ -153,8 +158,14 @@ func (s *Service) upnpPart(cfg *config.Config) part {
 				Action: "Check the DNS host settings in Settings → Network.",
 				Detail: map[string]string{"error": err.Error()}})
 		} else {
-			updater = dnsrec.NewUpdater(dnsrec.UpdaterOptions{Provider: p,
-				Zone: dnsrec.Zone(cfg.Net.DNS, cfg.Domain), Name: cfg.Domain, Reporter: &s.board})
+			uo := dnsrec.UpdaterOptions{Provider: p,
+				Zone: dnsrec.Zone(cfg.Net.DNS, cfg.Domain), Name: cfg.Domain, Reporter: &s.board}
+			if dnsrec.ServiceRecords(cfg.Net.DNS) {
+				// The SRV records (federation's _xmpp-server ones included)
+				// and CNAMEs, where the DNS host takes them.
+				uo.Records = dnsrec.Records(s.recordOptions(cfg, nil))
+			}
+			updater = dnsrec.NewUpdater(uo)
 		}
 	} else {
 		s.board.Remove(dnsrec.CheckDDNS)

@@ -28,19 +28,21 @@ type Mapping = upnp.Port
 
 // Mappings are exactly the ports the enabled services need: chat always;
 // the web ports only when a certificate is wanted (the CA checks them);
-// federation and TURN when those services run.
-func (p Ports) Mappings(cfg *config.Config, s2s, turn bool) []Mapping {
+// federation and TURN when those services run. Both are read from cfg:
+// before, the caller passed s2s=false always (xmppd had no s2s), so other
+// servers could not reach 5269 once xmppd federated.
+func (p Ports) Mappings(cfg *config.Config) []Mapping {
 	m := []Mapping{
 		{Proto: "tcp", Port: p.C2S, Description: "Hearth chat"},
 		{Proto: "tcp", Port: p.C2STLS, Description: "Hearth chat (TLS)"},
 	}
-	if s2s {
+	if Federates(cfg) {
 		m = append(m, Mapping{Proto: "tcp", Port: p.S2S, Description: "Hearth federation"})
 	}
 	if cfg.Net.ACME.Enabled {
 		m = append(m, Mapping{Proto: "tcp", Port: p.HTTP, Description: "Hearth web"}, Mapping{Proto: "tcp", Port: p.HTTPS, Description: "Hearth web (TLS)"})
 	}
-	if turn {
+	if cfg.TURN.Enabled {
 		m = append(m, Mapping{Proto: "udp", Port: p.TURN, Description: "Hearth calls"}, Mapping{Proto: "tcp", Port: p.TURN, Description: "Hearth calls"})
 		first, last := cfg.TURN.RelayPorts()
 		for port := first; port <= last; port++ {
@@ -49,3 +51,9 @@ func (p Ports) Mappings(cfg *config.Config, s2s, turn bool) []Mapping {
 	}
 	return m
 }
+
+// Federates reports whether xmppd talks to other servers under cfg: on by
+// default (xmppd/s2s listens on 5269 on the box), off when the config's
+// federation section says so. The port mapping, the _xmpp-server records
+// and the federation self-test all follow it.
+func Federates(cfg *config.Config) bool { return !cfg.Federation.Off }

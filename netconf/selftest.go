@@ -33,19 +33,76 @@ func (s *Service) selfTest(ctx context.Context, cfg *config.Config) {
 	c.Level = status.Pending
 	c.Message = "Checking whether chat apps on the internet can reach " + cfg.Domain + "…"
 	s.board.Set(c)
-	err := probeXMPP(ctx, addr, cfg.Domain)
+	err := probeXMPP(ctx, addr, cfg.Domain, "jabber:client")
 	c.Detail = map[string]string{"address": addr}
 	if err == nil {
 		c.Level = status.OK
 		c.Message = "Chat apps on the internet can reach " + cfg.Domain + " (checked from this box just now)."
 		s.board.Set(c)
+	} else {
+		c.Level = status.Error
+		c.Detail["error"] = err.Error()
+		c.Message = "This box could not reach its own chat server at " + cfg.Domain + " the way members outside would."
+		c.Action = s.selfTestAdvice(cfg)
+		s.board.Set(c)
+	}
+	s.selfTestFederation(ctx, cfg)
+}
+
+// CheckFederation is the ID of the federation self-test.
+const CheckFederation = "selftest/federation"
+
+// selfTestFederation checks that other servers can open a server-to-server
+// stream to us on the s2s port, as the chat self-test does for apps: with
+// xmppd federating, a closed 5269 means messages from other servers never
+// arrive and dialback to us fails, which nothing else on the status page
+// showed.
+func (s *Service) selfTestFederation(ctx context.Context, cfg *config.Config) {
+	c := status.Check{ID: CheckFederation, Title: "Reachable by other chat servers"}
+	if !Federates(cfg) {
+		c.Level = status.Off
+		c.Message = "Federation is off: members chat only with people on this box. Turn it on in the settings to talk to other servers."
+		s.board.Set(c)
+		return
+	}
+	port := s.opts.Ports.S2S
+	addr := s.opts.SelfTestS2SAddr
+	if addr == "" {
+		addr = net.JoinHostPort(cfg.Domain, strconv.Itoa(port))
+	}
+	c.Level = status.Pending
+	c.Message = "Checking whether other servers can reach " + cfg.Domain + " on port " + strconv.Itoa(port) + "…"
+	s.board.Set(c)
+	err := probeXMPP(ctx, addr, cfg.Domain, "jabber:server")
+	c.Detail = map[string]string{"address": addr}
+	if err == nil {
+		c.Level = status.OK
+		c.Message = fmt.Sprintf("Other servers can reach you on %d: members can chat with people on other servers (checked from this box just now).", port)
+		s.board.Set(c)
 		return
 	}
 	c.Level = status.Error
 	c.Detail["error"] = err.Error()
-	c.Message = "This box could not reach its own chat server at " + cfg.Domain + " the way members outside would."
-	c.Action = s.selfTestAdvice(cfg)
+	c.Message = fmt.Sprintf("Other servers cannot reach %s on port %d, so messages from people on other servers do not arrive.", cfg.Domain, port)
+	c.Action = s.federationAdvice(cfg)
 	s.board.Set(c)
+}
+
+// federationAdvice: what to do when the s2s port is not reachable.
+func (s *Service) federationAdvice(cfg *config.Config) string {
+	r := s.board.Report()
+	for _, c := range r.Checks {
+		if strings.HasPrefix(c.ID, "dns/_xmpp-server.") && c.Level == status.Error {
+			return "Fix the DNS records for other servers listed above at your domain host."
+		}
+	}
+	if !cfg.Net.UPnP {
+		return fmt.Sprintf("Either allow this box to open its ports on the router (Settings → Network → \"Let Hearth set up the router\"), or in your router's own settings forward TCP port %d to this box.", s.opts.Ports.S2S)
+	}
+	if c, ok := r.Get("selftest"); ok && c.Level == status.OK {
+		return fmt.Sprintf("Chat apps get through but port %d does not: check that your router or internet provider does not block it, or forward TCP port %d to this box by hand.", s.opts.Ports.S2S, s.opts.Ports.S2S)
+	}
+	return s.selfTestAdvice(cfg)
 }
 
 // selfTestAdvice picks the most likely cause from what the other parts found.
@@ -78,7 +135,9 @@ func (s *Service) selfTestAdvice(cfg *config.Config) string {
 
 // probeXMPP opens a stream to addr and checks that an XMPP server for
 // domain answers: a port that is open but belongs to something else fails.
-func probeXMPP(ctx context.Context, addr, domain string) error {
+// ns is the stream's namespace: jabber:client for apps, jabber:server for
+// federation.
+func probeXMPP(ctx context.Context, addr, domain, ns string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var d net.Dialer
@@ -89,7 +148,7 @@ func probeXMPP(ctx context.Context, addr, domain string) error {
 	defer c.Close()
 	dl, _ := ctx.Deadline()
 	c.SetDeadline(dl)
-	fmt.Fprintf(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>", domain)
+	fmt.Fprintf(c, "<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>", ns, domain)
 	var got []byte
 	buf := make([]byte, 2048)
 	for len(got) < 16<<10 {

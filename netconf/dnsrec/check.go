@@ -330,6 +330,8 @@ func title(r Record) string {
 		return "Where chat apps find the server"
 	case strings.HasPrefix(n, "_xmpp-server._tcp.groups."):
 		return "Where other servers find the group chats"
+	case strings.HasPrefix(n, "_xmpp-server._tcp.upload."):
+		return "Where other servers find the shared files"
 	case strings.HasPrefix(n, "_xmpp-server."):
 		return "Where other servers find this one"
 	}

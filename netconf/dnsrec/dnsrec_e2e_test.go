@@ -29,7 +29,7 @@ func TestCheckAgainstKnot(t *testing.T) {
 		"_xmpp-client._tcp SRV 0 5 5222 club.example.",
 		"_xmpp-server._tcp SRV 0 5 5270 club.example.", // wrong port
 		"_xmpp-server._tcp.groups SRV 10 0 5269 club.example.",
-		// _xmpps-client._tcp missing
+		// _xmpps-client._tcp and _xmpp-server._tcp.upload missing
 	)
 	recs := Records(Options{Domain: "club.example", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -44,6 +44,7 @@ func TestCheckAgainstKnot(t *testing.T) {
 		"dns/_xmpps-client._tcp.club.example/SRV":       Missing,
 		"dns/_xmpp-server._tcp.club.example/SRV":        Wrong,
 		"dns/_xmpp-server._tcp.groups.club.example/SRV": Right,
+		"dns/_xmpp-server._tcp.upload.club.example/SRV": Missing,
 	}
 	if len(res) != len(want) {
 		t.Fatalf("got %d results, want %d: %+v", len(res), len(want), res)
@@ -91,6 +92,19 @@ func TestCheckAgainstKnot(t *testing.T) {
 	c, _ = b.Report().Get("dns/_xmpp-server._tcp.club.example/SRV")
 	if c.Level != status.Error || !strings.Contains(c.Message, "5270") {
 		t.Errorf("wrong SRV check %+v", c)
+	}
+	// Federation: the file-sharing service has its own _xmpp-server record
+	// (xmppd/s2s serves it on its own streams; dialback connects back to it).
+	c, _ = b.Report().Get("dns/_xmpp-server._tcp.upload.club.example/SRV")
+	if c.Action != "At your domain host, add a record: type SRV, name _xmpp-server._tcp.upload.club.example, value 0 5 5269 club.example." ||
+		c.Title != "Where other servers find the shared files" {
+		t.Errorf("upload federation SRV check %+v", c)
+	}
+	// Federation off: no server records are asked for.
+	for _, r := range Records(Options{Domain: "club.example", NoS2S: true}) {
+		if strings.HasPrefix(r.Name, "_xmpp-server.") {
+			t.Errorf("federation off still wants %s", r)
+		}
 	}
 }
 
@@ -229,5 +243,60 @@ func TestWatchAgainstKnot(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Dynamic DNS writes the server records too where the DNS host takes them:
+// after the first address update every record the domain needs, the
+// federation ones (_xmpp-server for the domain, groups. and upload.)
+// included, is right at a real server (Knot over RFC 2136). Before, only
+// A/AAAA were written and the person had to type the SRV records by hand.
+func TestDynDNSWritesServerRecordsAgainstKnot(t *testing.T) {
+	srv := knottest.Start(t, "club.example", "@ A 127.0.0.2")
+	dc := config.DNS{Provider: "rfc2136", Settings: srv.Settings()}
+	if !ServiceRecords(dc) || ServiceRecords(config.DNS{Provider: "duckdns"}) {
+		t.Fatalf("ServiceRecords: rfc2136 %v, duckdns %v", ServiceRecords(dc), ServiceRecords(config.DNS{Provider: "duckdns"}))
+	}
+	p, err := NewProvider(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b status.Board
+	u := NewUpdater(UpdaterOptions{Provider: p, Zone: Zone(config.DNS{}, "club.example"), Name: "club.example",
+		Reporter: &b, MinRetry: 100 * time.Millisecond, Records: Records(Options{Domain: "club.example"})})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	addrs := make(chan []netip.Addr, 1)
+	done := make(chan struct{})
+	go func() { u.Run(ctx, addrs); close(done) }()
+	defer func() { cancel(); <-done }()
+	addrs <- []netip.Addr{netip.MustParseAddr("127.0.0.3")}
+	want := Records(Options{Domain: "club.example", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.3")}})
+	var res []Result
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		res = Check(ctx, srv.Addr, want)
+		ok := true
+		for _, r := range res {
+			ok = ok && r.State == Right
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, r := range res {
+				t.Errorf("%s: %s (found %v, err %v)", r.Record.ID(), r.State, r.Found, r.Err)
+			}
+			c, _ := b.Report().Get(CheckDDNS)
+			t.Fatalf("records not all right; ddns check %+v", c)
+		}
+	}
+	var fed int
+	for _, r := range res {
+		if strings.HasPrefix(r.Record.Name, "_xmpp-server._tcp.") {
+			fed++
+		}
+	}
+	if fed != 3 {
+		t.Errorf("%d federation records checked, want 3 (domain, groups., upload.)", fed)
 	}
 }

@@ -29,6 +29,13 @@ func TestRecords(t *testing.T) {
 			"_xmpps-client._tcp.club.example. 300 IN SRV 0 5 5223 club.example",
 			"_xmpp-server._tcp.club.example. 300 IN SRV 0 5 5269 club.example",
 			"_xmpp-server._tcp.groups.club.example. 300 IN SRV 0 5 5269 club.example",
+			"_xmpp-server._tcp.upload.club.example. 300 IN SRV 0 5 5269 club.example",
+		}},
+		{"federation off", Options{Domain: "c.example", NoS2S: true}, []string{
+			"groups.c.example. 300 IN CNAME c.example",
+			"upload.c.example. 300 IN CNAME c.example",
+			"_xmpp-client._tcp.c.example. 300 IN SRV 0 5 5222 c.example",
+			"_xmpps-client._tcp.c.example. 300 IN SRV 0 5 5223 c.example",
 		}},
 		{"ports, no groups, no addresses", Options{Domain: "c.example", C2S: 15222, C2STLS: 15223, S2S: 15269,
 			NoGroups: true, NoUpload: true, TTL: time.Hour}, []string{

@@ -26,6 +26,14 @@ type UpdaterOptions struct {
 	Zone, Name string
 	// TTL of the address records; zero means 5 minutes.
 	TTL time.Duration
+	// Records are the domain's other records (CNAME, SRV: Records without
+	// the addresses) to write through the provider too, where it supports
+	// them (ServiceRecords): federation needs _xmpp-server records for the
+	// domain, groups. and upload., and a club with a DNS host that takes
+	// them should not have to type them by hand. Written once, with the
+	// first address update (a config change, e.g. federation turned on,
+	// makes a new Updater); nil writes none.
+	Records []Record
 	// Reporter gets check "ddns". May be nil.
 	Reporter status.Reporter
 	// MinRetry and MaxRetry bound the back-off after a failed update;
@@ -37,6 +45,7 @@ type UpdaterOptions struct {
 type Updater struct {
 	o       UpdaterOptions
 	applied []netip.Addr // what the provider holds, as far as we know
+	recsSet bool         // o.Records are at the provider
 }
 
 // CheckDDNS is the ID of the dynamic DNS status check.
@@ -98,7 +107,32 @@ func (u *Updater) Update(ctx context.Context, addrs []netip.Addr) error {
 		}
 	}
 	u.applied = want
+	if !u.recsSet && len(u.o.Records) > 0 {
+		rs := make([]libdns.Record, 0, len(u.o.Records))
+		for _, r := range u.o.Records {
+			rs = append(rs, u.libdnsRecord(r))
+		}
+		if _, err := u.o.Provider.SetRecords(ctx, u.o.Zone, rs); err != nil {
+			return fmt.Errorf("dnsrec: set the server records of %s in zone %s: %w", u.o.Name, u.o.Zone, err)
+		}
+		u.recsSet = true
+	}
 	return nil
+}
+
+// libdnsRecord is r as the provider takes it: the name relative to the
+// zone, targets fully qualified, and the typed form (libdns.SRV…) where
+// libdns knows the type, since some providers switch on it.
+func (u *Updater) libdnsRecord(r Record) libdns.Record {
+	data := r.Value
+	if r.Type == "SRV" || r.Type == "CNAME" {
+		data += "."
+	}
+	rr := libdns.RR{Name: libdns.RelativeName(r.Name+".", u.o.Zone), Type: r.Type, TTL: r.TTL, Data: data}
+	if p, err := rr.Parse(); err == nil {
+		return p
+	}
+	return rr
 }
 
 // Run applies each address list received on addrs (the newest wins) and
@@ -128,7 +162,7 @@ func (u *Updater) Run(ctx context.Context, addrs <-chan []netip.Addr) error {
 		if !have || retry != nil {
 			continue
 		}
-		if len(want) == 0 || (u.applied != nil && slices.Equal(want, u.applied)) {
+		if len(want) == 0 || (u.applied != nil && slices.Equal(want, u.applied) && (u.recsSet || len(u.o.Records) == 0)) {
 			have = false
 			continue
 		}

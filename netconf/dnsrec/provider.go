@@ -42,6 +42,15 @@ var providers = map[string]func(map[string]string) (Provider, error){
 	"cloudflare": fromSettings[cloudflare.Provider]("api_token"),
 }
 
+// addressOnly are the providers that hold only a name's address (and TXT)
+// records: Duck DNS names cannot have SRV or CNAME records, so the other
+// records stay with the person (the DNS checks say what is missing).
+var addressOnly = map[string]bool{"duckdns": true}
+
+// ServiceRecords reports whether the configured provider can also write
+// the domain's CNAME and SRV records (UpdaterOptions.Records).
+func ServiceRecords(c config.DNS) bool { return c.Provider != "" && !addressOnly[c.Provider] }
+
 // ownSettings are keys in config.Net.DNS.Settings that netconf reads
 // itself and does not pass to the provider.
 var ownSettings = []string{"zone"}

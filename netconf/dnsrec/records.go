@@ -11,9 +11,12 @@
 //     one name), and a person copying records by hand has one address to
 //     keep right instead of three.
 //   - SRV _xmpp-client._tcp (port 5222), _xmpps-client._tcp (5223, direct
-//     TLS, XEP-0368) and _xmpp-server._tcp (5269) for the domain, and
-//     _xmpp-server._tcp.groups.<domain> so other servers find the group-chat
-//     service. SRV targets are the domain itself, never a CNAME (RFC 2782).
+//     TLS, XEP-0368) and, with federation on, _xmpp-server._tcp (5269) for
+//     the domain and for groups.<domain> and upload.<domain>: xmppd/s2s
+//     serves those services on streams of their own, so another server
+//     looks up each name's _xmpp-server record (and dialback connects back
+//     to the name that sent a stanza). SRV targets are the domain itself,
+//     never a CNAME (RFC 2782).
 //
 // Check looks each record up through a given DNS server and says, per
 // record, whether it is right, missing or wrong (and what was found). Report
@@ -51,6 +54,9 @@ type Options struct {
 	C2S, C2STLS, S2S int
 	// NoGroups and NoUpload leave out the names of services that do not run.
 	NoGroups, NoUpload bool
+	// NoS2S leaves out the _xmpp-server records: federation is off
+	// (config.Federation.Off), so no other server should find a port here.
+	NoS2S bool
 	// TTL for the records; zero means 5 minutes (short, because a home
 	// address changes).
 	TTL time.Duration
@@ -109,10 +115,19 @@ func Records(o Options) []Record {
 	rs = append(rs,
 		srv("_xmpp-client._tcp."+d, port(o.C2S, 5222)),
 		srv("_xmpps-client._tcp."+d, port(o.C2STLS, 5223)),
-		srv("_xmpp-server._tcp."+d, port(o.S2S, 5269)),
 	)
+	if o.NoS2S {
+		return rs
+	}
+	rs = append(rs, srv("_xmpp-server._tcp."+d, port(o.S2S, 5269)))
 	if !o.NoGroups {
 		rs = append(rs, srv("_xmpp-server._tcp.groups."+d, port(o.S2S, 5269)))
+	}
+	if !o.NoUpload {
+		// Before, only groups.<domain> had one: a server federating with
+		// upload.<domain> (file links shared with remote contacts, its
+		// dialback back to that name) found no record.
+		rs = append(rs, srv("_xmpp-server._tcp.upload."+d, port(o.S2S, 5269)))
 	}
 	return rs
 }
