@@ -120,10 +120,34 @@ type UpdateStatus struct {
 	Result    string // outcome of the last install
 }
 
+// Device is one of a member's apps, as it named itself when it logged in
+// (SASL2 user-agent, xmppd/store/fast.go).
+type Device struct {
+	ID       string
+	Software string // e.g. "Conversations" ("" if the app did not say)
+	Device   string // e.g. "Pixel 7"
+	Created  time.Time
+	LastUsed time.Time
+	// TokenExpiry: until when the app can log in with its saved login
+	// key (FAST token) without the password; zero: it has none.
+	TokenExpiry time.Time
+}
+
+// Devices are a member's apps.
+type Devices interface {
+	// List is user's devices, most recently used first.
+	List(user string) ([]Device, error)
+	// SignOutAll ends every login key of user's apps and closes their
+	// connections (also those waiting to resume); it returns how many
+	// connections it closed. ErrNoMember for an unknown user.
+	SignOutAll(user string) (int, error)
+}
+
 // Admin is what the admin pages need besides the setup pages' Deps.
 type Admin struct {
 	Members Members
 	Circles Circles
+	Devices Devices
 	// Announce sends text from the chat itself to every member.
 	Announce func(text string) (AnnounceResult, error)
 	Health   func(ctx context.Context) Health

@@ -118,7 +118,30 @@ func (f *fakeCircles) Leave(n, u string) error {
 	return nil
 }
 
+type fakeDevices struct {
+	mu      sync.Mutex
+	d       map[string][]Device
+	signOut []string // whose devices were signed out
+}
+
+func (f *fakeDevices) List(user string) ([]Device, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.d[user]), nil
+}
+
+func (f *fakeDevices) SignOutAll(user string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.signOut = append(f.signOut, user)
+	if user == "zed" {
+		return 0, ErrNoMember
+	}
+	return len(f.d[user]), nil
+}
+
 type adminFakes struct {
+	devices   *fakeDevices
 	members   *fakeMembers
 	circles   *fakeCircles
 	announced []string
@@ -137,11 +160,15 @@ func adminFixture(t *testing.T) (*fixture, *adminFakes, *browser, *browser) {
 			"carol": {User: "carol", Role: RoleLimited},
 		}},
 		circles: &fakeCircles{c: map[string][]string{"Rowers": {"bob"}}},
-		update:  UpdateStatus{Known: true, Running: "3", State: "idle", Message: "up to date (release 3)", LastCheck: time.Now()},
+		devices: &fakeDevices{d: map[string][]Device{"bob": {
+			{ID: "ua-1", Software: "Conversations", Device: "Pixel 7", LastUsed: time.Now().Add(-2*time.Hour - time.Minute), TokenExpiry: time.Now().Add(10 * 24 * time.Hour)},
+			{ID: "ua-2", Software: "Dino", LastUsed: time.Now().Add(-5 * 24 * time.Hour)},
+		}}},
+		update: UpdateStatus{Known: true, Running: "3", State: "idle", Message: "up to date (release 3)", LastCheck: time.Now()},
 	}
 	var mu sync.Mutex
 	f.ui.d.Admin = Admin{
-		Members: a.members, Circles: a.circles,
+		Members: a.members, Circles: a.circles, Devices: a.devices,
 		Announce: func(text string) (AnnounceResult, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -188,8 +215,8 @@ func TestAdminRoutesRefuseMembers(t *testing.T) {
 	if n < 15 {
 		t.Fatalf("only %d admin routes", n)
 	}
-	if a.members.calls != 0 || len(a.announced) != 0 || a.checks != 0 || a.members.m["carol"].Role != RoleLimited {
-		t.Fatalf("a member's requests changed something: %d calls, %v announced, %d checks", a.members.calls, a.announced, a.checks)
+	if a.members.calls != 0 || len(a.announced) != 0 || a.checks != 0 || a.members.m["carol"].Role != RoleLimited || len(a.devices.signOut) != 0 {
+		t.Fatalf("a member's requests changed something: %d calls, %v announced, %d checks, signed out %v", a.members.calls, a.announced, a.checks, a.devices.signOut)
 	}
 }
 
@@ -268,6 +295,7 @@ func TestAdminFormsRefused(t *testing.T) {
 		"/admin/members/remove":   {"user": {"bob"}},
 		"/admin/members/undo":     {"user": {"bob"}},
 		"/admin/members/reset":    {"user": {"bob"}},
+		"/admin/members/signout":  {"user": {"bob"}},
 		"/admin/circles":          {"circle": {"New"}},
 		"/admin/circles/add":      {"circle": {"Rowers"}, "user": {"carol"}},
 		"/admin/circles/leave":    {"circle": {"Rowers"}, "user": {"bob"}},
@@ -313,10 +341,72 @@ func TestAdminFormsRefused(t *testing.T) {
 		}
 	}
 	cfg, _ := f.cfg.Load()
+	if len(a.devices.signOut) != 0 {
+		t.Fatalf("refused forms signed out %v", a.devices.signOut)
+	}
 	if live, _ := f.inv.List(); a.members.calls != 0 || len(a.announced) != 0 || a.checks != 0 || !cfg.Update.Auto || cfg.Update.Window != "" ||
 		len(a.circles.c) != 1 || len(a.circles.c["Rowers"]) != 1 || len(f.inv.made) != 0 || len(live) != 1 {
 		t.Fatalf("refused forms changed something: calls %d announced %v checks %d update %+v circles %v",
 			a.members.calls, a.announced, a.checks, cfg.Update, a.circles.c)
+	}
+}
+
+// TestAdminMemberDevices: a member's page lists their apps in plain
+// words, and "sign out all devices" reaches the box (and ends the
+// member's own page sessions) only from an admin with the form's token.
+func TestAdminMemberDevices(t *testing.T) {
+	_, a, admin, bob := adminFixture(t)
+	_, body := admin.get("/admin/members")
+	if !strings.Contains(body, `href="/admin/members/bob"`) {
+		t.Errorf("members page has no link to bob's devices")
+	}
+	resp, body := admin.get("/admin/members/bob")
+	wantStatus(t, resp, 200, "bob's page")
+	for _, want := range []string{"Conversations on Pixel 7", "Last used: 2 hours ago.", "Keeps a login key until", "Dino", "Last used: 5 days ago.", "No login key", "Sign out all of bob's devices"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("bob's page lacks %q", want)
+		}
+	}
+	if i, j := strings.Index(body, "Pixel 7"), strings.Index(body, "Dino"); i > j {
+		t.Errorf("devices not in the store's order (most recent first)")
+	}
+	_, body = admin.get("/admin/members/carol")
+	if !strings.Contains(body, "No devices known yet") {
+		t.Errorf("carol's page: %s", body)
+	}
+	resp, _ = admin.get("/admin/members/zed")
+	wantStatus(t, resp, http.StatusNotFound, "unknown member's page")
+	_, body = admin.get("/admin/members/anna")
+	if strings.Contains(body, `action="/admin/members/signout"`) {
+		t.Errorf("the admin's own page offers to sign themselves out")
+	}
+
+	// Without the form's token: nothing happens.
+	resp, _ = admin.post("/admin/members/signout", url.Values{"user": {"bob"}})
+	wantStatus(t, resp, http.StatusForbidden, "sign out without token")
+	if len(a.devices.signOut) != 0 {
+		t.Fatalf("signed out without a token: %v", a.devices.signOut)
+	}
+	tok := admin.token("/admin/members/bob")
+	resp, _ = admin.post("/admin/members/signout", url.Values{"csrf": {tok}, "user": {"bob"}})
+	wantRedirect(t, resp, "/admin/members/bob?done=signout")
+	if len(a.devices.signOut) != 1 || a.devices.signOut[0] != "bob" {
+		t.Fatalf("signed out %v, want [bob]", a.devices.signOut)
+	}
+	_, body = admin.get("/admin/members/bob?done=signout")
+	if !strings.Contains(body, "All their apps are signed out.") {
+		t.Errorf("no confirmation after sign out")
+	}
+	// bob's open page session on the box ended too.
+	resp, _ = bob.get("/invite")
+	wantRedirect(t, resp, "/login?next=%2Finvite")
+
+	for _, c := range []struct {
+		user string
+		code int
+	}{{"anna", http.StatusConflict}, {"zed", http.StatusNotFound}, {"", http.StatusBadRequest}} {
+		resp, _ = admin.post("/admin/members/signout", url.Values{"csrf": {tok}, "user": {c.user}})
+		wantStatus(t, resp, c.code, "sign out "+c.user)
 	}
 }
 

@@ -59,6 +59,8 @@ func (u *UI) routes() []route {
 		{"POST /admin/members/remove", admin, u.memberRemove},
 		{"POST /admin/members/undo", admin, u.memberUndo},
 		{"POST /admin/members/reset", admin, u.memberReset},
+		{"GET /admin/members/{user}", admin, u.memberPage},
+		{"POST /admin/members/signout", admin, u.memberSignOut},
 		{"GET /admin/invites", admin, u.adminInvitesPage},
 		{"POST /admin/invites", admin, u.adminInviteCreate},
 		{"POST /admin/invites/revoke", admin, u.adminInviteRevoke},

@@ -40,6 +40,7 @@ func (d *Daemon) adminDeps() setupui.Admin {
 	return setupui.Admin{
 		Members:  webMembers{d},
 		Circles:  webCircles{d.Server},
+		Devices:  webDevices{webMembers{d}},
 		Announce: d.announce,
 		Health:   d.health,
 		Updates:  d.updateStatus,
@@ -113,6 +114,54 @@ func (m webMembers) Undo(user string) error {
 	} else {
 		return err
 	}
+}
+
+// webDevices are a member's apps as SASL2 recorded them (store/fast.go).
+type webDevices struct{ m webMembers }
+
+func (w webDevices) List(user string) ([]setupui.Device, error) {
+	if err := w.m.exists(user); err != nil {
+		return nil, err
+	}
+	list, err := w.m.d.Store.Devices(user)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]setupui.Device, 0, len(list))
+	for _, x := range list {
+		out = append(out, setupui.Device{ID: x.ID, Software: x.Software, Device: x.Device, Created: x.Created, LastUsed: x.LastUsed, TokenExpiry: x.TokenExpiry})
+	}
+	return out, nil
+}
+
+// SignOutAll ends user's FAST tokens first (committed), then every
+// session: connected ones are closed with a stream error, which is "on
+// purpose" and so does not hibernate; ones already hibernating would
+// otherwise wait for a resumption (CloseWithError does nothing to a
+// session without a connection) and are ended here. The password stays:
+// an app that saved it logs in again (the page says so).
+func (w webDevices) SignOutAll(user string) (int, error) {
+	if err := w.m.exists(user); err != nil {
+		return 0, err
+	}
+	srv := w.m.d.Server
+	if err := srv.Store.RevokeAllFAST(user); err != nil {
+		return 0, fmt.Errorf("revoke fast tokens of %s: %w", user, err)
+	}
+	n := 0
+	for _, sess := range srv.Router.Sessions(user) {
+		// The generation is read before Detached: a session resumed in
+		// between has a new one, EndHibernated leaves it alone, and it
+		// is closed below on its new connection like any other.
+		gen := sess.Gen()
+		if sess.Detached() && srv.EndHibernated(sess, gen) {
+			n++
+			continue
+		}
+		sess.CloseWithError("not-authorized", "signed out by an admin")
+		n++
+	}
+	return n, nil
 }
 
 // Circles are kept in xmppd's own bucket: name → members (JSON). The

@@ -20,6 +20,7 @@ import (
 	"github.com/hearthchat/hearth/appliance/state"
 	setupui "github.com/hearthchat/hearth/setup-ui"
 	"github.com/hearthchat/hearth/xmppd/client"
+	"github.com/hearthchat/hearth/xmppd/sasl"
 	"github.com/hearthchat/hearth/xmppd/store"
 )
 
@@ -378,5 +379,118 @@ func TestRemovalCountdownRuns(t *testing.T) {
 	waitFor(t, "bob deleted", func() bool { _, err := d.Store.Account("bob"); return err == store.ErrNotFound })
 	if e := time.Since(start); e < 300*time.Millisecond {
 		t.Fatalf("deleted after %v, before the grace ran out", e)
+	}
+}
+
+// TestSignOutAllDevices: through the real store and router, "sign out all
+// devices" lists the member's devices, ends their FAST tokens and every
+// session — the connected one and the one hibernating for resumption
+// (a stream error does nothing to a session without a connection).
+func TestSignOutAllDevices(t *testing.T) {
+	d := startTest(t, state.Dir(t.TempDir()))
+	for _, u := range []string{"anna", "bob"} {
+		if err := d.Store.CreateAccount(u, u+"-password", u == "anna"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	if err := d.Store.SeenDevice("bob", "ua-phone", "Conversations", "Pixel 7", now.Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := d.Store.IssueFAST("bob", "ua-phone", sasl.HTSHA256None, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := webDevices{webMembers{d}}
+	list, err := w.List("bob")
+	if err != nil || len(list) != 1 || list[0].Software != "Conversations" || list[0].Device != "Pixel 7" || list[0].TokenExpiry.IsZero() {
+		t.Fatalf("bob's devices %+v, %v", list, err)
+	}
+	if _, err := w.List("zed"); err != setupui.ErrNoMember {
+		t.Errorf("devices of nobody: %v", err)
+	}
+	if _, err := w.SignOutAll("_health"); err != setupui.ErrNoMember {
+		t.Errorf("sign out of the box's own account: %v", err)
+	}
+
+	// One device of bob's hibernates: it enabled resumption and its
+	// connection (through a proxy the test controls) is cut.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cut := make(chan net.Conn, 1)
+	go func() {
+		in, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", d.C2SAddr.String())
+		if err != nil {
+			in.Close()
+			return
+		}
+		cut <- out
+		go io.Copy(out, in)
+		io.Copy(in, out)
+		in.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	phone, err := client.Dial(ctx, client.Config{
+		Addr: ln.Addr().String(), Domain: d.Server.Domain, User: "bob", Password: "bob-password",
+		TLS:       &tls.Config{InsecureSkipVerify: true, ServerName: d.Server.Domain},
+		Mechanism: client.ScramSHA256, Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	if err := phone.Send([]byte("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")); err != nil {
+		t.Fatal(err)
+	}
+	phone.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		b, err := phone.ReadStanza()
+		if err != nil {
+			t.Fatalf("waiting for <enabled/>: %v", err)
+		}
+		if bytes.Contains(b, []byte("<enabled")) {
+			break
+		}
+	}
+	(<-cut).Close()
+	waitFor(t, "bob's phone to hibernate", func() bool {
+		all := d.Server.Router.Sessions("bob")
+		return len(all) == 1 && all[0].Detached()
+	})
+	laptop := dial(t, d, "bob", "bob-password")
+	waitFor(t, "bob's two sessions", func() bool { return len(d.Server.Router.Sessions("bob")) == 2 })
+
+	n, err := w.SignOutAll("bob")
+	if err != nil || n != 2 {
+		t.Fatalf("sign out: %d sessions, %v", n, err)
+	}
+	laptop.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		b, err := laptop.ReadStanza()
+		if err != nil {
+			break
+		}
+		if bytes.Contains(b, []byte("not-authorized")) {
+			break
+		}
+	}
+	waitFor(t, "bob's sessions to end", func() bool { return len(d.Server.Router.Sessions("bob")) == 0 })
+	if _, _, err := d.Store.UseFAST("bob", "ua-phone", sasl.HTSHA256None, sasl.HTInitiator([]byte(token)), time.Now()); err != store.ErrFASTRefused {
+		t.Errorf("bob's FAST token after sign out: %v", err)
+	}
+	if list, _ := w.List("bob"); len(list) != 1 || !list[0].TokenExpiry.IsZero() {
+		t.Errorf("after sign out bob's devices are %+v (want listed, without a token)", list)
+	}
+	// Signing out is not removal: the password still logs in.
+	if err := login(t, d, "bob", "bob-password"); err != nil {
+		t.Errorf("bob after sign out: %v", err)
 	}
 }
