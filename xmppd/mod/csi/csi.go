@@ -101,6 +101,16 @@ func Register(srv *server.Server) {
 			sess.CloseWithError("unsupported-stanza-type", "")
 		}
 	})
+	// XEP-0386: a phone that logs in from the pocket says <inactive/>
+	// inside its Bind 2 request, saving the round trip (and the burst of
+	// presence that would reach it before a separate nonza). Handled
+	// before the session is bound, so not one stanza arrives while it is
+	// still active. <active/> is the state a new session has anyway.
+	srv.AddBindFeature(server.BindFeature{Var: ns, Handle: func(sess *session.Session, el *stream.Element) {
+		if el.Local == "inactive" {
+			stateOf(srv, sess).setInactive(sess)
+		}
+	}})
 	srv.OnClosed(func(sess *session.Session) {
 		if st, _ := sess.Value(stateKey{}).(*state); st != nil {
 			st.end()
