@@ -31,48 +31,20 @@ func parseStanzaID(s string) (uint64, bool) {
 	return n, err == nil
 }
 
-// archive commits el (r locked) and returns its stanza-id.
+// archive commits el (r locked, its outbox empty) at once and returns its
+// stanza-id. Room messages go through postMessage (fanout.go), which
+// shares commits; this is for callers that need the id before going on
+// (tests of the archive's bounds).
 func (m *Service) archive(r *room, el *stream.Element) (string, error) {
-	now := m.o.Now()
-	base := r.st.arc
-	base.Seq++
-	if base.First == 0 {
-		base.First = base.Seq
-	}
-	rec := encodeRecord(now.UnixNano(), el.String())
-	base.Items++
-	base.Bytes += int64(len(rec))
+	seq := r.st.arc.Seq + 1
 	var next arcMeta
-	// Batch may run the function again (after another one in the batch
-	// failed): it works on its own copy each time.
-	err := m.srv.Store.Batch(func(tx *bolt.Tx) error {
-		next = base
-		ab, err := tx.Bucket(bucketArchive).CreateBucketIfNotExists([]byte(r.name))
-		if err != nil {
-			return err
-		}
-		if err := ab.Put(store.U64(next.Seq), rec); err != nil {
-			return err
-		}
-		// Trim the oldest while over the room's bound (never the new one).
-		c := ab.Cursor()
-		for k, v := c.First(); k != nil && u64(k) != next.Seq && (next.Items > m.o.ArchiveItems || next.Bytes > m.o.ArchiveBytes); k, v = c.First() {
-			next.Items--
-			next.Bytes -= int64(len(v))
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			if k2, _ := c.First(); k2 != nil {
-				next.First = u64(k2)
-			}
-		}
-		return tx.Bucket(bucketArcMeta).Put([]byte(r.name), next.encode())
-	})
-	if err != nil {
+	rec := encodeRecord(m.o.Now().UnixNano(), el.String())
+	if err := m.srv.Store.Batch(m.appendTx(r.name, seq, rec, &next)); err != nil {
 		return "", err
 	}
 	r.st.arc = next
-	return stanzaID(next.Seq), nil
+	r.ob.fanned = seq
+	return stanzaID(seq), nil
 }
 
 func u64(b []byte) uint64 {
@@ -208,6 +180,11 @@ func (m *Service) sendHistory(r *room, to string, x *stream.Element) {
 	}
 	for _, rec := range recs {
 		el := rec.el
+		if rec.seq > r.ob.fanned {
+			// Committed, not fanned out yet (fanout.go): the joiner,
+			// an occupant now, receives it live.
+			continue
+		}
 		if el.Child(stream.NSClient, "subject") != nil && el.Child(stream.NSClient, "body") == nil {
 			continue // the current subject comes after the history
 		}

@@ -106,20 +106,11 @@ func (m *Service) groupchat(st *server.Stanza, r *room) {
 	out := m.cleanMessage(st.El, roomJID)
 	out.Set("from", roomJID+"/"+o.nick)
 	out.Add(stream.New(nsOccID, "occupant-id", "id", o.id))
-	if body != nil || subj != nil || retract {
-		// Committed before anyone sees it: what was fanned out is in
-		// the archive after a crash.
-		id, err := m.archive(r, out)
-		if err != nil {
-			m.srv.Log.Error("muc: archive", "room", r.name, "err", err)
-			m.bounce(st, server.ErrInternal)
-			return
-		}
-		out.Add(stream.New(nsSID, "stanza-id", "id", id, "by", roomJID))
-	}
-	for _, to := range r.sortedOccupants() {
-		m.toOccupant(to, out)
-	}
+	// Committed before anyone sees it (what was fanned out is in the
+	// archive after a crash), sharing its commit with the messages
+	// around it (fanout.go); messages without body, subject or
+	// retraction are not archived but keep their place in the order.
+	m.postMessage(r, st, out, body != nil || subj != nil || retract)
 }
 
 // sendSubject sends the subject message that ends a join (§7.2.15),

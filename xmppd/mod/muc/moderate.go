@@ -49,7 +49,9 @@ func (m *Service) tombstone(r *room, seq uint64, mk func(orig *stream.Element) (
 		if err := ab.Put(store.U64(seq), rec); err != nil {
 			return err
 		}
-		a := r.st.arc
+		// The stored bookkeeping, not r.st.arc: appends queued on the
+		// commit queue (fanout.go) may have moved it since.
+		a := decodeArcMeta(tx.Bucket(bucketArcMeta).Get([]byte(r.name)))
 		a.Bytes += delta
 		return tx.Bucket(bucketArcMeta).Put([]byte(r.name), a.encode())
 	})
@@ -146,14 +148,8 @@ func (m *Service) moderate(st *server.Stanza) (*stream.Element, error) {
 		rt.Add(stream.New(nsRetract, "reason").AddText(reason))
 	}
 	msg.Add(rt)
-	// The notice is archived too, so members offline now learn of it.
-	id, err := m.archive(r, msg)
-	if err != nil {
-		return nil, err
-	}
-	msg.Add(stream.New(nsSID, "stanza-id", "id", id, "by", m.roomJID(r.name)))
-	for _, to := range r.sortedOccupants() {
-		m.toOccupant(to, msg)
-	}
+	// The notice is archived too, so members offline now learn of it;
+	// it takes its place after the messages accepted before it.
+	m.postMessage(r, st, msg, true)
 	return nil, nil
 }

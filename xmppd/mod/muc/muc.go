@@ -31,17 +31,22 @@
 // after LockTimeout. Details in lock.go.
 //
 // Concurrency: each room has one mutex, held while its state changes,
-// while the change is committed to storage and while the result is fanned
-// out, so every occupant sees a room's stanzas in one order and the
-// archive's order is the delivery order. Fan-out never blocks (sessions
+// while a change of its state is committed to storage and while the
+// result is fanned out, so every occupant sees a room's stanzas in one
+// order. A room message is the exception to waiting for its commit under
+// the mutex (fanout.go, issue 12's benchmark): it gets its stanza-id under
+// the mutex, its archive write joins the store's commit queue, and it is
+// fanned out when committed, in stanza-id order, so the archive's order
+// is still the delivery order. Fan-out never blocks (sessions
 // have bounded queues); a delivery that fails comes back as an error
 // stanza, which is handled on its own goroutine (it would otherwise try to
 // take the room's mutex the fan-out holds).
 //
 // Durability: a room (its configuration, affiliations, subject) and an
-// archived message are committed before anything is sent: the sender's
-// stream-management ack covers the stanza only after FromClient returns,
-// and the commit happens inside it.
+// archived message are committed before anything is sent. The sender's
+// stream-management ack covers a room's state change only after
+// FromClient returns, and the commit happens inside it; it covers a room
+// message only once the commit queue has committed it (server.Commit).
 package muc
 
 import (

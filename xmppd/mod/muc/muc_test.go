@@ -715,3 +715,48 @@ func TestRegisteredNick(t *testing.T) {
 		t.Fatalf("registering made bob a member: %s", self)
 	}
 }
+
+// TestRoomOrderUnderLoad: a burst of room messages, some archived (a
+// body) and some not (a chat state), reaches every occupant, the sender
+// included, in the order it was sent, with stanza-ids increasing (issue
+// 12: room messages now wait for a shared commit before fan-out, and a
+// chat state must not overtake the messages before it).
+func TestRoomOrderUnderLoad(t *testing.T) {
+	d := start(t)
+	alice, bob := login(t, d, "alice"), login(t, d, "bob")
+	create(t, alice, room, "alice", "")
+	join(t, bob, room, "bob", "<history maxstanzas='0'/>")
+	alice.Expect("bob's presence", func(el *stream.Element) bool { return el.Local == "presence" && el.Get("from") == room+"/bob" })
+	const n = 300
+	go func() {
+		for i := range n {
+			if i%7 == 3 {
+				alice.Sendf("<message to='%s' type='groupchat' id='k%d'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>", room, i)
+			} else {
+				alice.Sendf("<message to='%s' type='groupchat' id='k%d'><body>b%d</body></message>", room, i, i)
+			}
+		}
+	}()
+	for _, c := range []*modtest.Client{bob, alice} {
+		last := ""
+		for i := 0; i < n; {
+			el := c.El()
+			if el.Local != "message" || el.Get("type") != "groupchat" {
+				continue
+			}
+			if el.Get("id") != fmt.Sprintf("k%d", i) {
+				t.Fatalf("%s: message %d of the burst is %s", c.JID, i, el)
+			}
+			if sid := el.Child("urn:xmpp:sid:0", "stanza-id"); sid != nil {
+				if id := sid.Get("id"); id <= last {
+					t.Fatalf("%s: stanza-id %s after %s", c.JID, id, last)
+				} else {
+					last = id
+				}
+			} else if el.ChildText("jabber:client", "body") != "" {
+				t.Fatalf("%s: archived message without stanza-id: %s", c.JID, el)
+			}
+			i++
+		}
+	}
+}

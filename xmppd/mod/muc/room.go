@@ -76,6 +76,7 @@ type room struct {
 	st     roomState
 	occ    map[string]*occupant // by folded nick
 	gone   bool                 // destroyed: a stanza that raced the destroy finds no room
+	ob     outbox               // messages waiting for their commit (fanout.go)
 }
 
 func newRoom(name, domain string, s roomState) *room {

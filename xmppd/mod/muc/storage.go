@@ -68,6 +68,7 @@ func (m *Service) load() error {
 			}
 			s.arc = decodeArcMeta(am.Get(k))
 			r := newRoom(string(k), m.srv.Domain, s)
+			r.ob.fanned = s.arc.Seq
 			m.rooms[r.name] = r
 			return nil
 		})

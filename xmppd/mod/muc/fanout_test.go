@@ -1,0 +1,83 @@
+package muc
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/session"
+	"github.com/hearthchat/hearth/xmppd/store"
+	"github.com/hearthchat/hearth/xmppd/stream"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestRoomMessagesShareCommit: two messages a client sends to one room in
+// quick succession are archived by one commit-queue transaction (issue
+// 12: with the archive written by Store.Batch under the room's mutex,
+// every room message cost its own commit), in order, and the sender's
+// acknowledgement waits for them (server.Commit).
+func TestRoomMessagesShareCommit(t *testing.T) {
+	old := store.CommitInterval
+	// Long enough that both messages are queued before the gathered
+	// commit on a loaded machine; only this test waits for it.
+	store.CommitInterval = 2 * time.Second
+	t.Cleanup(func() { store.CommitInterval = old })
+
+	m, st, _ := newService(t, Options{NoDefaultRoom: true})
+	r, _, err := m.create("r", "alice@example.test", "alice", defaultConfig(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := jid.MustParse("alice@example.test/res")
+	r.occ["alice"] = &occupant{nick: "alice", bare: "alice@example.test", real: map[string]*stream.Element{full.String(): nil}, role: "participant", id: "occ"}
+	c1, c2 := net.Pipe()
+	t.Cleanup(func() { c1.Close(); c2.Close() })
+	sess := session.New(c1, full, stream.NSClient)
+
+	// A write just committed: the queue now gathers for CommitInterval.
+	warm := make(chan error, 1)
+	st.Enqueue(func(*bolt.Tx) error { return nil }, func(err error) { warm <- err })
+	if err := <-warm; err != nil {
+		t.Fatal(err)
+	}
+	before := st.Commits()
+	for i := range 2 {
+		el, err := stream.ParseElement([]byte(fmt.Sprintf("<message xmlns='jabber:client' type='groupchat' to='r@groups.example.test'><body>m%d</body></message>", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.groupchat(&server.Stanza{El: el, From: full, To: jid.MustParse("r@groups.example.test"), Origin: sess}, r)
+	}
+	r.mu.Unlock()
+	// The sender's acknowledgement does not cover them yet: their
+	// commit is outstanding on its session (server/durable.go).
+	if m.srv.WaitCommits(sess, 0) {
+		t.Fatal("the room messages' commit is not outstanding on the sender's session")
+	}
+
+	var recs []record
+	for deadline := time.Now().Add(20 * time.Second); len(recs) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("archived %d of 2 messages", len(recs))
+		}
+		time.Sleep(10 * time.Millisecond)
+		if recs, _, err = m.read("r", 0, 0, time.Time{}, time.Time{}, 10, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := st.Commits() - before; got != 1 {
+		t.Fatalf("two room messages took %d commit-queue commits, want 1 shared", got)
+	}
+	for i, rec := range recs {
+		if b := rec.el.ChildText(stream.NSClient, "body"); b != fmt.Sprintf("m%d", i) || rec.seq != uint64(i+1) {
+			t.Fatalf("archive[%d] = seq %d %q", i, rec.seq, b)
+		}
+	}
+	if !m.srv.WaitCommits(sess, 10*time.Second) {
+		t.Fatal("the sender's commits never completed")
+	}
+}
