@@ -332,3 +332,25 @@ func TestCSPUploadOrigin(t *testing.T) {
 		}
 	}
 }
+
+// OMEMO's WebAssembly is cached for a while (libomemo fetches it for every
+// key operation); everything else is revalidated.
+func TestCacheControl(t *testing.T) {
+	for name, want := range map[string]string{
+		"dist/curve25519_compiled.wasm": "max-age=3600",
+		"dist/converse.min.js":          "no-cache",
+		"dist/libomemo.esm.min.js":      "no-cache",
+		"static/hearth-chat.js":         "no-cache",
+	} {
+		if got := cacheControl(name); got != want {
+			t.Errorf("%s: Cache-Control %q, want %q", name, got, want)
+		}
+	}
+	if !Built() {
+		t.Skip("Converse's files are not embedded (make webchat-assets)")
+	}
+	res := serve(t, clubHandler(), "GET", "/chat/dist/curve25519_compiled.wasm", nil)
+	if res.StatusCode != 200 || res.Header.Get("Cache-Control") != "max-age=3600" || res.Header.Get("Content-Type") != "application/wasm" {
+		t.Errorf("wasm: %d %q %q", res.StatusCode, res.Header.Get("Cache-Control"), res.Header.Get("Content-Type"))
+	}
+}

@@ -426,6 +426,16 @@ try {
   await omemoReady(hb);
   await omemoReady(ha);
   result.checks.httpsOMEMO = true;
+  // Page weight OMEMO adds after login (its library and WebAssembly load
+  // only then).
+  result.pages.push({ name: 'omemo-after-login', ms: 0, ...(await ha.evaluate(() => {
+    const es = performance.getEntriesByType('resource').filter((e) => /libomemo|\.wasm/.test(e.name));
+    // requests: those that reached the box (a cache hit transfers 0).
+    return { transferred: es.reduce((n, e) => n + (e.transferSize || 0), 0), decoded: es.reduce((n, e) => n + (e.decodedBodySize || 0), 0), requests: es.filter((e) => e.transferSize > 0).length, loads: es.length };
+  })) });
+  // libomemo fetches its WebAssembly for each key operation; the box lets
+  // the browser cache it, so few of those reach the box.
+  result.checks.omemoRequestsFew = result.pages.at(-1).requests <= 3;
   await openChat(ha, TLSBASE, carol);
   await send(ha, carol, 'Over HTTPS now');
   await peerSaw((l) => l.startsWith(`got ${alice} `) && l.includes('Over HTTPS now'), 'the HTTPS message');
