@@ -62,6 +62,16 @@ func TestQuickBenchHearth(t *testing.T) {
 		"group chat: join a room with 100 archived messages (history 20)", "group chat: then the last 50 from the room's archive",
 		"PEP: publish to the 10th contact's notification, p50", "PEP: publish to the 10th contact's notification, p99",
 		"PEP: server CPU per notification",
+		// issue 13: the archive's cost at 1000 msg/s, RssAnon beside
+		// VmRSS, and paging an account archive
+		"server CPU per message at 1000 msg/s", "failures at 1000 msg/s",
+		"fsyncs/s at 1000 msg/s", "disk written per message at 1000 msg/s",
+		"RssAnon at rest", "RssAnon with 200 idle sessions",
+		"RSS after the messaging phases (VmRSS)", "RssAnon after the messaging phases",
+		"account archive: messages archived (fill of 500", "account archive: fill rate",
+		"account archive: disk written per message during the fill",
+		"account archive: newest 50, median", "account archive: newest 50 with one contact, median",
+		"account archive: oldest 50, median", "account archive: RssAnon after the fill and pages",
 	}
 	num := regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 	for _, w := range wantRows {
@@ -102,6 +112,15 @@ func TestQuickBenchHearth(t *testing.T) {
 	}
 	if strings.Contains(report, "fsyncs not counted") {
 		t.Errorf("the offline run did not count fsyncs (is perf installed?):\n%s", report)
+	}
+	// Every message of the fill reached the archive and every page got
+	// its 50; perf counted the fixed-rate runs' syncs.
+	if !regexp.MustCompile(`(?m)^\| account archive: messages archived \(fill of 500, at most 10s\) \| msgs \| 500 \|$`).MatchString(report) ||
+		strings.Contains(report, "account archive: pages got") || strings.Contains(report, "account archive: the fill stopped") {
+		t.Errorf("account archive phase incomplete:\n%s", report)
+	}
+	if strings.Contains(report, "fsyncs n/a") {
+		t.Errorf("the fixed-rate runs did not count fsyncs (is perf installed?):\n%s", report)
 	}
 	if !regexp.MustCompile(`(?m)^\| PEP: items \(of 5\) that reached every contact \| items \| 5 \|$`).MatchString(report) {
 		t.Errorf("not every PEP item reached every contact:\n%s", report)

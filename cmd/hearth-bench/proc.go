@@ -13,10 +13,14 @@ import (
 // sample is one reading of a server's whole process tree (ejabberd is
 // beam.smp plus erl_child_setup; Prosody and xmppd are one process).
 type sample struct {
-	rssKB    int64
-	cpuTicks int64 // utime+stime of every process in the tree
-	ctxsw    int64 // voluntary+nonvoluntary switches over every thread
-	runDelay int64 // ns spent runnable but waiting for a CPU, over every thread
+	rssKB int64
+	// rssAnonKB is RssAnon over the tree: VmRSS less file-backed pages
+	// (xmppd's bbolt file is mmapped, so its VmRSS after the messaging
+	// phases is mostly the database's reclaimable page cache) and shmem.
+	rssAnonKB int64
+	cpuTicks  int64 // utime+stime of every process in the tree
+	ctxsw     int64 // voluntary+nonvoluntary switches over every thread
+	runDelay  int64 // ns spent runnable but waiting for a CPU, over every thread
 	// cpuNS is time on a CPU, ns, over every live thread (schedstat): the
 	// same accounting utime+stime come from, without rounding to 10 ms
 	// ticks (at 50 msg/s a window holds only a few ticks of work).
@@ -98,6 +102,7 @@ func measure(pid int) sample {
 		st, _ := strconv.ParseInt(f[12], 10, 64)
 		s.cpuTicks += ut + st
 		s.rssKB += statusField(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
+		s.rssAnonKB += statusField(fmt.Sprintf("/proc/%d/status", p), "RssAnon:")
 		io := fmt.Sprintf("/proc/%d/io", p)
 		s.writeBytes += statusField(io, "write_bytes:")
 		s.syscw += statusField(io, "syscw:")

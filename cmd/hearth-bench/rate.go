@@ -31,6 +31,22 @@ type rateResult struct {
 	ctxsw    int64
 	// run-queue waits (other load on the machine)
 	serverWait, genWait time.Duration
+	// fsync-family calls over the window (countSyncs; -1: not counted,
+	// syncErr says why) and write_bytes of the tree over it: issue 13's
+	// fsyncs/s and disk bytes per archived message at 1000 msg/s
+	fsyncs     int64
+	syncErr    string
+	writeBytes int64
+}
+
+// syncsPerSec and bytesPerMsg format the sync and disk figures ("n/a"
+// when perf could not count).
+func (r rateResult) syncsPerSec() (float64, bool) {
+	return float64(r.fsyncs) / r.window.Seconds(), r.fsyncs >= 0 && r.window > 0
+}
+
+func (r rateResult) bytesPerMsg() float64 {
+	return float64(r.writeBytes) / float64(max(r.sent, 1))
 }
 
 func (r rateResult) failures() int64 { return r.late + r.lost + r.bounced }
@@ -97,6 +113,8 @@ func fixedRate(pid int, senders, receivers []*session, rate int, warm, window ti
 	}()
 
 	var s0, s1, g0, g1 sample
+	fsyncs, syncErr := int64(-1), error(nil)
+	perfDone := make(chan struct{})
 	step := float64(time.Second) / float64(rate)
 	var buf []byte
 	for k := int64(0); k < total; k++ {
@@ -106,6 +124,11 @@ func fixedRate(pid int, senders, receivers []*session, rate int, warm, window ti
 		}
 		if k == first {
 			s0, g0 = measure(pid), measure(os.Getpid())
+			// perf runs beside the schedule for the counted window.
+			go func() {
+				defer close(perfDone)
+				fsyncs, syncErr = countSyncs(tree(pid), window)
+			}()
 		}
 		p := int(k % int64(len(senders)))
 		buf = appendMsgAt(buf[:0], receivers[p].c.JID(), k, due.UnixNano())
@@ -118,10 +141,17 @@ func fixedRate(pid int, senders, receivers []*session, rate int, warm, window ti
 		time.Sleep(d)
 	}
 	s1, g1 = measure(pid), measure(os.Getpid())
+	if first < total {
+		<-perfDone
+	}
 
 	r := rateResult{rate: rate, window: window, sent: total - first,
 		cpuNS: s1.cpuNS - s0.cpuNS, cpuTicks: s1.cpuTicks - s0.cpuTicks, ctxsw: s1.ctxsw - s0.ctxsw,
-		serverWait: time.Duration(s1.runDelay - s0.runDelay), genWait: time.Duration(g1.runDelay - g0.runDelay)}
+		serverWait: time.Duration(s1.runDelay - s0.runDelay), genWait: time.Duration(g1.runDelay - g0.runDelay),
+		fsyncs: fsyncs, writeBytes: s1.writeBytes - s0.writeBytes}
+	if syncErr != nil {
+		r.fsyncs, r.syncErr = -1, syncErr.Error()
+	}
 	for deadline := time.Now().Add(drainLimit); time.Now().Before(deadline); {
 		mu.Lock()
 		n := int64(len(lat))

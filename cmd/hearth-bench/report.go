@@ -24,6 +24,7 @@ func report(o *options, rs []*result) string {
 	rows := []metric{
 		{label: "cold start to first stream features", value: func(r *result) (float64, bool) { return ms(r.coldStart), r.coldStart > 0 }, unit: "ms"},
 		{label: "RSS at rest (accounts created, no sessions)", value: func(r *result) (float64, bool) { return float64(r.rssRest) / 1024, r.rssRest > 0 }, unit: "MiB", prec: 1},
+		{label: "RssAnon at rest (VmRSS less mapped files)", value: func(r *result) (float64, bool) { return float64(r.anonRest) / 1024, r.rssRest > 0 }, unit: "MiB", prec: 1},
 	}
 	ns := []int{o.nSmall}
 	if o.nLarge != o.nSmall {
@@ -32,6 +33,7 @@ func report(o *options, rs []*result) string {
 	for _, n := range ns {
 		rows = append(rows,
 			metric{label: fmt.Sprintf("RSS with %d idle sessions", n), value: func(r *result) (float64, bool) { return float64(r.rssN[n]) / 1024, r.rssN[n] > 0 }, unit: "MiB", prec: 1},
+			metric{label: fmt.Sprintf("RssAnon with %d idle sessions", n), value: func(r *result) (float64, bool) { return float64(r.anonN[n]) / 1024, r.rssN[n] > 0 }, unit: "MiB", prec: 1},
 			metric{label: fmt.Sprintf("RSS per idle session (N=%d)", n), value: func(r *result) (float64, bool) { return r.perSess[n], r.rssN[n] > 0 }, unit: "KiB", prec: 1},
 		)
 	}
@@ -79,8 +81,21 @@ func report(o *options, rs []*result) string {
 				x, ok := get(r)
 				return float64(x.failures()), ok && x.sent > 0
 			}, unit: "msgs", noRatio: true},
+			metric{label: fmt.Sprintf("fsyncs/s at %d msg/s", rate), value: func(r *result) (float64, bool) {
+				x, ok := get(r)
+				v, ok2 := x.syncsPerSec()
+				return v, ok && ok2
+			}, unit: "/s", prec: 1},
+			metric{label: fmt.Sprintf("disk written per message at %d msg/s", rate), value: func(r *result) (float64, bool) {
+				x, ok := get(r)
+				return x.bytesPerMsg(), ok && x.sent > 0
+			}, unit: "bytes/msg"},
 		)
 	}
+	rows = append(rows,
+		metric{label: "RSS after the messaging phases (VmRSS)", value: func(r *result) (float64, bool) { return float64(r.rssMsg) / 1024, r.rssMsg > 0 }, unit: "MiB", prec: 1},
+		metric{label: "RssAnon after the messaging phases", value: func(r *result) (float64, bool) { return float64(r.anonMsg) / 1024, r.rssMsg > 0 }, unit: "MiB", prec: 1},
+	)
 	rows = append(rows,
 		metric{label: "logins/s (TCP+STARTTLS+SCRAM+bind, 16 parallel)", value: func(r *result) (float64, bool) {
 			return float64(r.login.ok) / r.login.window.Seconds(), r.login.window > 0
@@ -89,6 +104,7 @@ func report(o *options, rs []*result) string {
 	rows = append(rows, uploadRows(o)...)
 	rows = append(rows, mucRows(o)...)
 	rows = append(rows, pepRows(o)...)
+	rows = append(rows, mamRows(o)...)
 	rows = append(rows,
 		metric{label: "offline path: messages/s to members not logged in", value: func(r *result) (float64, bool) {
 			return float64(r.off.stored) / r.off.window.Seconds(), r.off.window > 0
@@ -159,14 +175,19 @@ func report(o *options, rs []*result) string {
 
 	fmt.Fprintf(&b, "\n## Fixed-rate runs\n\n%d pairs, round-robin, %v per rate after 1 s of warm-up. Latency is from the time each message was due to be sent (fixed schedule; a stall delays everything behind it and is counted, no coordinated omission). Failures: lost (not delivered %v after the last send) + late (delivered more than %v after it was due) + bounced (an error back to the sender).\n\n",
 		o.pairs, o.rateWindow, drainLimit, lateAfter)
-	b.WriteString("| server | msg/s | sent | delivered | failures | lost | late | bounced | p50 ms | p99 ms | p99.9 ms | max ms | server CPU µs/msg | (from ticks) | wake-ups/msg | run-queue wait server / generator s |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("Every message is archived by every server (MAM on, both sides). fsyncs/s are fsync+fdatasync+sync_file_range+msync calls of the server's process tree over the window (perf stat on the syscall tracepoints; n/a with the reason in the notes when perf cannot count, e.g. not root or no tracefs); disk bytes are write_bytes from /proc/PID/io over the window, per message sent.\n\n")
+	b.WriteString("| server | msg/s | sent | delivered | failures | lost | late | bounced | p50 ms | p99 ms | p99.9 ms | max ms | server CPU µs/msg | (from ticks) | wake-ups/msg | fsyncs/s | disk bytes/msg | run-queue wait server / generator s |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
 		for _, x := range r.rates {
-			fmt.Fprintf(&b, "| %s | %d | %d | %d | **%d** | %d | %d | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %.0f | %.2f | %.2f / %.2f |\n",
+			syncs := "n/a"
+			if v, ok := x.syncsPerSec(); ok {
+				syncs = fmt.Sprintf("%.1f", v)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | **%d** | %d | %d | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %.0f | %.2f | %s | %.0f | %.2f / %.2f |\n",
 				r.name, x.rate, x.sent, x.delivered, x.failures(), x.lost, x.late, x.bounced,
 				ms(x.p50), ms(x.p99), ms(x.p999), ms(x.max), x.usPerMsg(),
-				float64(x.cpuTicks)*1e6/clkTck/float64(max(x.sent, 1)), x.wakesPerMsg(),
+				float64(x.cpuTicks)*1e6/clkTck/float64(max(x.sent, 1)), x.wakesPerMsg(), syncs, x.bytesPerMsg(),
 				x.serverWait.Seconds(), x.genWait.Seconds())
 		}
 	}
@@ -248,7 +269,7 @@ func report(o *options, rs []*result) string {
 		}
 		phaseTargets(&b, o, h, idx["prosody"])
 	}
-	b.WriteString("\nRSS is VmRSS summed over the server's process tree. CPU at saturation is utime+stime from /proc/PID/stat over the tree; " +
+	b.WriteString("\nRSS is VmRSS summed over the server's process tree; RssAnon (also summed) leaves out file-backed pages: xmppd maps its bbolt database file, so after the messaging phases most of its VmRSS is that file's page cache, which the kernel can reclaim. CPU at saturation is utime+stime from /proc/PID/stat over the tree; " +
 		"CPU per message at fixed rates is on-CPU time from /proc/PID/task/*/schedstat summed over every thread of the tree (the kernel accounting utime+stime are made from, in ns instead of 10 ms ticks; the ticks figure is shown beside it as a cross-check) over the counted window, divided by the messages sent in it. " +
 		"Wake-ups are voluntary+nonvoluntary context switches summed over every thread (/proc/PID/task/*/status). " +
 		"Cold start is from exec to the first stream features answered on the c2s port (prosody and ejabberd: the restart after in-band registration of the accounts, so every server opens a store that already holds them). " +
