@@ -69,6 +69,15 @@ try {
   await check(a, 'a-04-reset-link');
   result.checks.resetLink = (await text(a)).includes('Password link for ' + CIRCLE_MEMBER);
 
+  // A member's devices, and "sign out all devices".
+  await a.goto(BASE + '/admin/members');
+  await a.click(`a:has-text("Devices of ${REMOVE}")`);
+  await check(a, 'a-04b-devices');
+  result.checks.devices = /Conversations on Pixel 7[\s\S]*Last used: 2 hours ago/.test(await text(a));
+  await a.click(`button:has-text("Sign out all of ${REMOVE}'s devices")`);
+  await check(a, 'a-04c-signed-out');
+  result.checks.signedOut = (await text(a)).includes('All their apps are signed out.');
+
   // An announcement to everyone.
   await a.goto(BASE + '/admin/announce');
   await check(a, 'a-05-announce');
