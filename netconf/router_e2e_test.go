@@ -30,8 +30,11 @@ const (
 // The box's whole netconf service on a home network whose router is
 // Debian's miniupnpd, with UPnP turned on in the settings and the club's
 // domain hosted on a DNS server that takes updates (Debian's knot): the
-// chat ports appear on the router, the domain's address follows the
-// router's public address, hearth.local is claimed, and a factory reset
+// chat ports and federation's 5269 appear on the router, the domain's
+// address follows the router's public address and its server records
+// (federation's _xmpp-server ones too) are written, turning federation off
+// in the settings takes 5269 off the router, hearth.local is claimed, and
+// a factory reset
 // leaves nothing behind on the router. The service runs in the lan
 // namespace (TestNetconfInLAN, run by this test as a child process).
 func TestRouterFromSettings(t *testing.T) {
@@ -53,7 +56,7 @@ func TestRouterFromSettings(t *testing.T) {
 		t.Fatalf("inside the lab: %v\n%s", err, out)
 	}
 	t.Logf("inside the lab:\n%s", out)
-	if left := l.List(); routerlab.Listed(left, "tcp", 5222) || routerlab.Listed(left, "tcp", 5223) {
+	if left := l.List(); routerlab.Listed(left, "tcp", 5222) || routerlab.Listed(left, "tcp", 5223) || routerlab.Listed(left, "tcp", 5269) {
 		t.Fatalf("mappings left on the router after the factory reset:\n%s", left)
 	}
 }
@@ -105,21 +108,46 @@ func TestNetconfInLAN(t *testing.T) {
 	}
 	is := func(r status.Report, id string, l status.Level) bool { c, _ := r.Get(id); return c.Level == l }
 
-	r := wait("the chat ports mapped", func(r status.Report) bool {
+	r := wait("the chat and federation ports mapped", func(r status.Report) bool {
 		return is(r, upnp.Port{Proto: "tcp", Port: 5222}.CheckID(), status.OK) &&
-			is(r, upnp.Port{Proto: "tcp", Port: 5223}.CheckID(), status.OK)
+			is(r, upnp.Port{Proto: "tcp", Port: 5223}.CheckID(), status.OK) &&
+			is(r, upnp.Port{Proto: "tcp", Port: 5269}.CheckID(), status.OK)
 	})
 	if _, ok := r.Get(upnp.Port{Proto: "tcp", Port: 80}.CheckID()); ok {
 		t.Error("the web ports were mapped although no certificate is wanted")
 	}
 	out, _ := exec.Command("upnpc", "-u", desc, "-l").CombinedOutput()
-	if !routerlab.Listed(string(out), "tcp", 5222) || !routerlab.Listed(string(out), "tcp", 5223) {
-		t.Fatalf("the router does not hold the chat ports:\n%s", out)
+	if !routerlab.Listed(string(out), "tcp", 5222) || !routerlab.Listed(string(out), "tcp", 5223) ||
+		!routerlab.Listed(string(out), "tcp", 5269) {
+		t.Fatalf("the router does not hold the chat and federation ports:\n%s", out)
 	}
 
 	wait("the domain's address updated", func(r status.Report) bool { return is(r, dnsrec.CheckDDNS, status.OK) })
 	if got := knot.Lookup(t, "club.example.", dns.TypeA); len(got) != 1 || got[0] != routerWAN {
 		t.Fatalf("club.example A = %v, want the router's public address %s", got, routerWAN)
+	}
+	// The DNS host takes updates, so the server records were written too:
+	// other servers find the domain and its services on 5269.
+	for _, n := range []string{"club.example.", "groups.club.example.", "upload.club.example."} {
+		if got := knot.Lookup(t, "_xmpp-server._tcp."+n, dns.TypeSRV); len(got) != 1 || got[0] != "0 5 5269 club.example." {
+			t.Errorf("_xmpp-server._tcp.%s SRV = %v, want 0 5 5269 club.example.", n, got)
+		}
+	}
+
+	// Settings → federation off: 5269 goes from the router, chat stays.
+	cfg.Federation.Off = true
+	if err := config.Save(dir.Config(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	s.Reload()
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, _ = exec.Command("upnpc", "-u", desc, "-l").CombinedOutput()
+		if !routerlab.Listed(string(out), "tcp", 5269) && routerlab.Listed(string(out), "tcp", 5222) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("5269 still mapped (or chat gone) after federation was turned off:\n%s", out)
+		}
 	}
 	wait("hearth.local claimed", func(r status.Report) bool { return is(r, mdns.CheckID, status.OK) })
 
