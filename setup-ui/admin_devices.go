@@ -77,13 +77,7 @@ func (u *UI) memberPage(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	d := memberPageData{Nav: adminNav("/admin/members"), User: user, Self: user == self(r), Done: devicesDone[r.URL.Query().Get("done")]}
-	for _, x := range devs {
-		row := deviceRow{Name: deviceName(x), Used: ago(now, x.LastUsed)}
-		if x.TokenExpiry.After(now) {
-			row.KeyUntil = x.TokenExpiry.Local().Format("2 January 2006")
-		}
-		d.Devices = append(d.Devices, row)
-	}
+	d.Devices = deviceRows(devs, now)
 	u.tpl.Render(w, r, http.StatusOK, "admin-member", d)
 }
 
@@ -105,4 +99,60 @@ func (u *UI) memberSignOut(w http.ResponseWriter, r *http.Request) {
 	// The member's open pages on this box end too.
 	u.sess.EndUser(user)
 	back(w, r, memberPath(user), "signout")
+}
+
+// /devices: a member's own apps, and "sign out all my apps" (a phone
+// lost or sold) without asking an admin. The browser that asks stays
+// logged in to these pages; the member's other page sessions end.
+
+var ownDevicesDone = map[string]string{
+	"signout": "All your apps are signed out. Apps that saved your password log in again by themselves: if a phone was lost or taken, ask an admin for a password link and choose a new password.",
+}
+
+type ownDevicesData struct {
+	Done    string
+	Devices []deviceRow
+}
+
+func deviceRows(devs []Device, now time.Time) []deviceRow {
+	var out []deviceRow
+	for _, x := range devs {
+		row := deviceRow{Name: deviceName(x), Used: ago(now, x.LastUsed)}
+		if x.TokenExpiry.After(now) {
+			row.KeyUntil = x.TokenExpiry.Local().Format("2 January 2006")
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+func (u *UI) ownDevicesPage(w http.ResponseWriter, r *http.Request) {
+	dv := u.d.Admin.Devices
+	if dv == nil {
+		adminUnavailable(w, r)
+		return
+	}
+	devs, err := dv.List(self(r))
+	if err != nil {
+		u.d.Log.Error("devices", "user", self(r), "err", err)
+		page.Error(w, r, http.StatusInternalServerError, "The box could not read your devices. Please try again in a minute.")
+		return
+	}
+	u.tpl.Render(w, r, http.StatusOK, "devices", ownDevicesData{Done: ownDevicesDone[r.URL.Query().Get("done")], Devices: deviceRows(devs, time.Now())})
+}
+
+func (u *UI) ownDevicesSignOut(w http.ResponseWriter, r *http.Request) {
+	dv := u.d.Admin.Devices
+	if dv == nil {
+		adminUnavailable(w, r)
+		return
+	}
+	x := page.SessionOf(r)
+	if _, err := dv.SignOutAll(x.User); err != nil {
+		u.memberFailed(w, r, "sign out", err)
+		return
+	}
+	u.sess.EndUser(x.User)
+	u.sess.Change(w, r, x, func(*page.Session) {})
+	back(w, r, "/devices", "signout")
 }

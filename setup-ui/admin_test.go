@@ -410,6 +410,48 @@ func TestAdminMemberDevices(t *testing.T) {
 	}
 }
 
+// TestOwnDevices: a member lists their own apps at /devices and signs
+// them all out with the form's token; that browser stays logged in, the
+// member's other page sessions end.
+func TestOwnDevices(t *testing.T) {
+	f, a, _, bob := adminFixture(t)
+	_, body := bob.get("/")
+	if !strings.Contains(body, `href="/devices"`) {
+		t.Errorf("start page has no link to the member's devices")
+	}
+	resp, body := bob.get("/devices")
+	wantStatus(t, resp, 200, "bob's devices")
+	for _, want := range []string{"Conversations on Pixel 7", "Last used: 2 hours ago.", "Dino", "Sign out all my devices"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("bob's devices page lacks %q", want)
+		}
+	}
+	// bob also logged in from another browser.
+	bob2 := f.browser(t)
+	tok := bob2.token("/login")
+	resp, _ = bob2.post("/login", url.Values{"csrf": {tok}, "user": {"bob"}, "password": {"bob-password"}, "next": {"/devices"}})
+	wantRedirect(t, resp, "/devices")
+
+	resp, _ = bob.post("/devices/signout", url.Values{})
+	wantStatus(t, resp, http.StatusForbidden, "sign out without token")
+	if len(a.devices.signOut) != 0 {
+		t.Fatalf("signed out without a token: %v", a.devices.signOut)
+	}
+	tok = bob.token("/devices")
+	resp, _ = bob.post("/devices/signout", url.Values{"csrf": {tok}, "user": {"carol"}})
+	wantRedirect(t, resp, "/devices?done=signout")
+	if len(a.devices.signOut) != 1 || a.devices.signOut[0] != "bob" {
+		t.Fatalf("signed out %v, want [bob] (the form's user is not used)", a.devices.signOut)
+	}
+	resp, body = bob.get("/devices?done=signout")
+	wantStatus(t, resp, 200, "bob's devices after sign out")
+	if !strings.Contains(body, "All your apps are signed out.") {
+		t.Errorf("no confirmation after sign out")
+	}
+	resp, _ = bob2.get("/devices")
+	wantRedirect(t, resp, "/login?next=%2Fdevices")
+}
+
 func TestAdminCircles(t *testing.T) {
 	_, a, admin, _ := adminFixture(t)
 	resp, body := admin.get("/admin/circles")

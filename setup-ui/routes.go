@@ -50,6 +50,8 @@ func (u *UI) routes() []route {
 		{"GET /invite", member, u.memberInviteForm},
 		{"POST /invite", member, u.memberInviteSubmit},
 		{"POST /invite/members", admin, u.membersMayInvite},
+		{"GET /devices", member, u.ownDevicesPage},
+		{"POST /devices/signout", member, u.ownDevicesSignOut},
 		// The admin pages (admin*.go).
 		{"GET /admin/{$}", admin, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/admin/members", http.StatusSeeOther)

@@ -77,6 +77,10 @@ try {
   await a.click(`button:has-text("Sign out all of ${REMOVE}'s devices")`);
   await check(a, 'a-04c-signed-out');
   result.checks.signedOut = (await text(a)).includes('All their apps are signed out.');
+  // The admin's own devices page (every member has one).
+  await a.goto(BASE + '/devices');
+  await check(a, 'a-04d-own-devices');
+  result.checks.ownDevices = (await text(a)).includes('No devices known yet');
 
   // An announcement to everyone.
   await a.goto(BASE + '/admin/announce');

@@ -137,7 +137,7 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Errorf("accessibility: %v", v)
 	}
-	for _, k := range []string{"members", "removed", "undone", "resetLink", "devices", "signedOut", "announced", "circle", "invite", "storage", "noFeed", "saved"} {
+	for _, k := range []string{"members", "removed", "undone", "resetLink", "devices", "signedOut", "ownDevices", "announced", "circle", "invite", "storage", "noFeed", "saved"} {
 		if res.Checks[k] != true {
 			t.Errorf("browser check %s: %v", k, res.Checks[k])
 		}
