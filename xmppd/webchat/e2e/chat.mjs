@@ -271,7 +271,6 @@ try {
   await peerSaw((l) => l === 'ready', 'its login');
 
   step('Bob on a phone, plain HTTP: the shim does SCRAM.');
-  // Bob on a phone, plain HTTP: the shim does SCRAM.
   const bctx = await browser.newContext(phone);
   const b = watch(await bctx.newPage(), 'bob');
   await open(b, BASE, 'chat-login-phone-http');
@@ -282,7 +281,7 @@ try {
   await axe(b, 'chat-login');
   result.checks.noRegister = (await b.locator('.register-account, a:has-text("Create an account")').count()) === 0;
 
-  step("The shim's arithmetic against published vectors (RFC 6070 PBKDF2,");
+  step('shim test vectors');
   // The shim's arithmetic against published vectors (RFC 6070 PBKDF2,
   // RFC 4231 HMAC, FIPS 180 SHA-1), through the crypto.subtle it installed.
   result.checks.shimVectors = await b.evaluate(async () => {
@@ -297,7 +296,7 @@ try {
   await login(b, 'bob', BOB_PW);
   await shot(b, 'chat-02-logged-in-phone');
 
-  step("Bob's first login: the club's room is joined without him doing");
+  step("bob's first login: the club's room");
   // Bob's first login: the club's room is joined without him doing
   // anything (the server gave him an autojoin bookmark for it; it is
   // listed, and the room's echo of his message proves he is an occupant). The message is also the database control: not
@@ -313,14 +312,12 @@ try {
   await shot(b, 'chat-02b-club-room-phone');
 
   step('Alice on a desktop, plain HTTP too.');
-  // Alice on a desktop, plain HTTP too.
   const actx = await browser.newContext(desktop);
   const a = watch(await actx.newPage(), 'alice');
   await open(a, BASE, 'chat-login-desktop-http');
   await login(a, 'alice', ALICE_PW);
 
   step('Alice ↔ bob.');
-  // Alice ↔ bob.
   await openChat(b, BASE, alice);
   await openChat(a, BASE, bob);
   await send(a, bob, 'Hello Bob, the tomatoes are red now');
@@ -332,7 +329,6 @@ try {
   await axe(b, 'chat-conversation');
 
   step('Alice ↔ carol (slixmpp over TCP), and 10 kB in one message.');
-  // Alice ↔ carol (slixmpp over TCP), and 10 kB in one message.
   await openChat(a, BASE, carol);
   await send(a, carol, 'Hi Carol from the browser');
   await peerSaw((l) => l.startsWith(`got ${alice} `) && l.includes('Hi Carol from the browser'), "alice's message");
@@ -345,7 +341,7 @@ try {
   await peerSaw((l) => l.startsWith(`got ${alice} 10000 yyyy`), 'the 10 kB message whole');
   result.checks.carol = true;
 
-  step('A photo: Converse asks upload.<domain> for a slot, PUTs the file and');
+  step('a photo');
   // A photo: Converse asks upload.<domain> for a slot, PUTs the file and
   // sends its URL; carol downloads it and it is the same bytes.
   await a.setInputFiles(`converse-chat[jid="${carol}"] input.fileupload`, PHOTO);
@@ -358,7 +354,7 @@ try {
   result.checks.photo = await a.locator(`converse-chat[jid="${carol}"] img.chat-image`).last().evaluate((i) => i.complete && i.naturalWidth === 24);
   await shot(a, 'chat-04-desktop');
 
-  step('Reload: still logged in, no login form, and nothing lost either way:');
+  step('reload');
   // Reload: still logged in, no login form, and nothing lost either way:
   // carol writes while the page is gone (after its WebSocket closed,
   // before the new page connects), and bob's first message after the
@@ -389,7 +385,7 @@ try {
   result.checks.reloadToAlice = true;
   await shot(b, 'chat-05-after-reload-phone');
 
-  step("Bob logs out (so that later he is offline, not hibernating); alice's");
+  step('bob logs out');
   // Bob logs out (so that later he is offline, not hibernating); alice's
   // plain-HTTP page goes away.
   await logout(b);
@@ -397,7 +393,6 @@ try {
   await actx.close();
 
   step('The box unreachable at login: words instead of an endless spinner.');
-  // The box unreachable at login: words instead of an endless spinner.
   const uctx = await browser.newContext(phone);
   await uctx.routeWebSocket(/xmpp-websocket/, (ws) => ws.close({ code: 1011, reason: 'test: box away' }));
   const u = watch(await uctx.newPage(), 'unreachable');
@@ -411,7 +406,7 @@ try {
   await shot(u, 'chat-06-unreachable-phone');
   await uctx.close();
 
-  step('HTTPS: a secure context, real WebCrypto (the shim is not even');
+  step('HTTPS');
   // HTTPS: a secure context, real WebCrypto (the shim is not even
   // loaded), OMEMO on.
   const hb = watch(await (await browser.newContext(phone)).newPage(), 'bob-https');
@@ -442,7 +437,6 @@ try {
   result.checks.https = true;
 
   step('OMEMO 1:1: alice → bob and back; both read plaintext.');
-  // OMEMO 1:1: alice → bob and back; both read plaintext.
   await openChat(ha, TLSBASE, bob);
   await omemoOn(ha, 'converse-chat', bob);
   await send(ha, bob, secrets[0]);
@@ -492,8 +486,7 @@ try {
   result.checks.omemoRoom = true;
   await shot(hd, 'chat-08-omemo-room-desktop-https');
 
-  step('To bob while he is logged out: the offline store gets ciphertext.');
-  // To bob while he is logged out: the offline store gets ciphertext.
+  step('OMEMO to a logged-out member');
   await logout(hb);
   await openChat(ha, TLSBASE, bob);
   ha.label = 'offline';
@@ -503,7 +496,6 @@ try {
   for (const deadline = Date.now() + T; !result.payloads.offline; await ha.waitForTimeout(100)) {
     if (Date.now() > deadline) throw new Error('the OMEMO message to the logged-out bob was never sent');
   }
-  step("alice's session handles her stanzas in order: once carol has the next");
   // alice's session handles her stanzas in order: once carol has the next
   // one, the one to bob was stored.
   await openChat(ha, TLSBASE, carol);
@@ -512,7 +504,6 @@ try {
   result.checks.omemoOffline = !!result.payloads.offline && !!result.payloads.room;
 
   step('The box stops under the open page: words, not a spinner.');
-  // The box stops under the open page: words, not a spinner.
   stopping = true; // its system-shutdown stream error is expected
   process.kill(Number(XMPPD_PID), 'SIGTERM');
   await ha.waitForSelector('#hearth-status:not([hidden])', { timeout: T });
