@@ -10,7 +10,7 @@
 //	GET  /status    the report (JSON, netconf/status.Report)
 //	POST /reload    re-read the config and restart the parts (the setup
 //	                pages call it after saving)
-//	POST /selftest  run the reachability self-test now
+//	POST /selftest  run the reachability self-tests now (apps; other servers on 5269)
 //	POST /reset     factory reset: delete the router's port mappings
 //
 // Each part lives in its own package and knows nothing of the others; this

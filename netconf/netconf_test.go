@@ -128,8 +128,8 @@ func TestSelfTestAgainstRealServer(t *testing.T) {
 	cancel()
 	r = socketPost(t, dir, "/selftest")
 	c, _ = r.Get("selftest")
-	if c.Level != status.Error || !strings.Contains(c.Action, "5222") {
-		t.Fatalf("self-test with the server down: %+v", c)
+	if c.Level != status.Error || !strings.Contains(c.Action, "forward TCP ports 5222, 5223 and 5269 to this box") {
+		t.Fatalf("self-test with the server down (federation on, so 5269 is among the ports to forward): %+v", c)
 	}
 	c, _ = r.Get(CheckFederation)
 	if c.Level != status.Error || !strings.Contains(c.Message, "Other servers cannot reach club.example on port 5269") ||

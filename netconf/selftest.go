@@ -125,7 +125,13 @@ func (s *Service) selfTestAdvice(cfg *config.Config) string {
 		}
 	}
 	if !cfg.Net.UPnP {
-		return fmt.Sprintf("Either allow this box to open its ports on the router (Settings → Network → \"Let Hearth set up the router\"), or in your router's own settings forward TCP ports %d and %d to this box.", s.opts.Ports.C2S, s.opts.Ports.C2STLS)
+		ports := fmt.Sprintf("%d and %d", s.opts.Ports.C2S, s.opts.Ports.C2STLS)
+		if Federates(cfg) {
+			// One list of ports to forward, not a second trip to the
+			// router settings for the federation check's advice.
+			ports = fmt.Sprintf("%d, %d and %d", s.opts.Ports.C2S, s.opts.Ports.C2STLS, s.opts.Ports.S2S)
+		}
+		return "Either allow this box to open its ports on the router (Settings → Network → \"Let Hearth set up the router\"), or in your router's own settings forward TCP ports " + ports + " to this box."
 	}
 	if bad("router") {
 		return "The router did not accept the port forwarding (see above). Turn on UPnP in your router's settings, or forward the ports by hand."
