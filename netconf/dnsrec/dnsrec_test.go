@@ -1,12 +1,17 @@
 package dnsrec
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/libdns/libdns"
 	"github.com/libdns/rfc2136"
 
 	"github.com/hearthchat/hearth/appliance/config"
@@ -131,5 +136,65 @@ func TestCompareSet(t *testing.T) {
 		if s := compareSet(tc.found, tc.want); s != tc.s {
 			t.Errorf("%v vs %v: %s, want %s", tc.found, tc.want, s, tc.s)
 		}
+	}
+}
+
+// srvRefuser is a DNS host that takes address records but refuses SRV and
+// CNAME ones (a token limited to A/AAAA, say).
+type srvRefuser struct {
+	mu  sync.Mutex
+	set []libdns.Record
+}
+
+func (p *srvRefuser) SetRecords(_ context.Context, _ string, rs []libdns.Record) ([]libdns.Record, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range rs {
+		if t := r.RR().Type; t != "A" && t != "AAAA" {
+			return nil, fmt.Errorf("record type %s not allowed", t)
+		}
+	}
+	p.set = append(p.set, rs...)
+	return rs, nil
+}
+
+func (p *srvRefuser) DeleteRecords(_ context.Context, _ string, rs []libdns.Record) ([]libdns.Record, error) {
+	return rs, nil
+}
+
+// When the address is written but the server records are refused, the
+// ddns check says that (not "could not tell the new home address") and the
+// updater keeps retrying the records.
+func TestDynDNSServerRecordsRefused(t *testing.T) {
+	p := &srvRefuser{}
+	var b status.Board
+	u := NewUpdater(UpdaterOptions{Provider: p, Zone: "club.example.", Name: "club.example", Reporter: &b,
+		MinRetry: 10 * time.Millisecond, MaxRetry: 20 * time.Millisecond, Records: Records(Options{Domain: "club.example"})})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs := make(chan []netip.Addr, 1)
+	addrs <- []netip.Addr{netip.MustParseAddr("203.0.113.7")}
+	done := make(chan struct{})
+	go func() { u.Run(ctx, addrs); close(done) }()
+	defer func() { cancel(); <-done }()
+	for {
+		c, _ := b.Report().Get(CheckDDNS)
+		if n, _ := strconv.Atoi(c.Detail["failures"]); n >= 2 {
+			if c.Level != status.Error || !strings.Contains(c.Message, "points to your home address 203.0.113.7, but") ||
+				!strings.Contains(c.Action, "by hand") || !strings.Contains(c.Detail["error"], "server records") {
+				t.Fatalf("check %+v", c)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no retried failure; check %+v", c)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.set) == 0 || p.set[0].RR().Data != "203.0.113.7" {
+		t.Fatalf("address not written: %v", p.set)
 	}
 }

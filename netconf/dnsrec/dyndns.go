@@ -183,10 +183,19 @@ func (u *Updater) Run(ctx context.Context, addrs <-chan []netip.Addr) error {
 		}
 		failures++
 		next := time.Now().Add(delay)
+		msg := fmt.Sprintf("Could not tell your DNS host the new home address %s.", joinAddrs(want))
+		action := "Check the DNS host settings (provider, key name and key) in the setup pages. The box tries again by itself."
+		if slices.Equal(u.applied, want) {
+			// The address went through and only the SRV/CNAME records
+			// failed: saying "the new home address" would send the person
+			// after the wrong thing.
+			msg = fmt.Sprintf("%s points to your home address %s, but your DNS host did not take the records that tell chat apps and other servers where to connect.", u.o.Name, joinAddrs(want))
+			action = "Add the missing records listed below at your DNS host by hand, or check that the DNS host settings allow changing them. The box tries again by itself."
+		}
 		u.report(status.Check{ID: CheckDDNS, Title: DDNSTitle(u.o.Name),
 			Level:   status.Error,
-			Message: fmt.Sprintf("Could not tell your DNS host the new home address %s.", joinAddrs(want)),
-			Action:  "Check the DNS host settings (provider, key name and key) in the setup pages. The box tries again by itself.",
+			Message: msg,
+			Action:  action,
 			Detail: map[string]string{"error": err.Error(), "retry_at": next.UTC().Format(time.RFC3339),
 				"failures": strconv.Itoa(failures)}})
 		retry = time.After(delay)
