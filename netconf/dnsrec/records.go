@@ -29,7 +29,9 @@
 //
 // Dynamic DNS (Updater) writes the A/AAAA records through a libdns provider
 // (github.com/libdns/libdns) whenever the home address changes, retrying
-// with back-off; it reports check "ddns". NewProvider builds the provider
+// with back-off; it reports check "ddns". Where the provider takes them
+// (ServiceRecords: not Duck DNS) it also writes the CNAME and SRV records
+// once, federation's _xmpp-server ones included. NewProvider builds the provider
 // from the appliance config's provider name and settings, from a small
 // registry (provider.go: one line per DNS host). The "zone" setting names
 // the provider's zone when the domain is below it.
