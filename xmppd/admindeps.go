@@ -135,11 +135,8 @@ func (w webDevices) List(user string) ([]setupui.Device, error) {
 }
 
 // SignOutAll ends user's FAST tokens first (committed), then every
-// session: connected ones are closed with a stream error, which is "on
-// purpose" and so does not hibernate; ones already hibernating would
-// otherwise wait for a resumption (CloseWithError does nothing to a
-// session without a connection) and are ended here. The password stays:
-// an app that saved it logs in again (the page says so).
+// session, hibernating ones included (endSessions). The password stays: an
+// app that saved it logs in again (the page says so).
 func (w webDevices) SignOutAll(user string) (int, error) {
 	if err := w.m.exists(user); err != nil {
 		return 0, err
@@ -148,20 +145,7 @@ func (w webDevices) SignOutAll(user string) (int, error) {
 	if err := srv.Store.RevokeAllFAST(user); err != nil {
 		return 0, fmt.Errorf("revoke fast tokens of %s: %w", user, err)
 	}
-	n := 0
-	for _, sess := range srv.Router.Sessions(user) {
-		// The generation is read before Detached: a session resumed in
-		// between has a new one, EndHibernated leaves it alone, and it
-		// is closed below on its new connection like any other.
-		gen := sess.Gen()
-		if sess.Detached() && srv.EndHibernated(sess, gen) {
-			n++
-			continue
-		}
-		sess.CloseWithError("not-authorized", "signed out by an admin")
-		n++
-	}
-	return n, nil
+	return endSessions(srv, user, "signed out by an admin"), nil
 }
 
 // Circles are kept in xmppd's own bucket: name → members (JSON). The

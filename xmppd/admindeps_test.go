@@ -413,58 +413,7 @@ func TestSignOutAllDevices(t *testing.T) {
 		t.Errorf("sign out of the box's own account: %v", err)
 	}
 
-	// One device of bob's hibernates: it enabled resumption and its
-	// connection (through a proxy the test controls) is cut.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	cut := make(chan net.Conn, 1)
-	go func() {
-		in, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", d.C2SAddr.String())
-		if err != nil {
-			in.Close()
-			return
-		}
-		cut <- out
-		go io.Copy(out, in)
-		io.Copy(in, out)
-		in.Close()
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	phone, err := client.Dial(ctx, client.Config{
-		Addr: ln.Addr().String(), Domain: d.Server.Domain, User: "bob", Password: "bob-password",
-		TLS:       &tls.Config{InsecureSkipVerify: true, ServerName: d.Server.Domain},
-		Mechanism: client.ScramSHA256, Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer phone.Close()
-	if err := phone.Send([]byte("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")); err != nil {
-		t.Fatal(err)
-	}
-	phone.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		b, err := phone.ReadStanza()
-		if err != nil {
-			t.Fatalf("waiting for <enabled/>: %v", err)
-		}
-		if bytes.Contains(b, []byte("<enabled")) {
-			break
-		}
-	}
-	(<-cut).Close()
-	waitFor(t, "bob's phone to hibernate", func() bool {
-		all := d.Server.Router.Sessions("bob")
-		return len(all) == 1 && all[0].Detached()
-	})
+	hibernate(t, d, "bob")
 	laptop := dial(t, d, "bob", "bob-password")
 	waitFor(t, "bob's two sessions", func() bool { return len(d.Server.Router.Sessions("bob")) == 2 })
 
@@ -493,4 +442,77 @@ func TestSignOutAllDevices(t *testing.T) {
 	if err := login(t, d, "bob", "bob-password"); err != nil {
 		t.Errorf("bob after sign out: %v", err)
 	}
+}
+
+// hibernate logs user in (password user+"-password") through a proxy the
+// test controls, enables resumption (XEP-0198) and cuts the connection:
+// the session then waits, detached, for its client to resume.
+func hibernate(t *testing.T, d *Daemon, user string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cut := make(chan net.Conn, 1)
+	go func() {
+		in, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", d.C2SAddr.String())
+		if err != nil {
+			in.Close()
+			return
+		}
+		cut <- out
+		go io.Copy(out, in)
+		io.Copy(in, out)
+		in.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	phone, err := client.Dial(ctx, client.Config{
+		Addr: ln.Addr().String(), Domain: d.Server.Domain, User: user, Password: user + "-password",
+		TLS:       &tls.Config{InsecureSkipVerify: true, ServerName: d.Server.Domain},
+		Mechanism: client.ScramSHA256, Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	if err := phone.Send([]byte("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")); err != nil {
+		t.Fatal(err)
+	}
+	phone.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		b, err := phone.ReadStanza()
+		if err != nil {
+			t.Fatalf("waiting for <enabled/>: %v", err)
+		}
+		if bytes.Contains(b, []byte("<enabled")) {
+			break
+		}
+	}
+	(<-cut).Close()
+	waitFor(t, user+"'s phone to hibernate", func() bool {
+		all := d.Server.Router.Sessions(user)
+		return len(all) == 1 && all[0].Detached()
+	})
+}
+
+// TestRemoveEndsHibernatingSession: removing a member ends a session that
+// waits for resumption too (a stream error reaches no connection, so it
+// stayed in the router, listed as online and queueing, until its window
+// ran out).
+func TestRemoveEndsHibernatingSession(t *testing.T) {
+	d := startTest(t, state.Dir(t.TempDir()))
+	if err := d.Store.CreateAccount("dora", "dora-password", false); err != nil {
+		t.Fatal(err)
+	}
+	hibernate(t, d, "dora")
+	if err := (webMembers{d}).Remove("dora"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "dora's hibernating session to end", func() bool { return len(d.Server.Router.Sessions("dora")) == 0 })
 }

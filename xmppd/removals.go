@@ -248,10 +248,30 @@ func (r *removals) remove(user, by string) error {
 	}
 	// Logins are refused from now on (LoginAllowed reads the record);
 	// devices connected now are closed, hibernating ones too.
-	for _, sess := range r.srv.Router.Sessions(user) {
-		sess.CloseWithError("not-authorized", "account disabled by an admin")
-	}
+	endSessions(r.srv, user, "account disabled by an admin")
 	return nil
+}
+
+// endSessions ends every session of user and returns how many: connected
+// ones are closed with a not-authorized stream error, which is "on
+// purpose" and so does not hibernate; ones already hibernating (XEP-0198)
+// would otherwise wait out their resumption window — CloseWithError does
+// nothing to a session without a connection — and are ended here.
+func endSessions(srv *server.Server, user, why string) int {
+	n := 0
+	for _, sess := range srv.Router.Sessions(user) {
+		// The generation is read before Detached: a session resumed in
+		// between has a new one, EndHibernated leaves it alone, and it
+		// is closed below on its new connection like any other.
+		gen := sess.Gen()
+		if sess.Detached() && srv.EndHibernated(sess, gen) {
+			n++
+			continue
+		}
+		sess.CloseWithError("not-authorized", why)
+		n++
+	}
+	return n
 }
 
 // undo ends a pending removal.
