@@ -110,6 +110,13 @@ func (c config) apply(fields map[string][]string) (config, error) {
 	}
 	for k, vals := range fields {
 		var ok bool
+		if len(vals) == 0 && k != "pubsub#roster_groups_allowed" && k != "pubsub#title" && k != "pubsub#type" {
+			// A field submitted without a value leaves the setting as
+			// it is: Converse sends back every field of the form it was
+			// given, empty where it has no opinion (publish_model among
+			// them), and such a form was refused as a bad value.
+			continue
+		}
 		switch k {
 		case "pubsub#access_model":
 			var v string

@@ -98,6 +98,10 @@ var features = []string{
 	"http://jabber.org/protocol/pubsub#retrieve-items", "http://jabber.org/protocol/pubsub#retract-items",
 	"http://jabber.org/protocol/pubsub#purge-nodes", "http://jabber.org/protocol/pubsub#delete-nodes",
 	"http://jabber.org/protocol/pubsub#create-nodes", "http://jabber.org/protocol/pubsub#config-node",
+	// config-node-max: pubsub#max_items accepts "max" (XEP-0060 §16.4.4).
+	// Converse asks for "max" only where this is advertised and otherwise
+	// for 9999, which is over MaxItems: without it it could not save bookmarks.
+	"http://jabber.org/protocol/pubsub#config-node-max",
 	"http://jabber.org/protocol/pubsub#access-open", "http://jabber.org/protocol/pubsub#access-presence",
 	"http://jabber.org/protocol/pubsub#access-roster", "http://jabber.org/protocol/pubsub#access-whitelist",
 	"http://jabber.org/protocol/pubsub#last-published", "http://jabber.org/protocol/pubsub#item-ids",
