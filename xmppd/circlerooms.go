@@ -110,5 +110,5 @@ func offerDefaultRoom(srv *server.Server, user string) {
 		return // the service runs without the default room (muc.Options.NoDefaultRoom)
 	}
 	server.OfferBookmark.Fire(srv, server.Bookmark{User: user, Room: svc.RoomJID(muc.DefaultRoom),
-		Name: defaultRoomTitle, Autojoin: true})
+		Name: defaultRoomTitle, Autojoin: true, Nick: user})
 }

@@ -84,7 +84,7 @@ func TestDefaultRoomBookmarks(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); c == nil && time.Now().Before(deadline); c = roomBookmark(t, d, "anna") {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if c == nil || c.Get("autojoin") != "true" {
+	if c == nil || c.Get("autojoin") != "true" || c.ChildText("urn:xmpp:bookmarks:1", "nick") != "anna" {
 		t.Fatalf("anna's bookmark of %s after the restart: %v", room, c)
 	}
 	if p, err := d.Server.PrivateStorage().Get("_box", "storage:bookmarks", "storage"); err != nil || p != nil {

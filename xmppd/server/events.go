@@ -97,6 +97,9 @@ type Bookmark struct {
 	Room     string // bare JID
 	Name     string
 	Autojoin bool
+	// Nick is the nickname to join with: a client auto-joining a
+	// bookmark without one may stop and ask (Converse 14 did).
+	Nick string
 }
 
 // OfferBookmark asks for Room in User's group chat bookmarks (the PEP

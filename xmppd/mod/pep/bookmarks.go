@@ -54,6 +54,9 @@ func (m *mod) offer(bm server.Bookmark) {
 	if bm.Autojoin {
 		c.Set("autojoin", "true")
 	}
+	if bm.Nick != "" {
+		c.Add(stream.New(NodeBookmarks, "nick").AddText(bm.Nick))
+	}
 	item := stream.New(NS, "item", "id", id).Add(c)
 	cfg, published, err := m.db.offer(bm.User, NodeBookmarks, bookmarkFields(), item)
 	if err != nil {
