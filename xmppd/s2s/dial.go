@@ -343,7 +343,7 @@ func (s *S2S) authenticate(oc *outConn, domain string) (method string, err error
 		// dialback on the same stream.
 	}
 	key := Key(s.cfg.Secret, domain, oc.local, oc.id)
-	if err := write(oc.c, stream.New(NSDialback, "result", "from", oc.local, "to", domain).AddText(key)); err != nil {
+	if err := write(oc.c, dbElement("result", "from", oc.local, "to", domain).AddText(key)); err != nil {
 		return "", err
 	}
 	for {
@@ -393,7 +393,7 @@ func (s *S2S) verify(ctx context.Context, local, domain, id, key string) (bool, 
 		s.untrack(oc.c)
 		oc.c.Close()
 	}()
-	if err := write(oc.c, stream.New(NSDialback, "verify", "from", local, "to", domain, "id", id).AddText(key)); err != nil {
+	if err := write(oc.c, dbElement("verify", "from", local, "to", domain, "id", id).AddText(key)); err != nil {
 		return false, err
 	}
 	for {

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+
+	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
 // Key is the Server Dialback key (XEP-0220) for a stream with id from
@@ -28,4 +30,16 @@ func checkKey(secret []byte, receiving, originating, id, got string) bool {
 	}
 	want := Key(secret, receiving, originating, id)
 	return subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
+}
+
+// dbElement is a dialback element written with the db: prefix
+// (<db:result/>, <db:verify/>). Namespace-aware peers read <verify
+// xmlns='jabber:server:dialback'/> the same, but ejabberd 23.01 matches
+// dialback elements by their written name "db:verify" and ignored ours:
+// its answer to our connect-back never came and our own db:result went
+// unanswered (TestEjabberdDialback). XEP-0220's examples all use the prefix.
+func dbElement(local string, attrs ...string) *stream.Element {
+	el := stream.New(NSDialback, local, attrs...)
+	el.Prefix = "db"
+	return el
 }

@@ -177,7 +177,6 @@ func register(t *testing.T, addr, domain, user, pw string) (err error) {
 	return nil
 }
 
-
 // hearthWithEjabberd starts hearth.test beside ejabberd, published so
 // that ejabberd can reach it.
 func hearthWithEjabberd(t *testing.T, w *world, tune func(*s2s.Config)) *box {
@@ -207,6 +206,23 @@ func TestEjabberd(t *testing.T) {
 		"--client", fmt.Sprintf("alice@ejabberd.test:alice-pw:127.0.0.1:%d:SCRAM-SHA-1", ec2s),
 		"--client", hearth.clientSpec("bob"))
 	for _, want := range []string{`msg="s2s: connected out" domain=ejabberd.test from=hearth.test auth=EXTERNAL`, `msg="s2s: peer authenticated" domain=ejabberd.test auth=EXTERNAL`} {
+		if !hearth.log.has(want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+}
+
+// Both directions by dialback: ejabberd's certificate comes from a CA we
+// do not trust and we offer none.
+func TestEjabberdDialback(t *testing.T) {
+	w := newWorld(t)
+	other := s2s.NewCA(t, t.TempDir())
+	ec2s := startEjabberd(t, w, other)
+	hearth := hearthWithEjabberd(t, w, func(c *s2s.Config) { c.NoClientCert = true })
+	runPy(t, 60*time.Second, "federate.py", "--ca", caBundle(t, w.ca, other),
+		"--client", fmt.Sprintf("alice@ejabberd.test:alice-pw:127.0.0.1:%d:SCRAM-SHA-1", ec2s),
+		"--client", hearth.clientSpec("bob"))
+	for _, want := range []string{`msg="s2s: connected out" domain=ejabberd.test from=hearth.test auth=dialback`, `msg="s2s: peer authenticated" domain=ejabberd.test auth=dialback`} {
 		if !hearth.log.has(want) {
 			t.Errorf("log lacks %s", want)
 		}

@@ -336,7 +336,7 @@ func (x *inConn) external(el *stream.Element) bool {
 func (x *inConn) dbResult(el *stream.Element) bool {
 	from, to := strings.ToLower(el.Get("from")), strings.ToLower(el.Get("to"))
 	reply := func(typ string, errEl *stream.Element) bool {
-		r := stream.New(NSDialback, "result", "from", to, "to", from, "type", typ)
+		r := dbElement("result", "from", to, "to", from, "type", typ)
 		if errEl != nil {
 			r.Add(errEl)
 		}
@@ -390,7 +390,7 @@ func (x *inConn) dbVerify(el *stream.Element) bool {
 	if checkKey(x.s.cfg.Secret, receiving, originating, el.Get("id"), strings.TrimSpace(el.Text())) {
 		typ = "valid"
 	}
-	return x.send(stream.New(NSDialback, "verify", "from", originating, "to", receiving, "id", el.Get("id"), "type", typ)) == nil
+	return x.send(dbElement("verify", "from", originating, "to", receiving, "id", el.Get("id"), "type", typ)) == nil
 }
 
 // stanza routes one stanza from an authenticated peer into the server.
