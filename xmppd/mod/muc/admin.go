@@ -23,6 +23,7 @@ func (m *Service) roomOf(st *server.Stanza) (*room, error) {
 		r.mu.Unlock()
 		return nil, server.ErrItemNotFound
 	}
+	m.flush(r) // the room's messages before the change (fanout.go)
 	return r, nil
 }
 

@@ -43,7 +43,8 @@ type post struct {
 type outbox struct {
 	mu       sync.Mutex
 	posts    []*post
-	draining bool // a drain goroutine is started or running
+	draining bool       // a drain goroutine is started or running
+	settled  *sync.Cond // on mu: a post's commit completed (flush)
 	// fanned is the highest sequence number fanned out (under the room's
 	// mutex): history on join leaves out what is committed but not yet
 	// fanned out, which the joiner receives live.
@@ -69,6 +70,9 @@ func (m *Service) postMessage(r *room, st *server.Stanza, out *stream.Element, a
 		m.srv.Commit(st, fn, func(err error) {
 			r.ob.mu.Lock()
 			p.done, p.err = true, err
+			if r.ob.settled != nil {
+				r.ob.settled.Broadcast()
+			}
 			r.ob.mu.Unlock()
 			m.kick(r)
 		})
@@ -121,6 +125,35 @@ func (m *Service) appendTx(name string, seq uint64, rec []byte, meta *arcMeta) f
 		*meta = next
 		return tx.Bucket(bucketArcMeta).Put([]byte(name), next.encode())
 	}
+}
+
+// flush waits (r locked) until every message r accepted is committed, and
+// fans them out: a change of the room's occupants (join, leave, nick
+// change, kick, role or affiliation change) is then seen after the
+// messages accepted before it, as when each message was committed under
+// the room's mutex — a message sent just before its sender left is not
+// fanned out after the leave. Waiting under the room's mutex cannot
+// deadlock: a commit's completion takes only the outbox's mutex.
+func (m *Service) flush(r *room) {
+	r.ob.mu.Lock()
+	for {
+		pending := false
+		for _, p := range r.ob.posts {
+			if !p.done {
+				pending = true
+				break
+			}
+		}
+		if !pending {
+			break
+		}
+		if r.ob.settled == nil {
+			r.ob.settled = sync.NewCond(&r.ob.mu)
+		}
+		r.ob.settled.Wait()
+	}
+	r.ob.mu.Unlock()
+	m.drainLocked(r)
 }
 
 // kick starts a drain of r's outbox if its head is ready and none runs.

@@ -760,3 +760,30 @@ func TestRoomOrderUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageBeforeLeave: a message an occupant sends just before leaving
+// reaches the others before its leave (issue 12: messages are fanned out
+// after a shared commit, and the leave waits for them rather than
+// overtaking them).
+func TestMessageBeforeLeave(t *testing.T) {
+	d := start(t)
+	alice, bob := login(t, d, "alice"), login(t, d, "bob")
+	create(t, alice, room, "alice", "")
+	join(t, bob, room, "bob", "<history maxstanzas='0'/>")
+	for i := range 5 {
+		alice.Sendf("<message to='%s' type='groupchat'><body>bye%d</body></message><presence to='%s/alice' type='unavailable'/>", room, i, room)
+		for {
+			el := bob.El()
+			if el.Local == "presence" && el.Get("from") == room+"/alice" && el.Get("type") == "unavailable" {
+				t.Fatalf("round %d: alice's leave reached bob before her last message", i)
+			}
+			if isGroupchat(fmt.Sprintf("bye%d", i))(el) {
+				break
+			}
+		}
+		bob.Expect("alice's leave", func(el *stream.Element) bool {
+			return el.Local == "presence" && el.Get("from") == room+"/alice" && el.Get("type") == "unavailable"
+		})
+		join(t, alice, room, "alice", "<history maxstanzas='0'/>")
+	}
+}

@@ -211,6 +211,7 @@ func (m *Service) join(st *server.Stanza, nick string) {
 		}
 	} else {
 		r.mu.Lock()
+		m.flush(r) // the room's messages before its occupants change (fanout.go)
 	}
 	defer r.mu.Unlock()
 	if r.gone {
@@ -351,6 +352,7 @@ func (m *Service) leave(st *server.Stanza) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	m.flush(r) // a message sent just before leaving goes out first (fanout.go)
 	m.removeClient(r, st.From.String(), cleanPresence(st.El))
 }
 
@@ -409,6 +411,7 @@ func (m *Service) deliveryFailed(st *server.Stanza) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	m.flush(r)
 	m.removeClient(r, st.From.String(), nil)
 }
 
