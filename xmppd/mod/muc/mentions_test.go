@@ -105,7 +105,9 @@ func TestMentionAbsentMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.Sendf("<message to='%s' type='groupchat'><body>carol</body></message>", open)
-	alice.Expect("echo", func(el *stream.Element) bool { return isGroupchat("carol")(el) && strings.HasPrefix(el.Get("from"), open) })
+	alice.Expect("echo", func(el *stream.Element) bool {
+		return isGroupchat("carol")(el) && strings.HasPrefix(el.Get("from"), open)
+	})
 	if u := take(); len(u) != 0 {
 		t.Fatalf("open room: mentioned %v", u)
 	}
