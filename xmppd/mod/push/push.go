@@ -23,7 +23,9 @@
 // device whose session is connected gets the message itself. A group-chat
 // message counts only if its body names the account (a mention; the
 // account's name stands in for the room nick, which this module cannot
-// know).
+// know). A member of a members-only room who is not in it is woken
+// when a room message names them (server.Mentioned, fired by the MUC
+// module), with the room occupant as sender.
 //
 // Rate: at most one publish per registration per MinInterval; messages in
 // between are counted and summarised in one publish at the end of the
@@ -156,6 +158,9 @@ func Register(srv *server.Server) {
 			m.reset(k)
 		}
 	})
+	// A member named in a room they are not in (issue 12): the room
+	// sends them nothing, so no hook above sees it.
+	server.Mentioned.On(srv, m.mentioned)
 	srv.OnAccountDeleted(m.accountDeleted)
 }
 
@@ -437,6 +442,41 @@ func (m *mod) offline(st *server.Stanza) {
 	}
 	for _, k := range m.keys(user) {
 		m.notify(k, sender(st.El))
+	}
+}
+
+// mentioned: a group chat message named the account in a members-only
+// room it is not in (the MUC module decides who was named and that they
+// are absent). Every device not connected right now is told, as for a
+// message (live), through the same counting and rate limit; the sender
+// shown is the room occupant's address (room/nick), what the member's
+// client shows. The woken client finds the message in the room's
+// archive. A device that is connected gets nothing: its member is online
+// and chose not to be in the room. Blocking the sender or the room
+// silences it, as blocking a sender does for messages.
+func (m *mod) mentioned(me server.Mention) {
+	if me.User == "" {
+		return
+	}
+	for _, s := range []string{me.Sender, me.Room} {
+		if j, err := jid.Parse(s); err == nil && s != "" && m.srv.Blocks(me.User, j) {
+			return
+		}
+	}
+	keys := m.keys(me.User)
+	if len(keys) == 0 {
+		return
+	}
+	connected := map[string]bool{}
+	for _, s := range m.srv.Router.Sessions(me.User) {
+		if k, _ := s.Value(sessKey{}).(string); k != "" && !s.Detached() {
+			connected[k] = true
+		}
+	}
+	for _, k := range keys {
+		if !connected[k] {
+			m.notify(k, me.From)
+		}
 	}
 }
 
