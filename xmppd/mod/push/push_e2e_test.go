@@ -23,7 +23,8 @@ import (
 // on a second domain — slixmpp's ComponentXMPP as push.example.test over
 // XEP-0114 (xmppd/component), the stand-in for a phone vendor's
 // app server until federation exists; a message for a hibernating phone
-// and one for a phone that logged out each reach it as a summary.
+// and one for a phone that logged out each reach it as a summary, and so
+// does a mention in a members-only room of a member not in it.
 func TestSlixmppPushComponent(t *testing.T) { runSlixmppPush(t, true) }
 
 // TestSlixmppPushClient: the same with the app server as a client of this
@@ -36,7 +37,7 @@ func runSlixmppPush(t *testing.T, asComponent bool) {
 	}
 	var dir state.Dir
 	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
-	for _, u := range []string{"carol", "pushsvc"} {
+	for _, u := range []string{"carol", "dave", "pushsvc"} {
 		if err := d.Store.CreateAccount(u, u+"-pw", false); err != nil {
 			t.Fatal(err)
 		}
@@ -91,8 +92,9 @@ func runSlixmppPush(t *testing.T, asComponent bool) {
 				s := d.Server.Router.Session("alice", "phone")
 				return s != nil && s.Detached()
 			}))
-		case "GONE? carol":
-			io.WriteString(stdin, await(func() bool { return len(d.Server.Router.Sessions("carol")) == 0 }))
+		case "GONE? carol", "GONE? dave":
+			user := strings.TrimPrefix(line, "GONE? ")
+			io.WriteString(stdin, await(func() bool { return len(d.Server.Router.Sessions(user)) == 0 }))
 		}
 	}
 	err = <-done

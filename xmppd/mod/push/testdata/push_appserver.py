@@ -17,6 +17,9 @@ no xep_0357 plugin, so the phones build the enable iq themselves.
  2. carol enables push and logs out; the test (over stdin/stdout) waits
     until the server has ended her session; bob's message is stored
     offline and must reach the app server too.
+ 3. dave enables push and logs out; bob joins the club's members-only
+    default room and names dave there: dave, a member not in the room,
+    must be woken too, the sender being bob's room address (issue 12).
 Prints "OK" and exits 0, or "FAIL: ..." with the recent XML and exits 1.
 """
 
@@ -161,6 +164,7 @@ async def scenario(args):
     await app.login(args.port)
     appjid = str(app.boundjid)
     bob = Client(args, "bob")
+    bob.register_plugin("xep_0045")
     await bob.login(args.port)
 
     # 1. A hibernating phone.
@@ -188,6 +192,21 @@ async def scenario(args):
         raise Fail("carol's session did not end")
     bob.send_message(mto="carol@" + d, mbody="stored offline", mtype="chat")
     check(await app.next("the offline account"), "carol@" + d, "carol-phone", str(bob.boundjid))
+
+    # 3. A member named in a members-only room they are not in (the
+    #    club's default room, of which every account is a member): dave
+    #    enabled push and logged out; bob joins the room and names him.
+    dave = Client(args, "dave", "phone")
+    await dave.login(args.port)
+    await dave.enable_push(appjid, "dave-phone")
+    dave.disconnect()
+    print("GONE? dave", flush=True)
+    if (await answer()) != "yes":
+        raise Fail("dave's session did not end")
+    room = "everyone@groups." + d
+    await bob["xep_0045"].join_muc_wait(room, "bob", maxstanzas=0, timeout=TIMEOUT)
+    bob.send_message(mto=room, mbody="dave: the meeting moved to 8", mtype="groupchat")
+    check(await app.next("the member named in the room"), "dave@" + d, "dave-phone", room + "/bob")
 
     app.disconnect()
     bob.disconnect()
