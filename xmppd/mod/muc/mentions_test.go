@@ -98,6 +98,21 @@ func TestMentionAbsentMember(t *testing.T) {
 		t.Fatalf("mentioned %v, want [bob]", u)
 	}
 
+	// A registered nickname (of two words, named in full-width letters)
+	// names its member, who never joined.
+	erin := login(t, d, "erin")
+	if r := iq(t, erin, "set", team, "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"+
+		"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>"+
+		"<field var='muc#register_roomnick'><value>Ernie Bee</value></field></x></query>"); modtest.ErrCond(r) != "" {
+		t.Fatalf("erin registers a nick: %s", r)
+	}
+	if u := say("ask ｅｒｎｉｅ bee about it", ""); !slices.Equal(u, []string{"erin"}) {
+		t.Fatalf("registered nick: mentioned %v, want [erin]", u)
+	}
+	if u := say("ask ernie about it", ""); len(u) != 0 {
+		t.Fatalf("half a registered nick: mentioned %v", u)
+	}
+
 	// A room open to all: carol is a member, but nobody is woken.
 	open := "open@" + host
 	create(t, alice, open, "Alice", "")
