@@ -229,6 +229,7 @@ func (s *S2S) serveLink(r *remote, l *link) bool {
 		case <-l.done:
 			// The peer closed it (its own idle timeout, a restart):
 			// nothing waiting means nothing to reconnect for.
+			s.cfg.Log.Debug("s2s: link ended by peer", "domain", r.domain)
 			if s.retire(r) {
 				return true
 			}
