@@ -20,6 +20,12 @@ import (
 // in the room archive). No copy is stored for the member: the archive
 // has it, and a groupchat message from room/nick delivered outside the
 // room would land in a client as if the member had joined.
+//
+// It runs where the message is accepted, before its archive write
+// commits (fanout.go gathers commits): a phone takes seconds to wake and
+// fetch, the commit milliseconds. If that commit fails the sender gets an
+// error and the woken member finds nothing new — accepted, rather than
+// hooking into the commit path another change is reworking.
 
 const (
 	nsReference = "urn:xmpp:reference:0"
