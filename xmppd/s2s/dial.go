@@ -296,6 +296,16 @@ func (s *S2S) restart(oc *outConn, domain string) error {
 	return nil
 }
 
+// refusals are the stream errors by which a peer turns us away for good
+// (it does not serve the domain, or will not accept us: prosody with
+// s2s_secure_auth ends the stream with not-authorized when our
+// certificate does not name our domain). Retrying them for RetryFor (5
+// minutes) only kept the sender waiting for the same answer
+// (TestWrongNameCertificate); they bounce at once, like a domain that
+// does not resolve. Others (system-shutdown, resource-constraint, ...) are
+// retried.
+var refusals = map[string]bool{"not-authorized": true, "host-unknown": true, "host-gone": true, "policy-violation": true}
+
 // next reads the next top-level element; a stream error or the end of
 // the stream is an error.
 func next(p *stream.Parser) (*stream.Element, error) {
@@ -313,7 +323,11 @@ func next(p *stream.Parser) (*stream.Element, error) {
 				if c := ev.El.FirstChild(); c != nil {
 					cond = c.Local
 				}
-				return nil, fmt.Errorf("stream error from peer: %s", cond)
+				err := fmt.Errorf("stream error from peer: %s", cond)
+				if refusals[cond] {
+					return nil, &errNotFound{err}
+				}
+				return nil, err
 			}
 			return ev.El, nil
 		}

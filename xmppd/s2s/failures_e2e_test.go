@@ -70,23 +70,26 @@ func TestRealPeerDownAndBack(t *testing.T) {
 
 // Our certificate names another domain, and prosody requires
 // certificates (s2s_secure_auth): neither side accepts the other's
-// stream. Each sender gets an error; nothing is delivered.
+// stream. Each sender gets an error at once; nothing is delivered.
 func TestWrongNameCertificate(t *testing.T) {
 	w := newWorld(t)
 	pc2s := startProsody(t, w, w.ca, true)
-	hearth := w.startNamed(t, "hearth.test", []string{"wrong.test"}, func(c *s2s.Config) {
-		c.RetryFor, c.RetryMin, c.RetryMax = 3*time.Second, 100*time.Millisecond, 500*time.Millisecond
-	})
+	// The default retry time (5 minutes): a refusal must not wait for it.
+	hearth := w.startNamed(t, "hearth.test", []string{"wrong.test"}, nil)
 	alice, bob := hearth.login(t, "alice"), hearth.login(t, "bob")
 
-	// Ours to prosody: prosody refuses our certificate and then our
-	// dialback; alice gets the message back as an error.
+	// Ours to prosody: prosody refuses our certificate (stream error
+	// not-authorized); alice gets the message back as an error at once.
+	start := time.Now()
 	alice.Send("<message to='alice@prosody.test' type='chat' id='out'><body>must not arrive</body></message>")
 	el := expect(t, alice, "the bounce", func(el *stream.Element) bool { return el.Local == "message" && el.Get("id") == "out" })
-	if el.Get("type") != "error" {
-		t.Fatalf("not an error: %s", el)
+	if el.Get("type") != "error" || errCond(el) != "remote-server-not-found" {
+		t.Fatalf("not a remote-server-not-found error: %s", el)
 	}
-	t.Logf("our sender got %s", errCond(el))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the refusal bounced after %v", d)
+	}
+	t.Logf("our sender got %s after %v", errCond(el), time.Since(start).Round(time.Millisecond))
 
 	// Prosody's to us: prosody finds our certificate wrong for
 	// hearth.test and bounces to its member; bob gets nothing of it.
