@@ -3,7 +3,8 @@
 # clients on each. lua-unbound is only a Recommends of prosody (test-deps
 # installs without them): without it prosody resolves through the system's
 # resolver instead of the test's DNS server, so the test refuses to run.
-APT_TEST_PKGS += $(filter-out $(APT_TEST_PKGS),prosody lua-unbound python3-slixmpp)
+# ejabberd: the e2e test against ejabberd.test (ejabberd_e2e_test.go).
+APT_TEST_PKGS += $(filter-out $(APT_TEST_PKGS),prosody lua-unbound python3-slixmpp ejabberd)
 RACE_PKGS += ./xmppd/s2s
 
 .PHONY: e2e-s2s
