@@ -7,8 +7,11 @@
 // members who are not logged in), cold start, and three feature phases:
 // HTTP upload of a 50 MiB file with the server's memory during the PUT
 // (upload.go), group chat fan-out to 50 occupants of an archived room and
-// joining a room with 1,000 archived messages (muc.go), and PEP events to
-// 50 contacts (pep.go). Each server is started by
+// joining a room with 1,000 archived messages (muc.go), PEP events to
+// 50 contacts (pep.go), and paging an account archive of 100,000 real
+// messages 50 at a time (mam.go). Fixed-rate runs also count fsyncs and
+// disk bytes per message; memory rows show RssAnon beside VmRSS. Each
+// server is started by
 // this command from a throwaway directory, pinned to one core; the load
 // generator should be pinned to the other (bench/run.sh does both).
 //
