@@ -3,11 +3,6 @@
 package presence_test
 
 import (
-	"context"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,22 +16,8 @@ import (
 // messages stored for an offline account, checking order and XEP-0203
 // stamps.
 func TestSlixmppSubscribeOffline(t *testing.T) {
-	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
-		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
-	}
 	var dir state.Dir
 	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
-	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
-	if _, err := strconv.Atoi(port); err != nil {
-		t.Fatal(d.C2STLSAddr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "subscribe_offline.py"),
-		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"),
+	xmpptest.Slixmpp(t, d, dir, "subscribe_offline.py", 90*time.Second,
 		"--alice", "alice-pw", "--bob", "bob-pw")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK") {
-		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
-	}
 }
