@@ -33,7 +33,7 @@ func TestRoomMessagesShareCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := jid.MustParse("alice@example.test/res")
-	r.occ["alice"] = &occupant{nick: "alice", bare: "alice@example.test", real: map[string]*stream.Element{full.String(): nil}, role: "participant", id: "occ"}
+	r.occ["alice"] = &occupant{nick: "alice", bare: "alice@example.test", real: []client{{jid: full.String()}}, role: "participant", id: "occ"}
 	c1, c2 := net.Pipe()
 	t.Cleanup(func() { c1.Close(); c2.Close() })
 	sess := session.New(c1, full, stream.NSClient)
