@@ -50,3 +50,33 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// TestBroadcastPresenceAllocs: a presence to n occupants (each join's
+// second half) builds one element per recipient and sends it without
+// copying it again; the copy doubled the garbage of a join burst.
+func TestBroadcastPresenceAllocs(t *testing.T) {
+	const n = 50
+	m, _, _ := newService(t, Options{NoDefaultRoom: true})
+	r, _, err := m.create("r", "owner@example.test", "owner", defaultConfig(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.mu.Unlock()
+	for i := range n {
+		nick := fmt.Sprintf("n%d", i)
+		bare := fmt.Sprintf("u%d@example.test", i)
+		r.occ[foldNick(nick)] = newOccupant(nick, bare, bare+"/res", nil, "participant", fmt.Sprintf("%024d", i))
+	}
+	o := r.occ["n0"]
+	bytes := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.broadcastPresence(r, o, "", nil, nil)
+		}
+	}).AllocedBytesPerOp()
+	per := bytes / n
+	t.Logf("bytes allocated per recipient of a presence: %d", per)
+	if per > 1500 {
+		t.Errorf("a presence allocates %d B per recipient, want at most 1500", per)
+	}
+}

@@ -196,6 +196,22 @@ func cleanPresence(el *stream.Element) *stream.Element {
 	return p
 }
 
+// toOccupantOwned is toOccupant for an element built for o alone and
+// not touched again: its last client gets el itself instead of a copy.
+// The presences of a join are built one per recipient, and copying each
+// again doubled the garbage of a join burst (n presences to the
+// newcomer, one to each of n occupants).
+func (m *Service) toOccupantOwned(o *occupant, el *stream.Element) {
+	for i, c := range o.real {
+		x := el
+		if i < len(o.real)-1 {
+			x = el.Copy()
+		}
+		x.Set("to", c.jid)
+		m.send(x)
+	}
+}
+
 // toOccupant sends el to every client of o.
 func (m *Service) toOccupant(o *occupant, el *stream.Element) {
 	for _, c := range o.real {
@@ -213,7 +229,7 @@ func (m *Service) broadcastPresence(r *room, o *occupant, typ string, codes, sel
 		if to == o {
 			c = append(append([]int{110}, codes...), selfCodes...)
 		}
-		m.toOccupant(to, m.presenceOf(r, o, to, typ, c...))
+		m.toOccupantOwned(to, m.presenceOf(r, o, to, typ, c...))
 	}
 }
 
@@ -331,7 +347,7 @@ func (m *Service) join(st *server.Stanza, nick string) {
 	// Existing occupants first, then the newcomer's own presence last
 	// (§7.2.3), then history and subject.
 	for _, x := range r.sortedOccupants() {
-		m.toOccupant(o, m.presenceOf(r, x, o, ""))
+		m.toOccupantOwned(o, m.presenceOf(r, x, o, ""))
 	}
 	r.occ[key] = o
 	m.broadcastPresence(r, o, "", nil, m.selfCodes(r, created))
@@ -387,7 +403,7 @@ func (m *Service) changeNick(st *server.Stanza, r *room, o *occupant, nick, key 
 		if to == o {
 			p.Child(NSUser, "x").Add(stream.New(NSUser, "status", "code", "110"))
 		}
-		m.toOccupant(to, p)
+		m.toOccupantOwned(to, p)
 	}
 	delete(r.occ, foldNick(o.nick))
 	o.nick = nick
@@ -438,7 +454,7 @@ func (m *Service) removeClient(r *room, real string, last *stream.Element) {
 		if to == o {
 			p.Child(NSUser, "x").Add(stream.New(NSUser, "status", "code", "110"))
 		}
-		m.toOccupant(to, p)
+		m.toOccupantOwned(to, p)
 	}
 	delete(r.occ, foldNick(o.nick))
 	m.emptied(r)
@@ -486,7 +502,7 @@ func (m *Service) kickOut(r *room, o *occupant, code int, actor, reason string) 
 		if to == o {
 			p.Child(NSUser, "x").Add(stream.New(NSUser, "status", "code", "110"))
 		}
-		m.toOccupant(to, p)
+		m.toOccupantOwned(to, p)
 	}
 	delete(r.occ, foldNick(o.nick))
 }
