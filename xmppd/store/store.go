@@ -91,6 +91,13 @@ func Open(path string) (*Store, error) {
 // with freepages() when the meta page says none was synced). A build
 // without the option still opens the file: bbolt writes a freelist on the
 // first read-write open without it.
+//
+// Measured (7 Dec 2026, this machine, warm page cache) on a 594 MB archive
+// file with 61,000 free pages: a commit of 20 records wrote 698 KB with the
+// freelist synced (124 pages of it the freelist), 192 KB without; Open took
+// 145 ms before, 330 ms now (walkFile, the freelist rebuild and checkTx
+// each read every page). On the bench's fresh database the freelist is a
+// page or two and the difference is within the run-to-run noise.
 func openOptions() *bolt.Options {
 	return &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true}
 }
