@@ -3,7 +3,6 @@
 package c2s_test
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -17,70 +16,12 @@ import (
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 )
 
-// nodeModules is where `make web-deps` installed setup-ui/e2e's pinned
-// npm packages (@xmpp/client 0.14.0 among them); HEARTH_WEB_E2E_NODE
-// points elsewhere.
-func nodeModules(t *testing.T) string {
-	dir := os.Getenv("HEARTH_WEB_E2E_NODE")
-	if dir == "" {
-		wd, _ := os.Getwd()
-		dir = filepath.Join(wd, "..", "..", ".cache", "web-e2e")
-	}
-	nm := filepath.Join(dir, "node_modules")
-	if _, err := os.Stat(filepath.Join(nm, "@xmpp", "client")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("@xmpp/client missing in %s (make web-deps)", nm)
-		}
-		t.Skipf("@xmpp/client missing in %s: run make web-deps", nm)
-	}
-	return nm
-}
-
-func lines(t *testing.T, name string, cmd *exec.Cmd) <-chan string {
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			t.Logf("%s: %s", name, sc.Text())
-			ch <- sc.Text()
-		}
-		close(ch)
-	}()
-	return ch
-}
-
-func expect(t *testing.T, ch <-chan string, prefix string, within time.Duration) string {
-	t.Helper()
-	limit := time.After(within)
-	for {
-		select {
-		case l, ok := <-ch:
-			if !ok {
-				t.Fatalf("peer ended before %q", prefix)
-			}
-			if strings.HasPrefix(l, prefix) {
-				return l
-			}
-		case <-limit:
-			t.Fatalf("no %q within %v", prefix, within)
-		}
-	}
-}
-
 // TestNodeSASL2FASTWithSlixmpp: npm @xmpp/client 0.14.0 logs in with SASL2
 // and Bind 2 and asks for a FAST token, then logs in again with only the
 // token (its password wrong) over STARTTLS; each time it exchanges a
 // message with Debian's slixmpp, which logs in with SASL1 as before.
 func TestNodeSASL2FASTWithSlixmpp(t *testing.T) {
-	nm := nodeModules(t)
+	nm := xmpptest.NodeModules(t)
 	dir := t.TempDir()
 	d := xmpptest.Start(t, func(o *xmppd.Options) { o.State = state.Dir(dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -89,8 +30,8 @@ func TestNodeSASL2FASTWithSlixmpp(t *testing.T) {
 	host, port, _ := strings.Cut(d.C2SAddr.String(), ":")
 	py := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "peer.py"), host, port,
 		"bob@"+xmpptest.Domain, "bob-pw", filepath.Join(dir, "tls", "cert.pem"), "2")
-	bob := lines(t, "slixmpp", py)
-	expect(t, bob, "ready", 30*time.Second)
+	bob := xmpptest.Lines(t, "slixmpp", py)
+	xmpptest.Expect(t, bob, "ready", 30*time.Second)
 
 	// ES modules ignore NODE_PATH: the script runs beside a link to the
 	// installed node_modules.
@@ -109,27 +50,27 @@ func TestNodeSASL2FASTWithSlixmpp(t *testing.T) {
 		"xmpp://"+d.C2SAddr.String(), xmpptest.Domain, "alice", "alice-pw", "bob@"+xmpptest.Domain)
 	// The box's certificate is self-signed (loopback only).
 	node.Env = append(os.Environ(), "NODE_TLS_REJECT_UNAUTHORIZED=0")
-	alice := lines(t, "@xmpp/client", node)
+	alice := xmpptest.Lines(t, "@xmpp/client", node)
 
 	// First login: SCRAM over SASL2, bound inline (no RFC 6120 bind iq),
 	// resource from the tag.
 	// The token arrives inside <success/>, before "online".
-	if l := expect(t, alice, "token", 30*time.Second); !strings.HasPrefix(l, "token HT-SHA-256-NONE ") {
+	if l := xmpptest.Expect(t, alice, "token", 30*time.Second); !strings.HasPrefix(l, "token HT-SHA-256-NONE ") {
 		t.Fatalf("token: %s", l)
 	}
-	l := expect(t, alice, "online", 10*time.Second)
+	l := xmpptest.Expect(t, alice, "online", 10*time.Second)
 	if !strings.Contains(l, "alice@"+xmpptest.Domain+"/node.") || !strings.HasSuffix(l, " SCRAM-SHA-1 iq-binds=0") {
 		t.Fatalf("first login: %s", l)
 	}
-	expect(t, bob, "got ping 1 alice@"+xmpptest.Domain+"/node.", 30*time.Second)
-	expect(t, alice, "echo 1", 30*time.Second)
+	xmpptest.Expect(t, bob, "got ping 1 alice@"+xmpptest.Domain+"/node.", 30*time.Second)
+	xmpptest.Expect(t, alice, "echo 1", 30*time.Second)
 
 	// Second login: the token alone.
-	if l := expect(t, alice, "online", 30*time.Second); !strings.HasSuffix(l, " HT-SHA-256-NONE iq-binds=0") {
+	if l := xmpptest.Expect(t, alice, "online", 30*time.Second); !strings.HasSuffix(l, " HT-SHA-256-NONE iq-binds=0") {
 		t.Fatalf("FAST login: %s", l)
 	}
-	expect(t, bob, "got ping 2", 30*time.Second)
-	expect(t, alice, "done", 30*time.Second)
+	xmpptest.Expect(t, bob, "got ping 2", 30*time.Second)
+	xmpptest.Expect(t, alice, "done", 30*time.Second)
 	if err := node.Wait(); err != nil {
 		t.Fatalf("node: %v", err)
 	}
