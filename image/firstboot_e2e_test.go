@@ -152,14 +152,19 @@ func cutAt(t *testing.T, v *vm.VM, s string, d time.Duration) {
 
 var consoleCode = regexp.MustCompile(`Hearth setup code: ([0-9A-Z-]{19})`)
 
-// codeOnConsole is the setup code the box showed on its console.
+// codeOnConsole is the setup code the box showed on its console, waiting
+// for it up to a minute: firstboot prints it just after it says it wrote
+// the card's file, and a CI run read the console in between.
 func codeOnConsole(t *testing.T, v *vm.VM) string {
 	t.Helper()
-	m := consoleCode.FindStringSubmatch(v.SerialLog())
-	if m == nil || !setupcard.Valid(m[1]) {
-		t.Fatalf("no setup code on the console")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if m := consoleCode.FindStringSubmatch(v.SerialLog()); m != nil && setupcard.Valid(m[1]) {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no setup code on the console")
+		}
 	}
-	return m[1]
 }
 
 // permState reports /perm's partition size and its file system's size
