@@ -3,10 +3,7 @@
 package csi_test
 
 import (
-	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,9 +18,6 @@ import (
 // 200 changes; inactive, 21 stanzas in all: one presence per contact (the
 // latest), sent just before the message that wakes her.
 func TestSlixmppPresenceChurn(t *testing.T) {
-	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
-		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
-	}
 	var dir state.Dir
 	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
 	for i := range 20 {
@@ -32,15 +26,7 @@ func TestSlixmppPresenceChurn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "csi_churn.py"),
-		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK") {
-		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
-	}
+	out := xmpptest.Slixmpp(t, d, dir, "csi_churn.py", 150*time.Second)
 	var active, inactive int
 	for _, l := range strings.Split(string(out), "\n") {
 		if _, err := fmt.Sscanf(l, "active %d inactive %d", &active, &inactive); err == nil {

@@ -3,10 +3,7 @@
 package pep_test
 
 import (
-	"context"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,23 +20,12 @@ import (
 // lists on presence through +notify caps, the next one live, and fetches
 // the bundles (testdata/omemo_keys.py).
 func TestSlixmppOMEMOKeys(t *testing.T) {
-	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
-		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
-	}
 	var dir state.Dir
 	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
 	if err := d.Server.Contacts().Befriend("alice", "bob", ""); err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "omemo_keys.py"),
-		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK") {
-		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
-	}
+	xmpptest.Slixmpp(t, d, dir, "omemo_keys.py", 90*time.Second)
 	u, err := d.Store.Usage("alice")
 	// 4 nodes, 5 items.
 	if err != nil || u[pep.Kind].Items != 9 {
@@ -51,23 +37,12 @@ func TestSlixmppOMEMOKeys(t *testing.T) {
 // nickname (XEP-0172) and bookmark (XEP-0048 over XEP-0049) plugins
 // against the conversions (testdata/avatar.py).
 func TestSlixmppAvatarsBookmarks(t *testing.T) {
-	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
-		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
-	}
 	var dir state.Dir
 	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
 	if err := d.Server.Contacts().Befriend("alice", "bob", ""); err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "avatar.py"),
-		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK") {
-		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
-	}
+	xmpptest.Slixmpp(t, d, dir, "avatar.py", 90*time.Second)
 }
 
 // TestSlixmppOMEMOChat: two slixmpp clients exchange OMEMO 2 encrypted
@@ -82,15 +57,7 @@ func TestSlixmppOMEMOChat(t *testing.T) {
 	if err := d.Server.Contacts().Befriend("alice", "bob", ""); err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "omemo_chat.py"),
-		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"))
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK") {
-		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
-	}
+	xmpptest.Slixmpp(t, d, dir, "omemo_chat.py", 90*time.Second)
 }
 
 // TestSlixmppClub: a new member's first minutes through slixmpp
@@ -100,9 +67,6 @@ func TestSlixmppOMEMOChat(t *testing.T) {
 // another presence; a node alice limits to a roster group is hers to read
 // and refused to bob with not-in-roster-group.
 func TestSlixmppClub(t *testing.T) {
-	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {
-		t.Fatalf("Debian's python3 with python3-slixmpp is needed (make test-deps): %v", err)
-	}
 	var dir state.Dir
 	d := xmpptest.Start(t, func(o *xmppd.Options) { dir = o.State })
 	if err := d.Server.Contacts().Befriend("alice", "bob", ""); err != nil {
@@ -112,16 +76,8 @@ func TestSlixmppClub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := strings.Cut(d.C2STLSAddr.String(), ":")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("testdata", "club.py"),
-		"--port", port, "--domain", xmpptest.Domain, "--ca", filepath.Join(dir.TLS(), "cert.pem"),
+	xmpptest.Slixmpp(t, d, dir, "club.py", 90*time.Second,
 		// One argument: a token may begin with "-", which argparse would
 		// take for an option (failed in CI, about 1 run in 64).
 		"--token="+inv.Token)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK") {
-		t.Fatalf("slixmpp scenario: %v\n%s", err, out)
-	}
 }
