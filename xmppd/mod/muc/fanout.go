@@ -34,6 +34,9 @@ type post struct {
 	meta arcMeta         // the archive's bookkeeping after its commit
 	done bool            // committed (or not archived)
 	err  error           // the commit's error
+	// wake: absent members it names (mentions.go), fired when it is
+	// fanned out, i.e. only after its commit succeeded.
+	wake []server.Mention
 }
 
 // outbox is a room's posts in sequence order. It has its own mutex
@@ -53,9 +56,10 @@ type outbox struct {
 
 // postMessage sends out (a groupchat message from r, locked) to r's
 // occupants, archived first when archived is true. st is the stanza it
-// answers: its sender's acknowledgement waits for the commit.
-func (m *Service) postMessage(r *room, st *server.Stanza, out *stream.Element, archived bool) {
-	p := &post{out: out, st: st}
+// answers: its sender's acknowledgement waits for the commit. wake are
+// the mentions to fire once it is committed.
+func (m *Service) postMessage(r *room, st *server.Stanza, out *stream.Element, archived bool, wake ...server.Mention) {
+	p := &post{out: out, st: st, wake: wake}
 	if archived {
 		r.st.arc.Seq++
 		p.seq = r.st.arc.Seq
@@ -210,6 +214,11 @@ func (m *Service) drainLocked(r *room) {
 		}
 		if r.gone {
 			continue
+		}
+		// The mentions before the occupants' copies: the sender's echo
+		// then tells that the mentions have fired (tests wait for it).
+		for _, w := range p.wake {
+			server.Mentioned.Fire(m.srv, w)
 		}
 		for _, to := range r.sortedOccupants() {
 			m.toOccupant(to, p.out)

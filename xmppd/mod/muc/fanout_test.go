@@ -83,3 +83,73 @@ func TestRoomMessagesShareCommit(t *testing.T) {
 		t.Fatal("the sender's commits never completed")
 	}
 }
+
+// TestMentionAfterCommit: a room message naming an absent member wakes
+// them (server.Mentioned) only once its archive commit succeeded. The
+// mention was fired where the message was accepted, before the commit,
+// so a message whose commit failed — bounced to its sender, not in the
+// archive — still woke the member's phone.
+func TestMentionAfterCommit(t *testing.T) {
+	m, st, _ := newService(t, Options{NoDefaultRoom: true})
+	var mentioned []server.Mention
+	server.Mentioned.On(m.srv, func(x server.Mention) { mentioned = append(mentioned, x) })
+	cfg := defaultConfig()
+	cfg.MembersOnly = true
+	r, _, err := m.create("r", "alice@example.test", "alice", cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.mu.Unlock()
+	r.st.Affs["carol@example.test"] = "member"
+	full := jid.MustParse("alice@example.test/res")
+	r.occ["alice"] = &occupant{nick: "alice", bare: "alice@example.test", real: []client{{jid: full.String()}}, role: "participant", id: "occ"}
+	say := func(body string) {
+		t.Helper()
+		el, err := stream.ParseElement([]byte("<message xmlns='jabber:client' type='groupchat' to='r@groups.example.test'><body>" + body + "</body></message>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Not from a local session: server.Commit commits before it
+		// returns; flush fans out whatever is committed.
+		m.groupchat(&server.Stanza{El: el, From: full, To: jid.MustParse("r@groups.example.test")}, r)
+		m.flush(r)
+	}
+
+	// The room's archive cannot be written: a plain value where its
+	// bucket goes makes every archive commit of the room fail.
+	block := func(on bool) {
+		t.Helper()
+		if err := st.Batch(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketArchive)
+			if !on {
+				return b.Delete([]byte("r"))
+			}
+			if b.Bucket([]byte("r")) != nil {
+				if err := b.DeleteBucket([]byte("r")); err != nil {
+					return err
+				}
+			}
+			return b.Put([]byte("r"), []byte("not a bucket"))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block(true)
+	say("carol, the commit of this fails")
+	if recs, _, err := m.read("r", 0, 0, time.Time{}, time.Time{}, 10, false); err == nil && len(recs) != 0 {
+		t.Fatalf("the failed message is in the archive: %d records", len(recs))
+	}
+	if len(mentioned) != 0 {
+		t.Fatalf("a message whose commit failed woke %+v", mentioned)
+	}
+
+	block(false)
+	say("carol, this one is committed")
+	recs, _, err := m.read("r", 0, 0, time.Time{}, time.Time{}, 10, false)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("archive after the good message: %d records, %v", len(recs), err)
+	}
+	if len(mentioned) != 1 || mentioned[0].User != "carol" || mentioned[0].Body != "carol, this one is committed" {
+		t.Fatalf("mentions after a committed message: %+v, want one for carol", mentioned)
+	}
+}

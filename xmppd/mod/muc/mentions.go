@@ -21,11 +21,13 @@ import (
 // has it, and a groupchat message from room/nick delivered outside the
 // room would land in a client as if the member had joined.
 //
-// It runs where the message is accepted, before its archive write
-// commits (fanout.go gathers commits): a phone takes seconds to wake and
-// fetch, the commit milliseconds. If that commit fails the sender gets an
-// error and the woken member finds nothing new — accepted, rather than
-// hooking into the commit path another change is reworking.
+// The members named are found where the message is accepted (under the
+// room's mutex, against the occupants and affiliations it was accepted
+// with) and carried on the message's post; they are woken only when the
+// post leaves the outbox after its archive commit succeeded (fanout.go).
+// A commit that fails bounces the message to its sender and wakes nobody:
+// before, the push went out first, so a failed commit still woke a phone
+// that then found nothing in the archive (TestMentionAfterCommit).
 
 const (
 	nsReference = "urn:xmpp:reference:0"
@@ -41,22 +43,23 @@ const maxMentions = 20
 // body are tried as account names.
 const maxWordLookups = 64
 
-// mentions fires server.Mentioned for each member out names who is not
-// in the room (r locked; o the sender). Only members-only rooms: in an
-// open room anyone could wake members' phones.
-func (m *Service) mentions(r *room, o *occupant, out *stream.Element) {
+// mentions is the server.Mentioned event for each member out names who
+// is not in the room (r locked; o the sender), to fire once out is
+// committed. Only members-only rooms: in an open room anyone could wake
+// members' phones.
+func (m *Service) mentions(r *room, o *occupant, out *stream.Element) []server.Mention {
 	if !r.st.Config.MembersOnly {
-		return
+		return nil
 	}
 	if _, _, retract := retractionTarget(out); retract || out.Child(nsCorrect, "replace") != nil {
 		// A retraction's fallback body, or a correction of a message
 		// that already woke them: nothing new to be woken for.
-		return
+		return nil
 	}
 	body := out.ChildText(stream.NSClient, "body")
 	refs := mentionRefs(out)
 	if body == "" && len(refs) == 0 {
-		return
+		return nil
 	}
 	text := foldText(body)
 	roomJID := m.roomJID(r.name)
@@ -119,9 +122,11 @@ func (m *Service) mentions(r *room, o *occupant, out *stream.Element) {
 	if len(users) > maxMentions {
 		users = users[:maxMentions]
 	}
+	var ms []server.Mention
 	for _, u := range users {
-		server.Mentioned.Fire(m.srv, server.Mention{User: u, Room: roomJID, From: out.Get("from"), Sender: o.bare, Body: body})
+		ms = append(ms, server.Mention{User: u, Room: roomJID, From: out.Get("from"), Sender: o.bare, Body: body})
 	}
+	return ms
 }
 
 // byNick is the member whose registered nickname or account name is nick

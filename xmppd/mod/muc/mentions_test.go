@@ -57,8 +57,8 @@ func TestMentionAbsentMember(t *testing.T) {
 	join(t, alice, team, "Alice", "")
 	join(t, bob, team, "bob", "")
 
-	// Fired while the message is accepted, so by the time its echo
-	// reaches the sender the listener has run.
+	// Fired after the message's commit, before it is fanned out, so by
+	// the time its echo reaches the sender the listener has run.
 	say := func(body, extra string) []string {
 		t.Helper()
 		alice.Sendf("<message to='%s' type='groupchat'><body>%s</body>%s</message>", team, body, extra)

@@ -110,8 +110,9 @@ func (m *Service) groupchat(st *server.Stanza, r *room) {
 	// archive after a crash), sharing its commit with the messages
 	// around it (fanout.go); messages without body, subject or
 	// retraction are not archived but keep their place in the order.
-	m.mentions(r, o, out) // absent members named in it (mentions.go)
-	m.postMessage(r, st, out, body != nil || subj != nil || retract)
+	// Absent members named in it are woken after that commit
+	// (mentions.go).
+	m.postMessage(r, st, out, body != nil || subj != nil || retract, m.mentions(r, o, out)...)
 }
 
 // sendSubject sends the subject message that ends a join (§7.2.15),
