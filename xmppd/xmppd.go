@@ -112,7 +112,7 @@ func Start(opts Options) (*Daemon, error) {
 	if err := d.startWeb(); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(opts.State.DB())
+	st, err := d.openStore()
 	if err != nil {
 		if d.Web != nil {
 			d.Web.Close()
