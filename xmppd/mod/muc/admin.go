@@ -65,12 +65,19 @@ func (m *Service) adminGet(st *server.Stanza) (*stream.Element, error) {
 				bares = append(bares, b)
 			}
 		}
+		if want == "member" {
+			// The club's room: every account (club.go).
+			more, err := m.localMembers(r)
+			if err != nil {
+				return nil, err
+			}
+			bares = append(bares, more...)
+		}
 		sort.Strings(bares)
 		for _, b := range bares {
 			el := stream.New(NSAdmin, "item", "affiliation", want, "jid", b)
-			for _, o := range r.occupantsOfBare(b) {
-				el.Set("nick", o.nick)
-				break
+			if n := r.listNick(b); n != "" {
+				el.Set("nick", n)
 			}
 			q.Add(el)
 		}

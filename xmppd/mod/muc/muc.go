@@ -223,6 +223,7 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 	svc.Handle(m.handle)
 	svc.HandleFullIQ(m.occupantIQ)
 	srv.OnAccountDeleted(m.accountDeleted)
+	m.watchClubAccounts() // club.go
 	return m, nil
 }
 
