@@ -11,6 +11,7 @@ package setupui
 import (
 	"context"
 	"errors"
+	"github.com/hearthchat/hearth/appliance/diskuse"
 	"html/template"
 	"net/http"
 	"strconv"
@@ -103,6 +104,9 @@ type Health struct {
 	CertExpires time.Time
 	CertPublic  bool
 	Problems    []string // parts that could not be read
+	// Disk is the storage history's forecast and bytes written per day
+	// (appliance/diskuse).
+	Disk diskuse.Report
 }
 
 // UpdateStatus is the update agent's report.

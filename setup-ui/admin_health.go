@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/diskuse"
 	"github.com/hearthchat/hearth/netconf/status"
 	"github.com/hearthchat/hearth/setup-ui/internal/page"
 )
@@ -23,6 +24,10 @@ type healthData struct {
 	H        Health
 	Storage  string // "1.2 GB used of 29 GB (27 GB free)"
 	Database string
+	// From the storage history (appliance/diskuse): the rate it fills at,
+	// the forecast, the bytes written per day, and a warning.
+	Growth, Forecast, Written string
+	DiskWarn                  string
 	Memory   string
 	BoxUp    string
 	ChatUp   string
@@ -94,6 +99,7 @@ func (u *UI) healthPage(w http.ResponseWriter, r *http.Request) {
 	if h.Database > 0 {
 		d.Database = bytesWord(uint64(h.Database))
 	}
+	d.Growth, d.Forecast, d.Written, d.DiskWarn = diskWords(h.Disk)
 	if h.MemTotal > 0 {
 		d.Memory = fmt.Sprintf("%s of %s in use; the chat service uses %s.", bytesWord(h.MemTotal-h.MemAvailable), bytesWord(h.MemTotal), bytesWord(h.MemChat))
 	}
@@ -190,4 +196,35 @@ func knownWindow(w string) bool {
 		}
 	}
 	return false
+}
+
+// diskWords puts the storage forecast in words: how fast storage fills,
+// when it is full at that rate, and how much is written to the card a day
+// (what wears an SD card out).
+func diskWords(r diskuse.Report) (growth, forecast, written, warn string) {
+	if !r.Known {
+		return "", "", "", ""
+	}
+	if r.Span < 24*time.Hour {
+		return "", "The box needs a day of history before it can say how fast its storage fills.", "", r.Warn
+	}
+	over := "over the last " + diskuse.Days(r.Span)
+	switch {
+	case r.GrowthPerDay > 0:
+		growth = fmt.Sprintf("%s more in use each day (%s).", diskuse.Bytes(uint64(r.GrowthPerDay)), over)
+	default:
+		growth = fmt.Sprintf("Not growing (%s).", over)
+	}
+	switch {
+	case r.FullIn > 0 && r.FullIn < 10*365*24*time.Hour:
+		forecast = fmt.Sprintf("At that rate the storage is full in about %s.", diskuse.Days(r.FullIn))
+	default:
+		forecast = "At that rate the storage does not fill up."
+	}
+	who := "to the box's storage"
+	if r.Process {
+		who = "by the chat service"
+	}
+	written = fmt.Sprintf("%s a day written %s.", diskuse.Bytes(r.WrittenPerDay), who)
+	return growth, forecast, written, r.Warn
 }

@@ -3,6 +3,7 @@ package setupui
 import (
 	"context"
 	"errors"
+	"github.com/hearthchat/hearth/appliance/diskuse"
 	"net/http"
 	"net/url"
 	"slices"
@@ -177,7 +178,9 @@ func adminFixture(t *testing.T) (*fixture, *adminFakes, *browser, *browser) {
 		},
 		Health: func(context.Context) Health {
 			return Health{StorageTotal: 29e9, StorageFree: 27e9, Database: 12e6, MemTotal: 512e6, MemAvailable: 300e6, MemChat: 40e6,
-				BoxUp: 50 * time.Hour, ChatUp: 3 * time.Hour, Devices: 2, CertExpires: time.Now().Add(60 * 24 * time.Hour)}
+				BoxUp: 50 * time.Hour, ChatUp: 3 * time.Hour, Devices: 2, CertExpires: time.Now().Add(60 * 24 * time.Hour),
+				Disk: diskuse.Report{Known: true, Span: 10 * 24 * time.Hour, GrowthPerDay: 500e6, WrittenPerDay: 2e9, FullIn: 20 * 24 * time.Hour,
+					Warn: "At the rate of the last 10 days, the box's storage is full in about 20 days."}}
 		},
 		Updates:  func(context.Context) UpdateStatus { return a.update },
 		CheckNow: func(context.Context) error { mu.Lock(); a.checks++; mu.Unlock(); return nil },
@@ -511,7 +514,8 @@ func TestAdminHealth(t *testing.T) {
 	resp, body := admin.get("/admin/health")
 	wantStatus(t, resp, 200, "health")
 	for _, want := range []string{"2.0 GB used of 29.0 GB (27.0 GB free)", "12 MB", "2 days", "2 phones and computers", "192.168.1.20", "Tor is off.",
-		"no update address", "up to date (release 3)", "Look for an update now"} {
+		"no update address", "up to date (release 3)", "Look for an update now",
+		"500 MB more in use each day (over the last 10 days).", "full in about 20 days", "2.0 GB a day written to the box&#39;s storage", `role="alert">At the rate`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("health page lacks %q", want)
 		}

@@ -62,7 +62,12 @@ type Options struct {
 	Proxy65 string
 	// S2S is federation (mods_s2s.go); off unless set.
 	S2S S2SOptions
-	Log *slog.Logger
+	// Restart, when set, stops the server and starts it again (cmd/xmppd:
+	// shut down, then exec itself); the restore page calls it after a
+	// backup was staged, so that the swap happens before anything opens
+	// the state (appliance/backup.Resume). Nil: the page asks for a restart.
+	Restart func()
+	Log     *slog.Logger
 }
 
 // Daemon is a running server.
@@ -96,6 +101,7 @@ type Daemon struct {
 	// Proxy is the bytestreams proxy (nil when off; proxydeps.go).
 	Proxy *socks5.Proxy
 	s2s   s2sState // federation (mods_s2s.go)
+	disk  *diskWatch // storage forecast (diskwatch.go)
 }
 
 // Start opens storage, registers the modules and starts listening.
@@ -254,6 +260,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.removals.start(removalTick)
 	d.offerDefaultRoomToAll() // circlerooms.go
+	d.startDiskWatch()
 	return d, nil
 }
 
@@ -330,6 +337,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.Server.Log.Warn("shutdown: messages still being re-routed when storage closed")
 	}
 	d.removals.close()
+	d.stopDiskWatch()
 	d.stopUpload()
 	if d.TURN != nil {
 		d.TURN.Close()
