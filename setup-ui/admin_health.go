@@ -28,19 +28,19 @@ type healthData struct {
 	// the forecast, the bytes written per day, and a warning.
 	Growth, Forecast, Written string
 	DiskWarn                  string
-	Memory   string
-	BoxUp    string
-	ChatUp   string
-	Cert     string
-	CertBad  bool
-	Checks   []status.Check
-	NoReport bool
-	U        UpdateStatus
-	Auto     bool
-	Window   string // "" any time, or one of windows
-	Windows  []windowChoice
-	FeedHost string
-	Done     string
+	Memory                    string
+	BoxUp                     string
+	ChatUp                    string
+	Cert                      string
+	CertBad                   bool
+	Checks                    []status.Check
+	NoReport                  bool
+	U                         UpdateStatus
+	Auto                      bool
+	Window                    string // "" any time, or one of windows
+	Windows                   []windowChoice
+	FeedHost                  string
+	Done                      string
 }
 
 type windowChoice struct{ Value, Label string }

@@ -99,10 +99,10 @@ func TestWrittenAcrossBootsAndRestarts(t *testing.T) {
 	w := f.watcher(file)
 	step(w) // first sample: the history starts at 0
 	f.raw = 5000
-	step(w) // +4000
+	step(w)             // +4000
 	w = f.watcher(file) // the service restarted, same boot
 	f.raw = 6000
-	step(w) // +1000
+	step(w)                  // +1000
 	f.boot, f.raw = "b", 700 // rebooted: counter from zero
 	step(w)                  // +700
 	w = f.watcher(file)
