@@ -159,6 +159,10 @@ type Admin struct {
 	// for an update at once.
 	Updates  func(ctx context.Context) UpdateStatus
 	CheckNow func(ctx context.Context) error
+	// Federation makes the running chat server take the config's
+	// federation section (admin_federation.go); now is false when the
+	// change waits for its next start.
+	Federation func() (now bool, err error)
 }
 
 // adminNav is the admin pages' menu (rendered from Go: every page is its
@@ -169,6 +173,7 @@ func adminNav(current string) template.HTML {
 	for _, l := range []struct{ path, name string }{
 		{"/admin/members", "Members"}, {"/admin/invites", "Invitations"}, {"/admin/circles", "Circles"},
 		{"/admin/announce", "Announcement"}, {"/admin/health", "Health and updates"},
+		{"/admin/federation", "Other servers"},
 	} {
 		if l.path == current {
 			b.WriteString(`<li><a href="` + l.path + `" aria-current="page">` + l.name + `</a></li>`)

@@ -76,6 +76,8 @@ func (u *UI) routes() []route {
 		{"GET /admin/health", admin, u.healthPage},
 		{"POST /admin/updates/check", admin, u.updateCheck},
 		{"POST /admin/updates/settings", admin, u.updateSettings},
+		{"GET /admin/federation", admin, u.federationPage},
+		{"POST /admin/federation", admin, u.federationSave},
 		// Everything else: the friendly page, not ServeMux's plain text.
 		{"/", public, notFound},
 	}

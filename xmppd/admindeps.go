@@ -45,6 +45,8 @@ func (d *Daemon) adminDeps() setupui.Admin {
 		Health:   d.health,
 		Updates:  d.updateStatus,
 		CheckNow: d.updateCheck,
+		// The federation page (federationdeps.go).
+		Federation: d.applyFederation,
 	}
 }
 

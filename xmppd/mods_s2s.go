@@ -3,6 +3,7 @@ package xmppd
 import (
 	"fmt"
 	"net"
+	"sync/atomic"
 
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/xmppd/s2s"
@@ -24,6 +25,11 @@ type S2SOptions struct {
 	// AllowLocal lets peers resolve to loopback and this machine's own
 	// addresses (tests on one machine).
 	AllowLocal bool
+	// Onion is where tor forwards the onion service's port 5269
+	// ("unix:PATH", state.Dir.OnionS2S() on the box; "" for none), and
+	// TorSOCKS tor's SOCKS5 port for .onion domains ("unix:PATH" or
+	// "host:port"; "" : onion domains cannot be reached). s2sonion.go.
+	Onion, TorSOCKS string
 	// Tune, when set, adjusts the configuration last (tests).
 	Tune func(*s2s.Config)
 }
@@ -31,6 +37,9 @@ type S2SOptions struct {
 type s2sState struct {
 	fed           *s2s.S2S
 	addr, tlsAddr net.Addr
+	// policy is the config's federation section as the admin pages last
+	// saved it (federationdeps.go).
+	policy atomic.Pointer[config.Federation]
 }
 
 // S2S is the running federation (nil when off).
@@ -43,7 +52,8 @@ func (d *Daemon) S2SAddr() net.Addr { return d.s2s.addr }
 func (d *Daemon) S2STLSAddr() net.Addr { return d.s2s.tlsAddr }
 
 // startS2S starts federation as the options and the config's federation
-// section say. The policy is read at start (like the archive's).
+// section say. The policy is read at start and again when the admin
+// pages save it (federationdeps.go).
 func (d *Daemon) startS2S() error {
 	o := d.opts.S2S
 	if o.Listen == "" && o.ListenTLS == "" && !o.Out {
@@ -69,11 +79,12 @@ func (d *Daemon) startS2S() error {
 	fed := c.Federation
 	cfg := s2s.Config{
 		Server: d.Server, Certs: d.Certs, Log: d.opts.Log, Secret: secret, Roots: roots,
-		AllowLocal: o.AllowLocal, Policy: fed.Allows,
+		AllowLocal: o.AllowLocal, Policy: d.federationPolicy(fed),
 	}
 	if o.Resolver != "" {
 		cfg.Resolver = s2s.Resolver(o.Resolver)
 	}
+	cfg.Onion.SOCKS = o.TorSOCKS
 	if o.Tune != nil {
 		o.Tune(&cfg)
 	}
@@ -86,11 +97,12 @@ func (d *Daemon) startS2S() error {
 	}{
 		{o.Listen, fedS.Serve, &d.s2s.addr},
 		{o.ListenTLS, fedS.ServeTLS, &d.s2s.tlsAddr},
+		{o.Onion, fedS.ServeOnion, new(net.Addr)}, // unix:PATH (s2sonion.go)
 	} {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := listenS2S(l.addr)
 		if err != nil {
 			fedS.Close()
 			d.s2s.fed = nil
