@@ -62,6 +62,12 @@ func Handler(d Deps) http.Handler {
 			"uptime_s": int(time.Since(started).Seconds()), "sessions": d.Server.Router.Count(),
 		})
 	})
+	// A consistent copy of the database for `xmppd backup` while the
+	// server holds the file (appliance/backup).
+	mux.HandleFunc("GET /backup/db", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		d.Store.Backup(w) // an error cuts the body short; the caller's page check fails
+	})
 	mux.HandleFunc("POST /users", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			User     string `json:"user"`
