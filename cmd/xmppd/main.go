@@ -9,6 +9,8 @@
 //	xmppd [flags] health                    ask the running server for its health
 //	xmppd [flags] export NAME               write NAME's account as XEP-0227 to stdout (server stopped)
 //	xmppd [flags] import [-map-domain D] F  import an XEP-0227 document (server stopped)
+//	xmppd [flags] backup -passphrase-file F -out DIR|-   the whole box, encrypted (backup.go)
+//	xmppd [flags] restore -passphrase-file F FILE        put a backup in place (backup.go)
 package main
 
 import (
@@ -32,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hearthchat/hearth/appliance/backup"
 	"github.com/hearthchat/hearth/appliance/clock"
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
@@ -90,6 +93,15 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	dir := state.Dir(*stateDir)
+	// A restore staged before a restart (the wizard's "I have a backup",
+	// or `xmppd restore` while the server ran) is put in place before
+	// anything reads the state; after a power cut mid-swap this finishes
+	// it (appliance/backup).
+	if applied, err := backup.Resume(dir); err != nil {
+		fatal(err)
+	} else if applied {
+		log.Info("restored a backup")
+	}
 	// Before anything reads the date: a Pi starts at 1970 (no battery
 	// clock); nil off the appliance.
 	clk := clock.Boot(dir.Clock(), log)
@@ -118,7 +130,7 @@ func main() {
 			}
 		}
 	}
-	if *domain == "" {
+	if *domain == "" && flag.Arg(0) != "restore" {
 		cfg, err := config.Load(dir.Config())
 		if err != nil {
 			fatal(err)
@@ -151,6 +163,13 @@ func main() {
 	if *dev && *turnRelayIP == "" {
 		*turnRelayIP = "127.0.0.1"
 	}
+	restart := make(chan struct{}, 1)
+	requestRestart := func() {
+		select {
+		case restart <- struct{}{}:
+		default:
+		}
+	}
 	requireClaim := *reqSetup == "true" || *reqSetup == "auto" && onBox && *webAddr != ""
 	d, err := xmppd.Start(xmppd.Options{
 		Web: *webAddr, WebTLS: *webTLS, Dev: *dev, RequireClaim: requireClaim,
@@ -159,6 +178,7 @@ func main() {
 		StanzaTimeout: *stanzaTime,
 		TURN:          xmppd.TURNOptions{Listen: *turnAddr, Host: *turnHost, RelayIP: *turnRelayIP},
 		Proxy65:       *proxy65,
+		Restart:       requestRestart,
 		S2S:           xmppd.S2SOptions{Listen: *s2sAddr, ListenTLS: pickAddr(*s2sTLS, false, "", false, ""), Resolver: *s2sDNS, CAFile: *s2sCA, AllowLocal: *s2sLocal},
 	})
 	if err != nil {
@@ -188,14 +208,22 @@ func main() {
 	}()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
-	log.Info("shutting down")
+	restarting := false
+	select {
+	case <-sig:
+	case <-restart:
+		restarting = true
+	}
+	log.Info("shutting down", "restart", restarting)
 	close(clkStop)
 	<-clkDone
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := d.Shutdown(ctx); err != nil {
 		fatal(err)
+	}
+	if restarting {
+		reexec()
 	}
 }
 
@@ -346,6 +374,10 @@ func command(dir state.Dir, domain string, args []string) error {
 		}
 		fmt.Printf("%s\n(valid until %s; open it in an XMPP app such as Conversations or Monal to create the account)\n", out.URI, out.Expires.Local().Format("2 Jan 2006 15:04"))
 		return nil
+	case "backup":
+		return backupCmd(dir, domain, args[1:])
+	case "restore":
+		return restoreCmd(dir, args[1:])
 	case "export":
 		return exportCmd(dir, domain, args[1:])
 	case "import":
