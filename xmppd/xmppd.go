@@ -100,7 +100,7 @@ type Daemon struct {
 	TURN *turn.Server
 	// Proxy is the bytestreams proxy (nil when off; proxydeps.go).
 	Proxy *socks5.Proxy
-	s2s   s2sState // federation (mods_s2s.go)
+	s2s   s2sState   // federation (mods_s2s.go)
 	disk  *diskWatch // storage forecast (diskwatch.go)
 }
 
@@ -146,7 +146,8 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.Server = srv
 	registerModules(srv)
-	d.configureArchive() // mods_mam.go
+	d.configureArchive()      // mods_mam.go
+	d.configureRoomArchives() // mods_muc.go
 	d.removals = newRemovals(srv, opts.Log)
 	srv.OnAccountDeleted(webCircles{srv}.forget)
 	d.configureInvites() // webinvites.go

@@ -56,6 +56,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -169,6 +170,10 @@ type Service struct {
 
 	mu    sync.Mutex
 	rooms map[string]*room // by localpart (already nodeprep'd by jid.Parse)
+
+	// retention is the server's retention of room archives in
+	// nanoseconds, 0 for DefaultRetention (retention.go).
+	retention atomic.Int64
 }
 
 type stateKey struct{}
@@ -224,6 +229,7 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 	svc.HandleFullIQ(m.occupantIQ)
 	srv.OnAccountDeleted(m.accountDeleted)
 	m.watchClubAccounts() // club.go
+	time.AfterFunc(roomSweepEvery, m.sweepTick)
 	return m, nil
 }
 

@@ -36,6 +36,9 @@ type Config struct {
 	// (not visitors), "moderators" or "none"; "" (rooms stored before
 	// the field existed) is "anyone".
 	AllowPM string `json:"allow_pm,omitempty"`
+	// RetentionDays is how long the room's archive keeps messages; 0
+	// is the server's setting (retention.go).
+	RetentionDays int `json:"retention_days,omitempty"`
 }
 
 // defaultConfig is what a room made by a join starts with: a club's
@@ -393,6 +396,8 @@ func (r *room) configForm() *stream.Element {
 	}
 	f.field("muc#maxhistoryfetch", "text-single", strconv.Itoa(c.MaxHistory))
 	f.field("muc#roomconfig_historylength", "text-single", strconv.Itoa(c.MaxHistory))
+	f.field(fieldRetention, "text-single", strconv.Itoa(c.RetentionDays)).
+		Set("label", "Keep messages for this many days (0: the server's setting)")
 	return f.el
 }
 
@@ -459,6 +464,13 @@ func applyConfig(c Config, vals map[string][]string) (Config, error) {
 			return c, withText(server.ErrBadRequest, "allowpm: anyone, participants, moderators or none")
 		}
 		c.AllowPM = v
+	}
+	if v, ok := one(fieldRetention); ok && v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 || n > MaxRetentionDays {
+			return c, withText(server.ErrBadRequest, fieldRetention+": a number of days from 0 to 3650")
+		}
+		c.RetentionDays = n
 	}
 	for _, k := range []string{"muc#maxhistoryfetch", "muc#roomconfig_historylength"} {
 		if v, ok := one(k); ok && v != "" {
