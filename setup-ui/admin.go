@@ -163,6 +163,9 @@ type Admin struct {
 	// federation section (admin_federation.go); now is false when the
 	// change waits for its next start.
 	Federation func() (now bool, err error)
+	// Retention makes the running chat server take the config's archive
+	// section: how long messages and shared files are kept.
+	Retention func() error
 }
 
 // adminNav is the admin pages' menu (rendered from Go: every page is its
@@ -173,6 +176,7 @@ func adminNav(current string) template.HTML {
 	for _, l := range []struct{ path, name string }{
 		{"/admin/members", "Members"}, {"/admin/invites", "Invitations"}, {"/admin/circles", "Circles"},
 		{"/admin/announce", "Announcement"}, {"/admin/health", "Health and updates"},
+		{"/admin/backup", "Backup"},
 		{"/admin/federation", "Other servers"},
 	} {
 		if l.path == current {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,8 @@ type healthData struct {
 	// the forecast, the bytes written per day, and a warning.
 	Growth, Forecast, Written string
 	DiskWarn                  string
+	// How long messages and shared files are kept, in days.
+	KeepMessages, KeepFiles int
 	Memory                    string
 	BoxUp                     string
 	ChatUp                    string
@@ -56,6 +59,7 @@ var windows = []windowChoice{
 var healthDone = map[string]string{
 	"check":    "The box is looking for an update now. Reload this page in a minute to see what it found.",
 	"settings": "Saved.",
+	"storage":  "Saved. Older messages and files go within the hour.",
 }
 
 func bytesWord(n uint64) string {
@@ -135,6 +139,8 @@ func (u *UI) healthPage(w http.ResponseWriter, r *http.Request) {
 	d.FeedHost = feedHost(d.U.FeedURL)
 	if c, err := u.d.Config.Load(); err == nil {
 		d.Auto, d.Window = c.Update.Auto, c.Update.Window
+		d.KeepMessages = int(c.Archive.Retention().Hours() / 24)
+		d.KeepFiles = int(c.Archive.FileRetention().Hours() / 24)
 		if !knownWindow(d.Window) {
 			// Set by hand in the config: offered, so saving keeps it.
 			d.Windows = append([]windowChoice{{d.Window, "Between " + strings.Replace(d.Window, "-", " and ", 1)}}, windows...)
@@ -227,4 +233,32 @@ func diskWords(r diskuse.Report) (growth, forecast, written, warn string) {
 	}
 	written = fmt.Sprintf("%s a day written %s.", diskuse.Bytes(r.WrittenPerDay), who)
 	return growth, forecast, written, r.Warn
+}
+
+// storageSettings saves how long messages (members' and rooms' archives)
+// and shared files are kept, and has the chat server apply it at once.
+func (u *UI) storageSettings(w http.ResponseWriter, r *http.Request) {
+	days := func(k string) (int, bool) {
+		n, err := strconv.Atoi(strings.TrimSpace(r.PostForm.Get(k)))
+		return n, err == nil && n >= 1 && n <= config.MaxRetentionDays
+	}
+	msgs, ok1 := days("messages")
+	files, ok2 := days("files")
+	if !ok1 || !ok2 {
+		page.Error(w, r, http.StatusBadRequest, fmt.Sprintf("Please give a number of days from 1 to %d for both. Nothing was changed.", config.MaxRetentionDays))
+		return
+	}
+	err := u.d.Config.Update(func(c *config.Config) error {
+		c.Archive.RetentionDays, c.Archive.FileRetentionDays = msgs, files
+		return nil
+	})
+	if err == nil && u.d.Admin.Retention != nil {
+		err = u.d.Admin.Retention()
+	}
+	if err != nil {
+		u.d.Log.Error("admin: storage settings", "err", err)
+		page.Error(w, r, http.StatusInternalServerError, "The box could not save that. Please try again.")
+		return
+	}
+	back(w, r, "/admin/health", "storage")
 }

@@ -147,6 +147,7 @@ type adminFakes struct {
 	circles   *fakeCircles
 	announced []string
 	checks    int
+	retention int
 	update    UpdateStatus
 }
 
@@ -182,8 +183,9 @@ func adminFixture(t *testing.T) (*fixture, *adminFakes, *browser, *browser) {
 				Disk: diskuse.Report{Known: true, Span: 10 * 24 * time.Hour, GrowthPerDay: 500e6, WrittenPerDay: 2e9, FullIn: 20 * 24 * time.Hour,
 					Warn: "At the rate of the last 10 days, the box's storage is full in about 20 days."}}
 		},
-		Updates:  func(context.Context) UpdateStatus { return a.update },
-		CheckNow: func(context.Context) error { mu.Lock(); a.checks++; mu.Unlock(); return nil },
+		Updates:   func(context.Context) UpdateStatus { return a.update },
+		CheckNow:  func(context.Context) error { mu.Lock(); a.checks++; mu.Unlock(); return nil },
+		Retention: func() error { mu.Lock(); a.retention++; mu.Unlock(); return nil },
 	}
 	admin := f.claim(t)
 	f.acc.Create("bob", "bob-password", false)
@@ -554,6 +556,36 @@ func TestAdminHealth(t *testing.T) {
 	}
 	resp, _ = admin.post("/admin/updates/settings", url.Values{"csrf": {tok}, "auto": {"on"}, "window": {"13:00-14:00"}})
 	wantRedirect(t, resp, "/admin/health?done=settings")
+}
+
+func TestAdminStorageSettings(t *testing.T) {
+	f, a, admin, _ := adminFixture(t)
+	_, body := admin.get("/admin/health")
+	if !strings.Contains(body, `name="messages" type="number" inputmode="numeric" min="1" max="3650" required value="30"`) {
+		t.Fatalf("health page lacks the retention form with 30 days: %s", body)
+	}
+	tok := csrfRE.FindStringSubmatch(body)[1]
+	resp, _ := admin.post("/admin/storage/settings", url.Values{"csrf": {tok}, "messages": {"90"}, "files": {"14"}})
+	wantRedirect(t, resp, "/admin/health?done=storage")
+	if c, _ := f.cfg.Load(); c.Archive.RetentionDays != 90 || c.Archive.FileRetentionDays != 14 {
+		t.Errorf("archive settings %+v", c.Archive)
+	}
+	if a.retention != 1 {
+		t.Errorf("the chat server was told %d times", a.retention)
+	}
+	for _, form := range []url.Values{{"messages": {"0"}, "files": {"14"}}, {"messages": {"30"}, "files": {"forever"}}, {"messages": {"4000"}, "files": {"1"}}} {
+		form.Set("csrf", tok)
+		resp, _ := admin.post("/admin/storage/settings", form)
+		wantStatus(t, resp, http.StatusBadRequest, "bad storage settings "+form.Encode())
+	}
+	if c, _ := f.cfg.Load(); c.Archive.RetentionDays != 90 || c.Archive.FileRetentionDays != 14 || a.retention != 1 {
+		t.Errorf("refused settings changed something: %+v, told %d", c.Archive, a.retention)
+	}
+	// Without a token the form is refused.
+	resp, _ = admin.post("/admin/storage/settings", url.Values{"messages": {"5"}, "files": {"5"}})
+	if resp.StatusCode == http.StatusSeeOther {
+		t.Errorf("storage settings saved without a CSRF token")
+	}
 }
 
 func TestAdminInvites(t *testing.T) {

@@ -76,6 +76,7 @@ func (u *UI) routes() []route {
 		{"GET /admin/health", admin, u.healthPage},
 		{"POST /admin/updates/check", admin, u.updateCheck},
 		{"POST /admin/updates/settings", admin, u.updateSettings},
+		{"POST /admin/storage/settings", admin, u.storageSettings},
 		{"GET /admin/federation", admin, u.federationPage},
 		{"POST /admin/federation", admin, u.federationSave},
 		// Everything else: the friendly page, not ServeMux's plain text.

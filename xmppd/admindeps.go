@@ -47,6 +47,7 @@ func (d *Daemon) adminDeps() setupui.Admin {
 		CheckNow: d.updateCheck,
 		// The federation page (federationdeps.go).
 		Federation: d.applyFederation,
+		Retention:  d.applyRetention, // retention.go
 	}
 }
 

@@ -18,6 +18,7 @@ func (d *Daemon) startUpload() error {
 	u, err := upload.Register(d.Server, upload.Options{
 		Dir:     d.opts.State.Uploads(),
 		BaseURL: d.uploadBase,
+		Expiry:  d.archiveConfig().FileRetention(), // retention.go
 		Log:     d.opts.Log,
 	})
 	if err != nil {

@@ -8,6 +8,9 @@ type Archive struct {
 	// RetentionDays is how many days a message stays in its members'
 	// archives; 0 (or a missing section) means DefaultRetentionDays.
 	RetentionDays int `json:"retention_days"`
+	// FileRetentionDays is how many days files shared in chats (HTTP
+	// upload) are kept; 0 means DefaultRetentionDays.
+	FileRetentionDays int `json:"file_retention_days,omitempty"`
 }
 
 // DefaultRetentionDays keeps a month: enough for a phone that was off on
@@ -30,4 +33,9 @@ func (a Archive) Retention() time.Duration {
 		d = DefaultRetentionDays
 	}
 	return time.Duration(min(d, MaxRetentionDays)) * 24 * time.Hour
+}
+
+// FileRetention is how long shared files are kept, bounded as Retention.
+func (a Archive) FileRetention() time.Duration {
+	return Archive{RetentionDays: a.FileRetentionDays}.Retention()
 }

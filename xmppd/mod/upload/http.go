@@ -92,7 +92,7 @@ func (u *Uploads) get(w http.ResponseWriter, r *http.Request, key, name string) 
 		http.Error(w, "Server error.", http.StatusInternalServerError)
 		return
 	}
-	if rec == nil || !rec.Done || u.o.Now().UnixNano() >= rec.Expires {
+	if rec == nil || !rec.Done || u.o.Now().UnixNano() >= u.expires(rec) {
 		http.Error(w, "No such file.", http.StatusNotFound)
 		return
 	}

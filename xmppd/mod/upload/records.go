@@ -30,7 +30,9 @@ type record struct {
 	Size int64  `json:"s"`
 	File string `json:"f"` // random name in Dir
 	// Unix nanoseconds: when the slot was made, until when its PUT may
-	// start, until when the file is served.
+	// start, until when the file was to be served when the slot was made
+	// (kept for older readers; the service now serves until Created plus
+	// its current expiry, Uploads.expires).
 	Created int64 `json:"c"`
 	PutBy   int64 `json:"p"`
 	Expires int64 `json:"e"`

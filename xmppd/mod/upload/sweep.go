@@ -27,7 +27,7 @@ func (u *Uploads) Sweep() (removed int, err error) {
 			return nil
 		}
 		return allRecords(b, func(key string, r *record) error {
-			expired := r.Done && r.Expires <= now
+			expired := r.Done && u.expires(r) <= now
 			unused := !r.Done && r.PutBy <= now && !active[key]
 			if !expired && !unused {
 				return nil
@@ -67,7 +67,7 @@ func (u *Uploads) next() (time.Time, bool) {
 			return nil
 		}
 		return allRecords(b, func(_ string, r *record) error {
-			due := r.Expires
+			due := u.expires(r)
 			if !r.Done {
 				due = r.PutBy
 			}
@@ -136,6 +136,18 @@ func (s *sweepTimer) armed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.t != nil
+}
+
+// rearm replaces a running timer by one for the earliest due time now
+// (after SetExpiry moved them).
+func (s *sweepTimer) rearm() {
+	s.mu.Lock()
+	if s.t != nil {
+		s.t.Stop()
+		s.t = nil
+	}
+	s.mu.Unlock()
+	s.arm()
 }
 
 func (s *sweepTimer) stop() {

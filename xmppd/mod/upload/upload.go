@@ -170,6 +170,11 @@ type Uploads struct {
 	active   map[string]bool // slot keys with a PUT running
 	timer    *sweepTimer
 	closed   bool
+	// expiry is how long a file is served after its slot was made, in
+	// nanoseconds: Options.Expiry until the admin changes it (SetExpiry).
+	// It applies to files already stored, as the admin expects of "keep
+	// shared files for N days", so a record's own Expires is not read.
+	expiry atomic.Int64
 	// newTemp replaces os.CreateTemp in tests (a disk that fills up).
 	newTemp func() (tempFile, error)
 	// afterLookup runs in a PUT after its first look at the slot (tests
@@ -197,6 +202,7 @@ func Register(srv *server.Server, o Options) (*Uploads, error) {
 		return nil, fmt.Errorf("upload: %w", err)
 	}
 	u := &Uploads{srv: srv, o: o, rate: map[string]*window{}, active: map[string]bool{}}
+	u.expiry.Store(int64(o.Expiry))
 	if err := u.recover(); err != nil {
 		return nil, err
 	}
@@ -251,3 +257,16 @@ func Of(srv *server.Server) *Uploads { return holderOf(srv).Load() }
 func holderOf(srv *server.Server) *atomic.Pointer[Uploads] {
 	return server.State(srv, stateKey{}, func() *atomic.Pointer[Uploads] { return new(atomic.Pointer[Uploads]) })
 }
+
+// SetExpiry changes how long files are kept (d <= 0: DefaultExpiry), for
+// the files already stored too, and re-arms the sweep for the new times.
+func (u *Uploads) SetExpiry(d time.Duration) {
+	if d <= 0 {
+		d = DefaultExpiry
+	}
+	u.expiry.Store(int64(d))
+	u.timer.rearm()
+}
+
+// expires is when the file of r stops being served.
+func (u *Uploads) expires(r *record) int64 { return r.Created + u.expiry.Load() }

@@ -955,3 +955,34 @@ func TestConcurrentPuts(t *testing.T) {
 		t.Errorf("the finished file changed or went: %d bytes", len(got))
 	}
 }
+
+// The admin shortens how long shared files are kept: files already stored
+// go by the new time (and are not served past it); lengthened again, a
+// file is served longer than its slot first said.
+func TestSetExpiryAppliesToStoredFiles(t *testing.T) {
+	f := newFixture(t, nil)
+	data := random(1000)
+	url := f.slot("alice", "a.jpg", 1000, "image/jpeg")
+	f.put(url, data, "image/jpeg")
+	f.advance(8 * 24 * time.Hour)
+	f.u.SetExpiry(7 * 24 * time.Hour)
+	if resp, _ := f.get(url); resp.StatusCode != 404 {
+		t.Errorf("file older than the new retention served: %d", resp.StatusCode)
+	}
+	if n, err := f.u.Sweep(); n != 1 || err != nil {
+		t.Fatalf("sweep after shortening: %d %v", n, err)
+	}
+	url = f.slot("alice", "b.jpg", 1000, "image/jpeg")
+	f.put(url, data, "image/jpeg")
+	f.u.SetExpiry(90 * 24 * time.Hour)
+	f.advance(60 * 24 * time.Hour)
+	if resp, _ := f.get(url); resp.StatusCode != 200 {
+		t.Errorf("after lengthening to 90 days, a 60-day-old file: %d", resp.StatusCode)
+	}
+	if n, _ := f.u.Sweep(); n != 0 {
+		t.Errorf("swept %d files within the retention", n)
+	}
+	if !f.u.timer.armed() {
+		t.Error("sweep timer not armed after SetExpiry with a file stored")
+	}
+}
