@@ -45,6 +45,15 @@ func (d Dir) Update() string { return filepath.Join(string(d), "update") }
 // collide with, and nothing on the network can pretend to be tor.
 func (d Dir) OnionC2S() string { return filepath.Join(string(d), "onion-c2s.sock") }
 
+// OnionS2S is where xmppd takes the server-to-server connections tor
+// forwards from the onion service's port 5269 (as OnionC2S).
+func (d Dir) OnionS2S() string { return filepath.Join(string(d), "onion-s2s.sock") }
+
+// TorSocks is tor's SOCKS5 socket (netconf's tor, onion traffic only),
+// through which xmppd reaches .onion domains. Inside Tor(), which is 0700:
+// tor refuses a unix socket in a directory others can enter.
+func (d Dir) TorSocks() string { return filepath.Join(d.Tor(), "socks.sock") }
+
 // NetconfSocket is netconf's local API (reachability status, reload,
 // self-test), reachable only by processes on the box.
 func (d Dir) NetconfSocket() string { return filepath.Join(string(d), "netconf.sock") }

@@ -78,6 +78,8 @@ func main() {
 		s2sTLS      = flag.String("s2s-tls", "none", "federation: XEP-0368 direct TLS inbound address (published as _xmpps-server), \"none\" for none")
 		s2sDNS      = flag.String("s2s-dns", "", "federation: ask this DNS server (HOST:PORT) instead of the system's (tests with their own zone)")
 		s2sCA       = flag.String("s2s-ca", "", "federation: also trust the CA certificates in this PEM file for peers (tests)")
+		s2sOnion    = flag.String("s2s-onion", "auto", "federation: listener for server-to-server connections forwarded by tor from the onion service's port 5269, unix:PATH or HOST:PORT; auto: unix:STATE/onion-s2s.sock when federation is on; \"none\" for none; never treated as local")
+		torSOCKS    = flag.String("tor-socks", "auto", "federation: tor's SOCKS5 port for .onion domains, unix:PATH or HOST:PORT; auto: unix:STATE/tor/socks.sock (netconf's tor, when Tor is on) when federation is on; \"none\": onion domains cannot be reached")
 		s2sLocal    = flag.Bool("s2s-allow-local", false, "federation: allow peers that resolve to loopback or this machine's addresses (tests on one machine)")
 		showVersion = flag.Bool("version", false, "print the version and exit")
 		debug       = flag.Bool("debug", false, "debug logging")
@@ -157,6 +159,11 @@ func main() {
 	*turnAddr = pickAddr(*turnAddr, onBox, ":3478", *dev, "127.0.0.1:3478")
 	*proxy65 = pickAddr(*proxy65, onBox, ":7777", *dev, "127.0.0.1:7777")
 	*s2sAddr = pickAddr(*s2sAddr, onBox, ":5269", false, "")
+	// With federation on, onion federation follows Tor: netconf's tor
+	// opens the SOCKS socket and forwards the onion service's 5269 to the
+	// onion listener only while Tor is on (netconf/parts.go).
+	*s2sOnion = pickAddr(*s2sOnion, *s2sAddr != "", "unix:"+dir.OnionS2S(), false, "")
+	*torSOCKS = pickAddr(*torSOCKS, *s2sAddr != "", "unix:"+dir.TorSocks(), false, "")
 	if *dev && *turnHost == "" {
 		*turnHost = "127.0.0.1"
 	}
@@ -179,7 +186,7 @@ func main() {
 		TURN:          xmppd.TURNOptions{Listen: *turnAddr, Host: *turnHost, RelayIP: *turnRelayIP},
 		Proxy65:       *proxy65,
 		Restart:       requestRestart,
-		S2S:           xmppd.S2SOptions{Listen: *s2sAddr, ListenTLS: pickAddr(*s2sTLS, false, "", false, ""), Resolver: *s2sDNS, CAFile: *s2sCA, AllowLocal: *s2sLocal},
+		S2S:           xmppd.S2SOptions{Listen: *s2sAddr, ListenTLS: pickAddr(*s2sTLS, false, "", false, ""), Resolver: *s2sDNS, CAFile: *s2sCA, AllowLocal: *s2sLocal, Onion: *s2sOnion, TorSOCKS: *torSOCKS},
 	})
 	if err != nil {
 		fatal(err)

@@ -131,6 +131,10 @@ type outConn struct {
 // authenticated stream, since a peer accepts stanzas only from the
 // domains a stream authenticated).
 func (s *S2S) dial(ctx context.Context, local, domain string) (*outConn, error) {
+	if IsOnion(domain) {
+		// Before any lookup: an onion name goes to tor only (onion.go).
+		return s.dialOnion(ctx, local, domain)
+	}
 	ts, err := s.targets(ctx, domain)
 	if err != nil {
 		return nil, err
@@ -149,7 +153,11 @@ func (s *S2S) dial(ctx context.Context, local, domain string) (*outConn, error) 
 				continue
 			}
 			reached = true
-			oc, err := s.open(ctx, local, domain, t, net.JoinHostPort(ip.IP.String(), strconv.Itoa(t.port)))
+			addr := net.JoinHostPort(ip.IP.String(), strconv.Itoa(t.port))
+			oc, err := s.open(ctx, local, domain, t, func(ctx context.Context) (net.Conn, error) {
+				d := net.Dialer{Timeout: s.cfg.DialTimeout}
+				return d.DialContext(ctx, "tcp", addr)
+			})
 			if err == nil {
 				return oc, nil
 			}
@@ -166,10 +174,10 @@ func (s *S2S) dial(ctx context.Context, local, domain string) (*outConn, error) 
 	return nil, err
 }
 
-// open connects to addr and negotiates TLS (direct or STARTTLS).
-func (s *S2S) open(ctx context.Context, local, domain string, t target, addr string) (*outConn, error) {
-	d := net.Dialer{Timeout: s.cfg.DialTimeout}
-	c, err := d.DialContext(ctx, "tcp", addr)
+// open connects (directly, or through tor for an onion domain) and
+// negotiates TLS (direct or STARTTLS).
+func (s *S2S) open(ctx context.Context, local, domain string, t target, connect func(context.Context) (net.Conn, error)) (*outConn, error) {
+	c, err := connect(ctx)
 	if err != nil {
 		return nil, err
 	}

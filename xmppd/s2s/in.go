@@ -18,13 +18,15 @@ import (
 
 // Serve accepts inbound server-to-server connections (STARTTLS) on ln
 // until it is closed.
-func (s *S2S) Serve(ln net.Listener) error { return s.serve(ln, false) }
+func (s *S2S) Serve(ln net.Listener) error { return s.serve(ln, false, "") }
 
 // ServeTLS accepts XEP-0368 direct TLS connections (TLS from the first
 // byte; the _xmpps-server record's port) on ln until it is closed.
-func (s *S2S) ServeTLS(ln net.Listener) error { return s.serve(ln, true) }
+func (s *S2S) ServeTLS(ln net.Listener) error { return s.serve(ln, true, "") }
 
-func (s *S2S) serve(ln net.Listener, direct bool) error {
+// bucket, when set, is what every connection is counted under instead of
+// its address (OnionBucket, onion.go).
+func (s *S2S) serve(ln net.Listener, direct bool, bucket string) error {
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -42,7 +44,10 @@ func (s *S2S) serve(ln net.Listener, direct bool) error {
 			c.Close()
 			return errClosed
 		}
-		ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		ip := bucket
+		if ip == "" {
+			ip, _, _ = net.SplitHostPort(c.RemoteAddr().String())
+		}
 		if !s.admit(ip) {
 			s.untrack(c)
 			c.Close()
@@ -69,7 +74,7 @@ func (s *S2S) serve(ln net.Listener, direct bool) error {
 func (s *S2S) admit(ip string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cfg.MaxUnauthPerIP > 0 && s.unauth[ip] >= s.cfg.MaxUnauthPerIP {
+	if n := s.unauthCap(ip); n > 0 && s.unauth[ip] >= n {
 		return false
 	}
 	s.unauth[ip]++

@@ -118,6 +118,8 @@ type Config struct {
 	// not authenticated yet (as c2s's), so strangers cannot hold every
 	// socket and the connect-backs they trigger. 0: 20; -1: no cap.
 	MaxUnauthPerIP int
+	// Onion is federation with .onion domains through tor (onion.go).
+	Onion Onion
 }
 
 // Defaults fills the zero fields.

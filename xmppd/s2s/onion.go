@@ -1,0 +1,165 @@
+package s2s
+
+// Onion federation: with Tor on, a .onion domain is reached through
+// tor's SOCKS5 port, and other servers reach ours through the onion
+// service (netconf maps its 5269 to ServeOnion's listener).
+//
+// The name never reaches a DNS resolver: no SRV lookup (an onion service
+// has no DNS; asking for _xmpp-server._tcp.x.onion would tell the
+// resolver whom we talk to), no address lookup; the name goes to tor as a
+// SOCKS5 domain name (golang.org/x/net/proxy sends a host that is not an
+// IP literal as ATYP 3 and resolves nothing). tor's SOCKS port is on the
+// box itself (a unix socket, or loopback): dialling it is allowed on this
+// path only, the loopback/LAN refusal (refusedIP) still applies to every
+// name DNS gives us.
+//
+// Authentication is unchanged. TLS is still required both ways. An onion
+// peer rarely has a certificate a CA issued for its .onion name, so its
+// certificate fails the name check and dialback authenticates it, as
+// Prosody's mod_onions does. Dialback to an onion domain is stronger than
+// to a DNS name: the connect-back goes through tor to the address, and
+// only the holder of the service's key can answer there (the address is
+// the key), so no DNS or routing attack can forge it. An onion peer that
+// does have a valid certificate for its name uses SASL EXTERNAL like any
+// other.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cretz/bine/torutil"
+	"golang.org/x/net/proxy"
+)
+
+// Onion configures federation with .onion domains.
+type Onion struct {
+	// SOCKS is tor's SOCKS5 port: "unix:PATH" (on the box netconf's tor
+	// opens state.Dir.TorSocks(), for onion traffic only) or "host:port".
+	// "": .onion domains cannot be reached; their stanzas bounce with
+	// remote-server-not-found at once.
+	SOCKS string
+	// DialTimeout bounds one connection through tor, up to the onion
+	// service answering (tor fetches its descriptor and builds a
+	// rendezvous circuit first: seconds, on a slow Pi tens). Default 60 s.
+	DialTimeout time.Duration
+	// MaxUnauth caps unauthenticated connections from the onion listener
+	// (ServeOnion) all together: they all come from tor, so a per-address
+	// cap would be one bucket anyway; 0: 100, -1: no cap.
+	MaxUnauth int
+}
+
+// OnionBucket is the source every connection from the onion listener is
+// counted under (never its address: tor connects from the box itself, and
+// nothing arriving over Tor is local).
+const OnionBucket = "onion"
+
+// ServeOnion accepts server-to-server connections that tor forwards from
+// the onion service's port 5269 (STARTTLS, as Serve). They are counted
+// under OnionBucket with their own cap (Onion.MaxUnauth).
+func (s *S2S) ServeOnion(ln net.Listener) error { return s.serve(ln, false, OnionBucket) }
+
+// unauthCap is the cap of unauthenticated inbound connections for a source.
+func (s *S2S) unauthCap(source string) int {
+	if source != OnionBucket {
+		return s.cfg.MaxUnauthPerIP
+	}
+	switch n := s.cfg.Onion.MaxUnauth; {
+	case n == 0:
+		return 100
+	case n < 0:
+		return 0
+	default:
+		return n
+	}
+}
+
+// IsOnion reports whether domain is under .onion (RFC 7686): such names
+// go to tor, never to DNS.
+func IsOnion(domain string) bool {
+	d := strings.ToLower(strings.TrimSuffix(domain, "."))
+	return strings.HasSuffix(d, ".onion")
+}
+
+// onionHost is the v3 onion address a .onion domain is served at: the
+// domain itself, or for a subdomain (groups.x.onion, a service of an
+// onion Hearth) its last two labels, where tor connects either way.
+func onionHost(domain string) (string, error) {
+	d := strings.ToLower(strings.TrimSuffix(domain, "."))
+	labels := strings.Split(d, ".")
+	if len(labels) < 2 {
+		return "", fmt.Errorf("s2s: %q is not an onion address", domain)
+	}
+	id := labels[len(labels)-2]
+	if len(id) != 56 {
+		return "", fmt.Errorf("s2s: %s is not a v3 onion address (56 characters)", domain)
+	}
+	if _, err := torutil.PublicKeyFromV3OnionServiceID(id); err != nil {
+		return "", fmt.Errorf("s2s: %s is not a valid onion address: %w", domain, err)
+	}
+	return id + ".onion", nil
+}
+
+// dialOnion opens a stream to an onion domain's server through tor.
+func (s *S2S) dialOnion(ctx context.Context, local, domain string) (*outConn, error) {
+	host, err := onionHost(domain)
+	if err != nil {
+		// Misspelt: tor would refuse it too (SOCKS reply F6).
+		return nil, &errNotFound{err}
+	}
+	if s.cfg.Onion.SOCKS == "" {
+		return nil, notFound("s2s: %s is an onion address and Tor is off on this box", domain)
+	}
+	t := target{host: host, port: s.cfg.Port}
+	addr := net.JoinHostPort(host, strconv.Itoa(t.port))
+	oc, err := s.open(ctx, local, domain, t, func(ctx context.Context) (net.Conn, error) {
+		return s.socksDial(ctx, addr)
+	})
+	if err != nil {
+		var nf *errNotFound
+		if errors.As(err, &nf) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("s2s: cannot reach %s through tor: %w", domain, err)
+	}
+	return oc, nil
+}
+
+// socksDial connects to addr (an onion host:port) through tor's SOCKS5
+// port.
+func (s *S2S) socksDial(ctx context.Context, addr string) (net.Conn, error) {
+	network, socks := "tcp", s.cfg.Onion.SOCKS
+	if p, ok := strings.CutPrefix(socks, "unix:"); ok {
+		network, socks = "unix", p
+	}
+	d, err := proxy.SOCKS5(network, socks, nil, &net.Dialer{})
+	if err != nil {
+		return nil, fmt.Errorf("tor SOCKS %s: %w", s.cfg.Onion.SOCKS, err)
+	}
+	timeout := s.cfg.Onion.DialTimeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if network == "unix" && errors.Is(err, fs.ErrNotExist) {
+			// No socket: tor is not running (Tor is off in the settings,
+			// or netconf is not up). Retrying for minutes would only keep
+			// the sender waiting.
+			return nil, &errNotFound{fmt.Errorf("tor is not running (no SOCKS socket %s)", socks)}
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("tor's SOCKS port %s refused the connection (tor restarting?): %w", s.cfg.Onion.SOCKS, err)
+		}
+		return nil, fmt.Errorf("tor: %w", err)
+	}
+	return c, nil
+}
