@@ -311,6 +311,7 @@ func TestAdminFormsRefused(t *testing.T) {
 		"/admin/invites":          {"valid": {"1w"}, "role": {"member"}},
 		"/admin/invites/revoke":   {"token": {"live"}},
 		"/admin/federation":       {"federation": {"off"}, "block": {"spam.example"}},
+		"/admin/backup":           {"passphrase": {"long enough words"}, "passphrase2": {"long enough words"}},
 	}
 	f.inv.put(Invite{Token: "live", Uses: 1, MaxUses: 1, Expires: time.Now().Add(time.Hour)})
 	for _, rt := range f.ui.routes() {

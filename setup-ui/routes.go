@@ -32,6 +32,9 @@ func (u *UI) routes() []route {
 		{"POST /setup", public, u.codeSubmit},
 		{"GET /setup/account", setupOnly, u.accountForm},
 		{"POST /setup/account", setupOnly, u.accountSubmit},
+		// "I have a backup" (restore.go); the file itself is posted to
+		// RestorePath, mounted on the web server (a streamed upload).
+		{"GET /setup/restore", setupOnly, u.restoreForm},
 		{"GET /setup/reach", admin, u.reachForm},
 		{"POST /setup/reach", admin, u.reachSubmit},
 		{"GET /setup/invite", admin, u.inviteForm},
@@ -74,6 +77,8 @@ func (u *UI) routes() []route {
 		{"GET /admin/announce", admin, u.announceForm},
 		{"POST /admin/announce", admin, u.announceSubmit},
 		{"GET /admin/health", admin, u.healthPage},
+		{"GET /admin/backup", admin, u.backupForm},
+		{"POST /admin/backup", admin, u.backupDownload},
 		{"POST /admin/updates/check", admin, u.updateCheck},
 		{"POST /admin/updates/settings", admin, u.updateSettings},
 		{"POST /admin/storage/settings", admin, u.storageSettings},

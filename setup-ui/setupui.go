@@ -176,7 +176,10 @@ type Deps struct {
 	// Admin is what the admin pages need (admin.go); a nil part answers
 	// "not available on this box yet".
 	Admin Admin
-	Log   *slog.Logger
+	// Backup makes and restores whole-box backups (admin_backup.go,
+	// restore.go); nil: not on this box.
+	Backup Backups
+	Log    *slog.Logger
 }
 
 // UI is the pages' handler.
@@ -239,7 +242,7 @@ func (u *UI) claimed() bool {
 func (u *UI) unclaimedGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case "/setup", "/setup/account", page.CSSPath:
+		case "/setup", "/setup/account", "/setup/restore", page.CSSPath:
 		default:
 			if !u.claimed() {
 				if r.Method == http.MethodGet || r.Method == http.MethodHead {

@@ -79,11 +79,13 @@ func (d *Daemon) mountPages() error {
 		Fingerprint: d.fingerprint,
 		Domain:      func() string { return d.Server.Domain },
 		Admin:       d.adminDeps(), // admindeps.go
+		Backup:      webBackup{d},  // webbackup.go
 		Log:         d.opts.Log,
 	})
 	if err != nil {
 		return fmt.Errorf("setup pages: %w", err)
 	}
+	d.Web.HandleStream(setupui.RestorePath, ui.RestoreUpload())
 	d.Web.SetApp(ui)
 	return nil
 }

@@ -1,0 +1,127 @@
+package setupui
+
+// The admin's whole-box backup: choose a passphrase, download one
+// encrypted file (appliance/backup) holding everything a new SD card needs
+// to become this box again. Restoring it is the setup wizard's "I have a
+// backup" (restore.go).
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/hearthchat/hearth/appliance/backup"
+	"github.com/hearthchat/hearth/setup-ui/internal/page"
+)
+
+// Backups makes and restores whole-box backups (xmppd/webbackup.go).
+type Backups interface {
+	// Name is the file name for a backup made now.
+	Name() string
+	// Write writes an encrypted backup of the whole box to w. It writes
+	// nothing to w before the database copy was taken and checked, so an
+	// early error can still be shown as a page.
+	Write(w io.Writer, passphrase string) error
+	// Stage reads a backup from r and checks all of it, then keeps it
+	// ready to be put in place (nothing changes yet); it returns a
+	// description. Errors wrap appliance/backup's (ErrPassphrase, …).
+	Stage(r io.Reader, passphrase string) (string, error)
+	// Apply restarts the chat service, which puts the staged backup in
+	// place before it opens anything. False: it cannot restart itself.
+	Apply() bool
+}
+
+type backupData struct {
+	Nav   template.HTML
+	Error string
+}
+
+func (u *UI) backupForm(w http.ResponseWriter, r *http.Request) {
+	if u.d.Backup == nil {
+		adminUnavailable(w, r)
+		return
+	}
+	u.tpl.Render(w, r, http.StatusOK, "admin-backup", backupData{Nav: adminNav("/admin/backup")})
+}
+
+// backupPassphrase checks a new backup's passphrase and its repetition.
+func backupPassphrase(pw, again string) string {
+	switch {
+	case utf8.RuneCountInString(pw) < backup.MinPassphrase:
+		return fmt.Sprintf("The passphrase needs at least %d characters. A few words in a row are easy to remember and hard to guess.", backup.MinPassphrase)
+	case len(pw) > 1024:
+		return "That passphrase is too long."
+	case pw != again:
+		return "The two passphrases are not the same. Please type it again in both fields."
+	}
+	return ""
+}
+
+func (u *UI) backupDownload(w http.ResponseWriter, r *http.Request) {
+	if u.d.Backup == nil {
+		adminUnavailable(w, r)
+		return
+	}
+	pw := r.PostForm.Get("passphrase")
+	if msg := backupPassphrase(pw, r.PostForm.Get("passphrase2")); msg != "" {
+		u.tpl.Render(w, r, http.StatusBadRequest, "admin-backup", backupData{Nav: adminNav("/admin/backup"), Error: msg})
+		return
+	}
+	name := u.d.Backup.Name()
+	lw := &lazyDownload{w: w, name: name}
+	if err := u.d.Backup.Write(lw, pw); err != nil {
+		u.d.Log.Error("admin: backup", "err", err)
+		if !lw.started {
+			page.Error(w, r, http.StatusInternalServerError, "The box could not make the backup. Nothing was changed; please try again. If it happens again, look at the health page.")
+		}
+		// Once bytes went out the browser has a partial file; the
+		// connection is cut so that it reports a failed download rather
+		// than a complete one (a restore would refuse it anyway: cut off).
+		if lw.started {
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	u.d.Log.Info("admin: backup downloaded", "by", page.SessionOf(r).User, "file", name)
+}
+
+// lazyDownload sends the download's headers with the first byte.
+type lazyDownload struct {
+	w       http.ResponseWriter
+	name    string
+	started bool
+}
+
+func (l *lazyDownload) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		h := l.w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Disposition", `attachment; filename="`+l.name+`"`)
+		h.Set("Cache-Control", "no-store")
+		l.w.WriteHeader(http.StatusOK)
+	}
+	return l.w.Write(p)
+}
+
+// restoreMessage is what a person reads when a backup cannot be restored.
+func restoreMessage(err error) string {
+	switch {
+	case errors.Is(err, backup.ErrPassphrase):
+		return "That is not the passphrase of this backup. Nothing was changed; try again (capital letters and spaces count)."
+	case errors.Is(err, backup.ErrTruncated):
+		return "This backup file is incomplete: it was cut off while it was saved or copied. Nothing was changed. Try another copy (the backup stick keeps several)."
+	case errors.Is(err, backup.ErrNewer):
+		return "This backup was made by a newer version of Hearth than this card has. Nothing was changed. Let the box update first (or flash the newest image), then restore."
+	case errors.Is(err, backup.ErrNotBackup):
+		return "This file is not a Hearth backup. Nothing was changed. The backup's name ends in " + backup.Suffix + "."
+	case errors.Is(err, backup.ErrDamaged):
+		return "This backup file is damaged. Nothing was changed. Try another copy (the backup stick keeps several)."
+	case errors.Is(err, backup.ErrPending):
+		return "A backup is already waiting to be put in place; the box does it when it restarts."
+	}
+	return "The box could not restore this backup. Nothing was changed; please try again."
+}

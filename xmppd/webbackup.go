@@ -1,0 +1,44 @@
+package xmppd
+
+// The adapter through which the backup page and the wizard's restore
+// (setup-ui/admin_backup.go, restore.go) make and stage whole-box backups
+// (appliance/backup).
+
+import (
+	"io"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/backup"
+	"github.com/hearthchat/hearth/appliance/version"
+)
+
+type webBackup struct{ d *Daemon }
+
+func (b webBackup) Name() string { return backup.FileName(b.d.Server.Domain, time.Now()) }
+
+func (b webBackup) Write(w io.Writer, passphrase string) error {
+	_, err := backup.Write(w, backup.Source{
+		Dir: b.d.opts.State, Domain: b.d.Server.Domain, Version: version.Version,
+		DB: func(w io.Writer) error { _, err := b.d.Store.Backup(w); return err },
+	}, passphrase)
+	return err
+}
+
+func (b webBackup) Stage(r io.Reader, passphrase string) (string, error) {
+	m, err := backup.Stage(b.d.opts.State, r, passphrase)
+	if err != nil {
+		return "", err
+	}
+	return backup.Describe(m), nil
+}
+
+// Apply asks cmd/xmppd to shut down and start again (Options.Restart);
+// the new process puts the staged backup in place before it opens the
+// state. The graceful shutdown lets the page that called this finish.
+func (b webBackup) Apply() bool {
+	if b.d.opts.Restart == nil {
+		return false
+	}
+	b.d.opts.Restart()
+	return true
+}
