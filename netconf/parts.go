@@ -46,7 +46,7 @@ func (s *Service) partsFor(cfg *config.Config) []part {
 		ps = append(ps, part{"dns", func(ctx context.Context) error { return s.watchDNS(ctx, cfg) }})
 	}
 	if cfg.Net.Tor {
-		ps = append(ps, s.onionPart())
+		ps = append(ps, s.onionPart(cfg))
 	} else {
 		onion.Disabled(&s.board)
 	}
@@ -94,16 +94,28 @@ func (s *Service) recordOptions(cfg *config.Config, addrs []netip.Addr) dnsrec.O
 		C2S: s.opts.Ports.C2S, C2STLS: s.opts.Ports.C2STLS, S2S: s.opts.Ports.S2S, NoS2S: !Federates(cfg)}
 }
 
-// onionPart publishes the chat server as an onion service. tor forwards to
-// xmppd's onion socket, whose connections are never treated as local.
-func (s *Service) onionPart() part {
-	svc, err := onion.New(onion.Options{
+// onionOptions: tor forwards the chat port to xmppd's onion socket, whose
+// connections are never treated as local; with federation on, also 5269
+// to xmppd's onion s2s socket, and tor opens a SOCKS socket (onion
+// addresses only) through which xmppd reaches .onion domains.
+func (s *Service) onionOptions(cfg *config.Config) onion.Options {
+	o := onion.Options{
 		DataDir:        s.opts.State.Tor(),
 		Reporter:       &s.board,
 		Log:            os.Stderr, // tor's own lines, in the box's log
 		DisableNetwork: s.opts.TorOffline,
 		Ports:          []onion.Port{{Virtual: s.opts.Ports.C2S, Target: "unix:" + s.opts.State.OnionC2S()}},
-	})
+	}
+	if Federates(cfg) {
+		o.Ports = append(o.Ports, onion.Port{Virtual: s.opts.Ports.S2S, Target: "unix:" + s.opts.State.OnionS2S()})
+		o.SocksSocket = s.opts.State.TorSocks()
+	}
+	return o
+}
+
+// onionPart publishes the chat server as an onion service.
+func (s *Service) onionPart(cfg *config.Config) part {
+	svc, err := onion.New(s.onionOptions(cfg))
 	if err != nil {
 		return part{"onion", func(context.Context) error {
 			s.board.Set(status.Check{ID: "onion", Title: "Tor", Level: status.Error,

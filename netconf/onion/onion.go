@@ -91,6 +91,12 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// Log receives tor's own output; nil discards it.
 	Log io.Writer
+	// SocksSocket, when set, is a unix socket where tor takes SOCKS5
+	// connections to .onion addresses only (xmppd's federation with onion
+	// domains; state.Dir.TorSocks()). It must be inside DataDir (tor
+	// refuses a socket in a directory others can enter). tor opens it only
+	// while its network is on. "": no SOCKS port.
+	SocksSocket string
 }
 
 // Service is the onion service. Create it with New and run it with Run
@@ -120,6 +126,11 @@ func New(opts Options) (*Service, error) {
 		}
 		if err := checkTarget(p.Target); err != nil {
 			return nil, fmt.Errorf("onion: target %q for port %d: %w", p.Target, p.Virtual, err)
+		}
+	}
+	if opts.SocksSocket != "" {
+		if err := checkSocksSocket(opts.SocksSocket, opts.DataDir); err != nil {
+			return nil, fmt.Errorf("onion: SOCKS socket %q: %w", opts.SocksSocket, err)
 		}
 	}
 	if opts.BootstrapTimeout <= 0 {
@@ -152,6 +163,22 @@ func checkTarget(t string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return errors.New("port out of range")
+	}
+	return nil
+}
+
+// checkSocksSocket accepts an absolute socket path short enough for
+// sockaddr_un, inside the private data directory.
+func checkSocksSocket(path, dataDir string) error {
+	if !filepath.IsAbs(path) || strings.ContainsAny(path, " \t\"") {
+		return errors.New("must be an absolute path without spaces")
+	}
+	if len(path) >= 104 {
+		return errors.New("too long for a unix socket")
+	}
+	rel, err := filepath.Rel(dataDir, path)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("must be inside %s", dataDir)
 	}
 	return nil
 }
@@ -264,7 +291,7 @@ func (s *Service) runOnce(ctx context.Context) (healthy bool, err error) {
 	}
 
 	r.Set(s.check(status.Pending, "Starting Tor…", "", map[string]string{"published": "no"}))
-	t, err := startTor(ctx, argv, s.opts.DataDir, s.opts.Log, s.opts.StartTimeout)
+	t, err := startTor(ctx, argv, s.opts.DataDir, s.opts.SocksSocket, s.opts.Log, s.opts.StartTimeout)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()

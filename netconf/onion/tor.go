@@ -41,7 +41,9 @@ type torProcess struct {
 
 // startTor runs tor with networking off, connects to its control socket,
 // authenticates with the cookie and makes tor's life depend on ours.
-func startTor(ctx context.Context, argv []string, dir string, log io.Writer, timeout time.Duration) (*torProcess, error) {
+// socks, when set, is a unix socket for SOCKS5 connections to onion
+// services only (Options.SocksSocket).
+func startTor(ctx context.Context, argv []string, dir, socks string, log io.Writer, timeout time.Duration) (*torProcess, error) {
 	dataDir := filepath.Join(dir, "data")
 	if err := ensurePrivateDir(dataDir); err != nil {
 		return nil, err
@@ -60,14 +62,28 @@ func startTor(ctx context.Context, argv []string, dir string, log io.Writer, tim
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("onion: remove old control socket: %w", err)
 	}
+	socksPort := "0"
+	if socks != "" {
+		if err := os.Remove(socks); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("onion: remove old SOCKS socket: %w", err)
+		}
+		// OnionTrafficOnly: this port is xmppd's way to onion peers, not a
+		// general proxy for anything on the box (tor answers 0x02 "not
+		// allowed" for other names and for IP addresses, and never
+		// resolves a name). ExtendedErrors: tor's onion-specific replies
+		// (descriptor not found, bad address, ...) instead of a general
+		// failure. tor opens it only while its network is on.
+		socksPort = "unix:" + quoteTorPath(socks) + " OnionTrafficOnly ExtendedErrors"
+	}
 	args := []string{
 		"-f", torrc, "--defaults-torrc", torrc,
 		"--DataDirectory", dataDir,
 		// Only a unix control socket inside the 0700 data directory: no TCP
-		// control port another local program could try, no SOCKS port.
+		// control port another local program could try, and no SOCKS port
+		// but the unix one for onion peers when asked.
 		"--ControlPort", "unix:" + quoteTorPath(sock),
 		"--CookieAuthentication", "1",
-		"--SocksPort", "0",
+		"--SocksPort", socksPort,
 		// Always start offline; Run turns the network on once the service
 		// is added (or never, in tests).
 		"--DisableNetwork", "1",
