@@ -46,6 +46,11 @@ type Contacts interface {
 	// reads the contact's record; it is asked about one contact at a time,
 	// and only for nodes with that model.
 	Groups(owner, contact string) ([]string, error)
+	// Adopt lists newContact in owner's roster under oldContact's name
+	// and groups (keeping any newContact already has): a contact who
+	// moved to a new address (XEP-0283, mod/moved). Subscription states
+	// are Subscribe's.
+	Adopt(owner, oldContact, newContact string) error
 }
 
 // Relation is one side's subscription state (RFC 6121 §2.1.2.5, §3).
@@ -142,3 +147,4 @@ func (noContacts) Subscribe(string, string, string, bool, []byte) (SubOutcome, e
 }
 func (noContacts) Befriend(string, string, string) error   { return ErrServiceUnavailable }
 func (noContacts) Groups(string, string) ([]string, error) { return nil, nil }
+func (noContacts) Adopt(string, string, string) error      { return ErrServiceUnavailable }

@@ -1,6 +1,8 @@
 package roster
 
 import (
+	"slices"
+
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
 
@@ -80,4 +82,23 @@ func (c contactsImpl) Subscribe(owner, contact, typ string, outbound bool, reque
 		return nil
 	})
 	return o, err
+}
+
+// Adopt files newContact under oldContact's name and groups (mod/moved).
+func (c contactsImpl) Adopt(owner, oldContact, newContact string) error {
+	old, _, err := Get(c.srv.Store, owner, oldContact)
+	if err != nil {
+		return err
+	}
+	_, err = Update(c.srv, owner, newContact, func(it *Item) error {
+		if it.Name == "" {
+			it.Name = old.Name
+		}
+		if len(it.Groups) == 0 {
+			it.Groups = slices.Clone(old.Groups)
+		}
+		it.Listed = true
+		return nil
+	})
+	return err
 }
