@@ -42,6 +42,12 @@ type federationData struct {
 	Check *status.Check // netconf's self-test; nil: no report
 	// NoReport: netconf did not answer.
 	NoReport bool
+	// HomeOnly: the box has no name on the internet, so netconf does not
+	// test (and other servers cannot reach it).
+	HomeOnly bool
+	// Off: federation is off in the saved config (On is the form's
+	// choice, which a refused form keeps).
+	Off bool
 	Domain   string
 	Done     string
 	Error    string
@@ -56,8 +62,8 @@ var federationDone = map[string]string{
 }
 
 func (u *UI) federationData(r *http.Request, c *config.Config) federationData {
-	d := federationData{Nav: adminNav("/admin/federation"), On: !c.Federation.Off,
-		Block: strings.Join(c.Federation.Block, "\n"), Allow: strings.Join(c.Federation.Allow, "\n")}
+	d := federationData{Nav: adminNav("/admin/federation"), On: !c.Federation.Off, Off: c.Federation.Off,
+		Block: displayList(c.Federation.Block), Allow: displayList(c.Federation.Allow)}
 	if u.d.Domain != nil {
 		d.Domain = u.d.Domain()
 	}
@@ -68,6 +74,7 @@ func (u *UI) federationData(r *http.Request, c *config.Config) federationData {
 			if ck, ok := rep.Get(federationCheck); ok {
 				d.Check = &ck
 			}
+			d.HomeOnly = d.Check == nil && homeName(d.Domain)
 		} else {
 			d.NoReport = true
 		}
@@ -186,6 +193,34 @@ func domainList(text, what, own string) (list []string, msg string) {
 		}
 	}
 	return list, ""
+}
+
+// displayList is a stored list as the page shows it: one a line, an
+// internationalised name in its own letters (stored as IDNA ASCII).
+func displayList(list []string) string {
+	out := make([]string, len(list))
+	for i, a := range list {
+		if u, err := idna.Display.ToUnicode(a); err == nil {
+			a = u
+		}
+		out[i] = a
+	}
+	return strings.Join(out, "\n")
+}
+
+// homeName reports a domain only the home network knows (netconf's
+// self-tests skip it: nothing on the internet can reach it by that name).
+func homeName(domain string) bool {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if !strings.Contains(domain, ".") {
+		return true
+	}
+	for _, suf := range []string{".local", ".localhost", ".lan", ".internal", ".home.arpa"} {
+		if strings.HasSuffix(domain, suf) {
+			return true
+		}
+	}
+	return false
 }
 
 // shorten bounds what the page repeats of the input.

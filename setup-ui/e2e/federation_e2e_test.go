@@ -1,0 +1,195 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/xmppd/client"
+	"github.com/hearthchat/hearth/xmppd/store"
+)
+
+// TestFederationPageInBrowser: the admin's "Other servers" page in
+// chromium at 360x740 against a real, claimed xmppd with federation on
+// (inbound on loopback, a DNS server nobody answers on: nothing leaves the
+// machine) and netconf beside it. The page says whether other servers
+// reach the box (here: no, home network only; TestAdminFederation shows
+// netconf's self-test); a chat address in the block list is refused
+// with words and kept in the field; a saved block list reaches the config
+// and the running server at once (a member's message to the blocked
+// domain bounces not-allowed); federation turned off applies at once too
+// (a message to any other domain bounces).
+func TestFederationPageInBrowser(t *testing.T) {
+	nd := nodeDir(t)
+	root := repoRoot(t)
+	bins := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd", "github.com/hearthchat/hearth/cmd/netconf").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := state.Dir(t.TempDir())
+	if err := dir.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(dir.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateAccount("anna", "green kettle river", true); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	c := config.Default()
+	c.Domain, c.Claimed = "hearth.localhost", true
+	c.Site = config.Site{Name: "Riverside Rowing Club", Reach: "home", Admin: "anna", Done: true}
+	if err := config.Save(dir.Config(), c); err != nil {
+		t.Fatal(err)
+	}
+	s2s := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	nc := exec.Command(filepath.Join(bins, "netconf"), "-state", string(dir), "-local")
+	if err := nc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Process.Kill(); nc.Wait() })
+	x := &xmppd{state: string(dir), c2s: fmt.Sprintf("127.0.0.1:%d", freePort(t)), web: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	x.cmd = exec.Command(filepath.Join(bins, "xmppd"), "-state", x.state, "-domain", "hearth.localhost", "-c2s", x.c2s,
+		"-c2s-tls", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-c2s-onion", "none", "-web", x.web, "-require-setup", "true",
+		"-s2s", s2s, "-s2s-dns", "127.0.0.1:9", "-s2s-onion", "none", "-tor-socks", "none")
+	x.cmd.Stderr = os.Stderr
+	if err := x.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.cmd.Process.Kill(); x.cmd.Wait() })
+	waitPort(t, x.c2s)
+	waitPort(t, x.web)
+	waitPort(t, s2s)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	shots := filepath.Join(root, "out", "screenshots")
+	os.MkdirAll(shots, 0o755)
+	script := filepath.Join(nd, "federation.mjs")
+	src, _ := os.ReadFile(filepath.Join(root, "setup-ui", "e2e", "federation.mjs"))
+	if err := os.WriteFile(script, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = nd
+	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river", "OUT="+shots)
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	first, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("node: %v %q", err, first)
+	}
+	if strings.TrimSpace(first) == "blocked" {
+		// Saved: in the config, and the running server refuses the
+		// blocked domain without a restart.
+		if c, err := config.Load(dir.Config()); err != nil || c.Federation.Off || !slices.Equal(c.Federation.Block, []string{"spam.example", "xn--mnchen-3ya.example"}) {
+			t.Errorf("federation saved as %+v (%v)", c.Federation, err)
+		}
+		if b := bounce(t, x, "x@spam.example"); !bytes.Contains(b, []byte("not-allowed")) {
+			t.Errorf("a message to the blocked domain: %s", b)
+		}
+	}
+	io.WriteString(stdin, "go\n")
+	rest, _ := io.ReadAll(out)
+	cmd.Wait()
+	last := strings.TrimSpace(first + string(rest))
+	if i := strings.LastIndex(last, "\n"); i >= 0 {
+		last = last[i+1:]
+	}
+	var res wizardResult
+	if err := json.Unmarshal([]byte(last), &res); err != nil {
+		t.Fatalf("node output: %v\n%s%s", err, first, rest)
+	}
+	if res.Error != "" {
+		t.Fatalf("browser: %s", res.Error)
+	}
+	for _, p := range res.Pages {
+		t.Logf("figure: page %s %d bytes in %d responses", p.Name, p.Bytes, p.Requests)
+	}
+	if len(res.ThirdParty) > 0 {
+		t.Errorf("requests leaving the box: %v", res.ThirdParty)
+	}
+	for _, v := range res.Violations {
+		t.Errorf("accessibility: %v", v)
+	}
+	str := func(k string) string { s, _ := res.Checks[k].(string); return s }
+	// A box on the home network only: netconf runs no federation
+	// self-test (no internet name to test), and the page says why other
+	// servers cannot reach it.
+	if !strings.Contains(str("status"), "reachable on the home network only (hearth.localhost)") {
+		t.Errorf("the page's status: %q", str("status"))
+	}
+	for k, want := range map[string]string{
+		"navigation": "Other servers",
+		"refusal":    "is a chat address, not a server. Write only the part after the @, for example spam.example.",
+		"kept":       "dave@spam.example",
+		"saved":      "uses these settings now",
+		"blockAfter": "spam.example\nmünchen.example",
+		"offStatus":  "federation is off",
+		"offSaved":   "uses these settings now",
+	} {
+		if !strings.Contains(str(k), want) {
+			t.Errorf("browser check %s: %q, want %q", k, str(k), want)
+		}
+	}
+	for _, k := range []string{"onChecked", "offChecked"} {
+		if res.Checks[k] != true {
+			t.Errorf("browser check %s: %v", k, res.Checks[k])
+		}
+	}
+	// Off applies at once: a message to any other domain bounces.
+	if c, err := config.Load(dir.Config()); err != nil || !c.Federation.Off {
+		t.Errorf("federation saved as %+v (%v)", c.Federation, err)
+	}
+	if b := bounce(t, x, "friend@elsewhere.example"); !bytes.Contains(b, []byte("not-allowed")) {
+		t.Errorf("a message to another domain with federation off: %s", b)
+	}
+}
+
+// bounce logs anna in, sends a message to to and returns the error that
+// comes back for it.
+func bounce(t *testing.T, x *xmppd, to string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Config{Addr: x.c2s, Domain: "hearth.localhost", User: "anna", Password: "green kettle river",
+		TLS: &tls.Config{InsecureSkipVerify: true, ServerName: "hearth.localhost"}, Mechanism: client.ScramSHA256, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("anna's login: %v", err)
+	}
+	defer c.Close()
+	c.Send([]byte(`<message id="fed1" to="` + to + `" type="chat"><body>hello</body></message>`))
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		b, err := c.ReadStanza()
+		if err != nil {
+			t.Fatalf("no answer to the message to %s: %v", to, err)
+			return nil
+		}
+		if bytes.Contains(b, []byte("fed1")) {
+			return b
+		}
+	}
+}
