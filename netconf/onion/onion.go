@@ -17,6 +17,12 @@
 // loopback listeners, so a connection over Tor is never mistaken for a
 // local one and gets its own rate-limit bucket.
 //
+// With Options.SocksSocket, tor also takes SOCKS5 connections on a unix
+// socket in its private directory, for onion addresses only
+// (OnionTrafficOnly: tor refuses other names and IPs, and resolves
+// nothing): xmppd's way to .onion domains for federation. tor opens it
+// only while its network is on.
+//
 // Status check (ID "onion", see netconf/status):
 //
 //   - Off: the onion address is turned off (Disabled) or stopped.
