@@ -32,20 +32,21 @@ func TestRealPeerDownAndBack(t *testing.T) {
 	if err := h2.d.Shutdown(ctx); err != nil {
 		t.Fatalf("stopping hearth2.test: %v", err)
 	}
-	// Sent once hearth.test has seen the link end. Sent before, within
-	// milliseconds of the peer's close, the first one can be written into
-	// the closed connection and lost (1 to 2 runs in 15, reported: the
-	// peer's close needs RFC 6120's closing handshake, or s2s stream
-	// management, for that window).
+	// Sent once hearth.test has seen the link end. (Sent within
+	// milliseconds of the peer's close, a message written into the
+	// closing connection is now written again on the next link:
+	// TestWrittenBeforePeerClose.)
 	h1.waitLog(t, `msg="s2s: link ended by peer" domain=hearth2.test`, 10*time.Second)
 	for i := range 3 {
 		alice.Send(fmt.Sprintf("<message to='bob@hearth2.test' type='chat' id='q%d'><body>queued %d</body></message>", i, i))
 	}
-	// All three wait (alice's messages reach the queue one by one).
+	// All three wait (alice's messages reach the queue one by one), and
+	// "while up" again if the link ended within its confirmation window
+	// (queue.go: at least once).
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		n, _ := h1.d.S2S().Queued()
-		if n == 3 && h1.log.has("s2s: retrying") {
+		if n >= 3 && h1.log.has("s2s: retrying") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -57,11 +58,16 @@ func TestRealPeerDownAndBack(t *testing.T) {
 	// record replaced), bob logs in again.
 	h2 = w.start(t, "hearth2.test", nil, nil)
 	bob = h2.login(t, "bob")
-	for i := range 3 {
+	for i := 0; i < 3; {
 		el := expect(t, bob, "a queued message", message("alice@hearth.test/r", "bob@hearth2.test"))
-		if got, want := el.ChildText(stream.NSClient, "body"), fmt.Sprintf("queued %d", i); got != want {
+		got := el.ChildText(stream.NSClient, "body")
+		if got == "while up" && i == 0 {
+			continue // sent again, see above
+		}
+		if want := fmt.Sprintf("queued %d", i); got != want {
 			t.Errorf("got %q, want %q (in order)", got, want)
 		}
+		i++
 	}
 	if n, _ := h1.d.S2S().Queued(); n != 0 {
 		t.Errorf("%d stanzas still queued after delivery", n)
