@@ -36,15 +36,21 @@ func (s *TestSOCKS) Requests() []SOCKSRequest {
 	return append([]SOCKSRequest(nil), s.reqs...)
 }
 
-// StartSOCKS serves until the test ends; forward connects a request to
-// where the test wants it (an error is answered with reply 0x04, host
-// unreachable).
+// StartSOCKS serves on a loopback port until the test ends; forward
+// connects a request to where the test wants it (an error is answered
+// with reply 0x04, host unreachable).
 func StartSOCKS(t testing.TB, forward func(r SOCKSRequest) (net.Conn, error)) *TestSOCKS {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ServeSOCKS(t, ln, forward)
+}
+
+// ServeSOCKS serves on ln (a unix socket where tor's would be) until the
+// test ends.
+func ServeSOCKS(t testing.TB, ln net.Listener, forward func(r SOCKSRequest) (net.Conn, error)) *TestSOCKS {
 	s := &TestSOCKS{Addr: ln.Addr().String()}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
