@@ -51,6 +51,10 @@ type Contacts interface {
 	// moved to a new address (XEP-0283, mod/moved). Subscription states
 	// are Subscribe's.
 	Adopt(owner, oldContact, newContact string) error
+	// File lists contact in owner's roster under name and groups (those
+	// it has already win): contacts brought from an old address
+	// (xmppd/moving). Subscription states are Subscribe's.
+	File(owner, contact, name string, groups []string) error
 }
 
 // Relation is one side's subscription state (RFC 6121 §2.1.2.5, §3).
@@ -148,3 +152,4 @@ func (noContacts) Subscribe(string, string, string, bool, []byte) (SubOutcome, e
 func (noContacts) Befriend(string, string, string) error   { return ErrServiceUnavailable }
 func (noContacts) Groups(string, string) ([]string, error) { return nil, nil }
 func (noContacts) Adopt(string, string, string) error      { return ErrServiceUnavailable }
+func (noContacts) File(string, string, string, []string) error { return ErrServiceUnavailable }

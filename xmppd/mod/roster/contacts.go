@@ -90,12 +90,29 @@ func (c contactsImpl) Adopt(owner, oldContact, newContact string) error {
 	if err != nil {
 		return err
 	}
-	_, err = Update(c.srv, owner, newContact, func(it *Item) error {
+	return c.File(owner, newContact, old.Name, old.Groups)
+}
+
+// File lists contact under name and groups, unless it has its own. The
+// roster set's bounds hold (a name or group over maxText is left out,
+// groups beyond maxGroups and repeated ones dropped): these come from
+// another server.
+func (c contactsImpl) File(owner, contact, name string, groups []string) error {
+	if len(name) > maxText {
+		name = ""
+	}
+	var gs []string
+	for _, g := range groups {
+		if g != "" && len(g) <= maxText && !slices.Contains(gs, g) && len(gs) < maxGroups {
+			gs = append(gs, g)
+		}
+	}
+	_, err := Update(c.srv, owner, contact, func(it *Item) error {
 		if it.Name == "" {
-			it.Name = old.Name
+			it.Name = name
 		}
 		if len(it.Groups) == 0 {
-			it.Groups = slices.Clone(old.Groups)
+			it.Groups = slices.Clone(gs)
 		}
 		it.Listed = true
 		return nil
