@@ -58,7 +58,7 @@ daemonize = false
 pidfile = %[1]q
 data_path = %[2]q
 log = { { levels = { min = "debug" }, to = "file", filename = %[3]q } }
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "pep" }
 authentication = "internal_plain"
 c2s_require_encryption = true
 s2s_require_encryption = true
