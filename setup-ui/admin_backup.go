@@ -11,9 +11,14 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hearthchat/hearth/appliance/backup"
+	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/setup-ui/internal/page"
 )
 
@@ -32,11 +37,45 @@ type Backups interface {
 	// Apply restarts the chat service, which puts the staged backup in
 	// place before it opens anything. False: it cannot restart itself.
 	Apply() bool
+	// Nightly is the nightly backup's last outcome; the folder, number
+	// kept and hour are the config's Backup section.
+	Nightly() Nightly
+	// SetPassphrase stores the nightly backup's passphrase.
+	SetPassphrase(pw string) error
+	// RunNightly makes the nightly backup now and returns its outcome.
+	RunNightly() Nightly
+}
+
+// Nightly is what the page shows of the nightly backup.
+type Nightly struct {
+	HasPassphrase bool
+	Attempt, OK   time.Time // the last run; the last that wrote a backup
+	File          string
+	Bytes         int64
+	Copies        int
+	Error         string // why the last run failed
 }
 
 type backupData struct {
-	Nav   template.HTML
-	Error string
+	Nav     template.HTML
+	Error   string
+	Done    string
+	Nightly Nightly
+	Dir     string
+	Keep    int
+	Hour    int
+	// NightError is a problem with the nightly settings form.
+	NightError string
+}
+
+// render shows the backup page with the nightly settings filled in.
+func (u *UI) renderBackup(w http.ResponseWriter, r *http.Request, code int, d backupData) {
+	d.Nav = adminNav("/admin/backup")
+	d.Nightly = u.d.Backup.Nightly()
+	if c, err := u.d.Config.Load(); err == nil {
+		d.Dir, d.Keep, d.Hour = c.Backup.Dir, c.Backup.KeepN(), c.Backup.HourOfDay()
+	}
+	u.tpl.Render(w, r, code, "admin-backup", d)
 }
 
 func (u *UI) backupForm(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +83,76 @@ func (u *UI) backupForm(w http.ResponseWriter, r *http.Request) {
 		adminUnavailable(w, r)
 		return
 	}
-	u.tpl.Render(w, r, http.StatusOK, "admin-backup", backupData{Nav: adminNav("/admin/backup")})
+	d := backupData{}
+	switch r.URL.Query().Get("done") {
+	case "nightly":
+		d.Done = "Saved. The backup runs every night while the stick is plugged in."
+	case "off":
+		d.Done = "The nightly backup is off."
+	}
+	u.renderBackup(w, r, http.StatusOK, d)
+}
+
+// backupNightly saves the nightly backup's settings (and with "now",
+// also runs it at once).
+func (u *UI) backupNightly(w http.ResponseWriter, r *http.Request) {
+	if u.d.Backup == nil {
+		adminUnavailable(w, r)
+		return
+	}
+	f := r.PostForm
+	if f.Get("action") == "now" {
+		n := u.d.Backup.RunNightly()
+		d := backupData{}
+		if n.Error != "" {
+			d.NightError = "The backup could not be made: " + n.Error
+		} else {
+			d.Done = "Backed up to the stick."
+		}
+		u.renderBackup(w, r, http.StatusOK, d)
+		return
+	}
+	dir := strings.TrimSpace(f.Get("dir"))
+	keep, kerr := strconv.Atoi(f.Get("keep"))
+	hour, herr := strconv.Atoi(f.Get("hour"))
+	pw := f.Get("passphrase")
+	var msg string
+	switch {
+	case dir != "" && (!filepath.IsAbs(dir) || filepath.Clean(dir) != dir):
+		msg = "The folder must be a full path, such as /mnt/usb/hearth."
+	case kerr != nil || keep < 1 || keep > 100:
+		msg = "Keep between 1 and 100 backups."
+	case herr != nil || hour < 0 || hour > 23:
+		msg = "Choose an hour from 0 to 23."
+	case dir != "" && pw == "" && !u.d.Backup.Nightly().HasPassphrase:
+		msg = "Choose a passphrase for the nightly backups."
+	case pw != "":
+		msg = backupPassphrase(pw, f.Get("passphrase2"))
+	}
+	if msg != "" {
+		u.renderBackup(w, r, http.StatusBadRequest, backupData{NightError: msg})
+		return
+	}
+	if pw != "" {
+		if err := u.d.Backup.SetPassphrase(pw); err != nil {
+			u.d.Log.Error("admin: backup passphrase", "err", err)
+			page.Error(w, r, http.StatusInternalServerError, "The box could not save the passphrase. Nothing was changed; please try again.")
+			return
+		}
+	}
+	if err := u.d.Config.Update(func(c *config.Config) error {
+		c.Backup.Dir, c.Backup.Keep, c.Backup.Hour = dir, keep, &hour
+		return nil
+	}); err != nil {
+		u.d.Log.Error("admin: backup settings", "err", err)
+		page.Error(w, r, http.StatusInternalServerError, "The box could not save the settings. Please try again.")
+		return
+	}
+	if dir == "" {
+		back(w, r, "/admin/backup", "off")
+		return
+	}
+	back(w, r, "/admin/backup", "nightly")
 }
 
 // backupPassphrase checks a new backup's passphrase and its repetition.
@@ -67,7 +175,7 @@ func (u *UI) backupDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	pw := r.PostForm.Get("passphrase")
 	if msg := backupPassphrase(pw, r.PostForm.Get("passphrase2")); msg != "" {
-		u.tpl.Render(w, r, http.StatusBadRequest, "admin-backup", backupData{Nav: adminNav("/admin/backup"), Error: msg})
+		u.renderBackup(w, r, http.StatusBadRequest, backupData{Error: msg})
 		return
 	}
 	name := u.d.Backup.Name()

@@ -10,16 +10,20 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hearthchat/hearth/appliance/backup"
 )
 
 type fakeBackups struct {
-	written  string // passphrase of the last backup
-	staged   []byte
-	applied  bool
-	failDB   bool
-	stageErr error
+	written   string // passphrase of the last backup
+	staged    []byte
+	applied   bool
+	failDB    bool
+	stageErr  error
+	night     Nightly
+	nightPass string
+	runs      int
 }
 
 func (f *fakeBackups) Name() string { return "hearth-x-1" + backup.Suffix }
@@ -49,6 +53,70 @@ func (f *fakeBackups) Stage(r io.Reader, pw string) (string, error) {
 }
 
 func (f *fakeBackups) Apply() bool { f.applied = true; return true }
+
+func (f *fakeBackups) Nightly() Nightly { return f.night }
+
+func (f *fakeBackups) SetPassphrase(pw string) error {
+	f.night.HasPassphrase, f.nightPass = true, pw
+	return nil
+}
+
+func (f *fakeBackups) RunNightly() Nightly {
+	f.runs++
+	return f.night
+}
+
+// TestNightlyBackupSettings: the folder must be a full path and a
+// passphrase chosen before the first nightly backup; saved settings land
+// in the config; "back up now" runs it and shows a failure in words.
+func TestNightlyBackupSettings(t *testing.T) {
+	f := newFixture(t)
+	fb := &fakeBackups{}
+	f.ui.d.Backup = fb
+	b := f.claim(t)
+	tok := b.token("/admin/backup")
+	form := func(kv ...string) url.Values {
+		v := url.Values{"csrf": {tok}, "keep": {"5"}, "hour": {"2"}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
+	for _, c := range []struct {
+		form url.Values
+		want string
+	}{
+		{form("dir", "usb/hearth", "passphrase", "long enough words", "passphrase2", "long enough words"), "full path"},
+		{form("dir", "/mnt/usb"), "Choose a passphrase"},
+		{form("dir", "/mnt/usb", "passphrase", "long enough words", "passphrase2", "other words here"), "not the same"},
+		{form("dir", "/mnt/usb", "keep", "0", "passphrase", "long enough words", "passphrase2", "long enough words"), "between 1 and 100"},
+		{form("dir", "/mnt/usb", "hour", "24", "passphrase", "long enough words", "passphrase2", "long enough words"), "0 to 23"},
+	} {
+		resp, body := b.post("/admin/backup/nightly", c.form)
+		wantStatus(t, resp, http.StatusBadRequest, c.want)
+		if !strings.Contains(body, c.want) {
+			t.Errorf("%v: page lacks %q", c.form, c.want)
+		}
+	}
+	if f.cfg.c.Backup.Dir != "" || fb.night.HasPassphrase {
+		t.Fatal("a refused form changed the settings")
+	}
+	resp, _ := b.post("/admin/backup/nightly", form("dir", "/mnt/usb/hearth", "passphrase", "long enough words", "passphrase2", "long enough words"))
+	wantRedirect(t, resp, "/admin/backup?done=nightly")
+	if c := f.cfg.c.Backup; c.Dir != "/mnt/usb/hearth" || c.Keep != 5 || c.HourOfDay() != 2 || fb.nightPass != "long enough words" {
+		t.Fatalf("saved %+v, passphrase %q", c, fb.nightPass)
+	}
+	// Later changes keep the passphrase when the field is left empty.
+	resp, _ = b.post("/admin/backup/nightly", form("dir", "/mnt/usb/hearth", "keep", "3"))
+	wantRedirect(t, resp, "/admin/backup?done=nightly")
+	fb.night.Error = "the backup folder /mnt/usb/hearth is not there (is the USB stick plugged in?)"
+	fb.night.Attempt = time.Now()
+	resp, body := b.post("/admin/backup/nightly", url.Values{"csrf": {tok}, "action": {"now"}})
+	wantStatus(t, resp, http.StatusOK, "back up now")
+	if fb.runs != 1 || !strings.Contains(body, "USB stick plugged in") {
+		t.Fatalf("back up now: %d runs: %s", fb.runs, body)
+	}
+}
 
 // TestBackupDownload: the passphrase must be long enough and typed twice
 // alike; then the answer is the file as an attachment; a failure before

@@ -79,6 +79,7 @@ func (u *UI) routes() []route {
 		{"GET /admin/health", admin, u.healthPage},
 		{"GET /admin/backup", admin, u.backupForm},
 		{"POST /admin/backup", admin, u.backupDownload},
+		{"POST /admin/backup/nightly", admin, u.backupNightly},
 		{"POST /admin/updates/check", admin, u.updateCheck},
 		{"POST /admin/updates/settings", admin, u.updateSettings},
 		{"POST /admin/storage/settings", admin, u.storageSettings},

@@ -6,21 +6,25 @@ package xmppd
 
 import (
 	"io"
+	"os"
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/backup"
 	"github.com/hearthchat/hearth/appliance/version"
+	setupui "github.com/hearthchat/hearth/setup-ui"
 )
 
 type webBackup struct{ d *Daemon }
 
 func (b webBackup) Name() string { return backup.FileName(b.d.Server.Domain, time.Now()) }
 
+func (b webBackup) source() backup.Source {
+	return backup.Source{Dir: b.d.opts.State, Domain: b.d.Server.Domain, Version: version.Version,
+		DB: func(w io.Writer) error { _, err := b.d.Store.Backup(w); return err }}
+}
+
 func (b webBackup) Write(w io.Writer, passphrase string) error {
-	_, err := backup.Write(w, backup.Source{
-		Dir: b.d.opts.State, Domain: b.d.Server.Domain, Version: version.Version,
-		DB: func(w io.Writer) error { _, err := b.d.Store.Backup(w); return err },
-	}, passphrase)
+	_, err := backup.Write(w, b.source(), passphrase)
 	return err
 }
 
@@ -41,4 +45,23 @@ func (b webBackup) Apply() bool {
 	}
 	b.d.opts.Restart()
 	return true
+}
+
+func nightly(s backup.Status, hasPass bool) setupui.Nightly {
+	return setupui.Nightly{HasPassphrase: hasPass, Attempt: s.Attempt, OK: s.OK, File: s.File, Bytes: s.Bytes, Copies: s.Copies, Error: s.Error}
+}
+
+func (b webBackup) hasPassphrase() bool {
+	_, err := os.Stat(backup.PassphraseFile(b.d.opts.State))
+	return err == nil
+}
+
+func (b webBackup) Nightly() setupui.Nightly {
+	return nightly(backup.ReadStatus(b.d.opts.State), b.hasPassphrase())
+}
+
+func (b webBackup) SetPassphrase(pw string) error { return backup.SavePassphrase(b.d.opts.State, pw) }
+
+func (b webBackup) RunNightly() setupui.Nightly {
+	return nightly(backup.RunOnce(b.source()), b.hasPassphrase())
 }

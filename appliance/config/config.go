@@ -36,6 +36,8 @@ type Config struct {
 	Archive Archive `json:"archive"`
 	// Federation is talking to other XMPP servers (federation.go).
 	Federation Federation `json:"federation"`
+	// Backup is the nightly whole-box backup to a USB stick (backup.go).
+	Backup Backup `json:"backup"`
 }
 
 // Default is the configuration of a box nobody has set up yet.

@@ -7,10 +7,13 @@ package main
 //	xmppd [flags] restore [-passphrase-file F] FILE
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	"github.com/hearthchat/hearth/appliance/backup"
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/appliance/version"
+	"github.com/hearthchat/hearth/xmppd"
 )
 
 func readPassphrase(path string) (string, error) {
@@ -146,4 +150,26 @@ func reexec() {
 		fatal(err)
 	}
 	fatal(syscall.Exec(exe, os.Args, os.Environ()))
+}
+
+// storeSource backs up the running server's state (the nightly backup).
+func storeSource(d *xmppd.Daemon, dir state.Dir) backup.Source {
+	return backup.Source{Dir: dir, Domain: d.Server.Domain, Version: version.Version,
+		DB: func(w io.Writer) error { _, err := d.Store.Backup(w); return err }}
+}
+
+// reloadNetconf asks netconf, which runs beside xmppd and read the state
+// before the restore, to read the restored config and onion key. Best
+// effort: without netconf (tests, a laptop) there is nobody to tell.
+func reloadNetconf(dir state.Dir, log *slog.Logger) {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", dir.NetconfSocket())
+		}}}
+	resp, err := c.Post("http://netconf/reload", "", nil)
+	if err != nil {
+		log.Info("restore: netconf not reached to reload", "err", err)
+		return
+	}
+	resp.Body.Close()
 }

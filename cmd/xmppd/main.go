@@ -99,9 +99,10 @@ func main() {
 	// or `xmppd restore` while the server ran) is put in place before
 	// anything reads the state; after a power cut mid-swap this finishes
 	// it (appliance/backup).
-	if applied, err := backup.Resume(dir); err != nil {
+	restored, err := backup.Resume(dir)
+	if err != nil {
 		fatal(err)
-	} else if applied {
+	} else if restored {
 		log.Info("restored a backup")
 	}
 	// Before anything reads the date: a Pi starts at 1970 (no battery
@@ -192,6 +193,11 @@ func main() {
 		fatal(err)
 	}
 	log.Info("xmppd started", "version", version.Version, "domain", d.Server.Domain, "c2s", d.C2SAddr, "c2s-tls", d.C2STLSAddr, "state", dir)
+	if restored {
+		go reloadNetconf(dir, log) // the restored config and onion key
+	}
+	schedStop := make(chan struct{})
+	go backup.Schedule(schedStop, storeSource(d, dir))
 	if *dev {
 		devAccount(d, dir, log)
 	}
@@ -223,6 +229,7 @@ func main() {
 	}
 	log.Info("shutting down", "restart", restarting)
 	close(clkStop)
+	close(schedStop)
 	<-clkDone
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
