@@ -24,7 +24,8 @@ const result = { pages: [], thirdParty: [], violations: [], checks: {}, auth: []
 // Texts sent with OMEMO: none may cross any WebSocket in the clear (and
 // the test then looks for them in the server's database).
 const tag = Math.random().toString(36).slice(2, 8);
-const secrets = [`Secret tomato ${tag} one to one`, `Secret bean ${tag} answer`, `Secret rose ${tag} for the room`, `Secret seed ${tag} while away`];
+const secrets = [`Secret tomato ${tag} one to one`, `Secret bean ${tag} answer`, `Secret rose ${tag} for the room`, `Secret seed ${tag} while away`,
+  `Secret leek ${tag} for everyone`];
 result.checks.secrets = secrets;
 // The upload host (the domain, hearth.localhost: Chromium resolves
 // *.localhost to loopback itself).
@@ -485,6 +486,21 @@ try {
   await sees(hd, secrets[2]);
   result.checks.omemoRoom = true;
   await shot(hd, 'chat-08-omemo-room-desktop-https');
+
+  step("OMEMO in the club's everyone@ room");
+  // Its members are implicit (every account): the server lists them all
+  // in its member list, the recipients Converse encrypts to (XEP-0384's
+  // MUC rule; with the list empty it found nobody). Dave writes, bob
+  // reads: they never exchanged OMEMO messages (the Converse bug above),
+  // and in dave's list the earlier occupants are merged by address.
+  await openRoom(hd, room);
+  await openRoom(hb, room);
+  await omemoOn(hd, 'converse-muc', room);
+  hd.label = 'everyone';
+  await sendRoom(hd, room, secrets[4]);
+  await sees(hb, secrets[4]);
+  result.checks.omemoEveryone = !!result.payloads.everyone;
+  await shot(hb, 'chat-08b-omemo-everyone-phone-https');
 
   step('OMEMO to a logged-out member');
   await logout(hb);

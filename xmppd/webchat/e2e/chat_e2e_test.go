@@ -89,7 +89,8 @@ type chatResult struct {
 	// stopped on purpose.
 	StreamErrors []string
 	// Payloads: the OMEMO <payload> alice's HTTPS page sent to the room
-	// ("room") and to bob while he was logged out ("offline").
+	// ("room") and to bob while he was logged out ("offline"), and dave's
+	// to the club's everyone@ room ("everyone").
 	Payloads map[string]string
 	Errors   []string
 	Warns    []string
@@ -253,7 +254,7 @@ func TestBrowserChat(t *testing.T) {
 		"aliceBob": true, "carol": true, "autoJoined": true, "roomControl": true,
 		"reloadNoForm": true, "reloadSend": true, "reloadReceive": true, "reloadToAlice": true, "photo": true,
 		"httpsSecure": true, "httpsNoShim": true, "httpsNoteHidden": true, "httpsOMEMO": true, "omemoRequestsFew": true, "https": true,
-		"omemoChat": true, "omemoChatBack": true, "omemoRoom": true, "omemoOffline": true, "stoppedText": true,
+		"omemoChat": true, "omemoChatBack": true, "omemoRoom": true, "omemoEveryone": true, "omemoOffline": true, "stoppedText": true,
 	}
 	for k, want := range checks {
 		if res.Checks[k] != want {
@@ -318,7 +319,7 @@ func TestBrowserChat(t *testing.T) {
 	}
 	// ... and the ciphertext is what was stored: the room archive and the
 	// offline store hold the payloads alice's page sent.
-	for _, k := range []string{"room", "offline"} {
+	for _, k := range []string{"room", "everyone", "offline"} {
 		if p := res.Payloads[k]; p == "" || !strings.Contains(string(db), p) {
 			t.Errorf("the %s OMEMO message's payload %q is not in the database", k, p)
 		}
