@@ -454,10 +454,8 @@ try {
   // OMEMO in a members-only room where members see real addresses
   // (XEP-0384's condition; Converse offers the lock only then). Carol
   // makes it on slixmpp, adds alice and bob, and leaves (Converse turns
-  // OMEMO off in a room with an occupant it cannot encrypt to). Not the
-  // club's everyone@ room: its members are implicit (every account) and
-  // its member list is empty, so Converse drops everyone's affiliation
-  // and finds no one to encrypt to (see the report).
+  // OMEMO off in a room with an occupant it cannot encrypt to). The
+  // club's everyone@ room follows (its members are implicit).
   // Two Converse 14 bugs shape this (both in the report; the server
   // relays exactly what was sent, seen in the frames):
   // - it keys room occupants by occupant-id (XEP-0421) when the room
