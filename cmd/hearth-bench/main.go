@@ -101,6 +101,9 @@ func main() {
 	flag.IntVar(&uploadMiB, "upload-mib", 0, "size of the uploaded file in MiB (default 50, quick 4)")
 	flag.IntVar(&occupants, "muc-occupants", 0, "occupants of the fan-out room (default 50, quick 10)")
 	flag.IntVar(&archive, "muc-archive", 0, "messages in the archived room a newcomer joins (default 1000, quick 100)")
+	idleOcc, idleRoom := -1, 0
+	flag.IntVar(&idleOcc, "muc-idle", -1, "sessions that join rooms in the idle-occupant memory measurement (default 1000, quick 100; 0 leaves it out)")
+	flag.IntVar(&idleRoom, "muc-idle-room", 0, "occupants per room in it (default 50, quick 25)")
 	var mamFill int
 	flag.IntVar(&mamFill, "mam-fill", 0, "messages sent into one account's archive before paging it (default 100000, quick 500)")
 	var idleWindow time.Duration
@@ -118,7 +121,7 @@ func main() {
 		o.pairs = 20
 		o.uploadSize = 4 << 20
 		o.muc = mucOptions{occupants: 10, satWindow: 2 * time.Second, satMax: 1000, rate: 10, rateWin: 2 * time.Second,
-			archive: 100, joins: 2, history: 20, mamMax: 50}
+			archive: 100, joins: 2, history: 20, mamMax: 50, idleN: 100, idleRoom: 25}
 		o.pep = pepOptions{subscribers: 10, items: 5}
 		o.mam = mamOptions{fill: 500, fillWindow: 10 * time.Second, page: 50, queries: 3}
 	} else {
@@ -132,7 +135,7 @@ func main() {
 		// satMax keeps the fan-out room's archive under every server's
 		// bound (Prosody's internal store: 10,000 items; xmppd: 20,000).
 		o.muc = mucOptions{occupants: 50, satWindow: 10 * time.Second, satMax: 8000, rate: 20, rateWin: 10 * time.Second,
-			archive: 1000, joins: 5, history: 20, mamMax: 50}
+			archive: 1000, joins: 5, history: 20, mamMax: 50, idleN: 1000, idleRoom: 50}
 		o.pep = pepOptions{subscribers: 50, items: 50}
 		// 100,000 messages is the archive; the window bounds
 		// the fill on a server that cannot archive that many in it
@@ -147,6 +150,12 @@ func main() {
 	}
 	if archive > 0 {
 		o.muc.archive = archive
+	}
+	if idleOcc >= 0 {
+		o.muc.idleN = idleOcc
+	}
+	if idleRoom > 0 {
+		o.muc.idleRoom = idleRoom
 	}
 	if mamFill > 0 {
 		o.mam.fill = mamFill
@@ -177,7 +186,7 @@ func main() {
 	}
 	// The group chat phase's accounts follow the message pairs', the PEP
 	// phase's follow those.
-	o.nLarge = max(o.nLarge, o.nSmall, o.pepFirst()+o.pep.subscribers, o.mamFirst()+1)
+	o.nLarge = max(o.nLarge, o.nSmall, o.pepFirst()+o.pep.subscribers, o.mamFirst()+1, o.muc.idleN)
 	if rateWindow > 0 {
 		o.rateWindow = rateWindow
 	}
@@ -457,6 +466,24 @@ func runOne(o *options, name string, certPEM, keyPEM []byte) (r *result) {
 		return r
 	}
 	pid = s.pid()
+	if !o.skip["muc"] && o.muc.idleN > 0 {
+		// Memory per idle occupant (muc.go) on this fresh server, then
+		// a fresh one again for the rest.
+		if err := idleOccupantsPhase(o, name, pid, l, 1, r); err != nil {
+			r.err = fmt.Errorf("group chat: %w", err)
+			return r
+		}
+		s.stop()
+		if err := s.start(); err != nil {
+			r.err = fmt.Errorf("restart: %w", err)
+			return r
+		}
+		if _, err := s.waitReady(o.domain, 60*time.Second); err != nil {
+			r.err = err
+			return r
+		}
+		pid = s.pid()
+	}
 	if s.wsURL != "" && !o.skip["ws"] {
 		// Its own fresh server too, for the same reason; restarted
 		// again after it.

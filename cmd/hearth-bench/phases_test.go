@@ -449,7 +449,8 @@ func TestSkippedPhasesAreNotJudged(t *testing.T) {
 		muc: mucOptions{occupants: 10, rate: 10, archive: 100, history: 20, mamMax: 50}, pep: pepOptions{subscribers: 10, items: 5}}
 	h := &result{name: "hearth", rssN: map[int]int64{}, perSess: map[int]float64{}, loginN: map[int]time.Duration{}}
 	h.up = uploadResult{size: 4 << 20, put: time.Second, get: time.Second, status: 201, identical: true, rssBefore: 20000, rssPeak: 20100}
-	h.muc = mucResult{occupants: 10, joinAll: time.Millisecond, perOccKB: 1.5}
+	h.muc = mucResult{occupants: 10, joinAll: time.Millisecond,
+		idle: idleOccResult{n: 100, rooms: 4, perRoom: 25, anonRest: 900, anonSess: 1000, anonOcc: 1150, joinAll: time.Millisecond}}
 	p := &result{name: "prosody", rssN: map[int]int64{}, perSess: map[int]float64{}, loginN: map[int]time.Duration{}}
 	md := report(o, []*result{h, p})
 	for _, bad := range []string{"RSS per idle session (N=300) ≤", "≤ 0.4× Prosody's", "messages per CPU-second at saturation ≥", "no failures in the fixed-rate runs", "zero wake-ups", "NaN"} {
