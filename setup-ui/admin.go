@@ -166,6 +166,10 @@ type Admin struct {
 	// Retention makes the running chat server take the config's archive
 	// section: how long messages and shared files are kept.
 	Retention func() error
+	// Move brings user's contacts from their old address (move.go); its
+	// errors are ErrMoveLogin, ErrMoveUnreachable, ErrMoveAddress or
+	// anything else for "try again later".
+	Move func(ctx context.Context, user, old, password string) (MoveResult, error)
 }
 
 // adminNav is the admin pages' menu (rendered from Go: every page is its

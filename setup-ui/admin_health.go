@@ -31,19 +31,19 @@ type healthData struct {
 	DiskWarn                  string
 	// How long messages and shared files are kept, in days.
 	KeepMessages, KeepFiles int
-	Memory                    string
-	BoxUp                     string
-	ChatUp                    string
-	Cert                      string
-	CertBad                   bool
-	Checks                    []status.Check
-	NoReport                  bool
-	U                         UpdateStatus
-	Auto                      bool
-	Window                    string // "" any time, or one of windows
-	Windows                   []windowChoice
-	FeedHost                  string
-	Done                      string
+	Memory                  string
+	BoxUp                   string
+	ChatUp                  string
+	Cert                    string
+	CertBad                 bool
+	Checks                  []status.Check
+	NoReport                bool
+	U                       UpdateStatus
+	Auto                    bool
+	Window                  string // "" any time, or one of windows
+	Windows                 []windowChoice
+	FeedHost                string
+	Done                    string
 }
 
 type windowChoice struct{ Value, Label string }

@@ -308,6 +308,7 @@ func TestAdminFormsRefused(t *testing.T) {
 		"/admin/announce":         {"text": {"hello"}},
 		"/admin/updates/check":    {},
 		"/admin/updates/settings": {"auto": {"off"}, "window": {"02:00-05:00"}},
+		"/admin/storage/settings": {"messages": {"7"}, "files": {"7"}},
 		"/admin/invites":          {"valid": {"1w"}, "role": {"member"}},
 		"/admin/invites/revoke":   {"token": {"live"}},
 		"/admin/federation":       {"federation": {"off"}, "block": {"spam.example"}},
@@ -354,7 +355,7 @@ func TestAdminFormsRefused(t *testing.T) {
 	}
 	if live, _ := f.inv.List(); a.members.calls != 0 || len(a.announced) != 0 || a.checks != 0 || !cfg.Update.Auto || cfg.Update.Window != "" ||
 		len(a.circles.c) != 1 || len(a.circles.c["Rowers"]) != 1 || len(f.inv.made) != 0 || len(live) != 1 ||
-		cfg.Federation.Off || len(cfg.Federation.Block) != 0 {
+		cfg.Federation.Off || len(cfg.Federation.Block) != 0 || cfg.Archive.RetentionDays == 7 || a.retention != 0 {
 		t.Fatalf("refused forms changed something: calls %d announced %v checks %d update %+v circles %v",
 			a.members.calls, a.announced, a.checks, cfg.Update, a.circles.c)
 	}

@@ -44,6 +44,9 @@ type landingData struct {
 	FDroid, Monal, Siskin, Dino, Gajim string
 	// Form (join page)
 	User, Error, Domain string
+	// Moving: bring contacts from an old address after joining (move.go);
+	// Move: this box can.
+	Moving, Move bool
 }
 
 // platformOrder puts the visitor's platform first: it only reorders, a
@@ -107,7 +110,7 @@ func (u *UI) gone(w http.ResponseWriter, r *http.Request, reset bool) {
 
 func (u *UI) landingData(r *http.Request, inv Invite) landingData {
 	d := landingData{
-		Invite: inv, Inviter: inv.Inviter, ChatName: u.chatName(), Domain: u.d.Domain(),
+		Invite: inv, Inviter: inv.Inviter, ChatName: u.chatName(), Domain: u.d.Domain(), Move: u.d.Admin.Move != nil,
 		PageURL: pageURL(r, "/i/"+url.PathEscape(inv.Token)),
 		Order:   platformOrder(r.UserAgent()),
 		FDroid:  conversationsFDroid, Monal: monalStore, Siskin: siskinStore, Dino: dinoSite, Gajim: gajimSite,
@@ -167,6 +170,7 @@ func (u *UI) joinSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	d := u.landingData(r, inv)
 	d.User = strings.TrimSpace(r.PostForm.Get("user"))
+	d.Moving = r.PostForm.Get("moving") == "on"
 	if inv.User != "" {
 		d.User = inv.User // the invite keeps this name (the form shows it fixed)
 	}
@@ -204,6 +208,12 @@ func (u *UI) joinSubmit(w http.ResponseWriter, r *http.Request) {
 	u.sess.Change(w, r, page.SessionOf(r), func(x *page.Session) {
 		x.User, x.Admin, x.Setup = user, inv.Role == "admin", false
 	})
+	// A member moving from another address brings their contacts first
+	// (move.go), then goes on to the chat from there.
+	if r.PostForm.Get("moving") == "on" && u.d.Admin.Move != nil {
+		http.Redirect(w, r, "/move?welcome=1", http.StatusSeeOther)
+		return
+	}
 	// … and, without a smartphone, goes straight into the browser chat,
 	// logged in there too (issue 10). A build without the chat keeps the
 	// "account exists" page below.

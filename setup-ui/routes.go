@@ -55,6 +55,8 @@ func (u *UI) routes() []route {
 		{"POST /invite/members", admin, u.membersMayInvite},
 		{"GET /devices", member, u.ownDevicesPage},
 		{"POST /devices/signout", member, u.ownDevicesSignOut},
+		{"GET /move", member, u.moveForm},
+		{"POST /move", member, u.moveSubmit},
 		// The admin pages (admin*.go).
 		{"GET /admin/{$}", admin, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/admin/members", http.StatusSeeOther)

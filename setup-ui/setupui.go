@@ -195,7 +195,9 @@ type UI struct {
 	codeIP, codeAll, loginIP *page.Limiter
 	// tokenIP limits invite and reset link lookups per source (landing.go).
 	tokenIP *page.Limiter
-	claimMu sync.Mutex // one claim at a time
+	// moveLimit bounds moves per member (move.go).
+	moveLimit *page.Limiter
+	claimMu   sync.Mutex // one claim at a time
 }
 
 // New returns the pages' handler.
@@ -209,10 +211,11 @@ func New(d Deps) (*UI, error) {
 	}
 	u := &UI{
 		d: d, tpl: tpl, sess: page.NewSessions(), mux: http.NewServeMux(),
-		codeIP:  page.NewLimiter(10, 15*time.Minute),
-		codeAll: page.NewLimiter(30, 15*time.Minute),
-		loginIP: page.NewLimiter(10, 15*time.Minute),
-		tokenIP: page.NewLimiter(60, 15*time.Minute),
+		codeIP:    page.NewLimiter(10, 15*time.Minute),
+		codeAll:   page.NewLimiter(30, 15*time.Minute),
+		loginIP:   page.NewLimiter(10, 15*time.Minute),
+		tokenIP:   page.NewLimiter(60, 15*time.Minute),
+		moveLimit: page.NewLimiter(movesPerMember, moveWindow),
 	}
 	tpl.Log = d.Log
 	tpl.Name = u.chatName

@@ -48,6 +48,7 @@ func (d *Daemon) adminDeps() setupui.Admin {
 		// The federation page (federationdeps.go).
 		Federation: d.applyFederation,
 		Retention:  d.applyRetention, // retention.go
+		Move:       d.move,           // webmoving.go
 	}
 }
 

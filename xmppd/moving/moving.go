@@ -84,6 +84,7 @@ var (
 	ErrLogin       = errors.New("moving: the old server refused the address or password")
 	ErrUnreachable = errors.New("moving: the old server could not be reached")
 	ErrSame        = errors.New("moving: that is this box's own address")
+	ErrAddress     = errors.New("moving: not a chat address (name@server)")
 )
 
 // Move does it (see the package doc). An error means nothing changed on
@@ -92,7 +93,7 @@ func Move(ctx context.Context, o Options) (Result, error) {
 	var res Result
 	old, err := jid.Parse(strings.TrimSpace(o.Old))
 	if err != nil || old.Localpart() == "" || old.Resourcepart() != "" {
-		return res, fmt.Errorf("moving: %q is not a chat address (name@server)", o.Old)
+		return res, fmt.Errorf("%w: %q", ErrAddress, o.Old)
 	}
 	if o.Server.IsLocal(old) {
 		return res, ErrSame
