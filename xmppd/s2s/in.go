@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -59,8 +60,9 @@ func (s *S2S) serve(ln net.Listener, direct bool, bucket string) error {
 			defer s.wg.Done()
 			defer s.untrack(c)
 			defer c.Close()
-			x := &inConn{s: s, c: c, ip: ip, authed: map[string]bool{}}
+			x := &inConn{s: s, c: c, ip: ip, authed: map[string]bool{}, done: make(chan struct{})}
 			defer x.authenticated() // gives the slot back if never done
+			defer x.ended()
 			if direct && !x.handshake() {
 				return
 			}
@@ -108,6 +110,16 @@ type inConn struct {
 	authed   map[string]bool // domains authenticated on this stream
 	sasl     bool            // authenticated by SASL (no dialback after it)
 	sent     bool            // our header is out for the current stream
+	to       string          // our domain the current stream is to
+	// XEP-0288 (bidi.go): bidi is set once the peer asked for it; out is
+	// the link our queues write to the peer on, pairs the domain pairs
+	// (ours, the peer's) authenticated so far.
+	bidi     bool
+	out      *link
+	pairs    [][2]string
+	saslFrom string        // the domain SASL EXTERNAL authenticated
+	wmu      sync.Mutex    // writes: ours and the queue's, on a bidirectional stream
+	done     chan struct{} // closed when the stream has ended
 	// partialSince is when the stanza being read began to arrive.
 	partialSince time.Time
 }
@@ -135,6 +147,8 @@ func (r inReader) Read(b []byte) (int, error) {
 }
 
 func (x *inConn) write(b []byte) error {
+	x.wmu.Lock()
+	defer x.wmu.Unlock()
 	x.c.SetWriteDeadline(time.Now().Add(WriteTimeout))
 	_, err := x.c.Write(b)
 	return err
@@ -158,6 +172,11 @@ func (x *inConn) serve() {
 	for {
 		ev, err := x.p.Next()
 		if err != nil {
+			var ne net.Error
+			if x.out != nil && errors.As(err, &ne) && ne.Timeout() && !x.p.Partial() &&
+				time.Since(time.Unix(0, x.out.lastWrite.Load())) < x.s.cfg.IdleTimeout {
+				continue // idle this way, but we still send on it (bidi.go)
+			}
 			var se *stream.Error
 			if errors.As(err, &se) {
 				x.fail(se.Condition, se.Text)
@@ -200,6 +219,7 @@ func (x *inConn) open() bool {
 		x.from = strings.ToLower(f)
 	}
 	x.id = newID()
+	x.to = to
 	b := []byte(header(to, x.from, x.id))
 	x.sent = true
 	b = append(b, "<stream:features>"...)
@@ -212,6 +232,8 @@ func (x *inConn) open() bool {
 			b = mechs.Append(b, NSServer)
 		}
 		b = stream.New(nsDBFeat, "dialback").Add(stream.New(nsDBFeat, "errors")).Append(b, NSServer)
+		// XEP-0288: offered after TLS only (STARTTLS must come first).
+		b = stream.New(nsBidiFeat, "bidi").Append(b, NSServer)
 	}
 	if x.tc != nil {
 		// XEP-0478: what we accept, so a peer bounces a larger stanza
@@ -222,7 +244,43 @@ func (x *inConn) open() bool {
 		b = lim.Append(b, NSServer)
 	}
 	b = append(b, "</stream:features>"...)
-	return x.write(b) == nil
+	if x.write(b) != nil {
+		return false
+	}
+	if x.sasl && x.saslFrom != "" {
+		// XEP-0288 §2.2: after SASL we may send from the stream's 'to'
+		// to the authenticated domain — once this header is out.
+		x.pair(to, x.saslFrom)
+		x.saslFrom = ""
+	}
+	return true
+}
+
+// pair records a domain pair (ours, the peer's) the stream authenticated;
+// on a bidirectional stream our queue for it may now write here.
+func (x *inConn) pair(local, remote string) {
+	x.pairs = append(x.pairs, [2]string{local, remote})
+	if x.bidi {
+		x.s.bidi.add(local, remote, x.link())
+		x.s.cfg.Log.Info("s2s: bidirectional stream", "domain", remote, "from", local)
+	}
+}
+
+// link is the stream as a link for our queue (bidi.go).
+func (x *inConn) link() *link {
+	if x.out == nil {
+		x.out = &link{c: x.c, s: x.s, done: x.done, bidi: true, wmu: &x.wmu}
+		x.out.lastWrite.Store(time.Now().UnixNano())
+	}
+	return x.out
+}
+
+// ended unregisters the stream's pairs when it ends.
+func (x *inConn) ended() {
+	if x.out != nil {
+		x.s.bidi.drop(x.out)
+	}
+	close(x.done)
 }
 
 // serves reports whether domain is ours (the domain or a hosted service).
@@ -241,13 +299,12 @@ func (x *inConn) certValid(domain string) bool {
 
 // element handles one top-level element; false ends the stream.
 func (x *inConn) element(el *stream.Element) bool {
-	isStanza := el.Space == NSServer && (el.Local == "message" || el.Local == "presence" || el.Local == "iq")
 	switch {
 	case x.tc == nil:
 		if el.Space == nsTLS && el.Local == "starttls" {
 			return x.starttls()
 		}
-		if isStanza {
+		if isStanza(el) {
 			x.fail("not-authorized", "authenticate first")
 		} else {
 			x.fail("policy-violation", "STARTTLS is required")
@@ -259,7 +316,15 @@ func (x *inConn) element(el *stream.Element) bool {
 		return x.dbResult(el)
 	case el.Space == NSDialback && el.Local == "verify":
 		return x.dbVerify(el)
-	case isStanza:
+	case el.Space == nsBidi && el.Local == "bidi":
+		if !x.bidi {
+			x.bidi = true
+			for _, p := range x.pairs { // asked late: what is authenticated already
+				x.s.bidi.add(p[0], p[1], x.link())
+			}
+		}
+		return true
+	case isStanza(el):
 		return x.stanza(el)
 	}
 	x.fail("unsupported-stanza-type", "")
@@ -327,6 +392,7 @@ func (x *inConn) external(el *stream.Element) bool {
 	}
 	x.sasl = true
 	x.authed[domain] = true
+	x.saslFrom = domain
 	x.authenticated()
 	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", domain, "auth", "EXTERNAL")
 	x.sent = false
@@ -381,7 +447,11 @@ func (x *inConn) dbResult(el *stream.Element) bool {
 	x.authenticated()
 	x.p.SetLimits(x.s.postAuth())
 	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", from, "auth", "dialback")
-	return reply("valid", nil)
+	if !reply("valid", nil) {
+		return false
+	}
+	x.pair(to, from) // XEP-0288 §2.2: the pair reversed, after the answer
+	return true
 }
 
 // dbVerify answers whether a key is one we gave out (XEP-0220 §2.3.2).
@@ -404,21 +474,9 @@ func (x *inConn) stanza(el *stream.Element) bool {
 		x.fail("not-authorized", "authenticate first")
 		return false
 	}
-	from, err := jid.Parse(el.Get("from"))
-	if err != nil || !x.authed[strings.ToLower(from.Domainpart())] {
-		x.fail("invalid-from", "stanzas must be from the authenticated domain")
+	if cond, text := x.s.accept(el, func(d string) bool { return x.authed[d] }); cond != "" {
+		x.fail(cond, text)
 		return false
 	}
-	to, err := jid.Parse(el.Get("to"))
-	if err != nil || el.Get("to") == "" {
-		x.fail("improper-addressing", "")
-		return false
-	}
-	if !x.serves(strings.ToLower(to.Domainpart())) {
-		// Never a relay: a peer may only send to us.
-		x.fail("host-unknown", "this server serves "+x.s.domain)
-		return false
-	}
-	x.s.cfg.Server.Route(rename(el, NSServer, stream.NSClient))
 	return true
 }

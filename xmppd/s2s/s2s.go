@@ -27,7 +27,10 @@
 // if the link ends first (queue.go: at least once, not exactly once —
 // XEP-0198 on s2s would make it exact).
 //
-// Not done yet (issue 14): XEP-0288 bidirectional streams; whitespace
+// XEP-0288 bidirectional streams (bidi.go): one connection carries both
+// directions when the peer offers or asks for it.
+//
+// Not done yet (issue 14): whitespace
 // keepalives (TCP keepalives only; a link idle for IdleTimeout
 // is closed); XEP-0198 on s2s. Onion domains go through tor (onion.go).
 package s2s
@@ -192,6 +195,7 @@ type S2S struct {
 	unauth  map[string]int // unauthenticated inbound connections by address
 	closed  bool
 	wg      sync.WaitGroup
+	bidi    bidiTable // XEP-0288 streams our queues may write on (bidi.go)
 
 	nextID  atomic.Uint64  // the last stored queue record's ID (durable.go)
 	pending sync.WaitGroup // store writes enqueued and not done yet
