@@ -174,7 +174,8 @@ func Write(w io.Writer, src Source, passphrase string) (*Manifest, error) {
 	// and the copy is page-checked before it goes into a backup someone
 	// will rely on. Beside the state, not in $TMPDIR: on the box that is
 	// RAM, and the database can be larger than the free memory.
-	spool, err := os.CreateTemp(string(src.Dir), ".backup-db-*")
+	removeStaleSpools(src.Dir)
+	spool, err := os.CreateTemp(string(src.Dir), spoolPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -276,6 +277,21 @@ func Write(w io.Writer, src Source, passphrase string) (*Manifest, error) {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	return m, nil
+}
+
+const spoolPrefix = ".backup-db-"
+
+// removeStaleSpools deletes database copies left by a backup that was cut
+// off (power, kill -9): each is as large as the database. Only old ones: a
+// backup running now (the nightly one while the admin downloads) has
+// its copy open by name for the page check.
+func removeStaleSpools(dir state.Dir) {
+	old, _ := filepath.Glob(filepath.Join(string(dir), spoolPrefix+"*"))
+	for _, p := range old {
+		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > 12*time.Hour {
+			os.Remove(p)
+		}
+	}
 }
 
 func writeJSON(tw *tar.Writer, name string, v any, now time.Time) error {

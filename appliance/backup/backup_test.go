@@ -377,3 +377,37 @@ func TestShortPassphraseRefused(t *testing.T) {
 		t.Fatal("a 5-character passphrase was accepted")
 	}
 }
+
+// TestStaleSpoolRemoved: a database copy left by a cut-off backup is
+// deleted by the next one; a fresh one (a backup running now) is not.
+func TestStaleSpoolRemoved(t *testing.T) {
+	src := state.Dir(filepath.Join(t.TempDir(), "hearth"))
+	box(t, src, "club.example", "old", "anna")
+	stale := filepath.Join(string(src), spoolPrefix+"123")
+	fresh := filepath.Join(string(src), spoolPrefix+"456")
+	os.WriteFile(stale, make([]byte, 1000), 0o600)
+	os.WriteFile(fresh, make([]byte, 1000), 0o600)
+	old := time.Now().Add(-24 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if _, err := Write(io.Discard, source(t, src, "club.example"), pass); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Error("stale database copy left")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("a running backup's copy was deleted")
+	}
+}
+
+// TestSameFS: the check that keeps a restore from staging where the swap
+// could not rename (a state directory on a file system of its own).
+func TestSameFS(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	if !sameFS(a, b) {
+		t.Fatal("two temporary directories reported on different file systems")
+	}
+	if sameFS("/proc", a) {
+		t.Fatal("/proc and a temporary directory reported as one file system")
+	}
+}

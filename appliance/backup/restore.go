@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 
 	"filippo.io/age"
 
@@ -51,6 +53,12 @@ func Read(r io.Reader, passphrase string) (*Manifest, error) {
 // state directory was never touched. Apply the staged restore with Resume
 // (xmppd does at its start).
 func Stage(dir state.Dir, r io.Reader, passphrase string) (*Manifest, error) {
+	// One at a time: a second upload (another browser tab) would unpack
+	// into the same staging directory.
+	if !stageMu.TryLock() {
+		return nil, errors.New("restore: another restore is being checked right now")
+	}
+	defer stageMu.Unlock()
 	stg := Staging(dir)
 	if Pending(dir) {
 		return nil, ErrPending
@@ -60,6 +68,17 @@ func Stage(dir state.Dir, r io.Reader, passphrase string) (*Manifest, error) {
 	}
 	if err := os.MkdirAll(filepath.Join(stg, newName), 0o700); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
+	}
+	if err := os.MkdirAll(string(dir), 0o700); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	// The swap is renames: a state directory that is a mount point of its
+	// own would make every rename fail at the next start (EXDEV), and
+	// xmppd would not start at all. Refuse that here, while nothing has
+	// changed yet.
+	if !sameFS(stg, string(dir)) {
+		os.RemoveAll(stg)
+		return nil, fmt.Errorf("restore: %s and %s are on different file systems; the restore needs them on one", stg, dir)
 	}
 	m, err := stage(stg, r, passphrase)
 	if err != nil {
@@ -346,6 +365,21 @@ func Resume(dir state.Dir) (bool, error) {
 		return false, fmt.Errorf("restore: %w", err)
 	}
 	return true, os.RemoveAll(stg)
+}
+
+var stageMu sync.Mutex
+
+// sameFS reports whether a and b are on one file system (a rename
+// between them works).
+func sameFS(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	sa, ok1 := fa.Sys().(*syscall.Stat_t)
+	sb, ok2 := fb.Sys().(*syscall.Stat_t)
+	return !ok1 || !ok2 || sa.Dev == sb.Dev
 }
 
 // crashAfter, when set by a test, stops Resume after that many renames as
