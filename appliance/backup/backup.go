@@ -21,8 +21,8 @@
 //
 // The database (a consistent copy taken in one read transaction while the
 // server runs: store.Backup, or the admin socket's GET /backup/db), the
-// appliance config, tls/ (certificates and keys, the ACME account), uploads/
-// and tor/onion/ (the onion service's key: a new key would be a new
+// appliance config, tls/ (certificates and keys), acme/ (netconf's ACME
+// account), uploads/ and tor/onion/ (the onion service's key: a new key would be a new
 // address). Left out because they belong to the card, not the box: the
 // setup code, the update agent's floors and downloads, status files, the
 // saved clock, tor's cache (tor/data), sockets.
@@ -68,6 +68,11 @@ const Format = 1
 // server; 16 needs 64 MiB and about 0.2 s on a laptop. The passphrase is
 // the admin's, so the page asks for a long one.
 const WorkFactor = 16
+
+// workFactor is WorkFactor; the unit tests lower it (each scrypt run costs
+// them a fraction of a second on a loaded 2-core machine, and they run
+// dozens); the e2e tests use the real one.
+var workFactor = WorkFactor
 
 // maxWorkFactor bounds what a restore accepts from a file (memory is
 // 128 MiB << (n-17)): a crafted header must not exhaust a Pi.
@@ -136,6 +141,10 @@ var items = []item{
 	{rel: "tls", dir: true},
 	{rel: "uploads", dir: true},
 	{rel: "tor/onion", dir: true},
+	// netconf's ACME account (netconf/acme): the restored box asks for
+	// its certificate as the same account (no new registration, the
+	// account's rate limits and authorizations carry over).
+	{rel: "acme", dir: true},
 }
 
 // inItems reports whether rel (slash-separated) belongs to a backed-up item.
@@ -169,7 +178,7 @@ func Write(w io.Writer, src Source, passphrase string) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	rcpt.SetWorkFactor(WorkFactor)
+	rcpt.SetWorkFactor(workFactor)
 	// The database first, to a file: tar needs its size before its bytes,
 	// and the copy is page-checked before it goes into a backup someone
 	// will rely on. Beside the state, not in $TMPDIR: on the box that is

@@ -50,6 +50,7 @@ func box(t *testing.T, dir state.Dir, domain, tag string, users ...string) {
 		"tls/cert.pem":                      "cert " + tag,
 		"tls/key.pem":                       "key " + tag,
 		"tor/onion/hs_ed25519_secret_key":   "onion " + tag,
+		"acme/acme-v02/users/x/x.key":       "acme account " + tag,
 		"uploads/ab/cdef/photo.jpg":         strings.Repeat("jpeg "+tag, 30000),
 		"uploads/" + tag + "/only-here.txt": tag,
 		"tor/data/cached-microdescs":        "cache " + tag, // left out
@@ -102,7 +103,7 @@ func makeBackup(t *testing.T) ([]byte, map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Domain != "club.example" || len(m.Files) != 7 {
+	if m.Domain != "club.example" || len(m.Files) != 8 {
 		t.Fatalf("manifest %+v", m)
 	}
 	return buf.Bytes(), tree(t, string(src))
@@ -410,4 +411,9 @@ func TestSameFS(t *testing.T) {
 	if sameFS("/proc", a) {
 		t.Fatal("/proc and a temporary directory reported as one file system")
 	}
+}
+
+func TestMain(m *testing.M) {
+	workFactor = 10
+	os.Exit(m.Run())
 }
