@@ -47,10 +47,10 @@ type federationData struct {
 	HomeOnly bool
 	// Off: federation is off in the saved config (On is the form's
 	// choice, which a refused form keeps).
-	Off bool
-	Domain   string
-	Done     string
-	Error    string
+	Off    bool
+	Domain string
+	Done   string
+	Error  string
 	// Later: the running chat server takes the saved settings at its next
 	// start (see Done).
 	Later bool
