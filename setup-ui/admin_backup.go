@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -228,6 +229,8 @@ func restoreMessage(err error) string {
 		return "This file is not a Hearth backup. Nothing was changed. The backup's name ends in " + backup.Suffix + "."
 	case errors.Is(err, backup.ErrDamaged):
 		return "This backup file is damaged. Nothing was changed. Try another copy (the backup stick keeps several)."
+	case errors.Is(err, syscall.ENOSPC):
+		return "The box's memory card is too small for this backup. Nothing was changed. Use a larger card (at least twice the backup's size)."
 	case errors.Is(err, backup.ErrPending):
 		return "A backup is already waiting to be put in place; the box does it when it restarts."
 	}

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -231,6 +233,11 @@ func TestWizardRestore(t *testing.T) {
 	wantStatus(t, resp, http.StatusUnprocessableEntity, "truncated")
 	if !strings.Contains(body, "incomplete") {
 		t.Fatalf("truncated page: %s", body)
+	}
+	fb.stageErr = fmt.Errorf("restore: write x: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC})
+	resp, body = upload(t, b, tok, "the right passphrase", file, srv.URL)
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "too small") {
+		t.Fatalf("full card: %d %s", resp.StatusCode, body)
 	}
 	fb.stageErr = nil
 	resp, body = upload(t, b, tok, "the right passphrase", file, srv.URL)
