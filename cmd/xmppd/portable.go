@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/hearthchat/hearth/appliance/state"
@@ -24,11 +25,16 @@ import (
 var errStopFirst = errors.New("xmppd is running: stop it first (export and import open the database themselves)")
 
 func exportCmd(dir state.Dir, domain string, args []string) error {
-	if len(args) < 1 {
-		return errors.New("usage: export NAME… (writes an XEP-0227 document to standard output)")
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	forServer := fs.String("for", "", "adapt the document to the importing server: \"ejabberd\" (its import_piefxis reads SCRAM values base64-encoded twice)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || *forServer != "" && *forServer != "ejabberd" {
+		return errors.New("usage: export [-for ejabberd] NAME… (writes an XEP-0227 document to standard output)")
 	}
 	var users []string
-	for _, a := range args {
+	for _, a := range fs.Args() {
 		u, err := admin.NormalizeUser(a)
 		if err != nil {
 			return fmt.Errorf("export: %q: %w", a, err)
@@ -44,7 +50,7 @@ func exportCmd(dir state.Dir, domain string, args []string) error {
 	}
 	defer st.Close()
 	w := bufio.NewWriterSize(os.Stdout, 256<<10)
-	if err := portable.Export(st, domain, users, w); err != nil {
+	if err := portable.ExportWith(st, domain, users, w, portable.ExportOptions{Ejabberd: *forServer == "ejabberd"}); err != nil {
 		return err
 	}
 	return w.Flush()
@@ -61,6 +67,7 @@ func importCmd(dir state.Dir, domain string, args []string) error {
 		return errors.New("usage: import [-map-domain OLD] [-max-mb N] FILE (FILE - reads standard input)")
 	}
 	var r io.Reader = os.Stdin
+	o := portable.Options{MapDomain: *mapDomain, MaxBytes: *maxMB << 20}
 	if name := fs.Arg(0); name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
@@ -68,6 +75,15 @@ func importCmd(dir state.Dir, domain string, args []string) error {
 		}
 		defer f.Close()
 		r = f
+		// A split document (ejabberd's export_piefxis): files named
+		// relative to the document, never outside its directory.
+		base := filepath.Dir(name)
+		o.Include = func(href string) (io.ReadCloser, error) {
+			if !filepath.IsLocal(href) {
+				return nil, fmt.Errorf("%q is not a path below %s", href, base)
+			}
+			return os.Open(filepath.Join(base, href))
+		}
 	}
 	st, err := openIdle(dir)
 	if errors.Is(err, errRunning) {
@@ -77,7 +93,7 @@ func importCmd(dir state.Dir, domain string, args []string) error {
 		return err
 	}
 	defer st.Close()
-	rep, err := portable.Import(st, domain, bufio.NewReaderSize(r, 256<<10), portable.Options{MapDomain: *mapDomain, MaxBytes: *maxMB << 20})
+	rep, err := portable.Import(st, domain, bufio.NewReaderSize(r, 256<<10), o)
 	if err != nil {
 		return err
 	}

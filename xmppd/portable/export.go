@@ -55,9 +55,24 @@ const (
 // Export writes users' accounts on domain as one XEP-0227 document to w,
 // from one read transaction (a consistent snapshot).
 func Export(st *store.Store, domain string, users []string, w io.Writer) error {
+	return ExportWith(st, domain, users, w, ExportOptions{})
+}
+
+// ExportOptions adapt a document to an importing server's reading.
+type ExportOptions struct {
+	// Ejabberd writes the SCRAM values as ejabberd 23.01's
+	// import_piefxis reads them: base64-encoded twice (it keeps them in
+	// base64 and decodes what it imported once more at login; a document
+	// in the XEP's form, as Prosody reads and writes it, imported there
+	// crashes its SCRAM step with badarg).
+	Ejabberd bool
+}
+
+// ExportWith is Export with options.
+func ExportWith(st *store.Store, domain string, users []string, w io.Writer, o ExportOptions) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	err := st.View(func(tx *bolt.Tx) error {
-		e := &exporter{w: bw, tx: tx, st: st, domain: domain}
+		e := &exporter{w: bw, tx: tx, st: st, domain: domain, o: o}
 		e.raw("<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='" + NS + "'>\n")
 		e.raw("<host jid='")
 		e.esc(domain)
@@ -81,6 +96,7 @@ type exporter struct {
 	tx     *bolt.Tx
 	st     *store.Store
 	domain string
+	o      ExportOptions
 	buf    []byte
 	err    error
 }
@@ -133,6 +149,11 @@ func (e *exporter) user(user string) error {
 	e.esc(user)
 	e.raw("'>\n")
 	b64 := base64.StdEncoding.EncodeToString
+	if e.o.Ejabberd {
+		b64 = func(b []byte) string {
+			return base64.StdEncoding.EncodeToString([]byte(base64.StdEncoding.EncodeToString(b)))
+		}
+	}
 	for _, k := range []struct {
 		mech string
 		keys store.ScramKeys

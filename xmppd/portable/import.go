@@ -44,16 +44,30 @@ type Options struct {
 	// server). Without it only a host equal to the server's domain is
 	// imported: a document naming another domain's users is refused.
 	MapDomain string
-	// MaxBytes bounds the document (DefaultMaxBytes when 0).
+	// MaxBytes bounds the document (DefaultMaxBytes when 0), the files
+	// it includes counted in.
 	MaxBytes int64
+	// Include opens the file an <xi:include href='…'/> names (XEP-0227
+	// §5: a document split into a file per host and per user, as
+	// ejabberd's export_piefxis writes it). Nil refuses split documents.
+	// The caller decides which hrefs are acceptable (cmd/xmppd: relative
+	// paths below the document's directory).
+	Include func(href string) (io.ReadCloser, error)
 }
+
+// nsXInclude is the XInclude namespace.
+const nsXInclude = "http://www.w3.org/2001/XInclude"
+
+// maxIncludes bounds the files one import opens (one per host and one
+// per account).
+const maxIncludes = 10_000
 
 // Report says what an import stored.
 type Report struct {
-	Users    []string
+	Users                                                             []string
 	Contacts, Private, PEPNodes, PEPItems, Blocked, Offline, Archived int
-	VCards   int
-	Skipped  []string // data the importer did not understand (XEP-0227 §3: ignored, told)
+	VCards                                                            int
+	Skipped                                                           []string // data the importer did not understand (XEP-0227 §3: ignored, told)
 }
 
 // ErrExists is wrapped by Import when the document names an account the
@@ -70,19 +84,13 @@ func Import(st *store.Store, domain string, r io.Reader, o Options) (*Report, er
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
 	}
-	lr := &limitReader{r: r, n: o.MaxBytes}
-	d := xml.NewDecoder(lr)
-	d.Strict = true
-	// encoding/xml knows only the five predefined entities and never reads
-	// a DTD; a document that declares any (an entity bomb needs them) is
-	// refused at its <!DOCTYPE> below, before anything is expanded.
-	d.Entity = nil
+	b := &budget{n: o.MaxBytes}
 	rep := &Report{}
 	err := st.Update(func(tx *bolt.Tx) error {
-		im := &importer{d: d, tx: tx, st: st, domain: domain, o: o, rep: rep, seen: map[string]bool{}}
+		im := &importer{d: newDecoder(r, b), b: b, tx: tx, st: st, domain: domain, o: o, rep: rep, seen: map[string]bool{}}
 		return im.document()
 	})
-	if lr.over {
+	if b.over {
 		return nil, fmt.Errorf("import: the document is larger than %d bytes: nothing was imported", o.MaxBytes)
 	}
 	if err != nil {
@@ -91,23 +99,41 @@ func Import(st *store.Store, domain string, r io.Reader, o Options) (*Report, er
 	return rep, nil
 }
 
-// limitReader fails reading past n bytes (io.LimitReader would end the
+func newDecoder(r io.Reader, b *budget) *xml.Decoder {
+	d := xml.NewDecoder(&limitReader{r: r, b: b})
+	d.Strict = true
+	// encoding/xml knows only the five predefined entities and never reads
+	// a DTD; a document that declares any (an entity bomb needs them) is
+	// refused at its <!DOCTYPE> (next, element), before anything is
+	// expanded.
+	d.Entity = nil
+	return d
+}
+
+// budget is what is left of the size limit, shared by a document and the
+// files it includes.
+type budget struct {
+	n        int64
+	over     bool
+	includes int
+}
+
+// limitReader fails reading past the budget (io.LimitReader would end the
 // document quietly and let a truncated one look merely malformed).
 type limitReader struct {
-	r    io.Reader
-	n    int64
-	over bool
+	r io.Reader
+	b *budget
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	// One byte past the limit is read, to tell "at the limit" from "past it".
-	if int64(len(p)) > l.n+1 {
-		p = p[:l.n+1]
+	if int64(len(p)) > l.b.n+1 {
+		p = p[:l.b.n+1]
 	}
 	n, err := l.r.Read(p)
-	l.n -= int64(n)
-	if l.n < 0 {
-		l.over = true
+	l.b.n -= int64(n)
+	if l.b.n < 0 {
+		l.b.over = true
 		return 0, errors.New("document too large")
 	}
 	return n, err
@@ -115,6 +141,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 
 type importer struct {
 	d      *xml.Decoder
+	b      *budget
 	tx     *bolt.Tx
 	st     *store.Store
 	domain string
@@ -201,12 +228,62 @@ func (im *importer) document() error {
 				}
 				continue
 			}
+			if t.Name.Space == nsXInclude && t.Name.Local == "include" {
+				if err := im.include(t, ""); err != nil {
+					return err
+				}
+				continue
+			}
 			im.rep.Skipped = append(im.rep.Skipped, "<"+t.Name.Local+" xmlns='"+t.Name.Space+"'> under <server-data/>")
 			if err := im.d.Skip(); err != nil {
 				return fmt.Errorf("malformed XML: %w", err)
 			}
 		}
 	}
+}
+
+// include reads the file an <xi:include/> names: a <host/> file (under
+// <server-data/>, host "") or a <user/> file (under the <host/> named
+// host). Only the plain form XEP-0227 requires: href, no parse, no
+// xpointer.
+func (im *importer) include(s xml.StartElement, host string) error {
+	href := attr(s, "href")
+	if im.o.Include == nil {
+		return fmt.Errorf("line %d: the document includes %q (XInclude): import it from its file, not a stream", im.line(), href)
+	}
+	if href == "" || attr(s, "parse") != "" || attr(s, "xpointer") != "" {
+		return fmt.Errorf("line %d: only <xi:include href='…'/> without parse or xpointer is supported", im.line())
+	}
+	if err := im.d.Skip(); err != nil {
+		return fmt.Errorf("malformed XML: %w", err)
+	}
+	if im.b.includes++; im.b.includes > maxIncludes {
+		return fmt.Errorf("more than %d included files", maxIncludes)
+	}
+	f, err := im.o.Include(href)
+	if err != nil {
+		return fmt.Errorf("include %q: %w", href, err)
+	}
+	defer f.Close()
+	sub := *im
+	sub.d = newDecoder(f, im.b)
+	t, err := sub.next()
+	if err != nil {
+		return fmt.Errorf("include %q: %w", href, err)
+	}
+	root, ok := t.(xml.StartElement)
+	switch {
+	case ok && host == "" && root.Name.Local == "host" && (root.Name.Space == NS || root.Name.Space == NSOld):
+		err = sub.host(root)
+	case ok && host != "" && root.Name.Local == "user" && (root.Name.Space == NS || root.Name.Space == NSOld):
+		err = sub.user(root, host)
+	default:
+		return fmt.Errorf("include %q: not a <host/> or <user/> file where one belongs", href)
+	}
+	if err != nil {
+		return fmt.Errorf("include %q: %w", href, err)
+	}
+	return nil
 }
 
 func attr(s xml.StartElement, name string) string {
@@ -239,6 +316,12 @@ func (im *importer) host(s xml.StartElement) error {
 		case xml.StartElement:
 			if t.Name.Local == "user" && t.Name.Space == s.Name.Space {
 				if err := im.user(t, h); err != nil {
+					return err
+				}
+				continue
+			}
+			if t.Name.Space == nsXInclude && t.Name.Local == "include" {
+				if err := im.include(t, h); err != nil {
 					return err
 				}
 				continue
@@ -480,6 +563,17 @@ func (im *importer) scram(u *userImport, el *stream.Element) error {
 	stored, err := dec("stored-key")
 	if err != nil {
 		return err
+	}
+	// ejabberd 23.01 writes each value base64-encoded twice (its own
+	// store keeps them in base64; export_piefxis encodes that again):
+	// keys that decode to base64 of a SHA-1 or SHA-256 length are
+	// decoded once more, and the salt with them.
+	if k, err1 := base64.StdEncoding.DecodeString(string(server)); err1 == nil && (len(k) == 20 || len(k) == 32) {
+		if sk, err2 := base64.StdEncoding.DecodeString(string(stored)); err2 == nil && len(sk) == len(k) {
+			if sa, err3 := base64.StdEncoding.DecodeString(string(salt)); err3 == nil && len(sa) > 0 {
+				server, stored, salt = k, sk, sa
+			}
+		}
 	}
 	iter, err := strconv.Atoi(strings.TrimSpace(el.ChildText(nsScram, "iter-count")))
 	if err != nil || iter < 1 || iter > 10_000_000 {

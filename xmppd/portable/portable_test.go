@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -283,4 +285,67 @@ func TestMapDomain(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// TestSplitDocument: a document split with XInclude (XEP-0227 §5, as
+// ejabberd's export_piefxis writes it) imports through Options.Include,
+// and is refused without it.
+func TestSplitDocument(t *testing.T) {
+	files := map[string]string{
+		"host.xml":      `<host xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude' jid='hearth.test'><xi:include href='host/anna.xml'/></host>`,
+		"host/anna.xml": `<user xmlns='urn:xmpp:pie:0' name='anna' password='pw'><vCard xmlns='vcard-temp'><FN>Anna</FN></vCard></user>`,
+	}
+	main := `<?xml version='1.0'?><server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include href='host.xml'/></server-data>`
+	open := func(href string) (io.ReadCloser, error) {
+		f, ok := files[href]
+		if !ok {
+			return nil, os.ErrNotExist
+		}
+		return io.NopCloser(strings.NewReader(f)), nil
+	}
+	st := openStore(t)
+	if _, err := Import(st, domain, strings.NewReader(main), Options{}); err == nil || !strings.Contains(err.Error(), "XInclude") {
+		t.Fatalf("split document without Include: %v", err)
+	}
+	rep, err := Import(st, domain, strings.NewReader(main), Options{Include: open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Users) != 1 || rep.VCards != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	files["host/anna.xml"] = `<host xmlns='urn:xmpp:pie:0' jid='hearth.test'/>`
+	st2 := openStore(t)
+	if _, err := Import(st2, domain, strings.NewReader(main), Options{Include: open}); err == nil {
+		t.Fatal("a <host/> file where a <user/> belongs was imported")
+	}
+}
+
+// TestEjabberdScram: ejabberd 23.01 writes SCRAM values base64-encoded
+// twice; they are read as the same verifiers as Prosody's form, and
+// ExportWith(Ejabberd) writes them that way.
+func TestEjabberdScram(t *testing.T) {
+	a := openStore(t)
+	fill(t, a, "juliet", 0)
+	var plain, twice bytes.Buffer
+	if err := Export(a, domain, []string{"juliet"}, &plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := ExportWith(a, domain, []string{"juliet"}, &twice, ExportOptions{Ejabberd: true}); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(plain.Bytes(), twice.Bytes()) {
+		t.Fatal("the ejabberd form is the same")
+	}
+	for _, doc := range []*bytes.Buffer{&plain, &twice} {
+		b := openStore(t)
+		if _, err := Import(b, domain, bytes.NewReader(doc.Bytes()), Options{}); err != nil {
+			t.Fatal(err)
+		}
+		x, _ := a.Account("juliet")
+		y, _ := b.Account("juliet")
+		if fmt.Sprint(x.Salt, x.Iter, x.SHA1, x.SHA256) != fmt.Sprint(y.Salt, y.Iter, y.SHA1, y.SHA256) {
+			t.Fatalf("verifiers differ after import:\n%v\n%v", x, y)
+		}
+	}
 }
