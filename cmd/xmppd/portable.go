@@ -1,11 +1,11 @@
 package main
 
 // `xmppd export NAME` and `xmppd import FILE`: XEP-0227 documents
-// (xmppd/portable). Both open the database themselves, so they run while
-// the server is stopped: the import writes every module's data in one
-// transaction and modules keep some of it in memory from their start
-// (block lists), and bbolt lets only one process open the file. The
-// running server's admin socket does not offer them (yet).
+// (xmppd/portable). Export goes through the running server's admin socket
+// when there is one (bbolt lets one process open the file), else opens the
+// database. Import runs only while the server is stopped: it writes every
+// module's data in one transaction, and modules keep some of it in memory
+// from their start (block lists, archive ids).
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,15 @@ import (
 	"github.com/hearthchat/hearth/xmppd/portable"
 )
 
-var errStopFirst = errors.New("xmppd is running: stop it first (export and import open the database themselves)")
+var errStopFirst = errors.New("import: xmppd is running: stop it first (the import writes the database itself)")
+
+// adminClientNoTimeout is adminClient without its 30 s limit: an export
+// of a 100,000-message archive streams for longer on a Pi.
+func adminClientNoTimeout(dir state.Dir) *http.Client {
+	c := adminClient(dir)
+	c.Timeout = 0
+	return c
+}
 
 func exportCmd(dir state.Dir, domain string, args []string) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
@@ -43,7 +52,27 @@ func exportCmd(dir state.Dir, domain string, args []string) error {
 	}
 	st, err := openIdle(dir)
 	if errors.Is(err, errRunning) {
-		return errStopFirst
+		if len(users) != 1 {
+			return errors.New("export: one account at a time while the server runs")
+		}
+		q := ""
+		if *forServer != "" {
+			q = "?for=" + *forServer
+		}
+		resp, err := adminClientNoTimeout(dir).Get("http://admin/users/" + users[0] + "/export" + q)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			return fmt.Errorf("export: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		}
+		n, err := io.Copy(os.Stdout, resp.Body)
+		if err != nil {
+			return fmt.Errorf("export: after %d bytes: %w", n, err)
+		}
+		return nil
 	}
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hearthchat/hearth/appliance/version"
 	"github.com/hearthchat/hearth/xmppd/mod/invites"
+	"github.com/hearthchat/hearth/xmppd/portable"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
 )
@@ -67,6 +68,22 @@ func Handler(d Deps) http.Handler {
 	mux.HandleFunc("GET /backup/db", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		d.Store.Backup(w) // an error cuts the body short; the caller's page check fails
+	})
+	// `xmppd export NAME` while the server holds the database: one read
+	// transaction, streamed (xmppd/portable).
+	mux.HandleFunc("GET /users/{user}/export", func(w http.ResponseWriter, r *http.Request) {
+		user, err := NormalizeUser(r.PathValue("user"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if a, err := d.Store.Account(user); err != nil || a == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such account"})
+			return
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		// An error cuts the document short; the caller sees it unclosed.
+		portable.ExportWith(d.Store, d.Server.Domain, []string{user}, w, portable.ExportOptions{Ejabberd: r.URL.Query().Get("for") == "ejabberd"})
 	})
 	mux.HandleFunc("POST /users", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
