@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -60,7 +59,15 @@ func userPrefix(user string) []byte { return append(store.Key(user), 0) }
 func recKey(user string, id uint64) []byte { return append(userPrefix(user), store.U64(id)...) }
 
 // FormatID is the stanza-id form of an archive id.
-func FormatID(id uint64) string { return fmt.Sprintf("%016x", id) }
+func FormatID(id uint64) string {
+	const hex = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hex[id&0xf]
+		id >>= 4
+	}
+	return string(b[:])
+}
 
 // ParseID reads a stanza-id back; anything else is not an id of ours.
 func ParseID(s string) (uint64, bool) {
@@ -123,119 +130,110 @@ type entry struct {
 	xml  []byte // el as stored (archive fills it in)
 }
 
-// put archives e in tx under id. In a transaction of the store's commit
-// queue the charge to the account's budget is summed and made once per
-// account when the batch ends (flushCharges); elsewhere it is made here.
-// At the per-account cap the oldest records make room; if the account's
-// whole budget is still exceeded (other kinds fill it), the error is
-// store.ErrQuota.
+// put stores e under id straight into user's segments, charged and
+// evicting at the cap like a journaled record (the XEP-0227 import and
+// the benchmarks fill archives this way, in transactions of their own).
 func put(st *store.Store, tx *bolt.Tx, e entry, id uint64) error {
 	b, err := tx.CreateBucketIfNotExists(bucketMsgs)
 	if err != nil {
 		return err
 	}
-	// Each account's records are appended at the end of its range: the
-	// default split (half-full pages) would leave every page of the
-	// archive half empty, doubling what each commit writes to the card.
-	b.FillPercent = fillPercent
-	v := encodeRecord(e.dir, e.peer, e.xml)
-	if c, ok := st.BatchLocal(tx, chargesKey{}, newCharges, flushCharges); ok {
-		p := c.(charges)[e.user]
-		if p == nil {
-			p = &pending{minID: id}
-			c.(charges)[e.user] = p
-		}
-		p.Bytes += int64(len(v))
-		p.Items++
-		p.minID = min(p.minID, id)
-	} else if err := charge(tx, b, e.user, &pending{Usage: store.Usage{Bytes: int64(len(v)), Items: 1}, minID: ^uint64(0)}); err != nil {
+	r := record{id: id, dir: e.dir, peer: e.peer, xml: e.xml}
+	if err := charge(tx, e.user, &pending{Usage: store.Usage{Bytes: recSize(r), Items: 1}}); err != nil {
 		return err
 	}
-	return b.Put(recKey(e.user, id), v)
+	return storeRecords(b, e.user, []record{r}, nil)
 }
 
-type chargesKey struct{}
-
-// pending is what one batch adds to an account's archive: records from
-// minID on are the batch's own.
-type pending struct {
-	store.Usage
-	minID uint64
-}
-
-// charges is what one batch adds to each account's archive.
-type charges map[string]*pending
-
-func newCharges() any { return charges{} }
-
-func flushCharges(tx *bolt.Tx, v any) error {
-	c := v.(charges)
-	users := make([]string, 0, len(c))
-	for u := range c {
-		users = append(users, u)
-	}
-	slices.Sort(users) // the same order whichever the map's: reproducible
-	b := tx.Bucket(bucketMsgs)
-	for _, u := range users {
-		if err := charge(tx, b, u, c[u]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// charge adds p to user's archive charge. While that would pass the cap
-// the oldest record goes (at most evictPerMessage per record added): one
-// charged before gives its charge back, one of this batch (id >= minID)
-// is simply not charged.
-func charge(tx *bolt.Tx, b *bolt.Bucket, user string, p *pending) error {
-	pfx := userPrefix(user)
-	for tries := int64(0); ; tries++ {
+// charge adds p (records not stored yet) to user's archive charge. Past
+// the cap the oldest records make room: the stored ones first (merging
+// the journal when they are all still there), then p's own oldest, which
+// are then never stored; at most evictPerMessage per record added.
+func charge(tx *bolt.Tx, user string, p *pending) error {
+	evicted := int64(0)
+	merged := false
+	for {
 		err := store.Charge(tx, user, Kind, p.Bytes, p.Items, archiveLimit)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, store.ErrQuota) || tries >= evictPerMessage*max(p.Items, 1) {
+		if err == nil || !errors.Is(err, store.ErrQuota) || p.Items == 0 {
 			return err
 		}
-		c := b.Cursor()
-		k, v := c.Seek(pfx)
-		if k == nil || !bytes.HasPrefix(k, pfx) || len(k) != len(pfx)+8 {
-			return err // nothing of ours left to give back
-		}
-		size, id := int64(len(v)), binary.BigEndian.Uint64(k[len(pfx):])
-		if err := c.Delete(); err != nil {
+		if evicted >= evictPerMessage*max(p.Items, 1) {
 			return err
 		}
-		if id >= p.minID {
-			p.Bytes -= size
+		// How much must go: over the archive's own limit, or over the
+		// account's whole budget (other kinds fill it too); at least one.
+		u, t := store.UsageOf(tx, user, Kind), store.UsageOf(tx, user, "")
+		overItems, overBytes := int64(0), max(t.Bytes+p.Bytes-store.AccountBytes, 0)
+		if archiveLimit.Items > 0 {
+			overItems = max(u.Items+p.Items-archiveLimit.Items, 0)
+		}
+		if archiveLimit.Bytes > 0 {
+			overBytes = max(overBytes, u.Bytes+p.Bytes-archiveLimit.Bytes)
+		}
+		if overItems == 0 && overBytes <= 0 {
+			overItems = 1
+		}
+		n, size := int64(0), int64(0)
+		if b := tx.Bucket(bucketMsgs); b != nil {
+			cnt, sz, err := trimFront(b, user, int(evictPerMessage*max(p.Items, 1)-evicted), func(r record) bool {
+				if n >= overItems && size >= overBytes {
+					return false
+				}
+				n++
+				size += recSize(r)
+				return true
+			})
+			if err != nil {
+				return err
+			}
+			n, size = int64(cnt), sz
+		}
+		if n > 0 {
+			evicted += n
+			if err := store.Charge(tx, user, Kind, -size, -n, store.Limit{}); err != nil {
+				return err
+			}
+			continue
+		}
+		if !merged {
+			// The oldest may still be journaled: merge, then look again.
+			merged = true
+			if _, _, err := mergeTx(tx, int(^uint(0)>>1), nil); err != nil {
+				return err
+			}
+			continue
+		}
+		// Nothing stored is left: this batch's own oldest records go.
+		dropped := false
+		for _, e := range p.own {
+			if e.dropped {
+				continue
+			}
+			if overItems <= 0 && overBytes <= 0 {
+				break
+			}
+			e.dropped, dropped = true, true
 			p.Items--
-		} else if err := store.Charge(tx, user, Kind, -size, -1, store.Limit{}); err != nil {
+			overItems--
+			overBytes -= e.size
+			evicted++
+		}
+		if !dropped {
 			return err
 		}
+		p.Bytes = ownBytes(p)
 	}
 }
 
-// evictOldest deletes up to n of user's oldest records, charging them
-// back, and reports how many went.
-func evictOldest(tx *bolt.Tx, b *bolt.Bucket, user string, n int) (int, error) {
-	p := userPrefix(user)
-	var keys [][]byte
-	var size int64
-	c := b.Cursor()
-	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(keys) < n; k, v = c.Next() {
-		keys = append(keys, slices.Clone(k))
-		size += int64(len(v))
-	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return 0, err
+// ownBytes is the charge of p's records that are still to be stored.
+func ownBytes(p *pending) int64 {
+	var n int64
+	for _, e := range p.own {
+		if !e.dropped {
+			n += e.size
 		}
 	}
-	if len(keys) == 0 {
-		return 0, nil
-	}
-	return len(keys), store.Charge(tx, user, Kind, -size, -int64(len(keys)), store.Limit{})
+	return n
 }
 
 // query is a parsed MAM request on one account's archive.
@@ -251,18 +249,212 @@ type query struct {
 	maxBytes   int
 }
 
+// view reads one account's archive in one transaction: its segments and
+// its records still in the journal (journal.go), which the transaction
+// sees in exactly one of the two places.
+type view struct {
+	tx   *bolt.Tx
+	b    *bolt.Bucket // nil: nothing merged yet
+	user string
+	pfx  []byte
+	jr   []record // journaled records, by id (loaded on first use)
+	jrOK bool
+	buf  []record
+}
+
+func newView(tx *bolt.Tx, user string) *view {
+	return &view{tx: tx, b: tx.Bucket(bucketMsgs), user: user, pfx: userPrefix(user)}
+}
+
+func (v *view) journal() []record {
+	if !v.jrOK {
+		v.jr, v.jrOK = journalOf(v.tx, v.user), true
+	}
+	return v.jr
+}
+
+// get returns the record id (valid during the transaction).
+func (v *view) get(id uint64) (record, bool) {
+	if v.b != nil {
+		if k, recs, err := segAt(v.b, v.user, id); err == nil && k != nil {
+			if i, ok := slices.BinarySearchFunc(recs, id, func(r record, id uint64) int { return cmpU64(r.id, id) }); ok {
+				return recs[i], true
+			}
+		}
+	}
+	jr := v.journal()
+	if i, ok := slices.BinarySearchFunc(jr, id, func(r record, id uint64) int { return cmpU64(r.id, id) }); ok {
+		return jr[i], true
+	}
+	return record{}, false
+}
+
+func (v *view) exists(id uint64) bool {
+	_, ok := v.get(id)
+	return ok
+}
+
+// bounds returns the first and last id of the archive (0, 0 if empty).
+func (v *view) bounds() (first, last uint64) {
+	if v.b != nil {
+		c := v.b.Cursor()
+		for k, val := c.Seek(v.pfx); k != nil && bytes.HasPrefix(k, v.pfx); k, val = c.Next() {
+			if recs, err := decodeSeg(k, val, v.buf[:0]); err == nil && len(recs) > 0 {
+				first = recs[0].id
+				break
+			}
+		}
+		if _, recs, err := lastSeg(v.b, v.user); err == nil && len(recs) > 0 {
+			last = recs[len(recs)-1].id
+		}
+	}
+	if jr := v.journal(); len(jr) > 0 {
+		if first == 0 || jr[0].id < first {
+			first = jr[0].id
+		}
+		last = max(last, jr[len(jr)-1].id)
+	}
+	return first, last
+}
+
+// scan returns up to limit records with lo <= id <= hi that keep accepts,
+// from the segments, oldest first (or newest first with back).
+func (v *view) scan(lo, hi uint64, back bool, limit int, keep func(record) bool) []record {
+	var out []record
+	if v.b == nil || limit <= 0 {
+		return out
+	}
+	ours := func(k []byte) bool { return k != nil && bytes.HasPrefix(k, v.pfx) && len(k) == len(v.pfx)+8 }
+	c := v.b.Cursor()
+	if !back {
+		// The segment holding lo starts at or before it.
+		want := recKey(v.user, lo)
+		k, val := c.Seek(want)
+		if k == nil || !bytes.Equal(k, want) {
+			pk, pv := c.Last()
+			if k != nil {
+				pk, pv = c.Prev()
+			}
+			if ours(pk) {
+				k, val = pk, pv
+			} else {
+				k, val = c.Seek(want)
+			}
+		}
+		for ; k != nil && bytes.HasPrefix(k, v.pfx); k, val = c.Next() {
+			if len(k) != len(v.pfx)+8 {
+				continue
+			}
+			if binary.BigEndian.Uint64(k[len(v.pfx):]) > hi {
+				break
+			}
+			recs, err := decodeSeg(k, val, v.buf[:0])
+			v.buf = recs
+			if err != nil {
+				continue // skipped, never fatal to a query
+			}
+			for _, r := range recs {
+				if r.id < lo {
+					continue
+				}
+				if r.id > hi {
+					return out
+				}
+				if keep(r) {
+					out = append(out, r)
+					if len(out) >= limit {
+						return out
+					}
+				}
+			}
+		}
+		return out
+	}
+	var k, val []byte
+	if hi == ^uint64(0) {
+		k, val = c.Seek(append(slices.Clone(v.pfx), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
+	} else {
+		k, val = c.Seek(recKey(v.user, hi+1))
+	}
+	if k == nil {
+		k, val = c.Last()
+	} else {
+		k, val = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, v.pfx); k, val = c.Prev() {
+		if len(k) != len(v.pfx)+8 {
+			continue
+		}
+		recs, err := decodeSeg(k, val, v.buf[:0])
+		v.buf = recs
+		if err != nil {
+			continue
+		}
+		for i := len(recs) - 1; i >= 0; i-- {
+			r := recs[i]
+			if r.id > hi {
+				continue
+			}
+			if r.id < lo {
+				return out
+			}
+			if keep(r) {
+				out = append(out, r)
+				if len(out) >= limit {
+					return out
+				}
+			}
+		}
+	}
+	return out
+}
+
+// each calls fn with every record of the archive, oldest first.
+func (v *view) each(fn func(record) error) error {
+	jr := v.journal()
+	if v.b != nil {
+		c := v.b.Cursor()
+		for k, val := c.Seek(v.pfx); k != nil && bytes.HasPrefix(k, v.pfx); k, val = c.Next() {
+			if len(k) != len(v.pfx)+8 {
+				continue
+			}
+			recs, err := decodeSeg(k, val, v.buf[:0])
+			v.buf = recs
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				for len(jr) > 0 && jr[0].id < r.id {
+					if err := fn(jr[0]); err != nil {
+						return err
+					}
+					jr = jr[1:]
+				}
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, r := range jr {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // page reads one page of user's archive: up to q.max records (and about
 // q.maxBytes of XML) in archive order, and whether it reached the end of
 // what the query selects in the direction of reading.
 func page(tx *bolt.Tx, user string, q query) ([]record, bool, error) {
-	b := tx.Bucket(bucketMsgs)
-	if b == nil {
-		return nil, true, nil
-	}
+	return newView(tx, user).page(q)
+}
+
+func (v *view) page(q query) ([]record, bool, error) {
 	if q.ids != nil {
-		return byIDs(b, user, q)
+		return v.byIDs(q)
 	}
-	p := userPrefix(user)
 	lo, hi := q.start, ^uint64(0) // inclusive bounds on ids
 	if q.after > 0 && q.after+1 > lo {
 		lo = q.after + 1
@@ -273,87 +465,65 @@ func page(tx *bolt.Tx, user string, q query) ([]record, bool, error) {
 	if q.before > 0 && q.before-1 < hi {
 		hi = q.before - 1
 	}
+	if lo > hi {
+		return nil, true, nil
+	}
+	keep := func(r record) bool { return q.with == "" || withMatches(r.peer, q.with, q.withFull) }
+	// Up to one more than a page from each place: enough to fill the
+	// page from both and to know whether more exist.
+	limit := q.max + 1
+	stored := v.scan(lo, hi, q.last, limit, keep)
+	var journaled []record
+	for _, r := range v.journal() {
+		if r.id >= lo && r.id <= hi && keep(r) {
+			journaled = append(journaled, r)
+		}
+	}
+	if q.last {
+		slices.Reverse(journaled)
+	}
+	if len(journaled) > limit {
+		journaled = journaled[:limit]
+	}
+	before := func(a, b record) bool { return a.id < b.id != q.last }
 	var out []record
 	size := 0
-	match := func(k, v []byte) (bool, error) {
-		r, err := decodeRecord(k, v)
-		if err != nil {
-			return false, nil // skipped, never fatal to a query
+	complete := true
+	for len(stored) > 0 || len(journaled) > 0 {
+		var r record
+		switch {
+		case len(journaled) == 0 || len(stored) > 0 && before(stored[0], journaled[0]):
+			r, stored = stored[0], stored[1:]
+		case len(stored) > 0 && stored[0].id == journaled[0].id:
+			r, stored, journaled = stored[0], stored[1:], journaled[1:]
+		default:
+			r, journaled = journaled[0], journaled[1:]
 		}
-		if q.with != "" && !withMatches(r.peer, q.with, q.withFull) {
-			return false, nil
-		}
-		if len(out) > 0 && (len(out) >= q.max || size+len(r.xml) > q.maxBytes) {
-			return true, nil // one more exists: not complete
-		}
-		if q.max == 0 {
-			return true, nil
+		if q.max == 0 || len(out) > 0 && (len(out) >= q.max || size+len(r.xml) > q.maxBytes) {
+			complete = false // one more exists
+			break
 		}
 		r.xml = slices.Clone(r.xml)
 		out = append(out, r)
 		size += len(r.xml)
-		return false, nil
 	}
-	c := b.Cursor()
-	if lo > hi {
-		return nil, true, nil
+	if q.last {
+		slices.Reverse(out)
 	}
-	if !q.last {
-		for k, v := c.Seek(recKey(user, lo)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			if binary.BigEndian.Uint64(k[len(p):]) > hi {
-				break
-			}
-			if more, err := match(k, v); err != nil || more {
-				return out, false, err
-			}
-		}
-		return out, true, nil
-	}
-	var k, v []byte
-	if hi == ^uint64(0) {
-		k, v = c.Seek(append(slices.Clone(p), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
-	} else {
-		k, v = c.Seek(recKey(user, hi+1))
-	}
-	if k == nil {
-		k, v = c.Last()
-	} else {
-		k, v = c.Prev()
-	}
-	complete := true
-	for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
-		if binary.BigEndian.Uint64(k[len(p):]) < lo {
-			break
-		}
-		more, err := match(k, v)
-		if err != nil {
-			return nil, false, err
-		}
-		if more {
-			complete = false
-			break
-		}
-	}
-	slices.Reverse(out)
 	return out, complete, nil
 }
 
 // byIDs answers an "ids" query (urn:xmpp:mam:2#extended): exactly those
 // messages, in archive order; an id that is not in the archive makes the
 // whole query item-not-found (XEP-0313 §4.1.6).
-func byIDs(b *bolt.Bucket, user string, q query) ([]record, bool, error) {
+func (v *view) byIDs(q query) ([]record, bool, error) {
 	ids := slices.Clone(q.ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	var out []record
 	for _, id := range ids {
-		k := recKey(user, id)
-		v := b.Get(k)
-		if v == nil {
-			return nil, false, errUnknownID
-		}
-		r, err := decodeRecord(k, v)
-		if err != nil {
+		r, ok := v.get(id)
+		if !ok {
 			return nil, false, errUnknownID
 		}
 		r.xml = slices.Clone(r.xml)
@@ -366,8 +536,7 @@ var errUnknownID = errors.New("mam: no such message in the archive")
 
 // exists reports whether id is in user's archive.
 func exists(tx *bolt.Tx, user string, id uint64) bool {
-	b := tx.Bucket(bucketMsgs)
-	return b != nil && b.Get(recKey(user, id)) != nil
+	return newView(tx, user).exists(id)
 }
 
 // withMatches applies XEP-0313 §4.1.1: a bare JID matches every resource
@@ -385,23 +554,5 @@ func withMatches(peer, with string, full bool) bool {
 
 // bounds returns the first and last id of user's archive (0, 0 if empty).
 func bounds(tx *bolt.Tx, user string) (first, last uint64) {
-	b := tx.Bucket(bucketMsgs)
-	if b == nil {
-		return 0, 0
-	}
-	p := userPrefix(user)
-	c := b.Cursor()
-	if k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) {
-		first = binary.BigEndian.Uint64(k[len(p):])
-	}
-	k, _ := c.Seek(append(slices.Clone(p), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
-	if k == nil {
-		k, _ = c.Last()
-	} else {
-		k, _ = c.Prev()
-	}
-	if k != nil && bytes.HasPrefix(k, p) {
-		last = binary.BigEndian.Uint64(k[len(p):])
-	}
-	return first, last
+	return newView(tx, user).bounds()
 }

@@ -116,6 +116,12 @@ type mod struct {
 	sweepMu sync.Mutex
 	sweeper sweeper
 	stopped atomic.Bool
+
+	mergeMu    sync.Mutex // one journal merge at a time
+	merges     merger
+	mergeArena arena // the merge's values (under mergeMu)
+	queueArena arena     // the journal's values (the commit queue's goroutine)
+	xmlBufs    sync.Pool // *[]byte: archive serializes stanzas into them
 }
 
 type modKey struct{}
@@ -159,6 +165,10 @@ func Register(srv *server.Server) {
 		}
 	})
 	time.AfterFunc(sweepEvery, m.tick)
+	// What a previous run journaled and never merged (a stop, kill -9)
+	// is merged soon; it is readable meanwhile.
+	m.merges.scheduled.Store(true)
+	time.AfterFunc(mergeDelay, m.mergeNow)
 }
 
 // tick runs one retention step and schedules the next; it stops once the
@@ -293,7 +303,8 @@ func (m *mod) in(st *server.Stanza) bool {
 	if !m.srv.AccountExists(user) {
 		return false // bounced by the core
 	}
-	var entries []entry
+	var two [2]entry // no allocation for the usual one or two parties
+	entries := two[:0]
 	if m.wants(user, st.From) {
 		entries = append(entries, entry{user: user, dir: dirIn, peer: st.From.String(), el: st.El})
 	}
@@ -349,27 +360,40 @@ func (m *mod) archive(st *server.Stanza, entries []entry) []uint64 {
 		c = c.Copy()
 		stripIDs(m.srv, c, "")
 	}
-	xml := c.Append(nil, "")
+	// Serialized into a pooled buffer, given back once the journal has
+	// its copy (the commit's done).
+	bp, _ := m.xmlBufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	xml := c.Append((*bp)[:0], "")
 	for i := range entries {
 		entries[i].xml = xml
 		ids[i] = m.ids.alloc(m.srv, entries[i].user, now)
 	}
+	jes := make([]jEntry, len(entries))
+	for i, e := range entries {
+		jes[i] = jEntry{user: e.user, id: ids[i], dir: e.dir, peer: e.peer}
+	}
 	m.srv.Commit(st, func(tx *bolt.Tx) error {
-		for i, e := range entries {
-			if err := put(m.srv.Store, tx, e, ids[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return journal(m.srv.Store, tx, jes, xml, &m.queueArena)
 	}, func(err error) {
-		for i, e := range entries {
-			m.ids.done(e.user, ids[i])
+		// (jes, not entries: the parsed stanza is not kept alive
+		// until the commit)
+		for _, e := range jes {
+			m.ids.done(e.user, e.id)
+		}
+		if cap(xml) <= 64<<10 {
+			*bp = xml[:0]
+			m.xmlBufs.Put(bp)
 		}
 		if err != nil {
 			// Delivered anyway: losing the archive copy is better than
 			// losing the message (the log says why, e.g. a full budget).
-			m.srv.Log.Error("mam: archive", "user", entries[0].user, "err", err)
+			m.srv.Log.Error("mam: archive", "user", jes[0].user, "err", err)
+			return
 		}
+		m.journaled()
 	})
 	return ids
 }

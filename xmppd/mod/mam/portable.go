@@ -5,7 +5,6 @@ package mam
 // so that the bucket layout and the charges stay this package's.
 
 import (
-	"bytes"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,27 +22,12 @@ type Record struct {
 	XML      []byte // the stanza as stored (valid only during the call)
 }
 
-// EachTx calls fn with each of user's archived messages, oldest first.
+// EachTx calls fn with each of user's archived messages, oldest first
+// (journaled ones too, see journal.go).
 func EachTx(tx *bolt.Tx, user string, fn func(Record) error) error {
-	b := tx.Bucket(bucketMsgs)
-	if b == nil {
-		return nil
-	}
-	p := userPrefix(user)
-	c := b.Cursor()
-	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		if len(k) != len(p)+8 {
-			continue
-		}
-		r, err := decodeRecord(k, v)
-		if err != nil {
-			return err
-		}
-		if err := fn(Record{ID: r.id, Time: idTime(r.id), Outgoing: r.dir == dirOut, Peer: r.peer, XML: r.xml}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return newView(tx, user).each(func(r record) error {
+		return fn(Record{ID: r.id, Time: idTime(r.id), Outgoing: r.dir == dirOut, Peer: r.peer, XML: r.xml})
+	})
 }
 
 // LastIDTx is the newest id in user's archive, 0 if it is empty.

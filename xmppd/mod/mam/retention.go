@@ -2,7 +2,6 @@ package mam
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -35,8 +34,12 @@ type sweeper struct {
 }
 
 // sweep deletes expired records (ids below cutoff) for one tick and
-// reports how many went.
+// reports how many went. The journal is merged first: its records are
+// seconds old, but a retention that short must see them too.
 func (m *mod) sweep(cutoff uint64) (int, error) {
+	if err := m.merge(); err != nil {
+		return 0, fmt.Errorf("mam: retention: %w", err)
+	}
 	var deleted int
 	var next []byte
 	from := m.sweeper.next
@@ -46,58 +49,43 @@ func (m *mod) sweep(cutoff uint64) (int, error) {
 		if b == nil {
 			return nil
 		}
-		type victim struct {
-			user  string
-			keys  [][]byte
-			bytes int64
-		}
-		var victims []victim
-		budget := sweepRecords
+		// The accounts of this tick, from where the last one stopped.
+		var users []string
 		c := b.Cursor()
-		k, v := c.Seek(from)
+		k, _ := c.Seek(from)
 		if from == nil {
-			k, v = c.First()
+			k, _ = c.First()
 		}
-		for users := 0; k != nil && budget > 0 && users < sweepUsers; users++ {
+		for k != nil && len(users) < sweepUsers {
 			i := bytes.IndexByte(k, 0)
 			if i < 0 || len(k) != i+9 {
-				k, v = c.Next() // not a record key of ours: step over it
+				k, _ = c.Next() // not a key of ours: step over it
 				continue
 			}
-			user := string(k[:i])
-			p := k[: i+1 : i+1]
-			p = slices.Clone(p)
-			vic := victim{user: user}
-			for ; k != nil && bytes.HasPrefix(k, p) && budget > 0; k, v = c.Next() {
-				if binary.BigEndian.Uint64(k[len(p):]) >= cutoff {
-					break
-				}
-				vic.keys = append(vic.keys, slices.Clone(k))
-				vic.bytes += int64(len(v))
-				budget--
-			}
-			if len(vic.keys) > 0 {
-				victims = append(victims, vic)
-			}
-			if budget == 0 && k != nil && bytes.HasPrefix(k, p) {
-				break // this account has more: start here next tick
-			}
+			users = append(users, string(k[:i]))
 			// The next account: past every key of this one.
-			k, v = c.Seek(append(p[:len(p)-1:len(p)-1], 1))
+			k, _ = c.Seek(append(slices.Clone(k[:i]), 1))
 		}
 		if k != nil {
 			next = slices.Clone(k)
 		}
-		for _, vic := range victims {
-			for _, key := range vic.keys {
-				if err := b.Delete(key); err != nil {
+		budget := sweepRecords
+		for _, user := range users {
+			n, size, err := trimFront(b, user, budget, func(r record) bool { return r.id < cutoff })
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				if err := store.Charge(tx, user, Kind, -size, -int64(n), store.Limit{}); err != nil {
 					return err
 				}
 			}
-			if err := store.Charge(tx, vic.user, Kind, -vic.bytes, -int64(len(vic.keys)), store.Limit{}); err != nil {
-				return err
+			deleted += n
+			budget -= n
+			if budget == 0 {
+				next = userPrefix(user) // this account may have more: start here next tick
+				break
 			}
-			deleted += len(vic.keys)
 		}
 		return nil
 	})
@@ -109,9 +97,11 @@ func (m *mod) sweep(cutoff uint64) (int, error) {
 }
 
 // deleteUser removes user's archive and preferences (account deletion),
-// a chunk per transaction.
+// a chunk per transaction, after merging the journal into it.
 func (m *mod) deleteUser(user string) error {
-	p := userPrefix(user)
+	if err := m.merge(); err != nil {
+		return fmt.Errorf("mam: delete archive of %s: %w", user, err)
+	}
 	for {
 		n := 0
 		err := m.srv.Store.Update(func(tx *bolt.Tx) error {
@@ -125,19 +115,11 @@ func (m *mod) deleteUser(user string) error {
 			if b == nil {
 				return nil
 			}
-			var keys [][]byte
-			var size int64
-			c := b.Cursor()
-			for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(keys) < deleteChunk; k, v = c.Next() {
-				keys = append(keys, slices.Clone(k))
-				size += int64(len(v))
+			cnt, size, err := trimFront(b, user, deleteChunk, func(record) bool { return true })
+			if err != nil {
+				return err
 			}
-			for _, k := range keys {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			n = len(keys)
+			n = cnt
 			if n == 0 {
 				return nil
 			}

@@ -1,0 +1,453 @@
+package mam
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hearthchat/hearth/xmppd/store"
+)
+
+// The journal: where an archived message is made durable.
+//
+// Every commit of the store's commit queue wrote each of its records into
+// its account's range of the archive bucket, so a commit of ~20 messages
+// at 1,000 msg/s dirtied one leaf page per account touched plus their
+// branches: bbolt wrote 60–90 pages, ~15–17.6 KB per message, for an SD
+// card to wear out on (issue 13's benchmark). Now a commit appends the
+// batch's messages as one value under the next key of one journal bucket
+// (the message's XML once, for both parties), which dirties the journal's
+// last leaf and little else; and every few seconds (or mergeMessages
+// messages) a merge moves the journal into the accounts' segments
+// (segment.go) in one larger transaction, where each account's records
+// arrive together.
+//
+// Nothing waits for the merge: the journal commit is the durability point
+// (the sender's acknowledgement waits for it, server.Commit), and every
+// reader of the archive reads the journal too, inside its own
+// transaction (view): a record is in exactly one of the two in any
+// transaction, because the merge moves it in one. So queries, ids,
+// metadata, exports and the tests' counts see journaled records; the
+// charge to the account's budget is made when the record is journaled;
+// retention and account deletion merge first; eviction at the cap
+// merges when the oldest records are still in the journal. After kill -9
+// the journal is simply still there, and merged later.
+//
+// A journal value: journalVersion, then messages: uvarint number of
+// parties, each uvarint length + account, id (8 bytes big-endian),
+// direction byte, uvarint length + peer; then uvarint length + XML.
+var bucketJournal = []byte("mam_journal")
+
+const journalVersion = 1
+
+// Merge policy: a merge starts mergeDelay after the first message
+// journaled since the last one, or at once when mergeMessages are
+// waiting; one merge transaction moves at most mergeMaxRecords records.
+// Five seconds at 1,000 msg/s gives each active account ~100 records per
+// merge, a few full segments (1.3 KB written per message in all, was
+// ~15 KB); a query reads at most a few thousand journaled messages
+// besides its page.
+var (
+	mergeDelay      = 5 * time.Second
+	mergeMessages   = int64(8192)
+	mergeMaxRecords = 20000
+)
+
+// jEntry is one party's record of a journaled message.
+type jEntry struct {
+	user    string
+	id      uint64
+	dir     byte
+	peer    string
+	size    int64 // its charge (recSize)
+	dropped bool  // evicted at the cap before it was ever stored
+}
+
+type jMsg struct {
+	entries []jEntry
+	xml     []byte
+}
+
+// jBatch is what one commit adds to the journal.
+type jBatch struct {
+	msgs []*jMsg
+	per  map[string]*pending
+}
+
+// pending is what one batch adds to an account's archive.
+type pending struct {
+	store.Usage
+	own []*jEntry // the batch's records of the account
+}
+
+type journalKey struct{}
+
+func newJBatch() any { return &jBatch{per: map[string]*pending{}} }
+
+// journal adds one message (its parties' records and its XML) to the
+// commit queue's batch; outside the queue (Store.Batch), the message is
+// journaled on its own at once. ar is the queue's: only the queue's
+// goroutine flushes batches, one transaction after the other.
+func journal(st *store.Store, tx *bolt.Tx, entries []jEntry, xml []byte, ar *arena) error {
+	v, ok := st.BatchLocal(tx, journalKey{}, newJBatch, func(tx *bolt.Tx, v any) error {
+		ar.reset() // the previous transaction is over: its values are bbolt's no more
+		return flushJournal(tx, v.(*jBatch), ar)
+	})
+	jb, _ := v.(*jBatch)
+	if !ok {
+		jb = newJBatch().(*jBatch)
+	}
+	msg := &jMsg{entries: slices.Clone(entries), xml: xml}
+	jb.msgs = append(jb.msgs, msg)
+	for i := range msg.entries {
+		e := &msg.entries[i]
+		p := jb.per[e.user]
+		if p == nil {
+			p = &pending{}
+			jb.per[e.user] = p
+		}
+		e.size = recSize(record{peer: e.peer, xml: xml})
+		p.Bytes += e.size
+		p.Items++
+		p.own = append(p.own, e)
+	}
+	if !ok {
+		return flushJournal(tx, jb, nil)
+	}
+	return nil
+}
+
+// flushJournal charges the batch to its accounts (one Charge per account,
+// evicting at the cap) and appends it to the journal, in values cut from
+// ar (nil: the heap).
+func flushJournal(tx *bolt.Tx, jb *jBatch, ar *arena) error {
+	users := make([]string, 0, len(jb.per))
+	for u := range jb.per {
+		users = append(users, u)
+	}
+	slices.Sort(users) // the same order whichever the map's: reproducible
+	for _, u := range users {
+		if err := charge(tx, u, jb.per[u]); err != nil {
+			return err
+		}
+	}
+	var j *bolt.Bucket
+	var v []byte
+	put := func() error {
+		if len(v) <= 1 {
+			return nil
+		}
+		if j == nil {
+			var err error
+			if j, err = tx.CreateBucketIfNotExists(bucketJournal); err != nil {
+				return err
+			}
+			// Appended at the end: a full journal page stays full.
+			j.FillPercent = 1
+		}
+		seq, err := j.NextSequence()
+		if err != nil {
+			return err
+		}
+		err = j.Put(store.U64(seq), v)
+		v = nil
+		return err
+	}
+	for _, m := range jb.msgs {
+		live, size := 0, 2*binary.MaxVarintLen64+len(m.xml)
+		for _, e := range m.entries {
+			if !e.dropped {
+				live++
+				size += 2*binary.MaxVarintLen64 + 9 + len(e.user) + len(e.peer)
+			}
+		}
+		if live == 0 {
+			continue
+		}
+		// Values of at most half a page: bbolt copies a node of more
+		// than a page into a fresh multi-page buffer at every commit (a
+		// third of the server's allocations at saturation with one
+		// value per batch), a page-sized one into a pooled page.
+		if v != nil && len(v)+size > journalValueMax {
+			if err := put(); err != nil {
+				return err
+			}
+		}
+		if v == nil {
+			n := max(journalValueMax, 1+size)
+			if ar != nil {
+				v = ar.alloc(n)
+			} else {
+				v = make([]byte, 0, n)
+			}
+			v = append(v, journalVersion)
+		}
+		v = binary.AppendUvarint(v, uint64(live))
+		for _, e := range m.entries {
+			if e.dropped {
+				continue
+			}
+			v = binary.AppendUvarint(v, uint64(len(e.user)))
+			v = append(v, e.user...)
+			v = binary.BigEndian.AppendUint64(v, e.id)
+			v = append(v, e.dir)
+			v = binary.AppendUvarint(v, uint64(len(e.peer)))
+			v = append(v, e.peer...)
+		}
+		v = binary.AppendUvarint(v, uint64(len(m.xml)))
+		v = append(v, m.xml...)
+	}
+	return put()
+}
+
+// journalValueMax bounds a journal value so that two fit one page (see
+// segMaxBytes).
+const journalValueMax = 1900
+
+// decodeJournal calls fn with every record of one journal value; the
+// record's XML points into v.
+func decodeJournal(v []byte, fn func(user []byte, r record)) error {
+	return decodeJournalWith(v, func(b []byte) string { return string(b) }, fn)
+}
+
+// decodeJournalWith is decodeJournal with the peers' strings made by str.
+func decodeJournalWith(v []byte, str func([]byte) string, fn func(user []byte, r record)) error {
+	if len(v) == 0 || v[0] != journalVersion {
+		return errBadRecord
+	}
+	type party struct {
+		user []byte
+		r    record
+	}
+	var parties [4]party
+	for p := v[1:]; len(p) > 0; {
+		n, w := binary.Uvarint(p)
+		if w <= 0 || n == 0 || n > 64 {
+			return errBadRecord
+		}
+		p = p[w:]
+		ps := parties[:0]
+		for range n {
+			l, w := binary.Uvarint(p)
+			if w <= 0 || uint64(len(p)-w) < l+9 {
+				return errBadRecord
+			}
+			user := p[w : w+int(l)]
+			p = p[w+int(l):]
+			r := record{id: binary.BigEndian.Uint64(p), dir: p[8]}
+			p = p[9:]
+			l, w = binary.Uvarint(p)
+			if w <= 0 || uint64(len(p)-w) < l {
+				return errBadRecord
+			}
+			r.peer = str(p[w : w+int(l)])
+			p = p[w+int(l):]
+			ps = append(ps, party{user, r})
+		}
+		l, w := binary.Uvarint(p)
+		if w <= 0 || uint64(len(p)-w) < l {
+			return errBadRecord
+		}
+		xml := p[w : w+int(l) : w+int(l)]
+		p = p[w+int(l):]
+		for _, pt := range ps {
+			pt.r.xml = xml
+			fn(pt.user, pt.r)
+		}
+	}
+	return nil
+}
+
+// journalOf returns user's journaled records in tx, by id.
+func journalOf(tx *bolt.Tx, user string) []record {
+	j := tx.Bucket(bucketJournal)
+	if j == nil {
+		return nil
+	}
+	var out []record
+	u := []byte(user)
+	c := j.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		_ = decodeJournal(v, func(owner []byte, r record) {
+			if bytes.Equal(owner, u) {
+				out = append(out, r)
+			}
+		})
+	}
+	slices.SortFunc(out, func(a, b record) int { return cmpU64(a.id, b.id) })
+	return out
+}
+
+// mergeTx moves up to limit journaled records into the accounts'
+// segments, in tx, and reports how many it moved and whether more are
+// left. Records of accounts that no longer exist (a commit that finished
+// after the account was deleted) are dropped.
+func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
+	j := tx.Bucket(bucketJournal)
+	if j == nil {
+		return 0, false, nil
+	}
+	// Records grouped by account without sorting strings: each account
+	// gets a number as it is first seen, then a counting pass puts every
+	// account's records together (a stable sort by name was a third of
+	// the merge's CPU).
+	type owned struct {
+		u int
+		r record
+	}
+	recs := make([]owned, 0, min(limit, 2*int(mergeMessages)))
+	var users []string
+	index := map[string]int{}
+	peers := map[string]string{} // one string per peer
+	str := func(b []byte) string {
+		if s, ok := peers[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		peers[s] = s
+		return s
+	}
+	var keys [][]byte
+	n, more := 0, false
+	c := j.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if n >= limit {
+			more = true
+			break
+		}
+		keys = append(keys, slices.Clone(k))
+		err := decodeJournalWith(v, str, func(user []byte, r record) {
+			u, ok := index[string(user)]
+			if !ok {
+				u = len(users)
+				users = append(users, string(user))
+				index[users[u]] = u
+			}
+			recs = append(recs, owned{u, r})
+			n++
+		})
+		if err != nil {
+			// Not ours to read: dropped rather than blocking every
+			// later merge (a journal value is only ever written whole).
+			continue
+		}
+	}
+	if len(keys) == 0 {
+		return 0, false, nil
+	}
+	b, err := tx.CreateBucketIfNotExists(bucketMsgs)
+	if err != nil {
+		return 0, false, err
+	}
+	start := make([]int, len(users)+1)
+	for _, o := range recs {
+		start[o.u+1]++
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	grouped := make([]record, len(recs))
+	fill := slices.Clone(start[:len(users)])
+	for _, o := range recs {
+		grouped[fill[o.u]] = o.r
+		fill[o.u]++
+	}
+	// Accounts in name order: the same writes whatever the map's order.
+	order := make([]int, len(users))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(users[a], users[b]) })
+	for _, u := range order {
+		run := grouped[start[u]:start[u+1]]
+		byID := func(a, b record) int { return cmpU64(a.id, b.id) }
+		if !slices.IsSortedFunc(run, byID) {
+			slices.SortStableFunc(run, byID)
+		}
+		run = slices.CompactFunc(run, func(a, b record) bool { return a.id == b.id })
+		if !store.AccountExistsTx(tx, users[u]) {
+			continue
+		}
+		if err := storeRecords(b, users[u], run, ar); err != nil {
+			return 0, false, fmt.Errorf("mam: merge %s: %w", users[u], err)
+		}
+	}
+	// Deleted last: the records above point into these values until
+	// storeRecords has copied them. A journal merged whole goes as a
+	// bucket: deleting its keys one by one made bbolt rebalance and free
+	// its pages one at a time (its sequence restarts; nothing refers to
+	// a journal key once merged).
+	if !more {
+		return n, false, tx.DeleteBucket(bucketJournal)
+	}
+	for _, k := range keys {
+		if err := j.Delete(k); err != nil {
+			return 0, false, err
+		}
+	}
+	return n, more, nil
+}
+
+// merger schedules merges of the journal.
+type merger struct {
+	waiting   atomic.Int64 // messages journaled since the last merge (approximate)
+	scheduled atomic.Bool  // a merge is due or running
+}
+
+// journaled counts a message committed to the journal and schedules the
+// merge it makes due. Called on the commit queue's goroutine: it starts
+// the merge elsewhere.
+func (m *mod) journaled() {
+	n := m.merges.waiting.Add(1)
+	if n >= mergeMessages && m.merges.scheduled.CompareAndSwap(false, true) {
+		go m.mergeNow()
+		return
+	}
+	if n == 1 && m.merges.scheduled.CompareAndSwap(false, true) {
+		time.AfterFunc(mergeDelay, m.mergeNow)
+	}
+}
+
+// mergeNow merges the whole journal (in transactions of mergeMaxRecords).
+func (m *mod) mergeNow() {
+	err := m.merge()
+	m.merges.scheduled.Store(false)
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return
+	}
+	if err != nil {
+		m.srv.Log.Error("mam: journal merge", "err", err)
+	}
+	if m.merges.waiting.Load() > 0 && m.merges.scheduled.CompareAndSwap(false, true) {
+		time.AfterFunc(mergeDelay, m.mergeNow)
+	}
+}
+
+// merge moves everything journaled so far into the accounts' segments.
+func (m *mod) merge() error {
+	m.mergeMu.Lock()
+	defer m.mergeMu.Unlock()
+	for {
+		m.merges.waiting.Store(0)
+		var more bool
+		err := m.srv.Store.Update(func(tx *bolt.Tx) error {
+			m.mergeArena.reset() // the previous merge's transaction is over
+			var err error
+			_, more, err = mergeTx(tx, mergeMaxRecords, &m.mergeArena)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+}
