@@ -115,11 +115,30 @@ try {
   result.checks.reachItems = await a.locator('ul.checks li').count();
   result.checks.reachText = await a.locator('ul.checks').innerText().catch(() => '');
   result.checks.noFeed = h.includes('no update address');
+  result.checks.forecast = h.includes('needs a day of history');
   await a.check('input[name=auto][value=off]');
   await a.selectOption('#window', '02:00-05:00');
-  await a.click('button:has-text("Save")');
+  await a.click('button:text-is("Save")');
   await check(a, 'a-10-health-saved');
   result.checks.saved = (await text(a)).includes('Saved.');
+  // How long messages and shared files are kept.
+  await a.fill('#keep-messages', '90');
+  await a.fill('#keep-files', '14');
+  await a.click('button:has-text("Save these times")');
+  await check(a, 'a-11-kept');
+  result.checks.kept = (await text(a)).includes('Older messages and files go within the hour') &&
+    (await a.inputValue('#keep-messages')) === '90' && (await a.inputValue('#keep-files')) === '14';
+
+  // A member's move from an old address: the box's own address is
+  // refused in words before anything is tried (a real move needs an old
+  // server: xmppd/s2s's moving e2e tests do that).
+  await a.goto(BASE + '/move');
+  await check(a, 'a-12-move');
+  await a.fill('#old', 'someone@hearth.localhost');
+  await a.fill('#password', 'whatever');
+  await a.click('button:has-text("Bring my contacts")');
+  await check(a, 'a-13-move-refused');
+  result.checks.move = (await text(a)).includes('not an address on another server');
   await ctx.close();
 } catch (e) {
   result.error = String(e && e.stack || e);

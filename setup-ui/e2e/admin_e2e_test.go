@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,25 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	t.Cleanup(func() { x.cmd.Process.Kill(); x.cmd.Wait() })
 	waitPort(t, x.c2s)
 	waitPort(t, x.web)
+	// The health page must show netconf's whole report: wait until the
+	// report is written with its self-test and no check still pending. (A
+	// run read the page before netconf's self-test had reported; the test
+	// then compared the page with the later, fuller report.)
+	settled := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(string(dir), "status", "netconf.json"))
+		type check struct{ ID, Level, Message string }
+		var r struct{ Checks []check }
+		if err == nil && json.Unmarshal(b, &r) == nil &&
+			slices.ContainsFunc(r.Checks, func(c check) bool { return c.ID == "selftest" }) &&
+			!slices.ContainsFunc(r.Checks, func(c check) bool { return c.Level == "pending" }) {
+			break
+		}
+		if time.Now().After(settled) {
+			t.Fatalf("netconf's report did not settle in 60 s: %s", b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -137,7 +157,7 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Errorf("accessibility: %v", v)
 	}
-	for _, k := range []string{"members", "removed", "undone", "resetLink", "devices", "signedOut", "ownDevices", "announced", "circle", "invite", "storage", "noFeed", "saved"} {
+	for _, k := range []string{"members", "removed", "undone", "resetLink", "devices", "signedOut", "ownDevices", "announced", "circle", "invite", "storage", "noFeed", "saved", "forecast", "kept", "move"} {
 		if res.Checks[k] != true {
 			t.Errorf("browser check %s: %v", k, res.Checks[k])
 		}
@@ -166,5 +186,7 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	expect("the announcement", func(l string) bool { return l == "message hearth.localhost "+text })
 	if c, err := config.Load(dir.Config()); err != nil || c.Update.Auto || c.Update.Window != "02:00-05:00" {
 		t.Errorf("update settings saved as %+v (%v)", c.Update, err)
+	} else if c.Archive.RetentionDays != 90 || c.Archive.FileRetentionDays != 14 {
+		t.Errorf("retention saved as %+v", c.Archive)
 	}
 }
