@@ -4,11 +4,15 @@ package portable
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hearthchat/hearth/xmppd/store"
 )
@@ -62,5 +66,79 @@ func TestCLI100k(t *testing.T) {
 	y, _ := os.ReadFile(doc + ".2")
 	if !bytes.Equal(x, y) {
 		t.Fatal("the imported account exports another document")
+	}
+
+	// While a server runs on b: export goes through its admin socket (the
+	// same document), import is refused with words.
+	port := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	tlsAddr := port()
+	srv := exec.Command(bin, "-state", b, "-domain", domain, "-c2s", port(), "-c2s-tls", tlsAddr, "-c2s-onion", "none")
+	var srvLog bytes.Buffer
+	srv.Stdout, srv.Stderr = &srvLog, &srvLog
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		srv.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { srv.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			srv.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("xmppd log:\n%s", srvLog.String())
+		}
+	}
+	defer stop()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if c, err := net.Dial("unix", filepath.Join(b, "admin.sock")); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no admin socket within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f3, _ := os.Create(doc + ".3")
+	t.Logf("export through the running server's admin socket: %s", run(b, f3, "export", "juliet"))
+	f3.Close()
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.Process.Pid)); err == nil {
+		for _, l := range strings.Split(string(st), "\n") {
+			if strings.HasPrefix(l, "VmHWM") || strings.HasPrefix(l, "VmRSS") {
+				t.Logf("server %s", strings.Join(strings.Fields(l), " "))
+			}
+		}
+	}
+	out, err := exec.Command(bin, "-state", b, "-domain", domain, "import", doc).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "stop it first") {
+		t.Fatalf("import while the server runs: %v %s", err, out)
+	}
+	// The server changed the account at its start (the club room's
+	// bookmark): the socket's document is compared with the stopped
+	// server's.
+	stop()
+	f4, _ := os.Create(doc + ".4")
+	run(b, f4, "export", "juliet")
+	f4.Close()
+	z, _ := os.ReadFile(doc + ".3")
+	w, _ := os.ReadFile(doc + ".4")
+	if !bytes.Equal(w, z) {
+		t.Fatalf("the admin socket's export (%d bytes) differs from the stopped server's (%d bytes)", len(z), len(w))
 	}
 }
