@@ -30,8 +30,10 @@ func TestGuidedMoveFromProsody(t *testing.T) {
 	federate(t, w, h, pc2s)
 	res, err := moving.Move(context.Background(), moving.Options{Server: h.d.Server, User: "julia",
 		Old: "alice@prosody.test", Password: "alice-pw",
-		Addrs: func(context.Context, string) ([]string, error) { return []string{fmt.Sprintf("127.0.0.1:%d", pc2s)}, nil },
-		TLS:   &tls.Config{RootCAs: w.ca.Pool()}})
+		Addrs: func(context.Context, string) ([]string, error) {
+			return []string{fmt.Sprintf("127.0.0.1:%d", pc2s)}, nil
+		},
+		TLS: &tls.Config{RootCAs: w.ca.Pool()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,7 +149,7 @@ func (noContacts) PendingRequests(string, func(string, []byte)) error { return n
 func (noContacts) Subscribe(string, string, string, bool, []byte) (SubOutcome, error) {
 	return SubOutcome{}, ErrServiceUnavailable
 }
-func (noContacts) Befriend(string, string, string) error   { return ErrServiceUnavailable }
-func (noContacts) Groups(string, string) ([]string, error) { return nil, nil }
-func (noContacts) Adopt(string, string, string) error      { return ErrServiceUnavailable }
+func (noContacts) Befriend(string, string, string) error       { return ErrServiceUnavailable }
+func (noContacts) Groups(string, string) ([]string, error)     { return nil, nil }
+func (noContacts) Adopt(string, string, string) error          { return ErrServiceUnavailable }
 func (noContacts) File(string, string, string, []string) error { return ErrServiceUnavailable }
