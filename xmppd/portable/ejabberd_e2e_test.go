@@ -182,7 +182,7 @@ func TestEjabberdRoundTrip(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()
 	e1 := startEjabberd(t, dir, "e1", cert, key, domain, "juliet", "romeo")
-	accountArgs(t, ctx, e1.port, cert, "fill")
+	accountArgs(t, ctx, e1.port, cert, "fill", "--no-pep")
 	out := filepath.Join(dir, "piefxis")
 	os.MkdirAll(out, 0o700)
 	if r := e1.run("export " + out); r != "ok" {
@@ -215,7 +215,7 @@ func TestEjabberdRoundTrip(t *testing.T) {
 	}
 	t.Logf("imported: %+v", rep)
 	d := xmpptest.Start(t, func(o *xmppd.Options) { o.State = sd })
-	xmpptest.Slixmpp(t, d, sd, "account.py", 40*time.Second, "check", "--no-archive")
+	xmpptest.Slixmpp(t, d, sd, "account.py", 40*time.Second, "check", "--no-archive", "--no-pep")
 
 	// Hearth → import_piefxis into a fresh ejabberd.
 	var doc bytes.Buffer
@@ -233,7 +233,7 @@ func TestEjabberdRoundTrip(t *testing.T) {
 	// ejabberd's import_piefxis keeps roster items through mod_roster's
 	// set, which drops ask='subscribe' (also from its own export): the
 	// pending request is not looked for there.
-	accountArgs(t, ctx, e2.port, cert, "check", "--no-archive", "--no-ask")
+	accountArgs(t, ctx, e2.port, cert, "check", "--no-archive", "--no-ask", "--no-pep")
 }
 
 func accountArgs(t *testing.T, ctx context.Context, port, ca, phase string, extra ...string) {

@@ -33,7 +33,8 @@ import (
 // and back, through prosody-migrator's XEP-0227 store:
 //
 //	slixmpp fills juliet's account on prosody (roster with groups and a
-//	pending request, vCard, private XML, three archived messages) →
+//	pending request, vCard, private XML, an avatar in PEP, three archived
+//	messages) →
 //	prosody-migrator internal → xep0227 → portable.Import → slixmpp logs
 //	in to Hearth with the same password and finds it all →
 //	portable.Export → prosody-migrator xep0227 → internal → a fresh
@@ -69,7 +70,7 @@ func TestProsodyRoundTrip(t *testing.T) {
 
 	// prosody → XEP-0227 files.
 	pie := filepath.Join(dir, "pie")
-	migrate(t, ctx, dir, pie, fmt.Sprintf(`input { type = "internal"; path = %q; hosts = { [%q] = { "accounts", "roster", "vcard", "private", "archive-archive" } } }
+	migrate(t, ctx, dir, pie, fmt.Sprintf(`input { type = "internal"; path = %q; hosts = { [%q] = { "accounts", "roster", "vcard", "private", "pep-pubsub", "archive-archive" } } }
 output { type = "xep0227" }
 `, data1, domain), false)
 	doc, err := os.ReadFile(filepath.Join(pie, "juliet@"+domain+".xml"))
@@ -108,7 +109,7 @@ output { type = "xep0227" }
 	}
 	data2 := filepath.Join(dir, "data2")
 	os.MkdirAll(data2, 0o700)
-	migrate(t, ctx, dir, back, fmt.Sprintf(`input { type = "xep0227"; hosts = { [%q] = { "accounts", "roster", "vcard", "private", "archive-archive" } } }
+	migrate(t, ctx, dir, back, fmt.Sprintf(`input { type = "xep0227"; hosts = { [%q] = { "accounts", "roster", "vcard", "private", "pep-pubsub", "archive-archive" } } }
 output { type = "internal"; path = %q }
 `, domain, data2), true)
 	cfg2, port2 := prosodyConfig(t, dir, "p2", data2, cert, key, domain)
@@ -180,7 +181,7 @@ daemonize = false
 pidfile = %[1]q
 data_path = %[2]q
 log = { { levels = { min = "info" }, to = "console" } }
-modules_enabled = { "disco", "roster", "saslauth", "tls", "vcard", "private", "mam", "ping" }
+modules_enabled = { "disco", "roster", "saslauth", "tls", "vcard", "private", "pep", "mam", "ping" }
 modules_disabled = { "s2s" }
 authentication = "internal_hashed"
 default_archive_policy = true

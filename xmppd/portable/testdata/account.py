@@ -24,6 +24,7 @@ TIMEOUT = 10
 LOG = collections.deque(maxlen=60)
 BODIES = ["history %d: O Romeo, Romeo" % i for i in range(1, 4)]
 NS_PREFS = "urn:example:prefs"
+AVATAR = b"\x89PNG not really an avatar"
 
 
 class Keep(logging.Handler):
@@ -44,7 +45,7 @@ class Client(slixmpp.ClientXMPP):
     def __init__(self, args):
         super().__init__("%s@%s/e2e" % (args.user, args.domain), args.password, sasl_mech=args.mech)
         self.ca_certs = args.ca
-        for p in ("xep_0030", "xep_0049", "xep_0054", "xep_0059", "xep_0297", "xep_0313"):
+        for p in ("xep_0030", "xep_0049", "xep_0054", "xep_0059", "xep_0060", "xep_0084", "xep_0297", "xep_0313"):
             self.register_plugin(p)
         # slixmpp 1.8 knows only tls-unique, which TLS 1.3 does not have.
         fm = self["feature_mechanisms"]
@@ -84,6 +85,8 @@ async def fill(c, args):
     prefs.text = "red"
     iq["private"].xml.append(prefs)
     await iq.send(timeout=TIMEOUT)
+    if not args.no_pep:
+        await c["xep_0084"].publish_avatar(AVATAR, timeout=TIMEOUT)
     for b in BODIES:
         c.send_message(mto="romeo@" + d, mbody=b, mtype="chat")
     # Answered after the messages were handled (one stream, in order).
@@ -111,6 +114,12 @@ async def check_account(c, args):
     res = await iq.send(timeout=TIMEOUT)
     got = res["private"].xml.find("{%s}prefs" % NS_PREFS)
     check(got is not None and got.text == "red", "private XML: %s" % res)
+    if not args.no_pep:
+        import hashlib
+        sha = hashlib.sha1(AVATAR).hexdigest()
+        res = await c["xep_0060"].get_item(c.boundjid.bare, "urn:xmpp:avatar:data", sha, timeout=TIMEOUT)
+        data = res["pubsub"]["items"]["item"]["payload"]
+        check(data is not None and data.text and __import__("base64").b64decode(data.text) == AVATAR, "avatar data: %s" % res)
     if args.no_archive:
         return
     bodies = []
@@ -141,6 +150,7 @@ if __name__ == "__main__":
     p.add_argument("--password", default="juliet-pw")
     p.add_argument("--mech", default="SCRAM-SHA-1")
     p.add_argument("--no-ask", action="store_true", help="the importer drops pending requests (ejabberd 23.01's import_piefxis)")
+    p.add_argument("--no-pep", action="store_true", help="the exporter carries no PEP (ejabberd 23.01's piefxis)")
     p.add_argument("--no-archive", action="store_true", help="the export carried no archive (ejabberd 23.01's)")
     args = p.parse_args()
     h = Keep()
