@@ -18,10 +18,11 @@ import (
 // looks at a health page until something is wrong, and a full card is
 // what stops the chat.
 type diskWatch struct {
-	mu   sync.Mutex
-	w    *diskuse.Watcher
-	stop chan struct{}
-	done chan struct{}
+	mu       sync.Mutex
+	w        *diskuse.Watcher
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
 // diskSampleEvery is the sampling period: hourly, as the clock saver,
@@ -68,9 +69,11 @@ func (d *Daemon) sampleDisk() {
 	}
 }
 
+// stopDiskWatch ends the sampler; Shutdown may run more than once (tests
+// stop a daemon and their cleanup stops it again).
 func (d *Daemon) stopDiskWatch() {
 	if d.disk != nil {
-		close(d.disk.stop)
+		d.disk.stopOnce.Do(func() { close(d.disk.stop) })
 		<-d.disk.done
 	}
 }

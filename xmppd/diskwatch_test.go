@@ -23,4 +23,7 @@ func TestDiskWatchSamplesAtStart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir.Status(), "diskuse.json")); err != nil {
 		t.Fatalf("history not saved: %v", err)
 	}
+	// Shutdown twice (tests do) must not stop the sampler twice.
+	d.Shutdown(context.Background())
+	d.Shutdown(context.Background())
 }
