@@ -247,6 +247,8 @@ type query struct {
 	last       bool // RSM <before/>: the page nearest the end
 	max        int
 	maxBytes   int
+	filtered   bool // a form field narrows the set (with, start, end, after-id, before-id)
+	rsmFrom    bool // RSM <after/> or <before>id</before>: a page inside the set
 }
 
 // view reads one account's archive in one transaction: its segments and
@@ -331,8 +333,10 @@ func (v *view) scan(lo, hi uint64, back bool, limit int, keep func(record) bool)
 		want := recKey(v.user, lo)
 		k, val := c.Seek(want)
 		if k == nil || !bytes.Equal(k, want) {
-			pk, pv := c.Last()
-			if k != nil {
+			var pk, pv []byte
+			if k == nil {
+				pk, pv = c.Last()
+			} else {
 				pk, pv = c.Prev()
 			}
 			if ours(pk) {

@@ -15,3 +15,11 @@ func Archived(st *store.Store, user string) int {
 	})
 	return n
 }
+
+// mergeAll merges the journal, if this build has one (the tests that
+// measure what it changes run on builds without it too).
+func (r *rig) mergeAll() {
+	if err := r.m.merge(); err != nil {
+		r.t.Fatal(err)
+	}
+}

@@ -119,7 +119,7 @@ type mod struct {
 
 	mergeMu    sync.Mutex // one journal merge at a time
 	merges     merger
-	mergeArena arena // the merge's values (under mergeMu)
+	mergeArena arena     // the merge's values (under mergeMu)
 	queueArena arena     // the journal's values (the commit queue's goroutine)
 	xmlBufs    sync.Pool // *[]byte: archive serializes stanzas into them
 }

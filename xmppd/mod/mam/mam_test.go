@@ -164,6 +164,8 @@ type pageResult struct {
 	bodies      []string
 	ids         []string
 	first, last string
+	index       string // <first index=…>, "" if none
+	count       string // <count/>, "" if none
 	complete    bool
 	cond        string
 }
@@ -206,6 +208,10 @@ func (r *rig) query(user, form, rsm string, extra ...string) pageResult {
 	p.complete = fin.Get("complete") == "true"
 	if set := fin.Child(nsRSM, "set"); set != nil {
 		p.first, p.last = set.ChildText(nsRSM, "first"), set.ChildText(nsRSM, "last")
+		if f := set.Child(nsRSM, "first"); f != nil {
+			p.index = f.Get("index")
+		}
+		p.count = set.ChildText(nsRSM, "count")
 	}
 	return p
 }

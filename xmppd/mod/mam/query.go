@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/xmppd/server"
+	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
@@ -106,6 +107,10 @@ func (m *mod) parseQuery(tx *bolt.Tx, user string, q *stream.Element) (query, er
 		}
 		for name, v := range vals {
 			switch name {
+			case "with", "start", "end", "after-id", "before-id":
+				out.filtered = true
+			}
+			switch name {
 			case "FORM_TYPE":
 			case "with":
 				s, err := single(name, v)
@@ -189,6 +194,7 @@ func (m *mod) parseQuery(tx *bolt.Tx, user string, q *stream.Element) (query, er
 			if id > out.after {
 				out.after = id
 			}
+			out.rsmFrom = true
 		}
 		if v := set.Child(nsRSM, "before"); v != nil {
 			out.last = true
@@ -200,6 +206,7 @@ func (m *mod) parseQuery(tx *bolt.Tx, user string, q *stream.Element) (query, er
 				if out.before == 0 || id < out.before {
 					out.before = id
 				}
+				out.rsmFrom = true
 			}
 		}
 	}
@@ -228,17 +235,31 @@ func (m *mod) query(st *server.Stanza) (*stream.Element, error) {
 	}
 	var recs []record
 	complete := true
+	var q query
+	count := int64(-1) // XEP-0059 <count/>: -1 when not cheap to know
 	err = m.srv.Store.View(func(tx *bolt.Tx) error {
-		q, err := m.parseQuery(tx, user, qel)
+		var err error
+		q, err = m.parseQuery(tx, user, qel)
 		if err != nil {
 			return err
 		}
 		recs, complete, err = page(tx, user, q)
+		switch {
+		case q.ids != nil:
+			count = int64(len(recs))
+		case !q.filtered:
+			// The whole archive: what is charged to the account's
+			// budget, one item per record (journaled ones included), so
+			// a count costs one read however large the archive.
+			// Narrowed sets would need a walk of the range: no count.
+			count = store.UsageOf(tx, user, Kind).Items
+		}
 		return err
 	})
 	if errors.Is(err, errUnknownID) {
 		return nil, withText(server.ErrItemNotFound, "an id is not in the archive")
 	}
+	pageLen := len(recs) // before a session that takes no more cuts it
 	if err != nil {
 		return nil, err
 	}
@@ -289,8 +310,22 @@ func (m *mod) query(st *server.Stanza) (*stream.Element, error) {
 	}
 	set := stream.New(nsRSM, "set")
 	if len(recs) > 0 {
-		set.Add(stream.New(nsRSM, "first").AddText(FormatID(recs[0].id)))
+		first := stream.New(nsRSM, "first").AddText(FormatID(recs[0].id))
+		// index (XEP-0059 §2.4) where it is known without counting: the
+		// first page of the set, or the last page of the whole archive.
+		if count >= 0 && !flip && q.ids == nil && !q.rsmFrom {
+			switch {
+			case !q.last:
+				first.Set("index", "0")
+			case !q.filtered && count >= int64(pageLen):
+				first.Set("index", strconv.FormatInt(count-int64(pageLen), 10))
+			}
+		}
+		set.Add(first)
 		set.Add(stream.New(nsRSM, "last").AddText(FormatID(recs[len(recs)-1].id)))
+	}
+	if count >= 0 {
+		set.Add(stream.New(nsRSM, "count").AddText(strconv.FormatInt(count, 10)))
 	}
 	return fin.Add(set), nil
 }
