@@ -7,7 +7,7 @@
 //	xmppd [flags] userdel NAME              delete an account
 //	xmppd [flags] invite [NAME]             create an invite link (for NAME only, if given)
 //	xmppd [flags] health                    ask the running server for its health
-//	xmppd [flags] export [-for ejabberd] NAME  write NAME's account as XEP-0227 to stdout
+//	xmppd [flags] export [-for ejabberd] NAME|-all  write accounts as XEP-0227 to stdout
 //	xmppd [flags] import [-map-domain D] F  import an XEP-0227 document (server stopped)
 //	xmppd [flags] backup -passphrase-file F -out DIR|-   the whole box, encrypted (backup.go)
 //	xmppd [flags] restore -passphrase-file F FILE        put a backup in place (backup.go)

@@ -36,11 +36,12 @@ func adminClientNoTimeout(dir state.Dir) *http.Client {
 func exportCmd(dir state.Dir, domain string, args []string) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	forServer := fs.String("for", "", "adapt the document to the importing server: \"ejabberd\" (its import_piefxis reads SCRAM values base64-encoded twice)")
+	all := fs.Bool("all", false, "every member's account (the server stopped)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() < 1 || *forServer != "" && *forServer != "ejabberd" {
-		return errors.New("usage: export [-for ejabberd] NAME… (writes an XEP-0227 document to standard output)")
+	if (fs.NArg() < 1) != *all || *forServer != "" && *forServer != "ejabberd" {
+		return errors.New("usage: export [-for ejabberd] NAME… | -all (writes an XEP-0227 document to standard output)")
 	}
 	var users []string
 	for _, a := range fs.Args() {
@@ -53,7 +54,7 @@ func exportCmd(dir state.Dir, domain string, args []string) error {
 	st, err := openIdle(dir)
 	if errors.Is(err, errRunning) {
 		if len(users) != 1 {
-			return errors.New("export: one account at a time while the server runs")
+			return errors.New("export: one account at a time while the server runs (stop it for more, or -all)")
 		}
 		q := ""
 		if *forServer != "" {
@@ -78,6 +79,17 @@ func exportCmd(dir state.Dir, domain string, args []string) error {
 		return err
 	}
 	defer st.Close()
+	if *all {
+		l, err := st.Users()
+		if err != nil {
+			return err
+		}
+		for _, u := range l {
+			if !strings.HasPrefix(u, "_") { // the box's own accounts ("_health")
+				users = append(users, u)
+			}
+		}
+	}
 	w := bufio.NewWriterSize(os.Stdout, 256<<10)
 	if err := portable.ExportWith(st, domain, users, w, portable.ExportOptions{Ejabberd: *forServer == "ejabberd"}); err != nil {
 		return err

@@ -303,7 +303,7 @@ func (im *importer) host(s xml.StartElement) error {
 	case im.o.MapDomain != "":
 		return fmt.Errorf("the document's host %q is neither this server's domain %q nor the one to map (%q)", h, im.domain, im.o.MapDomain)
 	default:
-		return fmt.Errorf("the document's accounts are on %q, this server is %q: import with the option to map %q onto %q if they move here", h, im.domain, h, im.domain)
+		return fmt.Errorf("the document's accounts are on %q, this server is %q: if they move here, import with -map-domain %s", h, im.domain, h)
 	}
 	for {
 		t, err := im.next()
