@@ -107,6 +107,9 @@ type Health struct {
 	// Disk is the storage history's forecast and bytes written per day
 	// (appliance/diskuse).
 	Disk diskuse.Report
+	// Backup is the nightly backup's last outcome (appliance/backup's
+	// status/backup.json), so the admin sees on this page whether one ran.
+	Backup Nightly
 }
 
 // UpdateStatus is the update agent's report.

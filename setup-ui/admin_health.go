@@ -36,6 +36,8 @@ type healthData struct {
 	ChatUp                  string
 	Cert                    string
 	CertBad                 bool
+	Backup                  string // the last backup in words
+	BackupBad               bool   // none yet, or the last try failed
 	Checks                  []status.Check
 	NoReport                bool
 	U                       UpdateStatus
@@ -126,6 +128,7 @@ func (u *UI) healthPage(w http.ResponseWriter, r *http.Request) {
 			d.CertBad = true
 		}
 	}
+	d.Backup, d.BackupBad = backupWords(h.Backup)
 	if u.d.Network != nil {
 		if rep, err := u.d.Network.Status(ctx); err == nil {
 			d.Checks = rep.Checks
@@ -183,6 +186,21 @@ func (u *UI) updateSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back(w, r, "/admin/health", "settings")
+}
+
+// backupWords says when and where the nightly backup (or "back up now")
+// last wrote a backup, and whether its last try failed since: a dead SD
+// card is only survivable if the admin notices that backups stopped.
+func backupWords(n Nightly) (string, bool) {
+	at := func(t time.Time) string { return t.Local().Format("2 January 2006, 15:04") }
+	failed := ""
+	if n.Error != "" && n.Attempt.After(n.OK) {
+		failed = fmt.Sprintf(" The last try (%s) failed: %s", at(n.Attempt), n.Error)
+	}
+	if n.OK.IsZero() {
+		return "No backup yet." + failed, true
+	}
+	return fmt.Sprintf("Last backup: %s, %s (%s).%s", at(n.OK), n.File, bytesWord(uint64(n.Bytes)), failed), failed != ""
 }
 
 // feedHost is the update address as the page shows it (the host only: the

@@ -149,6 +149,7 @@ type adminFakes struct {
 	checks    int
 	retention int
 	update    UpdateStatus
+	backup    Nightly
 }
 
 // adminFixture is a claimed box (admin anna, logged in) with members bob
@@ -181,7 +182,7 @@ func adminFixture(t *testing.T) (*fixture, *adminFakes, *browser, *browser) {
 			return Health{StorageTotal: 29e9, StorageFree: 27e9, Database: 12e6, MemTotal: 512e6, MemAvailable: 300e6, MemChat: 40e6,
 				BoxUp: 50 * time.Hour, ChatUp: 3 * time.Hour, Devices: 2, CertExpires: time.Now().Add(60 * 24 * time.Hour),
 				Disk: diskuse.Report{Known: true, Span: 10 * 24 * time.Hour, GrowthPerDay: 500e6, WrittenPerDay: 2e9, FullIn: 20 * 24 * time.Hour,
-					Warn: "At the rate of the last 10 days, the box's storage is full in about 20 days."}}
+					Warn: "At the rate of the last 10 days, the box's storage is full in about 20 days."}, Backup: a.backup}
 		},
 		Updates:   func(context.Context) UpdateStatus { return a.update },
 		CheckNow:  func(context.Context) error { mu.Lock(); a.checks++; mu.Unlock(); return nil },
@@ -559,6 +560,30 @@ func TestAdminHealth(t *testing.T) {
 	}
 	resp, _ = admin.post("/admin/updates/settings", url.Values{"csrf": {tok}, "auto": {"on"}, "window": {"13:00-14:00"}})
 	wantRedirect(t, resp, "/admin/health?done=settings")
+}
+
+// TestAdminHealthBackup: the health page says when and where the last
+// backup was written, or that there is none, and warns when the last try
+// failed, with a link to the backup page.
+func TestAdminHealthBackup(t *testing.T) {
+	_, a, admin, _ := adminFixture(t)
+	_, body := admin.get("/admin/health")
+	for _, want := range []string{`<dd class="warn">No backup yet. <a href="/admin/backup">`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("without a backup the health page lacks %q", want)
+		}
+	}
+	ok := time.Date(2026, 12, 6, 3, 0, 0, 0, time.Local)
+	a.backup = Nightly{Attempt: ok, OK: ok, File: "/mnt/usb/hearth-backups/hearth.local-2026-12-06.hearth-backup", Bytes: 12e6}
+	_, body = admin.get("/admin/health")
+	if want := `<dd>Last backup: 6 December 2026, 03:00, /mnt/usb/hearth-backups/hearth.local-2026-12-06.hearth-backup (12 MB). <a href="/admin/backup">`; !strings.Contains(body, want) {
+		t.Errorf("after a backup the health page lacks %q", want)
+	}
+	a.backup.Attempt, a.backup.Error = ok.Add(24*time.Hour), "the backup folder /mnt/usb is not there (is the USB stick plugged in?)"
+	_, body = admin.get("/admin/health")
+	if want := `<dd class="warn">Last backup: 6 December 2026, 03:00, /mnt/usb/hearth-backups/hearth.local-2026-12-06.hearth-backup (12 MB). The last try (7 December 2026, 03:00) failed: the backup folder /mnt/usb is not there (is the USB stick plugged in?) <a href="/admin/backup">`; !strings.Contains(body, want) {
+		t.Errorf("after a failed try the health page lacks %q", want)
+	}
 }
 
 func TestAdminStorageSettings(t *testing.T) {

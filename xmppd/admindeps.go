@@ -341,7 +341,7 @@ func (d *Daemon) announce(text string) (setupui.AnnounceResult, error) {
 // health gathers the health page's figures; what cannot be read is named
 // in Problems.
 func (d *Daemon) health(ctx context.Context) setupui.Health {
-	h := setupui.Health{ChatUp: time.Since(processStart), Devices: d.Server.Router.Count(), Disk: d.diskReport()}
+	h := setupui.Health{ChatUp: time.Since(processStart), Devices: d.Server.Router.Count(), Disk: d.diskReport(), Backup: webBackup{d}.Nightly()}
 	var fs unix.Statfs_t
 	if err := unix.Statfs(string(d.opts.State), &fs); err == nil {
 		h.StorageTotal = fs.Blocks * uint64(fs.Bsize)
