@@ -192,7 +192,13 @@ func (s *S2S) open(ctx context.Context, local, domain string, t target, connect 
 			c.Close()
 		}
 	}()
-	c.SetDeadline(time.Now().Add(s.cfg.NegotiateTimeout))
+	negotiate := s.cfg.NegotiateTimeout
+	if IsOnion(t.host) {
+		// Each round trip crosses a six-hop circuit, and the peer's
+		// dialback check connects back to us through tor first.
+		negotiate += s.onionDialTimeout()
+	}
+	c.SetDeadline(time.Now().Add(negotiate))
 	oc := &outConn{c: c, local: local}
 	if t.directTLS {
 		if err := s.clientTLS(oc, domain, true); err != nil {

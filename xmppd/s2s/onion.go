@@ -80,6 +80,13 @@ func (s *S2S) unauthCap(source string) int {
 	}
 }
 
+func (s *S2S) onionDialTimeout() time.Duration {
+	if s.cfg.Onion.DialTimeout > 0 {
+		return s.cfg.Onion.DialTimeout
+	}
+	return 60 * time.Second
+}
+
 // IsOnion reports whether domain is under .onion (RFC 7686): such names
 // go to tor, never to DNS.
 func IsOnion(domain string) bool {
@@ -118,6 +125,15 @@ func (s *S2S) dialOnion(ctx context.Context, local, domain string) (*outConn, er
 	}
 	t := target{host: host, port: s.cfg.Port}
 	addr := net.JoinHostPort(host, strconv.Itoa(t.port))
+	// The caller's deadline is sized for a DNS name (DialTimeout +
+	// NegotiateTimeout); through tor, the descriptor fetch and the
+	// rendezvous come first, and a cold one takes tens of seconds. The
+	// onion dial has its own (Onion.DialTimeout); Close still ends it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.onionDialTimeout())
+	defer cancel()
+	if s.ctx != nil {
+		defer context.AfterFunc(s.ctx, cancel)()
+	}
 	oc, err := s.open(ctx, local, domain, t, func(ctx context.Context) (net.Conn, error) {
 		return s.socksDial(ctx, addr)
 	})
@@ -142,12 +158,6 @@ func (s *S2S) socksDial(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tor SOCKS %s: %w", s.cfg.Onion.SOCKS, err)
 	}
-	timeout := s.cfg.Onion.DialTimeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	c, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if network == "unix" && errors.Is(err, fs.ErrNotExist) {

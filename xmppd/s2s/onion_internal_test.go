@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cretz/bine/torutil"
 	toredkey "github.com/cretz/bine/torutil/ed25519"
@@ -93,5 +94,77 @@ func TestOnionSOCKSDownRetried(t *testing.T) {
 	var nf *errNotFound
 	if err == nil || errors.As(err, &nf) {
 		t.Errorf("SOCKS port down: %v; want an error to retry", err)
+	}
+}
+
+// A slow tor (a cold descriptor fetch and rendezvous) is waited for past
+// the caller's deadline, which is sized for DNS names, up to
+// Onion.DialTimeout; stopping federation ends the wait at once.
+func TestOnionDialOwnDeadline(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	socks := StartSOCKS(t, func(r SOCKSRequest) (net.Conn, error) {
+		if r.Port == 1 {
+			<-release // never answers while the test runs
+		} else {
+			time.Sleep(300 * time.Millisecond) // a slow rendezvous
+		}
+		return nil, errors.New("the test's tor found no way there")
+	})
+	s := &S2S{cfg: Config{Onion: Onion{SOCKS: socks.Addr, DialTimeout: 30 * time.Second}}, conns: map[net.Conn]struct{}{}}
+	s.cfg.defaults()
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	defer s.stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := s.dial(ctx, "a.test", onionID(t)+".onion")
+	if err == nil || !strings.Contains(err.Error(), "host unreachable") {
+		t.Errorf("slow tor: %v; want tor's answer (host unreachable), not the caller's deadline", err)
+	}
+
+	s.cfg.Port = 1
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.dial(context.Background(), "a.test", onionID(t)+".onion")
+		done <- err
+	}()
+	for len(socks.Requests()) < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.stop()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("connected")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stopping federation did not end a dial waiting for tor")
+	}
+}
+
+// Negotiation through tor gets Onion.DialTimeout on top of
+// NegotiateTimeout: a peer whose stream header takes longer than
+// NegotiateTimeout alone (each round trip crosses a circuit) is still
+// heard.
+func TestOnionNegotiateTimeout(t *testing.T) {
+	socks := StartSOCKS(t, func(r SOCKSRequest) (net.Conn, error) {
+		ours, peer := net.Pipe()
+		go func() {
+			defer peer.Close()
+			peer.Read(make([]byte, 4096)) // our stream header
+			time.Sleep(400 * time.Millisecond)
+			// A header and features without STARTTLS: the dial ends there,
+			// for a reason that is not a timeout.
+			peer.Write([]byte(header(r.Host, "a.test", "id1") + "<stream:features/>"))
+			peer.Read(make([]byte, 1))
+		}()
+		return ours, nil
+	})
+	s := &S2S{cfg: Config{NegotiateTimeout: 200 * time.Millisecond, Onion: Onion{SOCKS: socks.Addr, DialTimeout: 5 * time.Second}}, conns: map[net.Conn]struct{}{}}
+	s.cfg.defaults()
+	_, err := s.dial(context.Background(), "a.test", onionID(t)+".onion")
+	if err == nil || !strings.Contains(err.Error(), "does not offer STARTTLS") {
+		t.Errorf("%v; want the peer heard (no STARTTLS), not a timeout", err)
 	}
 }

@@ -131,6 +131,8 @@ func (s *TestSOCKS) serve(c net.Conn, forward func(SOCKSRequest) (net.Conn, erro
 		io.Copy(up, c)
 		if cw, ok := up.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
+		} else {
+			up.Close()
 		}
 		close(done)
 	}()
