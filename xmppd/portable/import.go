@@ -359,6 +359,11 @@ func (im *importer) user(s xml.StartElement, host string) error {
 	if err != nil {
 		return err
 	}
+	if strings.HasPrefix(name, "_") {
+		// The box's own accounts ("_health") start with "_"; the admin
+		// pages hide them, so an imported one would be invisible.
+		return fmt.Errorf("account name %q: names beginning with _ are the server's own", name)
+	}
 	if im.seen[name] {
 		return fmt.Errorf("account %s appears twice in the document", name)
 	}

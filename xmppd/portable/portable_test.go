@@ -230,6 +230,7 @@ func TestBadInput(t *testing.T) {
 		{"other domain", strings.ReplaceAll(renamed, "host jid='hearth.test'", "host jid='elsewhere.example'"), Options{}, "this server is \"hearth.test\""},
 		{"collision", two, Options{}, "account exists"},
 		{"no credentials", noKeys, Options{}, "no credentials"},
+		{"the box's own name", strings.ReplaceAll(renamed, "name='juliet2'", "name='_health'"), Options{}, "the server's own"},
 		{"vcard over the module's limit", strings.ReplaceAll(big, "name='juliet'", "name='juliet3'"), Options{}, "vcard"},
 		{"not XEP-0227", `<foo/>`, Options{}, "not an XEP-0227 document"},
 		{"half a document", renamed[:cut], Options{}, "malformed XML"},
