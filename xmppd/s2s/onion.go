@@ -169,7 +169,77 @@ func (s *S2S) socksDial(ctx context.Context, addr string) (net.Conn, error) {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("tor's SOCKS port %s refused the connection (tor restarting?): %w", s.cfg.Onion.SOCKS, err)
 		}
+		if code, ok := socksReply(err); ok {
+			r := torReplies[code]
+			why, refused := r.words, r.refused
+			if why == "" {
+				why = fmt.Sprintf("reply %#x", code)
+			}
+			err := fmt.Errorf("tor: %s (SOCKS reply %#x)", why, code)
+			if refused {
+				return nil, &errNotFound{err}
+			}
+			return nil, err
+		}
 		return nil, fmt.Errorf("tor: %w", err)
 	}
 	return c, nil
+}
+
+// torReplies words tor's SOCKS5 replies for onion addresses (tor's
+// ExtendedErrors, which netconf asks for: 0xF0-0xF7, and the standard
+// ones tor uses), and says which are a refusal retrying will not change
+// (bounced at once). The others (the service is offline: no descriptor,
+// the introduction or rendezvous failed) are retried for RetryFor like
+// any unreachable server: an onion peer on somebody's home box is often
+// off for a while.
+var torReplies = map[byte]struct {
+	words   string
+	refused bool
+}{
+	0x01: {"general failure", false},
+	0x02: {"not allowed (the SOCKS port takes onion addresses only)", true},
+	0x04: {"the onion service could not be reached", false},
+	0x05: {"the onion service refused the connection (nothing on its port 5269)", false},
+	0x06: {"no way to the onion service in time (tor not connected to the Tor network?)", false},
+	0xF0: {"the onion service is not published (offline or gone)", false},
+	0xF1: {"the onion service's descriptor is invalid", false},
+	0xF2: {"the onion service's introduction failed", false},
+	0xF3: {"the rendezvous with the onion service failed", false},
+	0xF4: {"the onion service requires client authorization", true},
+	0xF5: {"the onion service rejected our client authorization", true},
+	0xF6: {"not a valid onion address", true},
+	0xF7: {"the introduction to the onion service timed out", false},
+}
+
+// socksReply digs the reply code out of golang.org/x/net/proxy's error,
+// which carries it only in words ("unknown error TTL expired", "unknown
+// error unknown code: 242").
+func socksReply(err error) (byte, bool) {
+	msg := err.Error()
+	i := strings.LastIndex(msg, "unknown error ")
+	if i < 0 {
+		return 0, false
+	}
+	rest := msg[i+len("unknown error "):]
+	if n, ok := strings.CutPrefix(rest, "unknown code: "); ok {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 0 || v > 255 {
+			return 0, false
+		}
+		return byte(v), true
+	}
+	for code, words := range standardReplies {
+		if rest == words {
+			return code, true
+		}
+	}
+	return 0, false
+}
+
+// standardReplies are x/net's words for RFC 1928's reply codes.
+var standardReplies = map[byte]string{
+	0x01: "general SOCKS server failure", 0x02: "connection not allowed by ruleset",
+	0x03: "network unreachable", 0x04: "host unreachable", 0x05: "connection refused",
+	0x06: "TTL expired", 0x07: "command not supported", 0x08: "address type not supported",
 }

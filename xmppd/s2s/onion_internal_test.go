@@ -119,8 +119,8 @@ func TestOnionDialOwnDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := s.dial(ctx, "a.test", onionID(t)+".onion")
-	if err == nil || !strings.Contains(err.Error(), "host unreachable") {
-		t.Errorf("slow tor: %v; want tor's answer (host unreachable), not the caller's deadline", err)
+	if err == nil || !strings.Contains(err.Error(), "SOCKS reply 0x4") {
+		t.Errorf("slow tor: %v; want tor's answer (reply 4), not the caller's deadline", err)
 	}
 
 	s.cfg.Port = 1
@@ -166,5 +166,33 @@ func TestOnionNegotiateTimeout(t *testing.T) {
 	_, err := s.dial(context.Background(), "a.test", onionID(t)+".onion")
 	if err == nil || !strings.Contains(err.Error(), "does not offer STARTTLS") {
 		t.Errorf("%v; want the peer heard (no STARTTLS), not a timeout", err)
+	}
+}
+
+// tor's replies are told in words; a refusal that retrying cannot change
+// (client authorization, not an onion address) bounces at once, an
+// offline service is retried.
+func TestOnionTorReplies(t *testing.T) {
+	var code byte
+	socks := StartSOCKS(t, func(SOCKSRequest) (net.Conn, error) { return nil, SOCKSReplyError(code) })
+	s := &S2S{cfg: Config{Onion: Onion{SOCKS: socks.Addr}}, conns: map[net.Conn]struct{}{}}
+	s.cfg.defaults()
+	for _, c := range []struct {
+		code    byte
+		words   string
+		refused bool
+	}{
+		{0xF0, "not published", false},
+		{0xF4, "requires client authorization", true},
+		{0x06, "no way to the onion service in time", false},
+		{0x02, "onion addresses only", true},
+		{0x7E, "reply 0x7e", false},
+	} {
+		code = c.code
+		_, err := s.dial(context.Background(), "a.test", onionID(t)+".onion")
+		var nf *errNotFound
+		if err == nil || !strings.Contains(err.Error(), c.words) || errors.As(err, &nf) != c.refused {
+			t.Errorf("reply %#x: %v; want %q, bounced at once %v", c.code, err, c.words, c.refused)
+		}
 	}
 }

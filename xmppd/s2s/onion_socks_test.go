@@ -22,6 +22,12 @@ type SOCKSRequest struct {
 	Port     int
 }
 
+// SOCKSReplyError, returned by a test's forward function, is the reply
+// code the client gets (tor's extended ones included).
+type SOCKSReplyError byte
+
+func (e SOCKSReplyError) Error() string { return "SOCKS reply " + strconv.Itoa(int(e)) }
+
 // TestSOCKS is a SOCKS5 server on loopback.
 type TestSOCKS struct {
 	Addr string
@@ -119,7 +125,12 @@ func (s *TestSOCKS) serve(c net.Conn, forward func(SOCKSRequest) (net.Conn, erro
 	s.mu.Unlock()
 	up, err := forward(r)
 	if err != nil {
-		c.Write([]byte{5, 4, 0, 1, 0, 0, 0, 0, 0, 0})
+		code := byte(4)
+		var re SOCKSReplyError
+		if errors.As(err, &re) {
+			code = byte(re)
+		}
+		c.Write([]byte{5, code, 0, 1, 0, 0, 0, 0, 0, 0})
 		return err
 	}
 	defer up.Close()
