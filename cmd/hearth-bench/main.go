@@ -74,6 +74,8 @@ type options struct {
 	pep pepOptions
 	// account archive phase (mam.go)
 	mam mamOptions
+	// federation phase (s2s.go)
+	s2s s2sOptions
 }
 
 func main() {
@@ -96,7 +98,7 @@ func main() {
 	flag.IntVar(&pairs, "pairs", 0, "message pairs (default 50, quick 20)")
 	flag.IntVar(&nSmall, "n-small", 0, "idle sessions for the small idle measurement (default 1000, quick 200)")
 	flag.IntVar(&nLarge, "n-large", 0, "idle sessions for the large one and accounts made (default 5000, quick 200)")
-	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: idle,ws,sat,rates,logins,upload,muc,pep,mam,offline (for profiling one)")
+	flag.StringVar(&skip, "skip", "", "phases to leave out, comma-separated: idle,ws,sat,rates,logins,upload,muc,pep,mam,offline,s2s (for profiling one)")
 	var uploadMiB, occupants, archive int
 	flag.IntVar(&uploadMiB, "upload-mib", 0, "size of the uploaded file in MiB (default 50, quick 4)")
 	flag.IntVar(&occupants, "muc-occupants", 0, "occupants of the fan-out room (default 50, quick 10)")
@@ -110,7 +112,9 @@ func main() {
 	flag.DurationVar(&idleWindow, "idle-window", 0, "idle measurement window (default 60s, quick 10s)")
 	flag.DurationVar(&o.idleHold, "idle-hold", 0, "keep the large number of idle sessions open this long (to take a heap profile)")
 	flag.Parse()
-	o.servers = strings.Split(servers, ",")
+	// -servers "" runs only the phases that start servers of their own
+	// (s2s).
+	o.servers = strings.FieldsFunc(servers, func(r rune) bool { return r == ',' })
 	// 1000 msg/s is issue 13's rate for fsyncs/s and disk bytes per
 	// archived message (counted at every rate).
 	o.rates = []int{50, 500, 1000, 2000}
@@ -124,6 +128,7 @@ func main() {
 			archive: 100, joins: 2, history: 20, mamMax: 50, idleN: 100, idleRoom: 25}
 		o.pep = pepOptions{subscribers: 10, items: 5}
 		o.mam = mamOptions{fill: 500, fillWindow: 10 * time.Second, page: 50, queries: 3}
+		o.s2s = s2sOptions{pairs: 5, inflight: 8, warm: time.Second, window: 3 * time.Second, domains: 20}
 	} else {
 		o.nSmall, o.nLarge = 1000, 5000
 		o.idleWindow, o.satWindow, o.loginWindow = 60*time.Second, 15*time.Second, 10*time.Second
@@ -141,6 +146,9 @@ func main() {
 		// the fill on a server that cannot archive that many in it
 		// (the report says how many it holds).
 		o.mam = mamOptions{fill: 100000, fillWindow: 60 * time.Second, page: 50, queries: 5}
+		// 100 remote domains: enough that the per-domain figure is well
+		// above the noise of RssAnon (a few hundred KiB).
+		o.s2s = s2sOptions{pairs: 20, inflight: 16, warm: 2 * time.Second, window: 10 * time.Second, domains: 100}
 	}
 	if uploadMiB > 0 {
 		o.uploadSize = int64(uploadMiB) << 20
@@ -227,7 +235,19 @@ func main() {
 		}
 		results = append(results, r)
 	}
+	var fed *s2sResult
+	if !o.skip["s2s"] {
+		fed = runS2S(o)
+		if fed.failed() {
+			failed = true
+		}
+	}
 	md := report(o, results)
+	if fed != nil {
+		var b strings.Builder
+		s2sSection(&b, o, fed)
+		md += b.String()
+	}
 	fmt.Print(md)
 	if o.out != "" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
