@@ -69,8 +69,7 @@ func (m *mod) audience(owner, node string, c config) []*session.Session {
 	m.srv.Contacts().Subscribers(owner, func(contact string) { contacts = append(contacts, contact) })
 	for _, ct := range contacts {
 		j, err := jid.Parse(ct)
-		// Remote contacts get nothing yet: the server keeps no record of
-		// their resources' caps (no s2s presence tracking for PEP).
+		// Remote contacts' resources are remote.go's (notifyRemote).
 		if err != nil || !m.srv.IsLocal(j) || j.Localpart() == "" || j.Localpart() == owner {
 			continue
 		}
@@ -110,6 +109,7 @@ func (m *mod) notify(owner, node string, c config, payload *stream.Element) {
 	for _, s := range m.audience(owner, node, c) {
 		s.Send(m.event(owner, s, payload.Copy()))
 	}
+	m.notifyRemote(owner, node, c, payload) // remote.go
 }
 
 // deliverLast sends s the last item of every node it asks +notify for,
@@ -134,8 +134,8 @@ func (m *mod) deliverLast(s *session.Session) {
 // presence subscription makes), without waiting for their next presence.
 func (m *mod) granted(g server.Grant) {
 	j, err := jid.Parse(g.Contact)
-	// Remote contacts: their server asks when it sees the presence (no
-	// federation of PEP yet).
+	// Remote contacts: their resources get the last items when their
+	// presence reaches the owner (remote.go).
 	if err != nil || !m.srv.IsLocal(j) || j.Localpart() == "" || j.Localpart() == g.Owner {
 		return
 	}

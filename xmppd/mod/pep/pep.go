@@ -111,6 +111,9 @@ var features = []string{
 type mod struct {
 	srv *server.Server
 	db  *db
+	// remote: contacts' resources on other servers and their caps
+	// (remote.go).
+	remote *remoteState
 }
 
 type modKey struct{}
@@ -127,6 +130,7 @@ func Register(srv *server.Server) {
 	srv.HandleIQ(server.ToAccount, "set", NSOwner, "pubsub", m.ownerSet)
 	srv.HandleIQ(server.ToAccount, "get", NSOwner, "pubsub", m.ownerGet)
 	m.registerCaps()
+	m.registerRemote()
 	m.registerAvatar()
 	m.registerBookmarks()
 	server.SubscriptionGranted.On(srv, m.granted)
