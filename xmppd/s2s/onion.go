@@ -15,13 +15,23 @@ package s2s
 //
 // Authentication is unchanged. TLS is still required both ways. An onion
 // peer rarely has a certificate a CA issued for its .onion name, so its
-// certificate fails the name check and dialback authenticates it, as
-// Prosody's mod_onions does. Dialback to an onion domain is stronger than
+// certificate fails the name check and dialback authenticates it. Prosody's
+// mod_onions does the same (read for this, not copied): it dials
+// name.onion:5269 through tor's SOCKS5 with the name as a domain, looks up
+// no SRV, hands the connection to its normal s2s code (STARTTLS as
+// configured), and skips the certificate check for .onion hosts so that
+// dialback follows; onion Prosody configurations run with
+// s2s_secure_auth = false. Dialback to an onion domain is stronger than
 // to a DNS name: the connect-back goes through tor to the address, and
 // only the holder of the service's key can answer there (the address is
 // the key), so no DNS or routing attack can forge it. An onion peer that
 // does have a valid certificate for its name uses SASL EXTERNAL like any
 // other.
+//
+// Not done: mapping a DNS domain to an onion address (mod_onions'
+// onions_map) and .onion targets in SRV records (mod_onions has neither
+// either: the SRV lookup would tell the resolver the domain anyway).
+// Outbound links to DNS domains do not go through tor.
 
 import (
 	"context"
