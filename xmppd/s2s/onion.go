@@ -29,9 +29,9 @@ package s2s
 // other.
 //
 // Not done: mapping a DNS domain to an onion address (mod_onions'
-// onions_map) and .onion targets in SRV records (mod_onions has neither
-// either: the SRV lookup would tell the resolver the domain anyway).
-// Outbound links to DNS domains do not go through tor.
+// onions_map), and .onion targets in SRV records (mod_onions does not
+// follow them either; the SRV lookup would tell the resolver the domain
+// anyway). Outbound links to DNS domains do not go through tor.
 
 import (
 	"context"
