@@ -19,8 +19,7 @@ import (
 )
 
 // XEP-0059 count and index: the whole archive's count from the budget's
-// item count (journaled records included), index where it is known
-// without counting.
+// item count (journaled records included), index on the first page.
 func TestRSMCountAndIndex(t *testing.T) {
 	r := newRig(t)
 	want := fill(r, 7, "bob", "alice")
@@ -33,7 +32,7 @@ func TestRSMCountAndIndex(t *testing.T) {
 		n               int
 	}{
 		{"first page", "", "<max>3</max>", "8", "0", want[0], 3},
-		{"last page", "", "<max>3</max><before/>", "8", "5", want[5], 3},
+		{"last page", "", "<max>3</max><before/>", "8", "", want[5], 3}, // see query.go on slixmpp
 		{"count only", "", "<max>0</max>", "8", "", "", 0},
 		{"narrowed by with", "<field var='with'><value>carol@example.test</value></field>", "<max>3</max>", "", "", "from carol", 1},
 	} {

@@ -640,6 +640,33 @@ func BenchmarkPage50Of100k(b *testing.B) {
 			}
 		})
 	}
+	// With a full journal not merged yet (mergeMessages messages, a
+	// tenth of them alice's): every query reads it too.
+	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
+		for i := range int(mergeMessages) {
+			u := []string{"bob", "carol"}[i%2]
+			if i%10 == 0 {
+				u = "alice"
+			}
+			xml := fmt.Appendf(nil, "<message xmlns='jabber:client' type='chat'><body>journaled %d</body></message>", i)
+			if err := journal(r.srv.Store, tx, []jEntry{{user: u, id: base + n + uint64(i), dir: dirIn, peer: peers[i%2]}}, xml, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("newest-journal-full", func(b *testing.B) {
+		for b.Loop() {
+			r.t = t
+			p := r.query("alice", "", "<max>50</max><before/>")
+			if len(p.ids) != 50 {
+				b.Fatalf("%d results (%s)", len(p.ids), p.cond)
+			}
+		}
+	})
 }
 
 // The cap holds when many messages share one commit (their charge is

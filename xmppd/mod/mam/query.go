@@ -259,7 +259,6 @@ func (m *mod) query(st *server.Stanza) (*stream.Element, error) {
 	if errors.Is(err, errUnknownID) {
 		return nil, withText(server.ErrItemNotFound, "an id is not in the archive")
 	}
-	pageLen := len(recs) // before a session that takes no more cuts it
 	if err != nil {
 		return nil, err
 	}
@@ -312,14 +311,13 @@ func (m *mod) query(st *server.Stanza) (*stream.Element, error) {
 	if len(recs) > 0 {
 		first := stream.New(nsRSM, "first").AddText(FormatID(recs[0].id))
 		// index (XEP-0059 §2.4) where it is known without counting: the
-		// first page of the set, or the last page of the whole archive.
-		if count >= 0 && !flip && q.ids == nil && !q.rsmFrom {
-			switch {
-			case !q.last:
-				first.Set("index", "0")
-			case !q.filtered && count >= int64(pageLen):
-				first.Set("index", strconv.FormatInt(count-int64(pageLen), 10))
-			}
+		// first page of the set. Not on the newest page (<before/>),
+		// although it is known there (count less the page): slixmpp's
+		// RSM iterator stops paging backwards when index + page =
+		// count, which the newest page always meets (its backward
+		// paging through our archive ended after one page; mam e2e).
+		if count >= 0 && !flip && q.ids == nil && !q.rsmFrom && !q.last {
+			first.Set("index", "0")
 		}
 		set.Add(first)
 		set.Add(stream.New(nsRSM, "last").AddText(FormatID(recs[len(recs)-1].id)))
