@@ -218,6 +218,16 @@ func (a webAccounts) Check(user, password string) (bool, bool) {
 		sasl.Derive(sha256.New, password, make([]byte, 16), store.ScramIterations)
 		return false, false
 	}
+	if len(acc.SHA256.StoredKey) == 0 {
+		// Imported with SCRAM-SHA-1 verifiers only: this login completes
+		// them (store.CompleteVerifiers), so apps using SCRAM-SHA-256
+		// work from now on.
+		ok, err := a.st.CompleteVerifiers(u, password)
+		if err != nil && a.srv != nil {
+			a.srv.Log.Error("completing an imported account's verifiers", "user", u, "err", err)
+		}
+		return ok, ok && acc.Admin
+	}
 	k, err := sasl.Derive(sha256.New, password, acc.Salt, acc.Iter)
 	if err != nil {
 		return false, false

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,6 +106,49 @@ func (s *Store) SetPassword(user, password string) error {
 		return b.Put([]byte(user), v)
 	})
 }
+
+// CompleteVerifiers checks password against an account that has only
+// SCRAM-SHA-1 verifiers — imported from a server that keeps no others, as
+// Prosody does (xmppd/portable) — and, when it matches, adds the
+// SCRAM-SHA-256 verifiers from the same salt and iteration count. Such an
+// account logs in with SCRAM-SHA-1 only, and most apps pick SCRAM-SHA-256
+// when offered: one login where the box sees the password (the web pages)
+// completes it. ok reports whether the password matched; an account that
+// has SHA-256 verifiers already is left alone (ok false: the caller checks
+// those).
+func (s *Store) CompleteVerifiers(user, password string) (ok bool, err error) {
+	a, err := s.Account(user)
+	if err != nil || len(a.SHA256.StoredKey) > 0 || len(a.SHA1.StoredKey) == 0 {
+		return false, err
+	}
+	k1, err := sasl.Derive(sha1.New, password, a.Salt, a.Iter)
+	if err != nil || subtle.ConstantTimeCompare(k1.StoredKey, a.SHA1.StoredKey) != 1 {
+		return false, err
+	}
+	k256, err := sasl.Derive(sha256.New, password, a.Salt, a.Iter)
+	if err != nil {
+		return true, err
+	}
+	return true, s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		v := b.Get([]byte(user))
+		if v == nil {
+			return ErrNotFound
+		}
+		var cur Account
+		if err := json.Unmarshal(v, &cur); err != nil {
+			return fmt.Errorf("store: account %s: %w", user, err)
+		}
+		if len(cur.SHA256.StoredKey) > 0 || !slicesEqual(cur.SHA1.StoredKey, a.SHA1.StoredKey) {
+			return nil // changed meanwhile (a new password): leave it
+		}
+		cur.SHA256 = k256
+		nv, _ := json.Marshal(&cur)
+		return b.Put([]byte(user), nv)
+	})
+}
+
+func slicesEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 
 // SetAdmin grants or takes away user's admin rights.
 func (s *Store) SetAdmin(user string, admin bool) error {
