@@ -143,5 +143,17 @@ func importCmd(dir state.Dir, domain string, args []string) error {
 	for _, s := range rep.Skipped {
 		fmt.Printf("not imported (not understood): %s\n", s)
 	}
+	// Prosody keeps SCRAM-SHA-1 verifiers only; most apps choose
+	// SCRAM-SHA-256 when offered and then fail. One login on the box's
+	// web pages completes them (store.CompleteVerifiers).
+	var sha1Only []string
+	for _, u := range rep.Users {
+		if a, err := st.Account(u); err == nil && len(a.SHA256.StoredKey) == 0 {
+			sha1Only = append(sha1Only, u)
+		}
+	}
+	if len(sha1Only) > 0 {
+		fmt.Printf("%s came with SCRAM-SHA-1 only: apps that use SCRAM-SHA-256 log in after one login on the box's web page (or a new password)\n", strings.Join(sha1Only, ", "))
+	}
 	return nil
 }
