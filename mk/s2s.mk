@@ -4,7 +4,9 @@
 # installs without them): without it prosody resolves through the system's
 # resolver instead of the test's DNS server, so the test refuses to run.
 # ejabberd: the e2e test against ejabberd.test (ejabberd_e2e_test.go).
-APT_TEST_PKGS += $(filter-out $(APT_TEST_PKGS),prosody lua-unbound python3-slixmpp ejabberd)
+# prosody-modules: mod_onions, prosody's onion federation, for the onion
+# interop test (onion_prosody_e2e_test.go).
+APT_TEST_PKGS += $(filter-out $(APT_TEST_PKGS),prosody lua-unbound python3-slixmpp ejabberd prosody-modules)
 RACE_PKGS += ./xmppd/s2s
 
 .PHONY: e2e-s2s
