@@ -3,10 +3,7 @@ package muc
 import (
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
-	"golang.org/x/text/width"
 	"mellium.im/xmpp/jid"
 
 	"github.com/hearthchat/hearth/xmppd/server"
@@ -61,7 +58,7 @@ func (m *Service) mentions(r *room, o *occupant, out *stream.Element) []server.M
 	if body == "" && len(refs) == 0 {
 		return nil
 	}
-	text := foldText(body)
+	text := server.FoldText(body)
 	roomJID := m.roomJID(r.name)
 	found := map[string]bool{} // bare JIDs named
 	for _, u := range refs {
@@ -80,11 +77,11 @@ func (m *Service) mentions(r *room, o *occupant, out *stream.Element) []server.M
 	}
 	if text != "" {
 		named := func(bare string) bool {
-			if n := r.st.Nicks[bare]; n != "" && containsName(text, foldText(n)) {
+			if n := r.st.Nicks[bare]; n != "" && server.ContainsName(text, server.FoldText(n)) {
 				return true
 			}
 			j, err := jid.Parse(bare)
-			return err == nil && j.Localpart() != "" && containsName(text, foldText(j.Localpart()))
+			return err == nil && j.Localpart() != "" && server.ContainsName(text, server.FoldText(j.Localpart()))
 		}
 		for bare := range r.st.Affs {
 			if named(bare) {
@@ -160,43 +157,12 @@ func mentionRefs(out *stream.Element) []string {
 	return uris
 }
 
-// foldText folds case and width (a full-width "ｃａｒｏｌ" names carol, as
-// the nickname rules fold them).
-func foldText(s string) string { return strings.ToLower(width.Fold.String(s)) }
-
-// isNameRune: what continues a word, so that "carol" is not named in
-// "carolyn".
-func isNameRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' }
-
-// containsName reports whether name occurs in text as a whole word (or
-// words: a nickname may have spaces).
-func containsName(text, name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i <= len(text)-len(name); {
-		k := strings.Index(text[i:], name)
-		if k < 0 {
-			return false
-		}
-		at := i + k
-		before, _ := utf8.DecodeLastRuneInString(text[:at])
-		after, _ := utf8.DecodeRuneInString(text[at+len(name):])
-		if (at == 0 || !isNameRune(before)) && (at+len(name) == len(text) || !isNameRune(after)) {
-			return true
-		}
-		_, size := utf8.DecodeRuneInString(text[at:])
-		i = at + size
-	}
-	return false
-}
-
 // words are text's distinct candidate account names: runs of letters,
 // digits and ._- without leading or trailing punctuation.
 func words(text string) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !isNameRune(r) && r != '.' && r != '-' }) {
+	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !server.IsNameRune(r) && r != '.' && r != '-' }) {
 		w = strings.Trim(w, ".-")
 		if w != "" && !seen[w] {
 			seen[w] = true

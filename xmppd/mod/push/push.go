@@ -360,7 +360,8 @@ func worth(el *stream.Element, user string) bool {
 	case "", "normal", "chat":
 	case "groupchat":
 		body := el.ChildText(stream.NSClient, "body")
-		return body != "" && strings.Contains(strings.ToLower(body), strings.ToLower(user))
+		// The same rule as the group chat's mentions (server.Names).
+		return body != "" && server.Names(body, user)
 	default:
 		return false
 	}
