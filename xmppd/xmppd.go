@@ -104,7 +104,16 @@ type Daemon struct {
 	disk  *diskWatch // storage forecast (diskwatch.go)
 }
 
-// Start opens storage, registers the modules and starts listening.
+// DamagedWords is what the box's page says when the database file fails
+// its page check at start (store.ErrCorrupt).
+const DamagedWords = "The chat's storage on this box is damaged (its memory card may be failing), so the chat does not start rather than make it worse. " +
+	"Nothing has been deleted. To get the chat back: flash a new memory card with Hearth, start the box with it, and choose \"I have a backup\" in its setup; " +
+	"the members' apps reconnect by themselves afterwards. Without a backup, keep this card: the file can be examined on a computer."
+
+// Start opens storage, registers the modules and starts listening. When
+// the database is damaged (store.ErrCorrupt) it returns the error and a
+// Daemon whose web server says so (Web.Broken); only Web is set then, and
+// Close it when done.
 func Start(opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -120,6 +129,12 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	st, err := d.openStore()
 	if err != nil {
+		if errors.Is(err, store.ErrCorrupt) && d.Web != nil {
+			// The page says so instead of the box restarting xmppd in a
+			// loop behind a "starting" page (cmd/xmppd keeps serving it).
+			d.Web.Broken(DamagedWords)
+			return d, err
+		}
 		if d.Web != nil {
 			d.Web.Close()
 		}

@@ -189,6 +189,17 @@ func main() {
 		Restart:       requestRestart,
 		S2S:           xmppd.S2SOptions{Listen: *s2sAddr, ListenTLS: pickAddr(*s2sTLS, false, "", false, ""), Resolver: *s2sDNS, CAFile: *s2sCA, AllowLocal: *s2sLocal, Onion: *s2sOnion, TorSOCKS: *torSOCKS},
 	})
+	if errors.Is(err, store.ErrCorrupt) && d != nil && d.Web != nil {
+		// The web server says the storage is damaged and what to do
+		// (xmppd.DamagedWords); keep saying it rather than exit and be
+		// restarted in a loop.
+		log.Error("storage damaged: the chat does not start; the web page says what to do", "err", err)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		d.Web.Close()
+		os.Exit(1)
+	}
 	if err != nil {
 		fatal(err)
 	}

@@ -140,10 +140,28 @@ var startingPage = template.Must(template.New("").Parse(`<!doctype html>
 {{if .LAN}}<p>If this page does not open by its name on a phone, use the box's address: {{range $i, $a := .LAN}}{{if $i}} or {{end}}<strong>http://{{$a}}</strong>{{end}}</p>{{end}}
 </main></body></html>`))
 
+var brokenPage = template.Must(template.New("").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="60">
+<title>The chat cannot start</title></head>
+<body><main>
+<h1>The chat cannot start</h1>
+<p>{{.}}</p>
+</main></body></html>`))
+
 // starting is the page while the app is not installed yet: 503 with
 // Retry-After, refreshing itself (no script: the CSP forbids inline script
 // anyway).
 func (s *Server) starting(w http.ResponseWriter, r *http.Request) {
+	if why := s.broken.Load(); why != nil {
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		brokenPage.Execute(w, *why)
+		return
+	}
 	var lan []string
 	if s.o.LAN != nil {
 		for _, a := range s.o.LAN() {

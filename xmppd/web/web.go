@@ -73,6 +73,9 @@ type Server struct {
 
 	app     atomic.Pointer[http.Handler]
 	waiting atomic.Pointer[string]
+	// broken, when set, replaces the starting page: the chat cannot
+	// start and waiting will not help (handler.go).
+	broken atomic.Pointer[string]
 
 	mu     sync.Mutex
 	links  []Link
@@ -149,6 +152,11 @@ func (s *Server) serve(ln net.Listener, isTLS bool) {
 
 // Waiting names the part the starting page says the box waits for.
 func (s *Server) Waiting(part string) { s.waiting.Store(&part) }
+
+// Broken makes the starting page say, in words, why the chat cannot start
+// and what to do (a damaged database): a page that refreshes forever
+// saying "starting" would hide it.
+func (s *Server) Broken(why string) { s.broken.Store(&why) }
 
 // SetApp installs the pages (setup-ui) once the box is up.
 func (s *Server) SetApp(h http.Handler) { s.app.Store(&h) }
