@@ -18,6 +18,7 @@ import (
 	"github.com/hearthchat/hearth/xmppd"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/s2s"
+	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
 // modOnions is Debian's prosody-modules' mod_onions, Prosody's way to
@@ -95,6 +96,65 @@ func TestProsodyOnion(t *testing.T) {
 	}
 	if !log.has(`msg="s2s: peer authenticated" domain=prosody.test`) {
 		t.Error("prosody's stream over onion not authenticated")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, q := range queries {
+		if strings.Contains(strings.ToLower(q), "onion") {
+			t.Errorf("DNS was asked %q", q)
+		}
+	}
+}
+
+// The other way: prosody serves an onion domain (a VirtualHost named by
+// a made-up onion address beside prosody.test), and our link to it goes
+// through our SOCKS port only (the stand-in for tor delivers to prosody's
+// s2s port); a disco#info query to that domain is answered. Prosody
+// verifies our key by connecting back to hearth.test by DNS.
+func TestProsodyOnionOutbound(t *testing.T) {
+	if _, err := os.Stat(modOnions); err != nil {
+		t.Fatalf("prosody's mod_onions is needed (apt package prosody-modules; make test-deps): %v", err)
+	}
+	w := newWorld(t)
+	var (
+		mu      sync.Mutex
+		queries []string
+	)
+	w.dns.Log = func(format string, args ...any) {
+		mu.Lock()
+		queries = append(queries, fmt.Sprint(args[0]))
+		mu.Unlock()
+		t.Logf(format, args...)
+	}
+	name := newOnionName(t)
+	var prosodyS2S string
+	socks := s2s.StartSOCKS(t, func(r s2s.SOCKSRequest) (net.Conn, error) {
+		if r.AddrType != 3 || r.Host != name || r.Port != 5269 {
+			t.Errorf("our SOCKS request %+v, want domain name %s port 5269", r, name)
+		}
+		return net.Dial("tcp", prosodyS2S)
+	})
+	startProsody(t, w, w.ca, false,
+		`modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "pep", "onions" }`,
+		`VirtualHost "`+name+`"`)
+	_, srvs, err := s2s.Resolver(w.dns.Addr).LookupSRV(context.Background(), "xmpp-server", "tcp", "prosody.test")
+	if err != nil || len(srvs) != 1 {
+		t.Fatalf("prosody's s2s port: %v %v", srvs, err)
+	}
+	prosodyS2S = net.JoinHostPort("127.0.0.1", fmt.Sprint(srvs[0].Port))
+	mu.Lock()
+	queries = nil // the lookup above
+	mu.Unlock()
+
+	hearth := w.start(t, "hearth.test", nil, func(c *s2s.Config) { c.Onion.SOCKS = socks.Addr })
+	bob := hearth.login(t, "bob")
+	bob.Send("<iq type='get' to='" + name + "' id='disco1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	el := expect(t, bob, "prosody's answer", func(el *stream.Element) bool { return el.Local == "iq" && el.Get("id") == "disco1" })
+	if el.Get("type") != "result" || el.Get("from") != name {
+		t.Fatalf("disco#info of %s: %s", name, el)
+	}
+	if len(socks.Requests()) == 0 {
+		t.Error("our link did not go through the SOCKS port")
 	}
 	mu.Lock()
 	defer mu.Unlock()
