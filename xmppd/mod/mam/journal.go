@@ -66,8 +66,6 @@ type jEntry struct {
 	id      uint64
 	dir     byte
 	peer    string
-	size    int64 // its charge (recSize)
-	dropped bool  // evicted at the cap before it was ever stored
 }
 
 type jMsg struct {
@@ -77,19 +75,12 @@ type jMsg struct {
 
 // jBatch is what one commit adds to the journal.
 type jBatch struct {
-	msgs []*jMsg
-	per  map[string]*pending
-}
-
-// pending is what one batch adds to an account's archive.
-type pending struct {
-	store.Usage
-	own []*jEntry // the batch's records of the account
+	msgs []jMsg
 }
 
 type journalKey struct{}
 
-func newJBatch() any { return &jBatch{per: map[string]*pending{}} }
+func newJBatch() any { return &jBatch{} }
 
 // journal adds one message (its parties' records and its XML) to the
 // commit queue's batch; outside the queue (Store.Batch), the message is
@@ -104,40 +95,16 @@ func journal(st *store.Store, tx *bolt.Tx, entries []jEntry, xml []byte, ar *are
 	if !ok {
 		jb = newJBatch().(*jBatch)
 	}
-	msg := &jMsg{entries: slices.Clone(entries), xml: xml}
-	jb.msgs = append(jb.msgs, msg)
-	for i := range msg.entries {
-		e := &msg.entries[i]
-		p := jb.per[e.user]
-		if p == nil {
-			p = &pending{}
-			jb.per[e.user] = p
-		}
-		e.size = recSize(record{peer: e.peer, xml: xml})
-		p.Bytes += e.size
-		p.Items++
-		p.own = append(p.own, e)
-	}
+	jb.msgs = append(jb.msgs, jMsg{entries: entries, xml: xml})
 	if !ok {
 		return flushJournal(tx, jb, nil)
 	}
 	return nil
 }
 
-// flushJournal charges the batch to its accounts (one Charge per account,
-// evicting at the cap) and appends it to the journal, in values cut from
-// ar (nil: the heap).
+// flushJournal appends the batch to the journal, in values cut from ar
+// (nil: the heap). Nothing is charged here (see charge).
 func flushJournal(tx *bolt.Tx, jb *jBatch, ar *arena) error {
-	users := make([]string, 0, len(jb.per))
-	for u := range jb.per {
-		users = append(users, u)
-	}
-	slices.Sort(users) // the same order whichever the map's: reproducible
-	for _, u := range users {
-		if err := charge(tx, u, jb.per[u]); err != nil {
-			return err
-		}
-	}
 	var j *bolt.Bucket
 	var v []byte
 	put := func() error {
@@ -161,12 +128,9 @@ func flushJournal(tx *bolt.Tx, jb *jBatch, ar *arena) error {
 		return err
 	}
 	for _, m := range jb.msgs {
-		live, size := 0, 2*binary.MaxVarintLen64+len(m.xml)
+		live, size := len(m.entries), 2*binary.MaxVarintLen64+len(m.xml)
 		for _, e := range m.entries {
-			if !e.dropped {
-				live++
-				size += 2*binary.MaxVarintLen64 + 9 + len(e.user) + len(e.peer)
-			}
+			size += 2*binary.MaxVarintLen64 + 9 + len(e.user) + len(e.peer)
 		}
 		if live == 0 {
 			continue
@@ -191,9 +155,6 @@ func flushJournal(tx *bolt.Tx, jb *jBatch, ar *arena) error {
 		}
 		v = binary.AppendUvarint(v, uint64(live))
 		for _, e := range m.entries {
-			if e.dropped {
-				continue
-			}
 			v = binary.AppendUvarint(v, uint64(len(e.user)))
 			v = append(v, e.user...)
 			v = binary.BigEndian.AppendUint64(v, e.id)
@@ -373,6 +334,20 @@ func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
 		}
 		run = slices.CompactFunc(run, func(a, b record) bool { return a.id == b.id })
 		if !store.AccountExistsTx(tx, users[u]) {
+			continue
+		}
+		sizes := make([]int64, len(run))
+		for i, r := range run {
+			sizes[i] = recSize(r)
+		}
+		drop, err := charge(tx, users[u], sizes)
+		if err != nil {
+			return 0, false, fmt.Errorf("mam: merge %s: %w", users[u], err)
+		}
+		// At the cap with nothing older left to give back: the oldest
+		// of these make room (an archive keeps the newest).
+		run = run[drop:]
+		if len(run) == 0 {
 			continue
 		}
 		if err := storeRecords(b, users[u], run, ar); err != nil {

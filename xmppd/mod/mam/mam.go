@@ -157,6 +157,12 @@ func Register(srv *server.Server) {
 	srv.HandleIQ(server.ToAccount, "get", NS, "prefs", m.getPrefs)
 	srv.HandleIQ(server.ToAccount, "set", NS, "prefs", m.setPrefs)
 	srv.HandleIQ(server.ToAccount, "get", NS, "metadata", m.metadata)
+	// An imported account (xmppd/portable) has its archive in the store:
+	// whatever was cached for its name before is read again.
+	server.AccountImported.On(srv, func(user string) {
+		m.ids.forget(user)
+		m.prefs.forget(user)
+	})
 	srv.OnAccountDeleted(func(user string) {
 		m.ids.forget(user)
 		m.prefs.forget(user)

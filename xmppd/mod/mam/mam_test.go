@@ -216,8 +216,13 @@ func (r *rig) query(user, form, rsm string, extra ...string) pageResult {
 	return p
 }
 
+// usage is user's archive charge once the journal is merged (records
+// are charged when merged, see charge).
 func usage(t *testing.T, srv *server.Server, user string) store.Usage {
 	t.Helper()
+	if err := of(srv).merge(); err != nil {
+		t.Fatal(err)
+	}
 	var u store.Usage
 	srv.Store.View(func(tx *bolt.Tx) error { u = store.UsageOf(tx, user, Kind); return nil })
 	return u
@@ -536,6 +541,7 @@ func TestCapEvictsOldest(t *testing.T) {
 	archiveLimit = store.Limit{Bytes: 1 << 20, Items: 10}
 	t.Cleanup(func() { archiveLimit = old })
 	want := fill(r, 25, "bob", "alice")
+	r.mergeAll() // the cap applies when the journal is merged (charge)
 	p := r.query("alice", "", "")
 	if !slices.Equal(p.bodies, want[15:]) {
 		t.Errorf("at the cap the archive holds %v, want the newest 10", p.bodies)
@@ -700,6 +706,7 @@ func TestCapInOneBatch(t *testing.T) {
 	if n := r.srv.Store.Commits() - before; n != 2 {
 		t.Errorf("%d commits, want 2", n)
 	}
+	r.mergeAll() // the cap applies when the journal is merged (charge)
 	if p := r.query("alice", "", ""); !slices.Equal(p.bodies, want[15:]) {
 		t.Errorf("at the cap, one batch of 25 left %v, want the newest 10", p.bodies)
 	}

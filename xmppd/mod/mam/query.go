@@ -243,16 +243,18 @@ func (m *mod) query(st *server.Stanza) (*stream.Element, error) {
 		if err != nil {
 			return err
 		}
-		recs, complete, err = page(tx, user, q)
+		v := newView(tx, user)
+		recs, complete, err = v.page(q)
 		switch {
 		case q.ids != nil:
 			count = int64(len(recs))
 		case !q.filtered:
 			// The whole archive: what is charged to the account's
-			// budget, one item per record (journaled ones included), so
-			// a count costs one read however large the archive.
-			// Narrowed sets would need a walk of the range: no count.
-			count = store.UsageOf(tx, user, Kind).Items
+			// budget, one item per merged record, and the journaled
+			// ones (not charged until merged), so a count costs one read
+			// however large the archive. Narrowed sets would need a walk
+			// of the range: no count.
+			count = store.UsageOf(tx, user, Kind).Items + int64(len(v.journal()))
 		}
 		return err
 	})

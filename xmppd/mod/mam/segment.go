@@ -260,11 +260,11 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// trimFront deletes user's oldest records while keep says no, at most n
-// of them, and reports what went. Segments that lose every record are
-// deleted; one that loses its front is written again under its new first
-// id.
-func trimFront(b *bolt.Bucket, user string, n int, drop func(r record) bool) (int, int64, error) {
+// trimFront deletes user's oldest records while drop says so, at most n
+// of them, and reports what went; gone (if not nil) is called with each.
+// Segments that lose every record are deleted; one that loses its front
+// is written again under its new first id.
+func trimFront(b *bolt.Bucket, user string, n int, drop func(r record) bool, gone ...func(r record)) (int, int64, error) {
 	p := userPrefix(user)
 	type rewrite struct {
 		old  []byte
@@ -293,6 +293,9 @@ scan:
 			}
 			count++
 			size += recSize(r)
+			for _, g := range gone {
+				g(r)
+			}
 		}
 		dels = append(dels, slices.Clone(k))
 	}
