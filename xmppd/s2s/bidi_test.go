@@ -112,8 +112,9 @@ func TestBidiOneConnection(t *testing.T) {
 
 // bidiPeer opens a stream to a as peer.test (a certificate from the test
 // CA, no DNS records: a.test cannot dial it), asks for bidi if ask, and
-// authenticates by SASL EXTERNAL if auth.
-func bidiPeer(t *testing.T, w *world, a *box, ask, auth bool) *peer {
+// authenticates by SASL EXTERNAL if auth — then sends alice a message
+// and waits for it: a.test has handled what came before it.
+func bidiPeer(t *testing.T, w *world, a *box, alice *xmpptest.Client, ask, auth bool) *peer {
 	t.Helper()
 	dir := t.TempDir()
 	w.ca.Issue(t, filepath.Join(dir, "p.pem"), filepath.Join(dir, "p.key"), "peer.test")
@@ -136,6 +137,8 @@ func bidiPeer(t *testing.T, w *world, a *box, ask, auth bool) *peer {
 		}
 		p.P.Restart()
 		p.open("peer.test", "a.test")
+		p.Send("<message from='x@peer.test' to='alice@a.test/r' type='chat' id='sync'><body>sync</body></message>")
+		expect(t, alice, "the peer's message", message("x@peer.test", "alice@a.test"))
 	}
 	return p
 }
@@ -149,7 +152,7 @@ func TestBidiInbound(t *testing.T) {
 	alice := a.login(t, "alice")
 
 	t.Run("authenticated", func(t *testing.T) {
-		p := bidiPeer(t, w, a, true, true)
+		p := bidiPeer(t, w, a, alice, true, true)
 		if got := a.d.S2S().BidiPairs(); !slices.Equal(got, []string{"a.test peer.test"}) {
 			t.Fatalf("pairs %v, want [a.test peer.test]", got)
 		}
@@ -177,7 +180,7 @@ func TestBidiInbound(t *testing.T) {
 		}
 	})
 	t.Run("not authenticated", func(t *testing.T) {
-		p := bidiPeer(t, w, a, true, false)
+		p := bidiPeer(t, w, a, alice, true, false)
 		alice.Send("<message to='x@peer.test' type='chat' id='in2'><body>not yet</body></message>")
 		el := expect(t, alice, "the bounce", func(el *stream.Element) bool { return el.Get("id") == "in2" })
 		if errCond(el) != "remote-server-not-found" {
@@ -189,15 +192,24 @@ func TestBidiInbound(t *testing.T) {
 		}
 	})
 	t.Run("not asked", func(t *testing.T) {
-		bidiPeer(t, w, a, false, true)
+		p := bidiPeer(t, w, a, alice, false, true)
 		if got := a.d.S2S().BidiPairs(); len(got) != 0 {
 			t.Fatalf("pairs %v without a request", got)
+		}
+		alice.Send("<message to='x@peer.test' type='chat' id='in4'><body>not asked</body></message>")
+		el := expect(t, alice, "the bounce", func(el *stream.Element) bool { return el.Get("id") == "in4" })
+		if errCond(el) != "remote-server-not-found" {
+			t.Errorf("bounce %s", el)
+		}
+		p.Raw.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if ev, err := p.P.Next(); err == nil {
+			t.Fatalf("a peer that did not ask got %v %s", ev.Kind, ev.El)
 		}
 	})
 	t.Run("other local domain", func(t *testing.T) {
 		// The pair is a.test → peer.test: our group chat service has
 		// not been authenticated to the peer on this stream.
-		p := bidiPeer(t, w, a, true, true)
+		p := bidiPeer(t, w, a, alice, true, true)
 		a.d.Server.Route(stream.New(stream.NSClient, "message", "from", "groups.a.test", "to", "x@peer.test", "type", "chat", "id", "svc").
 			Add(stream.New(stream.NSClient, "body").AddText("from the service")))
 		alice.Send("<message to='x@peer.test' type='chat' id='in3'><body>after</body></message>")

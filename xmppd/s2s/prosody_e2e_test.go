@@ -34,7 +34,9 @@ func freePort(t *testing.T) int {
 // prosody runs Debian's prosody as prosody.test on loopback: s2s with
 // encryption required, resolving names through the test zone (its
 // libunbound forwards to the test DNS server), trusting the test CA.
-func startProsody(t *testing.T, w *world, certCA *s2s.TestCA, secureAuth bool) (c2s int) {
+// extra are Lua lines for the global section (a VirtualHost or Component
+// with its options in braces returns to it).
+func startProsody(t *testing.T, w *world, certCA *s2s.TestCA, secureAuth bool, extra ...string) (c2s int) {
 	t.Helper()
 	for _, bin := range []string{"prosody", "prosodyctl", debianPython} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -74,9 +76,10 @@ ssl = { certificate = %[7]q, key = %[8]q, cafile = %[9]q }
 -- RFC 6761, unless told), never the root servers.
 unbound = { resolvconf = false, hoststxt = false, forward = "127.0.0.1@%[10]s",
 	options = { ["do-not-query-localhost:"] = "no", ["local-zone:"] = "test. transparent" } }
+%[11]s
 VirtualHost "prosody.test"
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "prosody.log"), secureAuth,
-		c2s, s2sPort, cert, key, w.ca.PEMFile, dnsPort)
+		c2s, s2sPort, cert, key, w.ca.PEMFile, dnsPort, strings.Join(extra, "\n"))
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}
