@@ -13,6 +13,7 @@ import (
 	"errors"
 	"github.com/hearthchat/hearth/appliance/diskuse"
 	"html/template"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -173,6 +174,18 @@ type Admin struct {
 	// errors are ErrMoveLogin, ErrMoveUnreachable, ErrMoveAddress or
 	// anything else for "try again later".
 	Move func(ctx context.Context, user, old, password string) (MoveResult, error)
+	// Export writes the accounts users (every member's when nil) as one
+	// XEP-0227 file to w, from the running server (account_data.go).
+	Export func(users []string, w io.Writer) error
+	// Import reads an XEP-0227 file into new accounts on the running
+	// server, all or nothing: a name that exists here, or anything wrong
+	// with the file, is an *ImportError.
+	Import func(r io.Reader) (ImportResult, error)
+	// JoinWithData is Invites.Redeem with the member's file from another
+	// server: the account is made from the file's data under the chosen
+	// name and password, all or nothing with the registration (errors as
+	// Redeem's, and *ImportError for the file).
+	JoinWithData func(token, user, password string, data io.Reader) (string, ImportResult, error)
 }
 
 // adminNav is the admin pages' menu (rendered from Go: every page is its
@@ -183,7 +196,7 @@ func adminNav(current string) template.HTML {
 	for _, l := range []struct{ path, name string }{
 		{"/admin/members", "Members"}, {"/admin/invites", "Invitations"}, {"/admin/circles", "Circles"},
 		{"/admin/announce", "Announcement"}, {"/admin/health", "Health and updates"},
-		{"/admin/backup", "Backup"},
+		{"/admin/backup", "Backup"}, {"/admin/data", "Members' data"},
 		{"/admin/federation", "Other servers"},
 	} {
 		if l.path == current {

@@ -315,6 +315,8 @@ func TestAdminFormsRefused(t *testing.T) {
 		"/admin/federation":       {"federation": {"off"}, "block": {"spam.example"}},
 		"/admin/backup":           {"passphrase": {"long enough words"}, "passphrase2": {"long enough words"}},
 		"/admin/backup/nightly":   {"dir": {"/mnt/usb"}, "keep": {"3"}, "hour": {"2"}, "passphrase": {"long enough words"}, "passphrase2": {"long enough words"}},
+		"/admin/data/export":      {},
+		"/admin/data/import":      {},
 	}
 	f.inv.put(Invite{Token: "live", Uses: 1, MaxUses: 1, Expires: time.Now().Add(time.Hour)})
 	for _, rt := range f.ui.routes() {

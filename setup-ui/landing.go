@@ -47,6 +47,11 @@ type landingData struct {
 	// Moving: bring contacts from an old address after joining (move.go);
 	// Move: this box can.
 	Moving, Move bool
+	// BringData: the form offers the optional file of the member's
+	// account from another server (account_data.go); DataLimit is its
+	// size limit in MB.
+	BringData bool
+	DataLimit int64
 }
 
 // platformOrder puts the visitor's platform first: it only reorders, a
@@ -111,6 +116,7 @@ func (u *UI) gone(w http.ResponseWriter, r *http.Request, reset bool) {
 func (u *UI) landingData(r *http.Request, inv Invite) landingData {
 	d := landingData{
 		Invite: inv, Inviter: inv.Inviter, ChatName: u.chatName(), Domain: u.d.Domain(), Move: u.d.Admin.Move != nil,
+		BringData: u.d.Admin.JoinWithData != nil, DataLimit: maxJoinData >> 20,
 		PageURL: pageURL(r, "/i/"+url.PathEscape(inv.Token)),
 		Order:   platformOrder(r.UserAgent()),
 		FDroid:  conversationsFDroid, Monal: monalStore, Siskin: siskinStore, Dino: dinoSite, Gajim: gajimSite,
@@ -187,8 +193,12 @@ func (u *UI) joinSubmit(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, msg)
 		return
 	}
-	user, err := u.d.Invites.Redeem(inv.Token, d.User, pw)
+	user, err := u.redeem(r, inv.Token, d.User, pw) // account_data.go: with the optional file
+	importMsg, badFile := joinImportMessage(err)
 	switch {
+	case badFile:
+		fail(http.StatusUnprocessableEntity, importMsg)
+		return
 	case errors.Is(err, ErrInvite):
 		u.gone(w, r, false)
 		return

@@ -57,6 +57,12 @@ func (u *UI) routes() []route {
 		{"POST /devices/signout", member, u.ownDevicesSignOut},
 		{"GET /move", member, u.moveForm},
 		{"POST /move", member, u.moveSubmit},
+		// Account data as XEP-0227 files (account_data.go).
+		{"GET /data", member, u.dataPage},
+		{"POST /data/export", member, u.dataExport},
+		{"GET /admin/data", admin, u.adminDataPage},
+		{"POST /admin/data/export", admin, u.adminDataExport},
+		{"POST " + AdminImportPath, admin, u.adminDataImport},
 		// The admin pages (admin*.go).
 		{"GET /admin/{$}", admin, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/admin/members", http.StatusSeeOther)
@@ -106,6 +112,9 @@ func (rt route) handler() http.Handler {
 		// Protect runs first: a POST without this session's token
 		// changes nothing, whoever sends it.
 		h = page.Protect(h)
+	}
+	if limit, ok := uploads[rt.pattern]; ok {
+		h = uploadFirst(h, limit) // a file form: parsed before Protect (account_data.go)
 	}
 	return h
 }

@@ -49,6 +49,10 @@ func (d *Daemon) adminDeps() setupui.Admin {
 		Federation: d.applyFederation,
 		Retention:  d.applyRetention, // retention.go
 		Move:       d.move,           // webmoving.go
+		// Account data as XEP-0227 files (webportable.go).
+		Export:       d.exportData,
+		Import:       d.importData,
+		JoinWithData: d.joinWithData,
 	}
 }
 

@@ -86,6 +86,11 @@ func (d *Daemon) mountPages() error {
 		return fmt.Errorf("setup pages: %w", err)
 	}
 	d.Web.HandleStream(setupui.RestorePath, ui.RestoreUpload())
+	// Forms that carry an account file (setup-ui/account_data.go) bound
+	// their bodies themselves; every other form there is bounded by
+	// page.Protect.
+	d.Web.HandleStream("/i/", ui)
+	d.Web.HandleStream(setupui.AdminImportPath, ui)
 	d.Web.SetApp(ui)
 	return nil
 }

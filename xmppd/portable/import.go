@@ -53,6 +53,13 @@ type Options struct {
 	// The caller decides which hrefs are acceptable (cmd/xmppd: relative
 	// paths below the document's directory).
 	Include func(href string) (io.ReadCloser, error)
+	// Into, when set, is an account the caller created in the same
+	// transaction (ImportTx) just before: a new member registering with
+	// an invite brings their data. The document must hold exactly one
+	// account; its user name and its host, whatever they are, are mapped
+	// to Into on this server, and its credentials are ignored (the member
+	// chose a new password when registering).
+	Into string
 }
 
 // nsXInclude is the XInclude namespace.
@@ -78,18 +85,34 @@ var ErrExists = errors.New("account exists")
 // or nothing: everything is written in one transaction, and any error
 // (malformed XML, a DTD or entity, a document over the size limit, another
 // domain's host, an account that exists, data over a module's limit)
-// leaves the store as it was. No server may have st open: modules keep
-// some state (block lists) in memory from their start.
+// leaves the store as it was. Modules keep some state (block lists) in
+// memory from their start: a running server's modules must be told of
+// each imported account with server.AccountImported after the commit
+// (xmppd/webportable.go does).
 func Import(st *store.Store, domain string, r io.Reader, o Options) (*Report, error) {
+	var rep *Report
+	err := st.Update(func(tx *bolt.Tx) error {
+		var err error
+		rep, err = ImportTx(st, tx, domain, r, o)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// ImportTx is Import inside a caller's write transaction (an invite's
+// registration and the member's data commit together, Options.Into). An
+// error leaves the caller to roll the transaction back.
+func ImportTx(st *store.Store, tx *bolt.Tx, domain string, r io.Reader, o Options) (*Report, error) {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
 	}
 	b := &budget{n: o.MaxBytes}
 	rep := &Report{}
-	err := st.Update(func(tx *bolt.Tx) error {
-		im := &importer{d: newDecoder(r, b), b: b, tx: tx, st: st, domain: domain, o: o, rep: rep, seen: map[string]bool{}}
-		return im.document()
-	})
+	im := &importer{d: newDecoder(r, b), b: b, tx: tx, st: st, domain: domain, o: o, rep: rep, seen: map[string]bool{}}
+	err := im.document()
 	if b.over {
 		return nil, fmt.Errorf("import: the document is larger than %d bytes: nothing was imported", o.MaxBytes)
 	}
@@ -298,6 +321,7 @@ func attr(s xml.StartElement, name string) string {
 func (im *importer) host(s xml.StartElement) error {
 	h := attr(s, "jid")
 	switch {
+	case im.o.Into != "": // the member's old server, whichever it was
 	case h == im.domain:
 	case im.o.MapDomain != "" && h == im.o.MapDomain:
 	case im.o.MapDomain != "":
@@ -352,12 +376,16 @@ type userImport struct {
 	lastID  uint64
 	roster  map[string]*roster.Item
 	order   []string
+	into    bool // Options.Into: the account exists, credentials are ignored
 }
 
 func (im *importer) user(s xml.StartElement, host string) error {
 	name, err := normalize(attr(s, "name"))
 	if err != nil {
 		return err
+	}
+	if im.o.Into != "" {
+		return im.userInto(s, name, host)
 	}
 	if strings.HasPrefix(name, "_") {
 		// The box's own accounts ("_health") start with "_"; the admin
@@ -398,6 +426,36 @@ func (im *importer) user(s xml.StartElement, host string) error {
 	}
 }
 
+// userInto reads the document's one account into Options.Into, which the
+// caller created in this transaction: credentials and the document's
+// name are not used, except to recognise the account's own messages.
+func (im *importer) userInto(s xml.StartElement, old, host string) error {
+	if len(im.seen) > 0 {
+		return errors.New("the file holds more than one account: bring one account's file")
+	}
+	im.seen[im.o.Into] = true
+	if a, err := store.AccountTx(im.tx, im.o.Into); err != nil {
+		return err
+	} else if a == nil {
+		return fmt.Errorf("%s: %w", im.o.Into, store.ErrNotFound)
+	}
+	u := &userImport{name: im.o.Into, bare: []string{old + "@" + host, im.o.Into + "@" + im.domain}, roster: map[string]*roster.Item{}, into: true}
+	for {
+		t, err := im.next()
+		if err != nil {
+			return err
+		}
+		switch t := t.(type) {
+		case xml.EndElement:
+			return im.finishUser(u)
+		case xml.StartElement:
+			if err := im.userChild(u, t); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 func (im *importer) userChild(u *userImport, s xml.StartElement) error {
 	switch {
 	case s.Name.Space == nsMAMPie && s.Name.Local == "archive":
@@ -411,6 +469,9 @@ func (im *importer) userChild(u *userImport, s xml.StartElement) error {
 	}
 	switch {
 	case el.Space == nsScram && el.Local == "scram-credentials":
+		if u.into {
+			return nil // the member chose a new password
+		}
 		return im.scram(u, el)
 	case el.Space == nsRoster && el.Local == "query":
 		for _, it := range el.Children() {
@@ -613,17 +674,21 @@ func (im *importer) scram(u *userImport, el *stream.Element) error {
 }
 
 func (im *importer) finishUser(u *userImport) error {
-	if !u.hasKeys {
+	if !u.hasKeys && !u.into {
 		return fmt.Errorf("%s: no credentials (neither a password nor SCRAM-SHA-1/256 verifiers): the account could not log in", u.name)
 	}
 	for _, c := range u.order {
-		if c == u.name+"@"+im.domain {
+		if c == u.name+"@"+im.domain || u.into && u.isSelf(c) {
 			continue // RFC 6121 has no self-contact in a roster
 		}
 		if err := roster.PutTx(im.tx, u.name, *u.roster[c]); err != nil {
 			return fmt.Errorf("%s: roster item %s: %w", u.name, c, err)
 		}
 		im.rep.Contacts++
+	}
+	if u.into {
+		im.rep.Users = append(im.rep.Users, u.name)
+		return nil
 	}
 	if err := store.CreateAccountRecordTx(im.tx, u.name, u.acct); err != nil {
 		return err

@@ -109,6 +109,9 @@ func Register(srv *server.Server) {
 	srv.Hook(server.StanzaRemote, Priority+100, m.remote)
 	srv.Hook(server.IQFilter, Priority, m.iq)
 	srv.OnAccountDeleted(m.deleteUser)
+	// An account imported while the server runs brings its list in the
+	// store only; the lists in memory were read at start (imported.go).
+	server.AccountImported.On(srv, m.reloadUser)
 	srv.SetBlocklist(m)
 }
 

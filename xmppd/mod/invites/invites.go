@@ -276,6 +276,14 @@ func get(tx *bolt.Tx, token, kind string) (*Invite, error) {
 // same transaction, so a token cannot be spent twice by racing
 // registrations and a failed registration does not spend it.
 func Redeem(st *store.Store, token, user, password string) (*Invite, error) {
+	return RedeemWith(st, token, user, password, nil)
+}
+
+// RedeemWith is Redeem that also runs then (when not nil) in the same
+// transaction after the account is made: a member registering on the
+// invite page brings their data from another server (xmppd/portable), and
+// a failed import leaves neither the account nor a spent invite.
+func RedeemWith(st *store.Store, token, user, password string, then func(tx *bolt.Tx) error) (*Invite, error) {
 	var inv *Invite
 	err := st.Update(func(tx *bolt.Tx) error {
 		var err error
@@ -294,6 +302,11 @@ func Redeem(st *store.Store, token, user, password string) (*Invite, error) {
 				return err
 			}
 			if err := rb.Put([]byte(user), []byte(RoleLimited)); err != nil {
+				return err
+			}
+		}
+		if then != nil {
+			if err := then(tx); err != nil {
 				return err
 			}
 		}
