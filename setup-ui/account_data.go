@@ -57,7 +57,7 @@ const AdminImportPath = "/admin/data/import"
 // uploads are the routes whose form carries a file (multipart): their
 // body is read before page.Protect checks the CSRF token (uploadFirst).
 var uploads = map[string]int64{
-	"POST /i/{token}/join":   maxJoinData,
+	"POST /i/{token}/join":    maxJoinData,
 	"POST " + AdminImportPath: maxAdminImport,
 }
 

@@ -106,9 +106,6 @@ func importWords(err error) error {
 	if i := strings.Index(msg, ": if they move here, import with -map-domain"); i >= 0 {
 		msg = msg[:i] + ": only accounts of this box's own domain can be imported here"
 	}
-	if msg != "" {
-		msg = strings.ToUpper(msg[:1]) + msg[1:]
-	}
 	if !strings.HasSuffix(msg, ".") {
 		msg += "."
 	}
