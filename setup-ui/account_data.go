@@ -248,5 +248,5 @@ func joinImportMessage(err error) (string, bool) {
 	if !errors.As(err, &ie) {
 		return "", false
 	}
-	return "Your account was not made: the file you chose could not be used. " + ie.Reason + " Choose another file, or join without one.", true
+	return "Your account was not made, because the file you chose could not be used: " + ie.Reason + " Choose another file, or join without one.", true
 }

@@ -103,6 +103,9 @@ func importWords(err error) error {
 	if errors.Is(err, portable.ErrExists) {
 		msg = strings.Replace(msg, "delete it first, or import under another name", "remove that member first, or take the account out of the file", 1)
 	}
+	if strings.HasPrefix(msg, "not an XEP-0227 document") {
+		msg = "it is not an account file (XEP-0227); choose the file your old server exported"
+	}
 	if i := strings.Index(msg, ": if they move here, import with -map-domain"); i >= 0 {
 		msg = msg[:i] + ": only accounts of this box's own domain can be imported here"
 	}

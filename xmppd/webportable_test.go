@@ -67,7 +67,7 @@ func TestJoinWithDataRunning(t *testing.T) {
 		t.Fatalf("invite after a refused file: %+v %v", got, err)
 	}
 	_, _, err = d.joinWithData(inv.Token, "anna", "anna-new-password", strings.NewReader("<not-xep-0227/>"))
-	if !errors.As(err, &ie) || !strings.Contains(ie.Reason, "not an XEP-0227 document") {
+	if !errors.As(err, &ie) || !strings.Contains(ie.Reason, "not an account file (XEP-0227)") {
 		t.Fatalf("not a document: %v", err)
 	}
 

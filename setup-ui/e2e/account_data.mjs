@@ -1,0 +1,96 @@
+// Account data in headless Debian chromium at phone size, against a real,
+// claimed xmppd (issue 15): the admin makes an invite; a new member's
+// phone joins with the web form and brings their account file from their
+// old server (a file that is not one is refused first); then, on /data,
+// downloads their own file. axe-core on every page; screenshots. Run by
+// account_data_e2e_test.go; prints one JSON line.
+//
+//   BASE=… ADMIN=… ADMIN_PASSWORD=… OUT=dir NEW_USER=… NEW_PASSWORD=… FILE=… BAD_FILE=… node account_data.mjs
+import { chromium } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const { BASE, ADMIN, ADMIN_PASSWORD, OUT, NEW_USER, NEW_PASSWORD, FILE, BAD_FILE } = process.env;
+const result = { pages: [], thirdParty: [], violations: [], checks: {} };
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const phone = {
+  viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, acceptDownloads: true,
+  userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36',
+};
+
+async function check(page, name) {
+  await page.waitForLoadState('load');
+  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
+  for (const v of axe.violations) result.violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) });
+  await page.screenshot({ path: join(OUT, name + '.png'), fullPage: true });
+  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
+  if (scroll > 360) result.violations.push({ page: name, id: 'wider-than-phone', impact: 'serious', nodes: [String(scroll)] });
+}
+
+async function watch(ctx) {
+  const page = await ctx.newPage();
+  page.on('request', (req) => {
+    if (!req.url().startsWith(BASE) && !req.url().startsWith('data:')) result.thirdParty.push(req.url());
+  });
+  return page;
+}
+
+const text = (page) => page.locator('main').innerText();
+try {
+  const admin = await browser.newContext(phone);
+  const a = await watch(admin);
+  await a.goto(BASE + '/login?next=/invite');
+  await a.fill('#user', ADMIN);
+  await a.fill('#password', ADMIN_PASSWORD);
+  await a.click('button[type=submit]');
+  await a.waitForURL((u) => u.pathname === '/invite');
+  await a.check('input[name=who][value=group]');
+  await a.click('button:has-text("Make the invitation")');
+  await a.waitForLoadState('load');
+  const token = (await text(a)).match(/\/i\/([A-Za-z0-9_-]+)/)?.[1];
+  if (!token) throw new Error('no invite on the page: ' + await text(a));
+
+  const member = await browser.newContext(phone);
+  const m = await watch(member);
+  await m.goto(BASE + '/i/' + token + '/join');
+  await check(m, 'd-01-join-with-file');
+  // A file that is not an account: refused in words, nothing made.
+  await m.fill('#user', NEW_USER);
+  await m.fill('#password', NEW_PASSWORD);
+  await m.setInputFiles('#data', BAD_FILE);
+  await m.click('button[type=submit]');
+  await m.waitForLoadState('load');
+  const refused = await text(m);
+  result.checks.refusedInWords = refused.includes('Your account was not made') && refused.includes('not an account file');
+  await check(m, 'd-02-join-refused-file');
+  // The old server's file: the account is made from it.
+  await m.fill('#password', NEW_PASSWORD);
+  await m.setInputFiles('#data', FILE);
+  await m.click('button[type=submit]');
+  // Into the browser chat as after any web registration (issue 10).
+  await m.waitForURL((u) => u.pathname === '/chat/', { timeout: 30000 });
+  result.checks.joined = true;
+
+  // The member's own data, downloaded from /data.
+  await m.goto(BASE + '/');
+  await m.click('a:has-text("Download your data")');
+  await check(m, 'd-03-data');
+  const [dl] = await Promise.all([m.waitForEvent('download'), m.click('button:has-text("Download my data")')]);
+  const name = dl.suggestedFilename();
+  result.checks.downloadNamed = name.startsWith(NEW_USER + '@hearth.localhost-') && name.endsWith('.xml');
+  const doc = await readFile(await dl.path(), 'utf8');
+  result.checks.downloadHasContacts = doc.includes('romeo@montague.example') && doc.includes('Verona') && doc.includes('nurse@capulet.example');
+  result.checks.downloadNewAddress = doc.includes(`name='${NEW_USER}'`) && doc.includes(`jid='hearth.localhost'`) && !doc.includes('juliet');
+  result.checks.downloadBytes = doc.length;
+} catch (e) {
+  result.error = String(e && e.stack || e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));

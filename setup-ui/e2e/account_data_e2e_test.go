@@ -1,0 +1,147 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// prosodyExport makes an XEP-0227 file the way a member leaving a Prosody
+// server gets one: an account registered with prosodyctl (SCRAM-SHA-1
+// verifiers, prosody's internal_hashed store), a roster in prosody's own
+// data file, and prosody-migrator's xep0227 output. Prosody itself need
+// not run.
+func prosodyExport(t *testing.T, ctx context.Context, user, domain string) string {
+	t.Helper()
+	for _, bin := range []string{"prosodyctl", "lua5.4", "/usr/bin/prosody-migrator"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s is needed (make test-deps): %v", bin, err)
+		}
+	}
+	dir := t.TempDir()
+	data, pie := filepath.Join(dir, "data"), filepath.Join(dir, "pie")
+	for _, d := range []string{data, pie} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "prosody.cfg.lua")
+	conf := fmt.Sprintf("run_as_root = true\ndata_path = %q\nauthentication = \"internal_hashed\"\nlog = { { levels = { min = \"error\" }, to = \"console\" } }\nVirtualHost %q\n", data, domain)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(ctx, "prosodyctl", "--config", cfg, "register", user, domain, "old prosody password").CombinedOutput(); err != nil {
+		t.Fatalf("prosodyctl register: %v\n%s", err, out)
+	}
+	// Prosody's roster store: a Lua table per account in
+	// data/<host with . as %2e>/roster/<user>.dat.
+	rdir := filepath.Join(data, strings.ReplaceAll(domain, ".", "%2e"), "roster")
+	os.MkdirAll(rdir, 0o700)
+	roster := `return {
+	[false] = { ["version"] = 1; ["pending"] = {}; };
+	["romeo@montague.example"] = { ["subscription"] = "both"; ["name"] = "Romeo"; ["groups"] = { ["Verona"] = true; }; };
+	["nurse@capulet.example"] = { ["subscription"] = "to"; ["groups"] = {}; };
+};
+`
+	if err := os.WriteFile(filepath.Join(rdir, user+".dat"), []byte(roster), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// prosody-migrator writes its xep0227 files in the data directory its
+	// launcher names (CFG_DATADIR): a copy of the launcher names pie.
+	src, err := os.ReadFile("/usr/bin/prosody-migrator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(src), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "CFG_DATADIR=") {
+			lines[i] = fmt.Sprintf("CFG_DATADIR=%q;", pie)
+		}
+	}
+	launcher, mcfg := filepath.Join(dir, "migrator.lua"), filepath.Join(dir, "migrator.cfg.lua")
+	os.WriteFile(launcher, []byte(strings.Join(lines, "\n")), 0o600)
+	os.WriteFile(mcfg, []byte(fmt.Sprintf(`input { type = "internal"; path = %q; hosts = { [%q] = { "accounts", "roster" } } }
+output { type = "xep0227" }
+`, data, domain)), 0o600)
+	if out, err := exec.CommandContext(ctx, "lua5.4", launcher, "--root", "--config", mcfg, "input", "output").CombinedOutput(); err != nil {
+		t.Fatalf("prosody-migrator: %v\n%s", err, out)
+	}
+	file := filepath.Join(pie, user+"@"+domain+".xml")
+	doc, err := os.ReadFile(file)
+	if err != nil || !strings.Contains(string(doc), "romeo@montague.example") || !strings.Contains(string(doc), "scram") && !strings.Contains(string(doc), "stored") {
+		t.Fatalf("prosody's file: %v\n%s", err, doc)
+	}
+	return file
+}
+
+// TestAccountDataInBrowser (issue 15): a new member joins through an
+// invite in headless Chromium and brings the account file Prosody's
+// migrator wrote on their old server: a file that is not one is refused
+// in words and makes no account; the real one makes the account under the
+// chosen name with the chosen password and the old contacts. Then, logged
+// in, the member downloads their data from /data: the download carries
+// the new address and the contacts from Prosody. axe on each page.
+func TestAccountDataInBrowser(t *testing.T) {
+	start := time.Now()
+	nd := nodeDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	file := prosodyExport(t, ctx, "juliet", "capulet.example")
+	x := claimedBox(t)
+
+	shots := filepath.Join(repoRoot(t), "out", "screenshots")
+	os.MkdirAll(shots, 0o755)
+	bad := filepath.Join(t.TempDir(), "notes.xml")
+	os.WriteFile(bad, []byte("<notes><note>not an account</note></notes>"), 0o600)
+	script := filepath.Join(nd, "account_data.mjs")
+	src, _ := os.ReadFile(filepath.Join(repoRoot(t), "setup-ui", "e2e", "account_data.mjs"))
+	if err := os.WriteFile(script, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = nd
+	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
+		"OUT="+shots, "NEW_USER=jules", "NEW_PASSWORD=jules rides at dawn", "FILE="+file, "BAD_FILE="+bad)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stdout)
+	}
+	var res wizardResult
+	if err := json.Unmarshal(stdout, &res); err != nil {
+		t.Fatalf("node output: %v\n%s", err, stdout)
+	}
+	if res.Error != "" {
+		t.Fatalf("browser: %s", res.Error)
+	}
+	if len(res.ThirdParty) > 0 {
+		t.Errorf("requests leaving the box: %v", res.ThirdParty)
+	}
+	for _, v := range res.Violations {
+		t.Errorf("accessibility: %v", v)
+	}
+	for _, k := range []string{"refusedInWords", "joined", "downloadNamed", "downloadHasContacts", "downloadNewAddress"} {
+		if res.Checks[k] != true {
+			t.Errorf("browser check %s: %v (%v)", k, res.Checks[k], res.Checks)
+		}
+	}
+	// The new password logs in to the chat (slixmpp), the old one does
+	// not: the file's SCRAM-SHA-1 verifiers were not taken.
+	host, port, _ := strings.Cut(x.c2s, ":")
+	for pw, want := range map[string]string{"jules rides at dawn": "ok", "old prosody password": "refused"} {
+		out, err := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join(repoRoot(t), "setup-ui", "e2e", "login.py"),
+			host, port, "jules@hearth.localhost", pw, filepath.Join(x.state, "tls", "cert.pem")).CombinedOutput()
+		if lines := strings.Fields(string(out)); err != nil || len(lines) == 0 || lines[len(lines)-1] != want {
+			t.Errorf("slixmpp login with %q: %v, want %s\n%s", pw, err, want, out)
+		}
+	}
+	t.Logf("figure: TestAccountDataInBrowser took %s", time.Since(start).Round(100*time.Millisecond))
+}
