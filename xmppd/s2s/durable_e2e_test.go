@@ -16,6 +16,7 @@ import (
 
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/s2s"
+	"github.com/hearthchat/hearth/xmppd/store"
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
@@ -64,9 +65,12 @@ func (p *xmppdProc) start(t *testing.T) {
 	}
 	p.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, ch chan struct{}) { cmd.Wait(); close(ch) }(p.cmd, p.exited)
+	// Ready once the s2s port listens: xmppd starts federation after the
+	// c2s listeners, and a message sent in between bounces
+	// (remote-server-not-found: no federation yet).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.c2sTLS), time.Second)
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.s2sPort), time.Second)
 		if err == nil {
 			c.Close()
 			return
@@ -153,6 +157,16 @@ func TestKill9KeepsQueue(t *testing.T) {
 		return el.Local == "a" && h >= n+1
 	})
 	h1.kill(t)
+	// What was acknowledged is on disk.
+	st, err := store.Open(filepath.Join(h1.dir, "xmppd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := st.S2SQueue()
+	st.Close()
+	if err != nil || len(recs) != n {
+		t.Fatalf("%d stored records after kill -9 (%v), want %d", len(recs), err, n)
+	}
 
 	h2.start(t)
 	bob := h2.login(t, "bob")
