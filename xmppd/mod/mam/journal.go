@@ -51,21 +51,25 @@ const journalVersion = 1
 // journaled since the last one, or at once when mergeMessages are
 // waiting; one merge transaction moves at most mergeMaxRecords records.
 // Five seconds at 1,000 msg/s gives each active account ~100 records per
-// merge, a few full segments (1.3 KB written per message in all, was
-// ~15 KB); a query reads at most a few thousand journaled messages
-// besides its page.
+// merge, a few full segments: hearth-bench's 1,000 msg/s run wrote ~2.6
+// KB to disk per message in all (16.6 KB before; TestSmallCommitWrites-
+// FewPages: 8.3 pages for a commit of 20 messages, 68.7 before). A query
+// reads at most ~mergeMessages journaled messages besides its page
+// (+0.1-0.5 ms, BenchmarkPage50Of100k). A merge that takes the whole
+// journal deletes the bucket rather than its keys (the keys' deletion
+// and rebalancing were a third of a merge's commit).
 var (
 	mergeDelay      = 5 * time.Second
 	mergeMessages   = int64(8192)
-	mergeMaxRecords = 20000
+	mergeMaxRecords = 40000
 )
 
 // jEntry is one party's record of a journaled message.
 type jEntry struct {
-	user    string
-	id      uint64
-	dir     byte
-	peer    string
+	user string
+	id   uint64
+	dir  byte
+	peer string
 }
 
 type jMsg struct {
