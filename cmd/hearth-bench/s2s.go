@@ -50,7 +50,11 @@ type s2sPair struct {
 	// sent by the senders' server, CPU of the receiving one over the
 	// same window
 	recvCPU float64
-	err     error
+	// sync calls (fsync family, perf) of each server over about the
+	// counted window; -1: not counted (syncErr says why)
+	sendSyncs, recvSyncs int64
+	syncErr              string
+	err                  error
 }
 
 type s2sIdle struct {
@@ -499,7 +503,31 @@ func s2sThroughput(name string, a, b *s2sServer, senders, receivers []*session, 
 	}
 	receivers[0].onMsg.Store(nil)
 	b0 := measure(b.pid())
+	// Syncs of both ends over the counted window (started after the same
+	// warm-up as saturate's window): what each side commits per message.
+	r.sendSyncs, r.recvSyncs = -1, -1
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, x := range []struct {
+		pid int
+		n   *int64
+	}{{a.pid(), &r.sendSyncs}, {b.pid(), &r.recvSyncs}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(so.warm)
+			n, err := countSyncs([]int{x.pid}, so.window)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				r.syncErr = err.Error()
+				return
+			}
+			*x.n = n
+		}()
+	}
 	r.sat = saturate(a.pid(), senders, receivers, so.inflight, so.warm, so.window)
+	wg.Wait()
 	b1 := measure(b.pid())
 	// The receiver's CPU over the whole run (warm-up and drain too):
 	// per message delivered in the window it is an upper bound.
@@ -553,15 +581,24 @@ func s2sSection(b *strings.Builder, o *options, res *s2sResult) {
 		"Throughput: %d pairs, sender i on the first server to receiver i on the second, at most %d messages in flight per pair, counted over %v after %v of warm-up (the link is up before: a first message is awaited). "+
 		"Idle links: one member pings f0, then f1…f%d one after the other; each answer comes back on the remote server's own link, so each remote domain is one connection each way. RssAnon settled (5 samples a second apart within 0.5%%) before and after.\n\n",
 		so.domains, so.pairs, so.inflight, so.window, so.warm, so.domains)
-	b.WriteString("| pair | delivered | window s | msg/s | bad | sender CPU µs/msg | receiver CPU µs/msg (whole run) |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| pair | delivered | window s | msg/s | bad | sender CPU µs/msg | receiver CPU µs/msg (whole run) | sender / receiver syncs per msg |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range res.pairs {
 		if p.err != nil {
-			fmt.Fprintf(b, "| %s | failed: %s | | | | | |\n", p.name, strings.ReplaceAll(p.err.Error(), "|", "/"))
+			fmt.Fprintf(b, "| %s | failed: %s | | | | | | |\n", p.name, strings.ReplaceAll(p.err.Error(), "|", "/"))
 			continue
 		}
 		d := float64(max(p.sat.delivered, 1))
-		fmt.Fprintf(b, "| %s | %d | %.1f | **%.0f** | %d | %.1f | %.1f |\n", p.name, p.sat.delivered, p.sat.window.Seconds(),
-			float64(p.sat.delivered)/p.sat.window.Seconds(), p.sat.bad, p.sat.serverCPU*1e6/d, p.recvCPU*1e6/d)
+		syncs := "n/a"
+		if p.sendSyncs >= 0 && p.recvSyncs >= 0 {
+			syncs = fmt.Sprintf("%.2f / %.2f", float64(p.sendSyncs)/d, float64(p.recvSyncs)/d)
+		}
+		fmt.Fprintf(b, "| %s | %d | %.1f | **%.0f** | %d | %.1f | %.1f | %s |\n", p.name, p.sat.delivered, p.sat.window.Seconds(),
+			float64(p.sat.delivered)/p.sat.window.Seconds(), p.sat.bad, p.sat.serverCPU*1e6/d, p.recvCPU*1e6/d, syncs)
+	}
+	for _, p := range res.pairs {
+		if p.syncErr != "" {
+			fmt.Fprintf(b, "\nSyncs not counted for %s: %s\n", p.name, p.syncErr)
+		}
 	}
 	b.WriteString("\n| server | remote domains | RssAnon before KiB | after KiB | **RssAnon per remote domain KiB** | VmRSS per remote domain KiB | settled |\n|---|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range res.idle {
