@@ -30,6 +30,7 @@ package s2s
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -120,6 +121,13 @@ func (s *S2S) accept(el *stream.Element, authed func(domain string) bool) (cond,
 	s.cfg.Server.Route(rename(el, NSServer, stream.NSClient))
 	return "", ""
 }
+
+// bidiIdle is how long a bidirectional stream may go unused both ways
+// before its reader closes it: IdleTimeout, but not less than twice the
+// queue's confirmation window (queue.go), since what was written in it
+// goes out again if the stream ends first — with a 400 ms IdleTimeout
+// (TestBidiIdle) the same messages were written again every 400 ms.
+func (s *S2S) bidiIdle() time.Duration { return max(s.cfg.IdleTimeout, 2*unconfirmedFor) }
 
 // isStanza reports whether el is a jabber:server stanza.
 func isStanza(el *stream.Element) bool {

@@ -285,3 +285,48 @@ func TestBidiOutbound(t *testing.T) {
 	s.Send("<message from='x@conf.peer.test' to='alice@a.test/r' type='chat' id='p2'><body>forged</body></message>")
 	s.StreamError("invalid-from")
 }
+
+// A bidirectional stream stays open while either side uses it — here only
+// b.test writes on a.test's stream, so b.test reads nothing for longer
+// than its idle time — and is closed once neither side did for the idle
+// time.
+func TestBidiIdle(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	w := newWorld(t)
+	short := func(c *s2s.Config) { c.IdleTimeout = idle }
+	a := w.start(t, "a.test", nil, short)
+	b := w.start(t, "b.test", nil, short)
+	alice, bob := a.login(t, "alice"), b.login(t, "bob")
+	ports := append(a.s2sPorts(), b.s2sPorts()...)
+	alice.Send("<message to='bob@b.test' type='chat' id='first'><body>first</body></message>")
+	expect(t, bob, "alice's message", message("alice@a.test/r", "bob@b.test"))
+	for i := range 8 { // 8 × idle/3: well past the idle time, one way only
+		bob.Send(fmt.Sprintf("<message to='alice@a.test/r' type='chat' id='b%d'><body>%d</body></message>", i, i))
+		expect(t, alice, "bob's message", message("bob@b.test/r", "alice@a.test"))
+		if n := established(t, ports...); n != 1 {
+			t.Fatalf("message %d: %d TCP connections, want the one", i, n)
+		}
+		time.Sleep(idle / 3)
+	}
+	if a.log.has("link ended by peer") || b.log.has("link ended by peer") {
+		t.Error("the stream ended while in use")
+	}
+	// Now idle both ways: closed (not parked for ever) — after at least
+	// twice the queue's 2 s confirmation window, else what was written
+	// last goes out again on a new connection.
+	limit := 8*time.Second + 10*idle
+	deadline := time.Now().Add(limit)
+	for established(t, ports...) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections left %v after the last use", established(t, ports...), limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	alice.Raw.SetReadDeadline(time.Now().Add(5 * idle))
+	if ev, err := alice.P.Next(); err == nil {
+		t.Fatalf("after the close alice got %v %s (written again?)", ev.Kind, ev.El)
+	}
+	if pairs := b.d.S2S().BidiPairs(); len(pairs) != 0 {
+		t.Errorf("b.test still lists %v", pairs)
+	}
+}

@@ -174,7 +174,7 @@ func (x *inConn) serve() {
 		if err != nil {
 			var ne net.Error
 			if x.out != nil && errors.As(err, &ne) && ne.Timeout() && !x.p.Partial() &&
-				time.Since(time.Unix(0, x.out.lastWrite.Load())) < x.s.cfg.IdleTimeout {
+				time.Since(time.Unix(0, x.out.lastWrite.Load())) < x.s.bidiIdle() {
 				continue // idle this way, but we still send on it (bidi.go)
 			}
 			var se *stream.Error

@@ -108,7 +108,7 @@ func (s *S2S) connect(local, domain string) (*link, error) {
 // inbound stream), and the stream ends once idle both ways.
 func (l *link) read(p *stream.Parser) {
 	defer l.end()
-	idle := l.s.cfg.IdleTimeout
+	idle := l.s.bidiIdle()
 	for {
 		if l.bidi {
 			l.c.SetReadDeadline(time.Now().Add(idle))
