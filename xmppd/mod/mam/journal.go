@@ -376,36 +376,63 @@ func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
 
 // merger schedules merges of the journal.
 type merger struct {
-	waiting   atomic.Int64 // messages journaled since the last merge (approximate)
-	scheduled atomic.Bool  // a merge is due or running
+	waiting atomic.Int64 // messages journaled since the last merge began (approximate)
+	running atomic.Bool  // a goroutine is merging
+	timer   atomic.Bool  // a delayed merge is scheduled
 }
 
-// journaled counts a message committed to the journal and schedules the
-// merge it makes due. Called on the commit queue's goroutine: it starts
-// the merge elsewhere.
+// journaled counts a message committed to the journal and starts the
+// merge it makes due: at once past mergeMessages (even while a delayed one
+// is scheduled: one flag for both let the journal grow for mergeDelay
+// after every merge, 100,000 messages in the bench's archive fill, and a
+// query then read them all), else mergeDelay after the first. Called on
+// the commit queue's goroutine: the merge runs elsewhere.
 func (m *mod) journaled() {
 	n := m.merges.waiting.Add(1)
-	if n >= mergeMessages && m.merges.scheduled.CompareAndSwap(false, true) {
-		go m.mergeNow()
+	if n >= mergeMessages {
+		if m.merges.running.CompareAndSwap(false, true) {
+			go m.runMerges()
+		}
 		return
 	}
-	if n == 1 && m.merges.scheduled.CompareAndSwap(false, true) {
-		time.AfterFunc(mergeDelay, m.mergeNow)
+	if n == 1 {
+		m.mergeLater()
 	}
 }
 
-// mergeNow merges the whole journal (in transactions of mergeMaxRecords).
-func (m *mod) mergeNow() {
-	err := m.merge()
-	m.merges.scheduled.Store(false)
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+// mergeLater schedules a merge mergeDelay from now, unless one is.
+func (m *mod) mergeLater() {
+	if !m.merges.timer.CompareAndSwap(false, true) {
 		return
 	}
-	if err != nil {
-		m.srv.Log.Error("mam: journal merge", "err", err)
+	time.AfterFunc(mergeDelay, func() {
+		m.merges.timer.Store(false)
+		if m.merges.running.CompareAndSwap(false, true) {
+			m.runMerges()
+		}
+	})
+}
+
+// runMerges merges until fewer than mergeMessages wait, then leaves the
+// rest to a delayed merge. The caller set merges.running.
+func (m *mod) runMerges() {
+	for {
+		err := m.merge()
+		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+			m.merges.running.Store(false)
+			return
+		}
+		if err != nil {
+			m.srv.Log.Error("mam: journal merge", "err", err)
+			break
+		}
+		if m.merges.waiting.Load() < mergeMessages {
+			break
+		}
 	}
-	if m.merges.waiting.Load() > 0 && m.merges.scheduled.CompareAndSwap(false, true) {
-		time.AfterFunc(mergeDelay, m.mergeNow)
+	m.merges.running.Store(false)
+	if m.merges.waiting.Load() > 0 {
+		m.mergeLater()
 	}
 }
 

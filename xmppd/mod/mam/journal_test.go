@@ -371,3 +371,33 @@ func TestSmallCommitWritesFewPages(t *testing.T) {
 		t.Errorf("a commit of 20 messages wrote %.1f pages", perCommit)
 	}
 }
+
+// Past mergeMessages the journal is merged at once, every time: the
+// journal must not grow for mergeDelay after each merge (the bench's
+// 100,000-message fill was never merged and a page took 173 ms).
+func TestMergeKeepsUp(t *testing.T) {
+	oldDelay, oldN := mergeDelay, mergeMessages
+	mergeDelay, mergeMessages = time.Hour, 30
+	t.Cleanup(func() { mergeDelay, mergeMessages = oldDelay, oldN })
+	r := newRig(t)
+	journaled := func() int {
+		n := 0
+		r.srv.Store.View(func(tx *bolt.Tx) error { n = len(journalOf(tx, "alice")); return nil })
+		return n
+	}
+	for round := range 3 {
+		for i := range 30 {
+			r.chat("bob", "alice", fmt.Sprintf("r%d-%d", round, i))
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for journaled() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d messages still journaled past mergeMessages", round, journaled())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if p := r.query("alice", "", "<max>0</max>"); p.count != "90" {
+		t.Errorf("count %q, want 90", p.count)
+	}
+}

@@ -179,8 +179,7 @@ func Register(srv *server.Server) {
 	time.AfterFunc(sweepEvery, m.tick)
 	// What a previous run journaled and never merged (a stop, kill -9)
 	// is merged soon; it is readable meanwhile.
-	m.merges.scheduled.Store(true)
-	time.AfterFunc(mergeDelay, m.mergeNow)
+	m.mergeLater()
 }
 
 // tick runs one retention step and schedules the next; it stops once the
