@@ -81,7 +81,9 @@ func uploadFirst(h http.Handler, limit int64) http.Handler {
 		if err := r.ParseMultipartForm(maxUploadMemory); err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				page.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The file is larger than the %d MB this form takes. Nothing was changed.", limit>>20))
+				// The limit that cut it (the web server's own, where this
+				// path is not mounted to bound its body itself).
+				page.Error(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The file is larger than the %d MB this form takes. Nothing was changed.", max(1, tooBig.Limit>>20)))
 				return
 			}
 			page.Error(w, r, http.StatusBadRequest, "The form could not be read. Nothing was changed; please try again.")

@@ -42,6 +42,7 @@ async function watch(ctx) {
 }
 
 const text = (page) => page.locator('main').innerText();
+let m;
 try {
   const admin = await browser.newContext(phone);
   const a = await watch(admin);
@@ -57,7 +58,7 @@ try {
   if (!token) throw new Error('no invite on the page: ' + await text(a));
 
   const member = await browser.newContext(phone);
-  const m = await watch(member);
+  m = await watch(member);
   await m.goto(BASE + '/i/' + token + '/join');
   await check(m, 'd-01-join-with-file');
   // A file that is not an account: refused in words, nothing made.
@@ -90,6 +91,7 @@ try {
   result.checks.downloadBytes = doc.length;
 } catch (e) {
   result.error = String(e && e.stack || e);
+  if (m) result.error += '\npage ' + m.url() + ': ' + (await m.locator('body').innerText().catch(() => '?')).slice(0, 600);
 } finally {
   await browser.close();
 }
