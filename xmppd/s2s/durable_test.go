@@ -323,3 +323,24 @@ func TestConfirmedNotResent(t *testing.T) {
 		t.Error("a confirmed message was kept")
 	}
 }
+
+// A presence written just before our own shutdown (inside the link's
+// confirmation window) is not bounced at the shutdown: it went out, and an
+// error would tell its sender it did not.
+func TestShutdownDoesNotBounceWritten(t *testing.T) {
+	w := newWorld(t)
+	b := w.start(t, "b.test", nil, nil)
+	a, stopA := w.startAt(t, "a.test", state.Dir(t.TempDir()), true, nil)
+	alice, bob := a.login(t, "alice"), b.login(t, "bob")
+	alice.Send("<presence to='bob@b.test' type='subscribe'/>")
+	expect(t, bob, "the subscription request", func(el *stream.Element) bool {
+		return el.Local == "presence" && el.Get("type") == "subscribe"
+	})
+	stopA() // within unconfirmedFor of the write
+	if !a.log.has(`msg="s2s: stopping" domain=b.test`) {
+		t.Skip("the link's confirmation window had passed before the shutdown (a slow machine)")
+	}
+	if !a.log.has(`bounced=0 "written before"=1`) {
+		t.Error("the written presence bounced at shutdown")
+	}
+}

@@ -45,6 +45,9 @@ type queued struct {
 	size int
 	id   uint64    // its store record (durable.go); 0: kept in memory only
 	at   time.Time // when it was queued (before a restart, for restored ones)
+	// written: it went out on a link that ended within unconfirmedFor
+	// (so it most likely arrived)
+	written bool
 }
 
 // route is the StanzaRemote hook: queue st for its domain.
@@ -136,10 +139,13 @@ func (s *S2S) putBack(r *remote, q []queued) {
 }
 
 // retire removes r if nothing waits for it; false if stanzas arrived.
+// Also when closing: what waits is released by run (stored, or bounced),
+// not dropped with r (a link that ended as Close closed it lost its
+// queue without a word).
 func (s *S2S) retire(r *remote) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(r.q) > 0 && !s.closed {
+	if len(r.q) > 0 {
 		return false
 	}
 	delete(s.remotes, r.local+" "+r.domain)
@@ -175,17 +181,25 @@ func (s *S2S) bounceOne(x queued, err error) {
 // would have taken); what is kept in memory only bounces as before.
 func (s *S2S) release(r *remote) {
 	q := s.take(r)
-	kept, bounced := 0, 0
+	kept, bounced, written := 0, 0, 0
 	for _, x := range q {
-		if x.id != 0 {
+		switch {
+		case x.id != 0:
 			kept++
-			continue
+		case x.written:
+			// A presence or iq written just before we stopped (the link
+			// ended with us, inside its confirmation window): it most
+			// likely arrived, and an error for it would tell its sender
+			// the opposite. Before the confirmation window, written was
+			// done; it stays so at shutdown.
+			written++
+		default:
+			bounced++
+			s.bounceOne(x, ErrRemoteTimeout)
 		}
-		bounced++
-		s.bounceOne(x, ErrRemoteTimeout)
 	}
 	if len(q) > 0 {
-		s.cfg.Log.Info("s2s: stopping", "domain", r.domain, "kept for the next start", kept, "bounced", bounced)
+		s.cfg.Log.Info("s2s: stopping", "domain", r.domain, "kept for the next start", kept, "bounced", bounced, "written before", written)
 	}
 }
 
@@ -274,6 +288,7 @@ func (s *S2S) serveLink(r *remote, l *link) bool {
 	requeue := func(rest []queued) {
 		back := make([]queued, 0, len(sent)+len(rest))
 		for _, w := range sent {
+			w.x.written = true
 			back = append(back, w.x)
 		}
 		s.putBack(r, append(back, rest...))
