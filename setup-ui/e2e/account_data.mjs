@@ -11,7 +11,7 @@ import { AxeBuilder } from '@axe-core/playwright';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-const { BASE, ADMIN, ADMIN_PASSWORD, OUT, NEW_USER, NEW_PASSWORD, FILE, BAD_FILE } = process.env;
+const { BASE, ADMIN, ADMIN_PASSWORD, OUT, NEW_USER, NEW_PASSWORD, FILE, BAD_FILE, IMPORT_USER } = process.env;
 const result = { pages: [], thirdParty: [], violations: [], checks: {} };
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
@@ -42,10 +42,10 @@ async function watch(ctx) {
 }
 
 const text = (page) => page.locator('main').innerText();
-let m;
+let m, a;
 try {
   const admin = await browser.newContext(phone);
-  const a = await watch(admin);
+  a = await watch(admin);
   await a.goto(BASE + '/login?next=/invite');
   await a.fill('#user', ADMIN);
   await a.fill('#password', ADMIN_PASSWORD);
@@ -89,6 +89,30 @@ try {
   result.checks.downloadHasContacts = doc.includes('romeo@montague.example') && doc.includes('Verona') && doc.includes('nurse@capulet.example');
   result.checks.downloadNewAddress = doc.includes(`name='${NEW_USER}'`) && doc.includes(`jid='hearth.localhost'`) && !doc.includes('juliet');
   result.checks.downloadBytes = doc.length;
+
+  // The admin: every member's data as one file, then members from a
+  // file — the member's own download under a new name (a Hearth → Hearth
+  // round trip on the running box); a file of another domain first,
+  // refused in words.
+  await a.goto(BASE + '/admin/data');
+  await check(a, 'd-04-admin-data');
+  const [all] = await Promise.all([a.waitForEvent('download'), a.click('button:has-text("Download every member")')]);
+  const allDoc = await readFile(await all.path(), 'utf8');
+  result.checks.allMembers = all.suggestedFilename().startsWith('all-members@hearth.localhost-') &&
+    allDoc.includes(`name='${ADMIN}'`) && allDoc.includes(`name='${NEW_USER}'`);
+  await a.setInputFiles('#file', FILE);
+  await a.click('button:has-text("Import the members")');
+  await a.waitForLoadState('load');
+  const other = await text(a);
+  result.checks.otherDomainRefused = other.includes('Nothing was imported') && other.includes("only accounts of this box's own domain");
+  await check(a, 'd-05-admin-import-refused');
+  const renamed = doc.replace(`name='${NEW_USER}'`, `name='${IMPORT_USER}'`);
+  await a.setInputFiles('#file', { name: 'members.xml', mimeType: 'application/xml', buffer: Buffer.from(renamed) });
+  await a.click('button:has-text("Import the members")');
+  await a.waitForLoadState('load');
+  const done = await text(a);
+  result.checks.imported = done.includes('Imported 1 account: ' + IMPORT_USER);
+  await check(a, 'd-06-admin-imported');
 } catch (e) {
   result.error = String(e && e.stack || e);
   if (m) result.error += '\npage ' + m.url() + ': ' + (await m.locator('body').innerText().catch(() => '?')).slice(0, 600);

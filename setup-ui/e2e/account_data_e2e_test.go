@@ -125,7 +125,7 @@ func TestAccountDataInBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, "node", script)
 	cmd.Dir = nd
 	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
-		"OUT="+shots, "NEW_USER=jules", "NEW_PASSWORD=jules rides at dawn", "FILE="+file, "BAD_FILE="+bad)
+		"OUT="+shots, "NEW_USER=jules", "NEW_PASSWORD=jules rides at dawn", "FILE="+file, "BAD_FILE="+bad, "IMPORT_USER=romy")
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.Output()
 	if err != nil {
@@ -144,7 +144,8 @@ func TestAccountDataInBrowser(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Errorf("accessibility: %v", v)
 	}
-	for _, k := range []string{"refusedInWords", "joined", "downloadNamed", "downloadHasContacts", "downloadNewAddress"} {
+	for _, k := range []string{"refusedInWords", "joined", "downloadNamed", "downloadHasContacts", "downloadNewAddress",
+		"allMembers", "otherDomainRefused", "imported"} {
 		if res.Checks[k] != true {
 			t.Errorf("browser check %s: %v (%v)", k, res.Checks[k], res.Checks)
 		}
@@ -152,11 +153,15 @@ func TestAccountDataInBrowser(t *testing.T) {
 	// The new password logs in to the chat (slixmpp), the old one does
 	// not: the file's SCRAM-SHA-1 verifiers were not taken.
 	host, port, _ := strings.Cut(x.c2s, ":")
-	for pw, want := range map[string]string{"jules rides at dawn": "ok", "old prosody password": "refused"} {
+	// romy, imported by the admin from jules's file, has jules's
+	// credentials (the file's, kept by an admin import).
+	for _, c := range []struct{ user, pw, want string }{
+		{"jules", "jules rides at dawn", "ok"}, {"jules", "old prosody password", "refused"}, {"romy", "jules rides at dawn", "ok"},
+	} {
 		out, err := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join(repoRoot(t), "setup-ui", "e2e", "login.py"),
-			host, port, "jules@hearth.localhost", pw, filepath.Join(x.state, "tls", "cert.pem")).CombinedOutput()
-		if lines := strings.Fields(string(out)); err != nil || len(lines) == 0 || lines[len(lines)-1] != want {
-			t.Errorf("slixmpp login with %q: %v, want %s\n%s", pw, err, want, out)
+			host, port, c.user+"@hearth.localhost", c.pw, filepath.Join(x.state, "tls", "cert.pem")).CombinedOutput()
+		if lines := strings.Fields(string(out)); err != nil || len(lines) == 0 || lines[len(lines)-1] != c.want {
+			t.Errorf("slixmpp login as %s with %q: %v, want %s\n%s", c.user, c.pw, err, c.want, out)
 		}
 	}
 	t.Logf("figure: TestAccountDataInBrowser took %s", time.Since(start).Round(100*time.Millisecond))
