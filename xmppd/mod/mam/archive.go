@@ -469,17 +469,25 @@ func (v *view) page(q query) ([]record, bool, error) {
 	// page from both and to know whether more exist.
 	limit := q.max + 1
 	stored := v.scan(lo, hi, q.last, limit, keep)
+	// The journal's in the same direction, up to limit.
 	var journaled []record
-	for _, r := range v.journal() {
-		if r.id >= lo && r.id <= hi && keep(r) {
-			journaled = append(journaled, r)
+	jr := v.journal()
+	from, _ := slices.BinarySearchFunc(jr, lo, func(r record, id uint64) int { return cmpU64(r.id, id) })
+	if !q.last {
+		for _, r := range jr[from:] {
+			if r.id > hi || len(journaled) >= limit {
+				break
+			}
+			if keep(r) {
+				journaled = append(journaled, r)
+			}
 		}
-	}
-	if q.last {
-		slices.Reverse(journaled)
-	}
-	if len(journaled) > limit {
-		journaled = journaled[:limit]
+	} else {
+		for i := len(jr) - 1; i >= from && len(journaled) < limit; i-- {
+			if r := jr[i]; r.id <= hi && keep(r) {
+				journaled = append(journaled, r)
+			}
+		}
 	}
 	before := func(a, b record) bool { return a.id < b.id != q.last }
 	var out []record

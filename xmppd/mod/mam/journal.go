@@ -60,7 +60,7 @@ const journalVersion = 1
 // and rebalancing were a third of a merge's commit).
 var (
 	mergeDelay      = 5 * time.Second
-	mergeMessages   = int64(8192)
+	mergeMessages   = int64(4096)
 	mergeMaxRecords = 40000
 )
 
@@ -179,11 +179,14 @@ const journalValueMax = 1900
 // decodeJournal calls fn with every record of one journal value; the
 // record's XML points into v.
 func decodeJournal(v []byte, fn func(user []byte, r record)) error {
-	return decodeJournalWith(v, func(b []byte) string { return string(b) }, fn)
+	return decodeJournalWith(v, nil, func(b []byte) string { return string(b) }, fn)
 }
 
-// decodeJournalWith is decodeJournal with the peers' strings made by str.
-func decodeJournalWith(v []byte, str func([]byte) string, fn func(user []byte, r record)) error {
+// decodeJournalWith is decodeJournal with the peers' strings made by str,
+// and only for the records of only when it is not nil (a query reads the
+// whole journal for one account's records: the others' peers are never
+// made into strings).
+func decodeJournalWith(v, only []byte, str func([]byte) string, fn func(user []byte, r record)) error {
 	if len(v) == 0 || v[0] != journalVersion {
 		return errBadRecord
 	}
@@ -212,8 +215,12 @@ func decodeJournalWith(v []byte, str func([]byte) string, fn func(user []byte, r
 			if w <= 0 || uint64(len(p)-w) < l {
 				return errBadRecord
 			}
-			r.peer = str(p[w : w+int(l)])
+			peer := p[w : w+int(l)]
 			p = p[w+int(l):]
+			if only != nil && !bytes.Equal(user, only) {
+				continue
+			}
+			r.peer = str(peer)
 			ps = append(ps, party{user, r})
 		}
 		l, w := binary.Uvarint(p)
@@ -236,17 +243,23 @@ func journalOf(tx *bolt.Tx, user string) []record {
 	if j == nil {
 		return nil
 	}
-	var out []record
+	out := make([]record, 0, 64)
 	u := []byte(user)
+	var last string // the same peer again and again: one string
+	str := func(b []byte) string {
+		if string(b) != last {
+			last = string(b)
+		}
+		return last
+	}
 	c := j.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		_ = decodeJournal(v, func(owner []byte, r record) {
-			if bytes.Equal(owner, u) {
-				out = append(out, r)
-			}
-		})
+		_ = decodeJournalWith(v, u, str, func(_ []byte, r record) { out = append(out, r) })
 	}
-	slices.SortFunc(out, func(a, b record) int { return cmpU64(a.id, b.id) })
+	byID := func(a, b record) int { return cmpU64(a.id, b.id) }
+	if !slices.IsSortedFunc(out, byID) {
+		slices.SortFunc(out, byID)
+	}
 	return out
 }
 
@@ -288,7 +301,7 @@ func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
 			break
 		}
 		keys = append(keys, slices.Clone(k))
-		err := decodeJournalWith(v, str, func(user []byte, r record) {
+		err := decodeJournalWith(v, nil, str, func(user []byte, r record) {
 			u, ok := index[string(user)]
 			if !ok {
 				u = len(users)
