@@ -50,6 +50,11 @@ func (d *Daemon) importData(r io.Reader) (setupui.ImportResult, error) {
 		return setupui.ImportResult{}, err
 	}
 	d.imported(rep)
+	// They are new members as much as ones the admin API makes: the
+	// members' room counts them and offers itself (muc, circlerooms.go).
+	for _, u := range rep.Users {
+		server.AccountRegistered.Fire(d.Server, server.Registration{User: u})
+	}
 	return importResult(rep), nil
 }
 

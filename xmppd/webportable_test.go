@@ -13,6 +13,7 @@ import (
 	setupui "github.com/hearthchat/hearth/setup-ui"
 	"github.com/hearthchat/hearth/xmppd/mod/invites"
 	"github.com/hearthchat/hearth/xmppd/mod/roster"
+	"github.com/hearthchat/hearth/xmppd/server"
 )
 
 // oldServerDoc is one account as another server exports it: its own
@@ -146,12 +147,17 @@ func TestAdminImportRunning(t *testing.T) {
 	if _, err := d.importData(strings.NewReader(other)); !errors.As(err, &ie) || !strings.Contains(ie.Reason, "only accounts of this box's own domain") {
 		t.Fatalf("another domain: %v", err)
 	}
+	var registered []string
+	server.AccountRegistered.On(d.Server, func(r server.Registration) { registered = append(registered, r.User) })
 	res, err := d.importData(strings.NewReader(doc))
 	if err != nil || len(res.Users) != 1 || res.Users[0] != "dora" {
 		t.Fatalf("import: %+v %v", res, err)
 	}
 	if !d.Server.Blocks("dora", jid.MustParse("bob@hearth.localhost")) {
 		t.Fatal("the imported block list is not enforced by the running server")
+	}
+	if len(registered) != 1 || registered[0] != "dora" {
+		t.Errorf("AccountRegistered fired for %v, want [dora] (the members' room and default room offer follow it)", registered)
 	}
 	dial(t, d, "dora", "the-old-password") // the file's credentials, here kept
 
