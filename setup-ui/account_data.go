@@ -37,14 +37,16 @@ type ImportError struct{ Reason string }
 func (e *ImportError) Error() string { return e.Reason }
 
 // Upload limits. The form is parsed whole before the CSRF check can run
-// (page.Protect reads the token from the parsed form), so the file goes to
-// a temporary file (past maxUploadMemory) and is bounded here; both are
-// far above an account with years of chat (about 250 bytes a message in
-// the file: 100,000 messages are ~25 MB) and below the import's own
-// bound (xmppd/portable.DefaultMaxBytes).
+// (page.Protect reads the token from the parsed form), so the file is
+// spooled by net/http to $TMPDIR past maxUploadMemory — on the box that is
+// RAM (a tmpfs, see appliance/backup), so the limit is what the box can
+// hold for a moment, not the import's own bound
+// (xmppd/portable.DefaultMaxBytes, 256 MiB). 64 MB is an account with
+// ~250,000 archived messages (about 250 bytes each in the file); a larger
+// whole-server file goes through `xmppd import` on the box.
 const (
 	maxJoinData     = 64 << 20
-	maxAdminImport  = 192 << 20
+	maxAdminImport  = 64 << 20
 	maxUploadMemory = 1 << 20
 )
 
