@@ -382,6 +382,12 @@ func (s *S2S) authenticate(oc *outConn, domain string) (method string, err error
 		if el.Space != NSDialback || el.Local != "result" {
 			continue // nothing else is expected before the answer
 		}
+		// The answer must be for the pair we asked about (XEP-0220 §2.1.3;
+		// XEP-0288 §5 warns of exactly this on bidirectional streams): a
+		// "valid" for another pair authenticates nothing we sent.
+		if !strings.EqualFold(el.Get("from"), domain) || !strings.EqualFold(el.Get("to"), oc.local) {
+			return "", fmt.Errorf("peer answered dialback for %s → %s, not %s → %s", el.Get("to"), el.Get("from"), oc.local, domain)
+		}
 		switch el.Get("type") {
 		case "valid":
 			return "dialback", nil
