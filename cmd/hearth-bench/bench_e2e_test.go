@@ -59,7 +59,7 @@ func TestQuickBenchHearth(t *testing.T) {
 		"group chat: deliveries per server CPU-second", "group chat: syncs per message at saturation",
 		"group chat: latency p50 to the 10th receipt at 10 msg/s", "group chat: latency p99 to the 10th receipt at 10 msg/s",
 		"group chat: failures at 10 msg/s", "group chat: RssAnon per idle occupant beyond its session's (100 in rooms of 25)",
-		"group chat: RssAnon per idle session, for scale (100)",
+		"group chat: RssAnon per idle occupant over the second half's joins", "group chat: RssAnon per idle session, for scale (100)",
 		"group chat: join a room with 100 archived messages (history 20)", "group chat: then the last 50 from the room's archive",
 		"PEP: publish to the 10th contact's notification, p50", "PEP: publish to the 10th contact's notification, p99",
 		"PEP: server CPU per notification",

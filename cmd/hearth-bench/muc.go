@@ -652,6 +652,8 @@ type idleOccResult struct {
 	n, rooms, perRoom     int
 	anonRest, anonSess    int64 // KiB, settled
 	anonOcc               int64 // KiB, settled after the joins
+	half                  int   // occupants in the first half of the rooms
+	anonHalf              int64 // KiB, settled after the first half joined
 	rssSess, rssOcc       int64 // VmRSS beside them, KiB
 	joinAll               time.Duration
 	settleSess, settleOcc time.Duration // time RssAnon took to settle
@@ -660,6 +662,12 @@ type idleOccResult struct {
 
 func (x idleOccResult) perOccKB() float64 {
 	return float64(x.anonOcc-x.anonSess) / float64(max(x.n, 1))
+}
+
+// marginalKB is the growth over the second half's occupants: one more
+// idle occupant's cost on a server that has been through a join burst.
+func (x idleOccResult) marginalKB() float64 {
+	return float64(x.anonOcc-x.anonHalf) / float64(max(x.n-x.half, 1))
 }
 
 func (x idleOccResult) perSessKB() float64 {
@@ -719,44 +727,67 @@ func idleOccupantsPhase(o *options, name string, pid int, l *loader, first int, 
 	}
 	service := "groups." + o.domain
 	room := func(k int) string { return "bench-idle" + strconv.Itoa(k) + "@" + service }
-	t0 := time.Now()
-	for k := 0; k < x.rooms; k++ {
-		if _, err := createRoom(name, ss[k*x.perRoom], room(k)); err != nil {
-			return err
-		}
-	}
-	var next atomic.Int64
-	errs := make(chan error, 8)
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(ss) {
-					return
-				}
-				if i%x.perRoom == 0 {
-					continue // the room's owner, joined when it made it
-				}
-				if err := presenceTo(ss[i], room(i/x.perRoom), "o"+strconv.Itoa(i), "<x xmlns='"+nsMUC+"'><history maxstanzas='0'/></x>", false, 30*time.Second); err != nil {
-					errs <- err
-					return
-				}
+	// The rooms are joined in two halves, RssAnon settled after each:
+	// the second half's growth over its occupants is the cost of one
+	// more idle occupant once the server has been through a join burst
+	// (a heap that grew for the first burst's garbage stays grown, a
+	// fixed cost that the figure over all N spreads across them).
+	join := func(from, to int) error {
+		for k := from / x.perRoom; k*x.perRoom < to; k++ {
+			if _, err := createRoom(name, ss[k*x.perRoom], room(k)); err != nil {
+				return err
 			}
-		}()
+		}
+		var next atomic.Int64
+		next.Store(int64(from))
+		errs := make(chan error, 8)
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= to {
+						return
+					}
+					if i%x.perRoom == 0 {
+						continue // the room's owner, joined when it made it
+					}
+					if err := presenceTo(ss[i], room(i/x.perRoom), "o"+strconv.Itoa(i), "<x xmlns='"+nsMUC+"'><history maxstanzas='0'/></x>", false, 30*time.Second); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return fmt.Errorf("idle occupants joining: %w", err)
+		}
+		return nil
 	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return fmt.Errorf("idle occupants joining: %w", err)
+	x.half = (x.rooms / 2) * x.perRoom
+	t0 := time.Now()
+	if err := join(0, x.half); err != nil {
+		return err
 	}
 	x.joinAll = time.Since(t0)
-	x.anonOcc, x.rssOcc, x.settleOcc, ok = settledAnon(pid, 45*time.Second)
+	var took time.Duration
+	x.anonHalf, _, took, ok = settledAnon(pid, 45*time.Second)
 	x.unsettled = x.unsettled || !ok
-	log.Printf("%s: %d idle occupants in %d rooms of %d (joined in %v): RssAnon %d KiB, settled in %v: %.2f KiB per occupant, %.2f per session",
-		name, x.n, x.rooms, x.perRoom, x.joinAll.Round(time.Millisecond), x.anonOcc, x.settleOcc.Round(time.Second), x.perOccKB(), x.perSessKB())
+	t1 := time.Now()
+	if err := join(x.half, len(ss)); err != nil {
+		return err
+	}
+	x.joinAll += time.Since(t1)
+	x.settleOcc = took
+	x.anonOcc, x.rssOcc, took, ok = settledAnon(pid, 45*time.Second)
+	x.settleOcc = max(x.settleOcc, took)
+	x.unsettled = x.unsettled || !ok
+	log.Printf("%s: %d idle occupants in %d rooms of %d (joined in %v): RssAnon %d KiB (%d after the first %d), settled in %v: %.2f KiB per occupant, %.2f over the second %d, %.2f per session",
+		name, x.n, x.rooms, x.perRoom, x.joinAll.Round(time.Millisecond), x.anonOcc, x.anonHalf, x.half, x.settleOcc.Round(time.Second), x.perOccKB(), x.marginalKB(), x.n-x.half, x.perSessKB())
 	if o.idleHold > 0 {
 		log.Printf("%s: holding %d sessions before and after the joins for %v each (server pid %d)", name, x.n, o.idleHold, pid)
 		time.Sleep(o.idleHold)
