@@ -119,8 +119,9 @@ func (d *Daemon) startS2S() error {
 	return nil
 }
 
-// stopS2S ends federation; stanzas still queued bounce to their senders
-// while the router still runs.
+// stopS2S ends federation: queued messages stay stored for the next start
+// (s2s/durable.go); queued presence and iqs bounce to their senders while
+// the router still runs.
 func (d *Daemon) stopS2S() {
 	if d.s2s.fed != nil {
 		d.s2s.fed.Close()

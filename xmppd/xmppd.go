@@ -220,6 +220,12 @@ func Start(opts Options) (*Daemon, error) {
 	if opts.C2STune != nil {
 		opts.C2STune(&cfg)
 	}
+	// Federation before the clients' listeners: a member's first message
+	// to another server must find it running (it bounced with
+	// remote-server-not-found when sent in between).
+	if err := d.startS2S(); err != nil { // mods_s2s.go
+		return fail(err)
+	}
 	d.C2S = c2s.New(cfg)
 	d.mountWebSocket(cfg) // webws.go
 	for _, l := range []struct {
@@ -251,9 +257,6 @@ func Start(opts Options) (*Daemon, error) {
 			defer d.wg.Done()
 			l.serve(ln)
 		}()
-	}
-	if err := d.startS2S(); err != nil { // mods_s2s.go
-		return fail(err)
 	}
 	if err := d.startAdmin(); err != nil {
 		return fail(err)
@@ -343,7 +346,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		d.C2S.Shutdown(timeout)
 	}
-	d.stopS2S() // queued stanzas bounce while the router still runs
+	d.stopS2S() // queued messages stay stored for the next start; presence and iqs bounce while the router still runs
 	// Sessions still waiting for resumption (XEP-0198) end now: what they
 	// hold goes to offline storage before the database closes.
 	d.Server.Router.All(d.Server.EndSession)
