@@ -14,13 +14,18 @@ import (
 // XEP-0220 §2.1.3 / XEP-0288 §5: the receiving server's answer must name
 // the pair we asked about. A "valid" for another pair must not let our
 // stanzas out on the stream.
-func TestDialbackAnswerForAnotherPair(t *testing.T) {
+// handPeer starts a.test, has alice send x@peer.test a message (id o1),
+// and plays peer.test by hand on the stream a.test opens: STARTTLS, then
+// dialback and bidi offered; it returns once a.test has asked for bidi and
+// sent its db:result.
+func handPeer(t *testing.T) (alice, s *xmpptest.Client) {
+	t.Helper()
 	w := newWorld(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	w.dns.SRV(t, "xmpp-server", "peer.test", 0, 0, ln.Addr().(*net.TCPAddr).Port, "xmpp.peer.test")
 	w.dns.Host(t, "xmpp.peer.test", "127.0.0.1")
 	dir := t.TempDir()
@@ -30,7 +35,7 @@ func TestDialbackAnswerForAnotherPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := w.start(t, "a.test", nil, func(c *s2s.Config) { c.NoClientCert = true })
-	alice := a.login(t, "alice")
+	alice = a.login(t, "alice")
 	alice.Send("<message to='x@peer.test' type='chat' id='o1'><body>hello</body></message>")
 
 	// peer.test, literally: STARTTLS, then dialback and bidi offered.
@@ -39,7 +44,7 @@ func TestDialbackAnswerForAnotherPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { raw.Close() })
-	s := &xmpptest.Client{T: t, Raw: raw, C: raw, P: stream.NewParser(raw, stream.PostAuthLimits)}
+	s = &xmpptest.Client{T: t, Raw: raw, C: raw, P: stream.NewParser(raw, stream.PostAuthLimits)}
 	header := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='peer.test' to='a.test' id='s1' version='1.0'>"
 	if ev, err := s.Next(); err != nil || ev.Kind != stream.Open {
 		t.Fatalf("header: %v", err)
@@ -61,6 +66,11 @@ func TestDialbackAnswerForAnotherPair(t *testing.T) {
 	if el := s.El(); el.Local != "result" || el.Get("from") != "a.test" {
 		t.Fatalf("want db:result, got %s", el)
 	}
+	return alice, s
+}
+
+func TestDialbackAnswerForAnotherPair(t *testing.T) {
+	_, s := handPeer(t)
 	s.Send("<db:result from='other.test' to='a.test' type='valid'/>")
 	for {
 		ev, err := s.Next()
