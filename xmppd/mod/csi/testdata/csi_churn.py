@@ -6,36 +6,23 @@ presence 10 times. Run by csi_e2e_test.go with Debian's /usr/bin/python3
 "FAIL: ..." with the recent XML and exits 1.
 """
 
-import argparse
 import asyncio
-import collections
-import logging
+import os
 import sys
 
-import slixmpp
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
+import slixtest  # noqa: E402
+from slixtest import Fail, parser, run  # noqa: E402
 
 TIMEOUT = 20
 CONTACTS = 20
 TOGGLES = 10
 
-LOG = collections.deque(maxlen=60)
 
-
-class Keep(logging.Handler):
-    def emit(self, record):
-        LOG.append(self.format(record))
-
-
-class Fail(Exception):
-    pass
-
-
-class Client(slixmpp.ClientXMPP):
+class Client(slixtest.Client):
     def __init__(self, args, user):
-        super().__init__("%s@%s/e2e" % (user, args.domain), user + "-pw", sasl_mech="SCRAM-SHA-256")
-        self.ca_certs = args.ca
-        self.register_plugin("xep_0199")
-        self.register_plugin("xep_0352")
+        super().__init__("%s@%s/e2e" % (user, args.domain), user + "-pw", args.ca,
+                         plugins=["xep_0199", "xep_0352"], timeout=TIMEOUT)
         self.stanzas = []  # every presence and message, in arrival order
         self.changed = asyncio.Event()
 
@@ -44,27 +31,9 @@ class Client(slixmpp.ClientXMPP):
             self.changed.set()
         self.add_event_handler("presence", keep)
         self.add_event_handler("message", keep)
-        # slixmpp 1.8 only knows tls-unique, which TLS 1.3 lacks: log in
-        # without channel binding, as many clients do.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
 
     async def login(self, port):
-        started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
-        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
-        try:
-            await asyncio.wait_for(started, TIMEOUT)
-        except asyncio.TimeoutError:
-            raise Fail("%s: no session" % self.boundjid)
+        await self.start(port)
         await self.get_roster()
 
     async def until(self, what, pred):
@@ -152,26 +121,5 @@ async def scenario(args):
     await asyncio.sleep(0.1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--domain", required=True)
-    ap.add_argument("--ca", required=True)
-    args = ap.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(scenario(args), 120))
-    except Exception as e:
-        print("FAIL: %s: %s" % (type(e).__name__, e))
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
-
-
 if __name__ == "__main__":
-    main()
+    run(scenario, parser().parse_args(), timeout=120, lines=60)

@@ -9,18 +9,17 @@ bundles. Run by slixmpp_e2e_test.go with Debian's /usr/bin/python3.
 Prints "OK" and exits 0, or "FAIL: ..." with the recent XML and exits 1.
 """
 
-import argparse
 import asyncio
-import collections
-import logging
+import os
 import sys
 
-import slixmpp
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 
-TIMEOUT = 10
-LOG = collections.deque(maxlen=60)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
+import slixtest  # noqa: E402
+from slixtest import TIMEOUT, Fail, check, parser, run  # noqa: E402
+
 AXOLOTL = "eu.siacs.conversations.axolotl"
 DEVICELIST = AXOLOTL + ".devicelist"
 OMEMO2 = "urn:xmpp:omemo:2"
@@ -29,49 +28,12 @@ BUNDLES2 = OMEMO2 + ":bundles"
 PUBOPTS = "http://jabber.org/protocol/pubsub#publish-options"
 
 
-class Keep(logging.Handler):
-    def emit(self, record):
-        LOG.append(self.format(record))
-
-
-class Fail(Exception):
-    pass
-
-
-def check(ok, what):
-    if not ok:
-        raise Fail(what)
-
-
-class Client(slixmpp.ClientXMPP):
+class Client(slixtest.Client):
     def __init__(self, user, args):
-        super().__init__("%s@%s/e2e" % (user, args.domain), user + "-pw", sasl_mech="SCRAM-SHA-256")
-        self.ca_certs = args.ca
-        for p in ("xep_0004", "xep_0030", "xep_0060", "xep_0115", "xep_0163"):
-            self.register_plugin(p)
-        self.events = asyncio.Queue()
+        super().__init__("%s@%s/e2e" % (user, args.domain), user + "-pw", args.ca,
+                         plugins=["xep_0004", "xep_0030", "xep_0060", "xep_0115", "xep_0163"])
+        self.events = self.queue("pubsub_publish")
         self.held = []
-        self.add_event_handler("pubsub_publish", lambda msg: self.events.put_nowait(msg))
-        # slixmpp 1.8 only knows tls-unique, which TLS 1.3 lacks.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
-
-    async def login(self, port):
-        started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
-        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
-        try:
-            await asyncio.wait_for(started, TIMEOUT)
-        except asyncio.TimeoutError:
-            raise Fail("no session")
 
     def options(self, **fields):
         form = self["xep_0004"].make_form("submit")
@@ -115,8 +77,8 @@ def bundle(ns, text):
 
 async def scenario(args):
     alice, bob = Client("alice", args), Client("bob", args)
-    await alice.login(args.port)
-    await bob.login(args.port)
+    await alice.start(args.port)
+    await bob.start(args.port)
     a = alice.boundjid.bare
     opts = alice.options(access_model="open")
     # Conversations' publications: device list and bundle, both generations.
@@ -168,26 +130,5 @@ async def scenario(args):
     await asyncio.sleep(0.1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--domain", required=True)
-    ap.add_argument("--ca", required=True)
-    args = ap.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(scenario(args), 60))
-    except Exception as e:
-        print("FAIL: %s: %s" % (type(e).__name__, e))
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
-
-
 if __name__ == "__main__":
-    main()
+    run(scenario, parser().parse_args(), lines=60)
