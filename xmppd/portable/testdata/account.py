@@ -11,62 +11,17 @@
 Prints "OK" or "FAIL: ..." with the recent XML.
 """
 
-import argparse
-import asyncio
-import collections
-import logging
+import os
 import sys
 
-import slixmpp
 from slixmpp.xmlstream import ET
 
-TIMEOUT = 10
-LOG = collections.deque(maxlen=60)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../internal/xmpptest"))
+from slixtest import TIMEOUT, Client, check, parser, run  # noqa: E402
+
 BODIES = ["history %d: O Romeo, Romeo" % i for i in range(1, 4)]
 NS_PREFS = "urn:example:prefs"
 AVATAR = b"\x89PNG not really an avatar"
-
-
-class Keep(logging.Handler):
-    def emit(self, record):
-        LOG.append(self.format(record))
-
-
-class Fail(Exception):
-    pass
-
-
-def check(ok, what):
-    if not ok:
-        raise Fail(what)
-
-
-class Client(slixmpp.ClientXMPP):
-    def __init__(self, args):
-        super().__init__("%s@%s/e2e" % (args.user, args.domain), args.password, sasl_mech=args.mech)
-        self.ca_certs = args.ca
-        for p in ("xep_0030", "xep_0049", "xep_0054", "xep_0059", "xep_0060", "xep_0084", "xep_0297", "xep_0313"):
-            self.register_plugin(p)
-        # slixmpp 1.8 knows only tls-unique, which TLS 1.3 does not have.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
-
-    async def login(self, port):
-        started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
-        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
-        try:
-            await asyncio.wait_for(started, TIMEOUT)
-        except asyncio.TimeoutError:
-            raise Fail("no session")
 
 
 async def fill(c, args):
@@ -128,9 +83,10 @@ async def check_account(c, args):
     check(bodies == BODIES, "archive %r" % bodies)
 
 
-async def main(args):
-    c = Client(args)
-    await c.login(args.port)
+async def scenario(args):
+    c = Client("%s@%s/e2e" % (args.user, args.domain), args.password, args.ca, mech=args.mech,
+               plugins=["xep_0030", "xep_0049", "xep_0054", "xep_0059", "xep_0060", "xep_0084", "xep_0297", "xep_0313"])
+    await c.start(args.port)
     try:
         if args.phase == "fill":
             await fill(c, args)
@@ -141,26 +97,12 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("phase", choices=["fill", "check"])
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--domain", required=True)
-    p.add_argument("--ca", required=True)
     p.add_argument("--user", default="juliet")
     p.add_argument("--password", default="juliet-pw")
     p.add_argument("--mech", default="SCRAM-SHA-1")
     p.add_argument("--no-ask", action="store_true", help="the importer drops pending requests (ejabberd 23.01's import_piefxis)")
     p.add_argument("--no-pep", action="store_true", help="the exporter carries no PEP (ejabberd 23.01's piefxis)")
     p.add_argument("--no-archive", action="store_true", help="the export carried no archive (ejabberd 23.01's)")
-    args = p.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    try:
-        asyncio.run(asyncio.wait_for(main(args), 40))
-    except (Fail, asyncio.TimeoutError, slixmpp.exceptions.IqError, slixmpp.exceptions.IqTimeout) as e:
-        print("FAIL: %r" % e)
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
+    run(scenario, p.parse_args(), timeout=40, lines=60)

@@ -6,34 +6,18 @@ slixmpp_e2e_test.go with Debian's /usr/bin/python3 (python3-slixmpp).
 Prints "OK" and exits 0, or "FAIL: ..." with the recent XML and exits 1.
 """
 
-import argparse
 import asyncio
-import collections
 import datetime
-import logging
+import os
 import re
 import sys
 
-import slixmpp
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ElementBase, ET
 
-TIMEOUT = 10
-LOG = collections.deque(maxlen=80)
-
-
-class Keep(logging.Handler):
-    def emit(self, record):
-        LOG.append(self.format(record))
-
-
-class Fail(Exception):
-    pass
-
-
-def check(ok, what):
-    if not ok:
-        raise Fail(what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
+import slixtest  # noqa: E402
+from slixtest import TIMEOUT, Fail, check, parser, run  # noqa: E402
 
 
 class Prefs(ElementBase):
@@ -45,42 +29,19 @@ class Prefs(ElementBase):
     sub_interfaces = interfaces
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(slixtest.Client):
     def __init__(self, args, user, password):
-        super().__init__("%s@%s/e2e" % (user, args.domain), password, sasl_mech="SCRAM-SHA-256")
-        self.ca_certs = args.ca
-        for p in ("xep_0030", "xep_0115", "xep_0128", "xep_0199", "xep_0092", "xep_0202",
-                  "xep_0054", "xep_0049", "xep_0012"):
-            self.register_plugin(p)
+        super().__init__("%s@%s/e2e" % (user, args.domain), password, args.ca,
+                         plugins=["xep_0030", "xep_0115", "xep_0128", "xep_0199", "xep_0092", "xep_0202",
+                                  "xep_0054", "xep_0049", "xep_0012"])
         self["xep_0049"].register(Prefs)
         self.server_caps = asyncio.get_event_loop().create_future()
         self.add_event_handler("entity_caps", self._caps)
-        # slixmpp 1.8 only knows tls-unique, which TLS 1.3 lacks: log in
-        # without channel binding, as many clients do.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
 
     def _caps(self, pres):
         # The caps stream feature arrives as a presence from the domain.
         if pres["from"] == self.boundjid.domain and not self.server_caps.done():
             self.server_caps.set_result(pres["caps"])
-
-    async def login(self, port):
-        started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
-        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
-        try:
-            await asyncio.wait_for(started, TIMEOUT)
-        except asyncio.TimeoutError:
-            raise Fail("%s: no session" % self.boundjid)
 
 
 async def expect_error(coro, cond, what):
@@ -97,9 +58,9 @@ async def scenario(args):
     domain = args.domain
     alice_jid = "alice@" + domain
     alice = Client(args, "alice", args.alice)
-    await alice.login(args.port)
+    await alice.start(args.port)
     bob = Client(args, "bob", args.bob)
-    await bob.login(args.port)
+    await bob.start(args.port)
 
     # XEP-0030 + XEP-0157: the server's identity, features and contacts.
     iq = await alice["xep_0030"].get_info(jid=domain, cached=False, timeout=TIMEOUT)
@@ -196,29 +157,9 @@ async def scenario(args):
     await asyncio.sleep(0.1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--domain", required=True)
-    ap.add_argument("--ca", required=True)
+if __name__ == "__main__":
+    ap = parser()
     ap.add_argument("--alice", required=True)
     ap.add_argument("--bob", required=True)
     ap.add_argument("--version", required=True)
-    args = ap.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(scenario(args), 60))
-    except Exception as e:
-        print("FAIL: %s: %s" % (type(e).__name__, e))
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
-
-
-if __name__ == "__main__":
-    main()
+    run(scenario, ap.parse_args())

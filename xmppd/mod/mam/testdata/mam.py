@@ -16,67 +16,27 @@ test (mam_e2e_test.go) can restart xmppd between phases:
 Prints "OK" or "FAIL: ...".
 """
 
-import argparse
 import asyncio
 import collections
-import logging
+import os
 import sys
 
-import slixmpp
-
-TIMEOUT = 10
-LOG = collections.deque(maxlen=80)
-
-
-class Keep(logging.Handler):
-    def emit(self, record):
-        LOG.append(self.format(record))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
+import slixtest  # noqa: E402
+from slixtest import TIMEOUT, check, parser, run  # noqa: E402
 
 
-class Fail(Exception):
-    pass
-
-
-def check(ok, what):
-    if not ok:
-        raise Fail(what)
-
-
-class Client(slixmpp.ClientXMPP):
+class Client(slixtest.Client):
     def __init__(self, user, resource, args, sm=False):
-        super().__init__("%s@%s/%s" % (user, args.domain, resource), user + "-pw", sasl_mech="SCRAM-SHA-256")
-        self.ca_certs = args.ca
-        for p in ("xep_0030", "xep_0059", "xep_0297", "xep_0313", "xep_0359"):
-            self.register_plugin(p)
-        if sm:
-            self.register_plugin("xep_0198")
+        super().__init__("%s@%s/%s" % (user, args.domain, resource), user + "-pw", args.ca,
+                         plugins=["xep_0030", "xep_0059", "xep_0297", "xep_0313", "xep_0359"] + (["xep_0198"] if sm else []))
         self.live = asyncio.Queue()
         self.add_event_handler("message", self._message)
-        # slixmpp 1.8 knows only tls-unique, which TLS 1.3 does not have.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
 
     def _message(self, msg):
         # Archive results come as messages too; only chat messages count.
         if msg["body"] and msg.xml.find("{urn:xmpp:mam:2}result") is None:
             self.live.put_nowait(msg)
-
-    async def login(self, port):
-        started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
-        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
-        try:
-            await asyncio.wait_for(started, TIMEOUT)
-        except asyncio.TimeoutError:
-            raise Fail("no session")
 
     async def archive(self, reverse=False, after=None):
         """Every archived message as (stanza-id, body), paged 50 at a time
@@ -107,7 +67,7 @@ class Client(slixmpp.ClientXMPP):
 
 async def send(args, bodies):
     bob = Client("bob", "b", args)
-    await bob.login(args.port)
+    await bob.start(args.port)
     for b in bodies:
         bob.send_message(mto="alice@%s" % args.domain, mbody=b, mtype="chat")
     # An iq is answered only after everything sent before it is stored.
@@ -121,7 +81,7 @@ async def phase_send(args):
 
 async def phase_page(args):
     alice = Client("alice", "pager", args)
-    await alice.login(args.port)
+    await alice.start(args.port)
     want = ["p%d" % i for i in range(1, args.n + 1)]
     fwd = await alice.archive()
     check([b for _, b in fwd] == want, "forward paging: %s" % [b for _, b in fwd][:10])
@@ -134,7 +94,7 @@ async def phase_page(args):
 
 async def phase_window(args):
     phone = Client("alice", "phone", args, sm=True)
-    await phone.login(args.port)
+    await phone.start(args.port)
     old = await phone.archive()
     check(len(old) >= args.n, "catch-up: %d archived" % len(old))
     last = old[-1][0]
@@ -152,7 +112,7 @@ async def phase_window(args):
     await asyncio.sleep(args.window + 1.5)  # past the resume window
 
     back = Client("alice", "phone2", args, sm=True)
-    await back.login(args.port)
+    await back.start(args.port)
     missed = await back.archive(after=last)
     back.send_presence()
     offline = await back.drain()
@@ -166,27 +126,16 @@ async def phase_window(args):
     back.disconnect()
 
 
-async def main(args):
-    phases = {"send": phase_send, "page": phase_page, "window": phase_window}
-    try:
-        await asyncio.wait_for(phases[args.phase](args), 90)
-    except (Fail, asyncio.TimeoutError, slixmpp.exceptions.IqError, slixmpp.exceptions.IqTimeout) as e:
-        print("FAIL: %r" % e)
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
+PHASES = {"send": phase_send, "page": phase_page, "window": phase_window}
+
+
+async def scenario(args):
+    await PHASES[args.phase](args)
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--domain", required=True)
-    p.add_argument("--ca", required=True)
-    p.add_argument("--n", type=int, default=120)
-    p.add_argument("--window", type=float, default=2)
-    p.add_argument("phase")
-    args = p.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=logging.DEBUG, handlers=[h])
-    asyncio.run(main(args))
+    ap = parser()
+    ap.add_argument("--n", type=int, default=120)
+    ap.add_argument("--window", type=float, default=2)
+    ap.add_argument("phase")
+    run(scenario, ap.parse_args(), timeout=90)
