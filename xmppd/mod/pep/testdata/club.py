@@ -10,9 +10,8 @@ group, is refused with not-authorized / not-in-roster-group. Run by
 slixmpp_e2e_test.go; prints "OK" or "FAIL: ..." like omemo_keys.py.
 """
 
-import argparse
 import asyncio
-import logging
+import os
 import sys
 
 from slixmpp.exceptions import IqError
@@ -20,7 +19,9 @@ from slixmpp.plugins.xep_0077 import RegisterFeature
 from slixmpp.stanza import StreamFeatures
 from slixmpp.xmlstream import ET, register_stanza_plugin
 
-from omemo_keys import LOG, TIMEOUT, Client, Fail, Keep, check
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
+from omemo_keys import Client  # noqa: E402
+from slixtest import TIMEOUT, Fail, check, parser, run  # noqa: E402
 
 BOOKMARKS2 = "urn:xmpp:bookmarks:1"
 AVATAR_META = "urn:xmpp:avatar:metadata"
@@ -63,7 +64,7 @@ class Member(Client):
 async def scenario(args):
     room = "everyone@groups.%s" % args.domain
     carol = Member("carol", args, token=args.token)
-    await carol.login(args.port)
+    await carol.start(args.port)
     c = carol.boundjid.bare
 
     # The default room is in the new member's bookmarks, autojoin on.
@@ -77,8 +78,8 @@ async def scenario(args):
 
     # alice has an avatar; carol, online with +notify, asks to see her.
     alice, bob = Member("alice", args), Member("bob", args)
-    await alice.login(args.port)
-    await bob.login(args.port)
+    await alice.start(args.port)
+    await bob.start(args.port)
     a = alice.boundjid.bare
     await alice["xep_0084"].publish_avatar_metadata([{"id": "pic1", "type": "image/png", "bytes": 10}], timeout=TIMEOUT)
     alice.send_presence()
@@ -120,27 +121,7 @@ async def scenario(args):
     await asyncio.sleep(0.1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--domain", required=True)
-    ap.add_argument("--ca", required=True)
-    ap.add_argument("--token", required=True)
-    args = ap.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(scenario(args), 60))
-    except Exception as e:
-        print("FAIL: %s: %s" % (type(e).__name__, e))
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
-
-
 if __name__ == "__main__":
-    main()
+    ap = parser()
+    ap.add_argument("--token", required=True)
+    run(scenario, ap.parse_args())

@@ -10,9 +10,8 @@ decrypt on the other side. Run by slixmpp_e2e_test.go; prints "OK" or
 "FAIL: ..." like omemo_keys.py.
 """
 
-import argparse
 import asyncio
-import logging
+import os
 import sys
 
 import omemo
@@ -21,7 +20,9 @@ import twomemo.etree
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 
-from omemo_keys import LOG, TIMEOUT, Client, Fail, Keep, check
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
+from omemo_keys import Client  # noqa: E402
+from slixtest import TIMEOUT, check, parser, run  # noqa: E402
 
 NS = twomemo.twomemo.NAMESPACE
 DEVICES = NS + ":devices"
@@ -134,8 +135,8 @@ class OMEMOClient(Client):
 
 async def scenario(args):
     alice, bob = OMEMOClient("alice", args), OMEMOClient("bob", args)
-    await alice.login(args.port)
-    await bob.login(args.port)
+    await alice.start(args.port)
+    await bob.start(args.port)
     alice.send_presence()
     bob.send_presence()
     await alice.start_omemo()
@@ -153,26 +154,5 @@ async def scenario(args):
     await asyncio.sleep(0.1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--domain", required=True)
-    ap.add_argument("--ca", required=True)
-    args = ap.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(scenario(args), 60))
-    except Exception as e:
-        print("FAIL: %s: %s" % (type(e).__name__, e))
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
-
-
 if __name__ == "__main__":
-    main()
+    run(scenario, parser().parse_args())
