@@ -66,7 +66,9 @@ func (m *mod) registerRemote() {
 func (m *mod) remotePresence(st *server.Stanza) {
 	from := st.From
 	owner := st.To.Localpart()
-	if owner == "" || from.Resourcepart() == "" || m.srv.IsLocal(from) {
+	// Our own services (groups., upload.) are not remote contacts:
+	// IsLocal covers the main domain only.
+	if owner == "" || from.Resourcepart() == "" || m.srv.IsLocal(from) || m.srv.IsService(from) {
 		return
 	}
 	typ := st.Type()
