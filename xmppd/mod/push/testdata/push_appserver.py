@@ -23,10 +23,8 @@ no xep_0357 plugin, so the phones build the enable iq themselves.
 Prints "OK" and exits 0, or "FAIL: ..." with the recent XML and exits 1.
 """
 
-import argparse
 import asyncio
-import collections
-import logging
+import os
 import sys
 import xml.etree.ElementTree as ET
 
@@ -34,48 +32,22 @@ import slixmpp
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
+import slixtest  # noqa: E402
+from slixtest import Fail, parser, run  # noqa: E402
+
 TIMEOUT = 20
 NS = "urn:xmpp:push:0"
 PUBSUB = "http://jabber.org/protocol/pubsub"
 DATA = "jabber:x:data"
 
-LOG = collections.deque(maxlen=60)
 
-
-class Keep(logging.Handler):
-    def emit(self, record):
-        LOG.append(self.format(record))
-
-
-class Fail(Exception):
-    pass
-
-
-class Client(slixmpp.ClientXMPP):
+class Client(slixtest.Client):
     def __init__(self, args, user, res="e2e"):
-        super().__init__("%s@%s/%s" % (user, args.domain, res), user + "-pw", sasl_mech="SCRAM-SHA-256")
-        self.ca_certs = args.ca
-        # slixmpp 1.8 only knows tls-unique, which TLS 1.3 lacks: log in
-        # without channel binding, as many clients do.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
+        super().__init__("%s@%s/%s" % (user, args.domain, res), user + "-pw", args.ca, timeout=TIMEOUT)
 
     async def login(self, port):
-        started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
-        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
-        try:
-            await asyncio.wait_for(started, TIMEOUT)
-        except asyncio.TimeoutError:
-            raise Fail("%s: no session" % self.boundjid)
+        await self.start(port)
         self.send_presence()
 
     async def enable_push(self, app, node):
@@ -213,28 +185,8 @@ async def scenario(args):
     await asyncio.sleep(0.1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--domain", required=True)
-    ap.add_argument("--ca", required=True)
+if __name__ == "__main__":
+    ap = parser()
     ap.add_argument("--component", type=int, default=0, help="XEP-0114 port: the app server is a component")
     ap.add_argument("--secret", default="")
-    args = ap.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(scenario(args), 90))
-    except Exception as e:
-        print("FAIL: %s: %s" % (type(e).__name__, e))
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
-
-
-if __name__ == "__main__":
-    main()
+    run(scenario, ap.parse_args(), timeout=90, lines=60)
