@@ -155,12 +155,13 @@ def fail(e, lines=80):
 
 def run(scenario, args, timeout=60, lines=80):
     """Runs scenario(args) on a new event loop within timeout seconds:
-    prints OK, or FAIL and the last lines of the log and exits 1."""
+    prints OK (and what scenario returned, if anything), or FAIL and the
+    last lines of the log and exits 1."""
     capture_log()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(asyncio.wait_for(scenario(args), timeout))
+        result = loop.run_until_complete(asyncio.wait_for(scenario(args), timeout))
     except Exception as e:
         fail(e, lines)
-    print("OK")
+    print("OK" if result is None else "OK %s" % result)

@@ -17,15 +17,13 @@ server's group chat service.
 Prints OK, or FAIL and the tail of slixmpp's log, and exits 1.
 """
 
-import argparse
 import asyncio
-import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import federate  # noqa: E402
-from federate import Client, Fail  # noqa: E402
+from federate import Client, Fail, parser, run  # noqa: E402
 
 
 def muc_client(spec, ca):
@@ -63,28 +61,14 @@ async def scenario(a, b, c, room):
                  lambda m: m["type"] == "groupchat" and m["from"] == room + "/bob" and m["body"] == "thanks from " + B)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--client", action="append", required=True)
-    ap.add_argument("--ca", required=True)
-    ap.add_argument("--room", required=True)
-    args = ap.parse_args()
-    h = federate._Mem()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
+async def main(args):
     a, b, c = (muc_client(s, args.ca) for s in args.client)
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(scenario(a, b, c, args.room))
-    except Exception as e:
-        print("FAIL", repr(e))
-        print("\n".join(federate.LOG))
-        sys.exit(1)
+    await scenario(a, b, c, args.room)
     for x in (a, b, c):
         x.disconnect()
-    print("OK")
 
 
 if __name__ == "__main__":
-    main()
+    ap = parser()
+    ap.add_argument("--room", required=True)
+    run(main, ap.parse_args(), timeout=80, lines=200)

@@ -8,15 +8,13 @@ its sender, or FAIL (it was not answered within the time, or something
 other than an error came back for it) and exits 1.
 """
 
-import argparse
 import asyncio
-import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import federate  # noqa: E402
-from federate import Client, Fail  # noqa: E402
+from federate import Client, Fail, parser, run  # noqa: E402
 
 
 async def scenario(a, to, body):
@@ -38,28 +36,17 @@ async def scenario(a, to, body):
     raise Fail("%s: no error for the message to %s within %ss" % (a.boundjid.bare, to, federate.TIMEOUT))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--client", required=True)
-    ap.add_argument("--ca", required=True)
-    ap.add_argument("--to", required=True)
-    ap.add_argument("--body", default="must not arrive")
-    args = ap.parse_args()
-    h = federate._Mem()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
+async def main(args):
     a = Client(args.client, args.ca)
-    loop = asyncio.get_event_loop()
-    try:
-        cond = loop.run_until_complete(scenario(a, args.to, args.body))
-    except Exception as e:
-        print("FAIL", repr(e))
-        print("\n".join(federate.LOG))
-        sys.exit(1)
+    cond = await scenario(a, args.to, args.body)
     a.disconnect()
-    print("OK", cond)
+    return cond
 
 
 if __name__ == "__main__":
-    main()
+    ap = parser()
+    ap.add_argument("--to", required=True)
+    ap.add_argument("--body", default="must not arrive")
+    args = ap.parse_args()
+    args.client = args.client[0]  # one client here
+    run(main, args, timeout=50, lines=200)

@@ -11,83 +11,43 @@ slixmpp's log, and exits 1.
 """
 
 import argparse
-import asyncio
-import collections
-import logging
+import os
 import sys
 
-import slixmpp
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../internal/xmpptest"))
+import slixtest  # noqa: E402
+from slixtest import Fail, run  # noqa: E402, F401 (Fail: for the scripts that import this one)
 
 TIMEOUT = 20
-LOG = collections.deque(maxlen=200)
 
 
-class _Mem(logging.Handler):
-    def emit(self, record):
-        try:
-            LOG.append(self.format(record))
-        except Exception:
-            pass
+class Client(slixtest.Client):
+    """A client given as JID:PASSWORD:HOST:PORT:MECH, logging in with
+    STARTTLS; it answers subscription requests only when told to."""
 
-
-class Fail(Exception):
-    pass
-
-
-class Client(slixmpp.ClientXMPP):
     def __init__(self, spec, ca):
         jid, pw, host, port, mech = spec.rsplit(":", 4)
-        super().__init__(jid, pw, sasl_mech=mech)
-        self.addr = (host, int(port))
-        self.ca_certs = ca
+        super().__init__(jid, pw, ca, mech=mech, timeout=TIMEOUT, addr=(host, int(port)))
         self.auto_authorize = None
         self.auto_subscribe = False
-        self.messages = asyncio.Queue()
-        self.presences = asyncio.Queue()
-        # Our test servers offer -PLUS mechanisms slixmpp 1.8 cannot do
-        # over TLS 1.3 (it knows only tls-unique): no channel binding.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
-        self.add_event_handler("message", self.messages.put_nowait)
-        self.add_event_handler("presence", self.presences.put_nowait)
+        self.messages = self.queue("message")
+        self.presences = self.queue("presence")
 
     async def start(self):
-        done = asyncio.get_event_loop().create_future()
-
-        def settle(exc=None):
-            if not done.done():
-                done.set_exception(exc) if exc else done.set_result(True)
-        self.add_event_handler("session_start", lambda _: settle())
-        self.add_event_handler("failed_all_auth", lambda _: settle(Fail("%s: login failed" % self.boundjid)))
-        self.add_event_handler("connection_failed", lambda e: settle(Fail("%s: connection failed: %s" % (self.boundjid, e))))
-        self.add_event_handler("ssl_invalid_chain", lambda e: settle(Fail("%s: certificate: %s" % (self.boundjid, e))))
-        self.connect(self.addr, force_starttls=True)
-        await asyncio.wait_for(done, TIMEOUT)
+        await super().start()
         await self.get_roster()
         self.send_presence()
 
     async def want(self, queue, what, pred):
-        loop = asyncio.get_event_loop()
-        end = loop.time() + TIMEOUT
-        while True:
-            left = end - loop.time()
-            if left <= 0:
-                raise Fail("%s: no %s within %ss" % (self.boundjid.bare, what, TIMEOUT))
-            try:
-                st = await asyncio.wait_for(queue.get(), left)
-            except asyncio.TimeoutError:
-                continue
-            if st["type"] == "error":
-                raise Fail("%s: error while waiting for %s: %s" % (self.boundjid.bare, what, st))
-            if pred(st):
-                return st
+        return await super().want(queue, what, pred, errors_fail=True)
+
+
+def parser():
+    """--client (once per client) and --ca, as the Go tests pass them."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--client", action="append", required=True)
+    ap.add_argument("--ca", required=True)
+    return ap
 
 
 async def scenario(a, b):
@@ -119,27 +79,12 @@ async def scenario(a, b):
                  lambda p: p["from"].bare == A and p["type"] in ("available", "") and p["status"] == "after subscription")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--client", action="append", required=True)
-    ap.add_argument("--ca", required=True)
-    args = ap.parse_args()
-    h = _Mem()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
+async def main(args):
     a, b = Client(args.client[0], args.ca), Client(args.client[1], args.ca)
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(scenario(a, b))
-    except Exception as e:
-        print("FAIL", e)
-        print("\n".join(LOG))
-        sys.exit(1)
+    await scenario(a, b)
     for c in (a, b):
         c.disconnect()
-    print("OK")
 
 
 if __name__ == "__main__":
-    main()
+    run(main, parser().parse_args(), timeout=50, lines=200)

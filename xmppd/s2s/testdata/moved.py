@@ -19,16 +19,14 @@ federate.py.
 Prints OK, or FAIL and the tail of slixmpp's log, and exits 1.
 """
 
-import argparse
 import asyncio
-import logging
 import os
 import sys
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import federate  # noqa: E402
-from federate import Client, Fail  # noqa: E402
+from federate import Client, Fail, parser, run  # noqa: E402
 
 NS = "urn:xmpp:moved:1"
 
@@ -88,29 +86,14 @@ async def scenario(r, c, o, n):
             raise Fail("%s's old item: %s" % (x.boundjid.bare, x.client_roster[O]["subscription"]))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--client", action="append", required=True)
-    ap.add_argument("--ca", required=True)
-    args = ap.parse_args()
-    h = federate._Mem()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
+async def main(args):
     cl = [Client(s, args.ca) for s in args.client]
     for x in cl:
         x.register_plugin("xep_0060")
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(scenario(*cl))
-    except Exception as e:
-        print("FAIL", repr(e))
-        print("\n".join(federate.LOG))
-        sys.exit(1)
+    await scenario(*cl)
     for x in cl:
         x.disconnect()
-    print("OK")
 
 
 if __name__ == "__main__":
-    main()
+    run(main, parser().parse_args(), timeout=80, lines=200)

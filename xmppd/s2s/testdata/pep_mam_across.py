@@ -14,15 +14,13 @@ as in federate.py.
 Prints OK, or FAIL and the tail of slixmpp's log, and exits 1.
 """
 
-import argparse
 import asyncio
-import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import federate  # noqa: E402
-from federate import Client, Fail  # noqa: E402
+from federate import Client, Fail, parser, run  # noqa: E402
 
 
 def client(spec, ca):
@@ -59,27 +57,12 @@ async def scenario(a, b):
         raise Fail("%s: the message from %s is not in the archive" % (B, A))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--client", action="append", required=True)
-    ap.add_argument("--ca", required=True)
-    args = ap.parse_args()
-    h = federate._Mem()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
+async def main(args):
     a, b = (client(s, args.ca) for s in args.client)
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(scenario(a, b))
-    except Exception as e:
-        print("FAIL", repr(e))
-        print("\n".join(federate.LOG))
-        sys.exit(1)
+    await scenario(a, b)
     for x in (a, b):
         x.disconnect()
-    print("OK")
 
 
 if __name__ == "__main__":
-    main()
+    run(main, parser().parse_args(), timeout=80, lines=200)

@@ -15,10 +15,8 @@ secret and a summary (message count, sender) but not the body.
 Prints "OK" and exits 0, or "FAIL: ..." with the recent log and exits 1.
 """
 
-import argparse
 import asyncio
-import collections
-import logging
+import os
 import sys
 import xml.etree.ElementTree as ET
 
@@ -26,50 +24,22 @@ import slixmpp
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../internal/xmpptest"))
+import slixtest  # noqa: E402
+from slixtest import Fail, parser, run  # noqa: E402
+
 TIMEOUT = 30
 NS = "urn:xmpp:push:0"
 PUBSUB = "http://jabber.org/protocol/pubsub"
 DATA = "jabber:x:data"
-LOG = collections.deque(maxlen=80)
 
 
-class Keep(logging.Handler):
-    def emit(self, record):
-        LOG.append(self.format(record))
+class Phone(slixtest.Client):
+    def __init__(self, jid, pw, ca, port):
+        super().__init__(jid, pw, ca, addr=("127.0.0.1", port), timeout=TIMEOUT)
 
-
-class Fail(Exception):
-    pass
-
-
-async def started(xmpp, what):
-    fut = asyncio.get_event_loop().create_future()
-    xmpp.add_event_handler("session_start", lambda _: fut.done() or fut.set_result(True))
-    xmpp.add_event_handler("failed_all_auth", lambda _: fut.done() or fut.set_exception(Fail(what + ": auth failed")))
-    try:
-        await asyncio.wait_for(fut, TIMEOUT)
-    except asyncio.TimeoutError:
-        raise Fail(what + ": no session")
-
-
-class Phone(slixmpp.ClientXMPP):
-    def __init__(self, jid, pw, ca):
-        super().__init__(jid, pw, sasl_mech="SCRAM-SHA-256")
-        self.ca_certs = ca
-        # slixmpp 1.8 knows only tls-unique, which TLS 1.3 lacks.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
-
-    async def login(self, port):
-        self.connect(("127.0.0.1", port), force_starttls=True)
-        await started(self, str(self.boundjid))
+    async def login(self):
+        await self.start()  # STARTTLS
         self.send_presence()
 
 
@@ -114,14 +84,19 @@ async def answer():
 
 async def scenario(a):
     app = AppServer(a.app, a.secret, a.component)
+    handshake = asyncio.get_event_loop().create_future()
+    app.add_event_handler("session_start", lambda _: handshake.done() or handshake.set_result(True))
     app.connect()
-    await started(app, "component " + a.app)
+    try:
+        await asyncio.wait_for(handshake, TIMEOUT)
+    except asyncio.TimeoutError:
+        raise Fail("component %s: no session" % a.app)
 
-    bob = Phone("bob@%s/e2e" % a.domain, "bob-pw", a.ca)
-    await bob.login(a.port)
-    alice = Phone("alice@%s/phone" % a.domain, "alice-pw", a.ca)
+    bob = Phone("bob@%s/e2e" % a.domain, "bob-pw", a.ca, a.port)
+    await bob.login()
+    alice = Phone("alice@%s/phone" % a.domain, "alice-pw", a.ca, a.port)
     alice.register_plugin("xep_0198")
-    await alice.login(a.port)
+    await alice.login()
     iq = alice.Iq()
     iq["type"] = "set"
     iq.append(ET.fromstring(
@@ -148,29 +123,9 @@ async def scenario(a):
     await asyncio.sleep(0.1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True, help="Hearth's c2s port (STARTTLS)")
-    ap.add_argument("--domain", required=True)
-    ap.add_argument("--ca", required=True)
+if __name__ == "__main__":
+    ap = parser()  # --port: Hearth's c2s port (STARTTLS here)
     ap.add_argument("--app", required=True, help="the app server's component JID")
     ap.add_argument("--component", type=int, required=True, help="prosody's XEP-0114 port")
     ap.add_argument("--secret", required=True)
-    args = ap.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(scenario(args), 90))
-    except Exception as e:
-        print("FAIL: %s: %s" % (type(e).__name__, e))
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
-
-
-if __name__ == "__main__":
-    main()
+    run(scenario, ap.parse_args(), timeout=90)
