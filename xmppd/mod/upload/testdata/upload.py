@@ -8,65 +8,29 @@ Debian's /usr/bin/python3 (python3-slixmpp, python3-aiohttp). Prints
 "OK <url>" and exits 0, or "FAIL: ..." with the recent log and exits 1.
 """
 
-import argparse
 import asyncio
-import collections
 import hashlib
-import logging
 import os
 import sys
 import urllib.request
 
-import slixmpp
 from slixmpp.plugins.xep_0363 import FileTooBig
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
+import slixtest  # noqa: E402
+from slixtest import Fail, check, parser, run  # noqa: E402
+
 TIMEOUT = 20
-LOG = collections.deque(maxlen=80)
 
 
-class Keep(logging.Handler):
-    def emit(self, record):
-        LOG.append(self.format(record))
-
-
-class Fail(Exception):
-    pass
-
-
-def check(ok, what):
-    if not ok:
-        raise Fail(what)
-
-
-class Client(slixmpp.ClientXMPP):
+class Client(slixtest.Client):
     def __init__(self, args, user, password):
-        super().__init__("%s@%s/e2e" % (user, args.domain), password, sasl_mech="SCRAM-SHA-256")
-        self.ca_certs = args.ca
-        for p in ("xep_0030", "xep_0066", "xep_0128", "xep_0363"):
-            self.register_plugin(p)
-        self.messages = asyncio.Queue()
-        self.add_event_handler("message", self.messages.put_nowait)
-        # slixmpp 1.8 only knows tls-unique, which TLS 1.3 lacks: log in
-        # without channel binding, as many clients do.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
+        super().__init__("%s@%s/e2e" % (user, args.domain), password, args.ca,
+                         plugins=["xep_0030", "xep_0066", "xep_0128", "xep_0363"], timeout=TIMEOUT)
+        self.messages = self.queue("message")
 
     async def login(self, port):
-        started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
-        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
-        try:
-            await asyncio.wait_for(started, TIMEOUT)
-        except asyncio.TimeoutError:
-            raise Fail("%s: no session" % self.boundjid)
+        await self.start(port)
         self.send_presence()  # available: messages come to this session
 
 
@@ -110,10 +74,7 @@ async def scenario(args):
     msg = alice.make_message(mto="bob@" + args.domain, mbody=url, mtype="chat")
     msg["oob"]["url"] = url
     msg.send()
-    while True:
-        m = await asyncio.wait_for(bob.messages.get(), TIMEOUT)
-        if m["type"] == "chat" and m["body"]:
-            break
+    m = await bob.want(bob.messages, "alice's message with the URL", lambda m: m["type"] == "chat" and m["body"])
     got_url = m["oob"]["url"] or m["body"]
     check(got_url == url, "bob got %s" % got_url)
     status, headers, body = await asyncio.get_event_loop().run_in_executor(None, download, got_url)
@@ -137,30 +98,10 @@ async def scenario(args):
     return url
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--domain", required=True)
-    ap.add_argument("--ca", required=True)
+if __name__ == "__main__":
+    ap = parser()
     ap.add_argument("--alice", required=True)
     ap.add_argument("--bob", required=True)
     ap.add_argument("--file", required=True)
     ap.add_argument("--max", type=int, required=True)
-    args = ap.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        url = loop.run_until_complete(asyncio.wait_for(scenario(args), 90))
-    except Exception as e:
-        print("FAIL: %s: %s" % (type(e).__name__, e))
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK " + url)
-
-
-if __name__ == "__main__":
-    main()
+    run(scenario, ap.parse_args(), timeout=90)
