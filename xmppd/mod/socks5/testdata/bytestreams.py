@@ -6,61 +6,27 @@ writes; bob must receive every byte. Run by slixmpp_e2e_test.go with
 /usr/bin/python3. Prints "OK" or "FAIL: ..." with the recent XML.
 """
 
-import argparse
 import asyncio
-import collections
 import hashlib
-import logging
 import os
 import sys
 
-import slixmpp
-
-TIMEOUT = 10
-LOG = collections.deque(maxlen=80)
-
-
-class Keep(logging.Handler):
-    def emit(self, record):
-        LOG.append(self.format(record))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
+import slixtest  # noqa: E402
+from slixtest import TIMEOUT, Fail, parser, run  # noqa: E402
 
 
-class Fail(Exception):
-    pass
-
-
-class Client(slixmpp.ClientXMPP):
+class Client(slixtest.Client):
     def __init__(self, args, user, password):
-        super().__init__("%s@%s/files" % (user, args.domain), password, sasl_mech="SCRAM-SHA-256")
-        self.ca_certs = args.ca
-        self.register_plugin("xep_0030")
-        self.register_plugin("xep_0065")
-        # slixmpp only knows tls-unique, which TLS 1.3 lacks: log in
-        # without channel binding, as many clients do.
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
-
-    async def login(self, port):
-        started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-        self.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(Fail("auth failed")))
-        self.connect(("127.0.0.1", port), use_ssl=True, force_starttls=False, disable_starttls=True)
-        await asyncio.wait_for(started, TIMEOUT)
+        super().__init__("%s@%s/files" % (user, args.domain), password, args.ca, plugins=["xep_0030", "xep_0065"])
 
 
 async def scenario(args):
     alice = Client(args, "alice", args.alice)
     bob = Client(args, "bob", args.bob)
     bob["xep_0065"].auto_accept = True
-    await alice.login(args.port)
-    await bob.login(args.port)
+    await alice.start(args.port)
+    await bob.start(args.port)
 
     data = os.urandom(args.size)
     got = bytearray()
@@ -86,29 +52,9 @@ async def scenario(args):
     print("TRANSFERRED %d" % len(data))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--domain", required=True)
-    ap.add_argument("--ca", required=True)
+if __name__ == "__main__":
+    ap = parser()
     ap.add_argument("--alice", required=True)
     ap.add_argument("--bob", required=True)
     ap.add_argument("--size", type=int, default=300000)
-    args = ap.parse_args()
-    h = Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    logging.getLogger().addHandler(h)
-    logging.getLogger().setLevel(logging.DEBUG)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(scenario(args), 90))
-    except Exception as e:
-        print("FAIL: %s: %s" % (type(e).__name__, e))
-        print("\n".join(LOG))
-        sys.exit(1)
-    print("OK")
-
-
-if __name__ == "__main__":
-    main()
+    run(scenario, ap.parse_args(), timeout=90)
