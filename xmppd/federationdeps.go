@@ -11,9 +11,19 @@ import (
 // federation section held in d.s2s.policy, so that a block or allow list
 // saved on the page applies to the next stanza and connection without a
 // restart (it was read once at start: a domain the admin blocked kept
-// reaching members until the next update). Turning federation off applies
-// at once as well (the policy then refuses every domain, both ways);
-// turning it on needs the s2s listener, which is opened at start only.
+// reaching members until the next update), and s2s.PolicyChanged applies
+// it to what is open: links with a domain now refused close, both ways,
+// and what waits for it bounces (not-allowed).
+//
+// Off is the policy refusing every domain: federation runs all the same
+// whenever the options ask for it (startS2S), listener included, so that
+// turning it on applies at once as well; before, "on" waited for the next
+// start of xmppd. Netconf maps 5269 on the router and publishes the
+// _xmpp-server records only while federation is on (netconf.Federates);
+// the page asks it to reload itself. While off, a peer that reaches the
+// listener anyway (from the home network) is refused at its stream header
+// (policy-violation), and members' stanzas to other domains bounce
+// not-allowed.
 
 // federationPolicy is the s2s policy: fed now, whatever the admin pages
 // save later.
@@ -22,8 +32,11 @@ func (d *Daemon) federationPolicy(fed config.Federation) func(domain string) boo
 	return func(domain string) bool { return d.s2s.policy.Load().Allows(domain) }
 }
 
-// applyFederation reads the config's federation section into the running
-// server; now is false when it takes effect only at the next start.
+// ApplyFederation reads the config's federation section into the running
+// server (what the admin page's save calls); now is false when it takes
+// effect only at the next start.
+func (d *Daemon) ApplyFederation() (now bool, err error) { return d.applyFederation() }
+
 func (d *Daemon) applyFederation() (now bool, err error) {
 	c, err := config.Load(d.opts.State.Config())
 	if err != nil {
@@ -31,9 +44,11 @@ func (d *Daemon) applyFederation() (now bool, err error) {
 	}
 	fed := c.Federation
 	if d.s2s.fed == nil {
-		// Not running: off stays off now; on waits for a start.
+		// Not running (xmppd -s2s none): off stays off; on needs a start
+		// with federation.
 		return fed.Off, nil
 	}
 	d.s2s.policy.Store(&fed)
+	d.s2s.fed.PolicyChanged()
 	return true, nil
 }

@@ -42,7 +42,8 @@ type s2sState struct {
 	policy atomic.Pointer[config.Federation]
 }
 
-// S2S is the running federation (nil when off).
+// S2S is the running federation (nil when the options leave it out; with
+// federation off in the config it runs, refusing every domain).
 func (d *Daemon) S2S() *s2s.S2S { return d.s2s.fed }
 
 // S2SAddr is the bound inbound address (nil without a listener).
@@ -51,9 +52,10 @@ func (d *Daemon) S2SAddr() net.Addr { return d.s2s.addr }
 // S2STLSAddr is the bound direct TLS inbound address (nil without one).
 func (d *Daemon) S2STLSAddr() net.Addr { return d.s2s.tlsAddr }
 
-// startS2S starts federation as the options and the config's federation
-// section say. The policy is read at start and again when the admin
-// pages save it (federationdeps.go).
+// startS2S starts federation as the options say, under the policy of the
+// config's federation section, read at start and again when the admin
+// pages save it (federationdeps.go). With federation off in the config it
+// starts too: the policy then refuses every domain.
 func (d *Daemon) startS2S() error {
 	o := d.opts.S2S
 	if o.Listen == "" && o.ListenTLS == "" && !o.Out {
@@ -65,8 +67,11 @@ func (d *Daemon) startS2S() error {
 		c = config.Default()
 	}
 	if c.Federation.Off {
-		d.opts.Log.Info("federation: off in the config")
-		return nil
+		// Started all the same, listener included, with a policy that
+		// refuses every domain both ways (federationdeps.go): the admin
+		// pages turn it on at once, without a restart (it was not
+		// started at all, so "on" waited for the next start of xmppd).
+		d.opts.Log.Info("federation: off in the config (refusing every domain until it is turned on)")
 	}
 	secret, err := d.Store.Secret("dialback")
 	if err != nil {

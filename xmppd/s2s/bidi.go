@@ -107,8 +107,15 @@ func (s *S2S) BidiPairs() []string { return s.bidi.pairs() }
 // else it returns the stream error condition that must end the stream.
 func (s *S2S) accept(el *stream.Element, authed func(domain string) bool) (cond, text string) {
 	from, err := jid.Parse(el.Get("from"))
-	if err != nil || !authed(strings.ToLower(from.Domainpart())) {
+	d := strings.ToLower(from.Domainpart())
+	if err != nil || !authed(d) {
 		return "invalid-from", "stanzas must be from the authenticated domain"
+	}
+	if !s.allowed(d) {
+		// Authenticated under a policy that has changed since (policy.go):
+		// PolicyChanged closes the stream; this covers the stanzas in
+		// between, and a stream that authenticated while it ran.
+		return "policy-violation", refusedText(d)
 	}
 	to, err := jid.Parse(el.Get("to"))
 	if err != nil || el.Get("to") == "" {

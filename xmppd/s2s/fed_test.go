@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/xmppd"
 	"github.com/hearthchat/hearth/xmppd/internal/xmpptest"
 	"github.com/hearthchat/hearth/xmppd/mod/invites"
@@ -47,6 +48,7 @@ type box struct {
 	d      *xmppd.Daemon
 	domain string
 	log    *logBuf
+	state  state.Dir // its state directory (w.start's boxes)
 }
 
 type world struct {
@@ -65,6 +67,7 @@ func (w *world) start(t *testing.T, domain string, fed *config.Federation, tune 
 	b := &box{domain: domain, log: &logBuf{t: t}}
 	b.d = xmpptest.Start(t, func(o *xmppd.Options) {
 		o.Domain = domain
+		b.state = o.State
 		tls := o.State.TLS()
 		w.ca.Issue(t, filepath.Join(tls, "cert.pem"), filepath.Join(tls, "key.pem"), domain, "groups."+domain, "upload."+domain)
 		if fed != nil {
@@ -85,6 +88,9 @@ func (w *world) start(t *testing.T, domain string, fed *config.Federation, tune 
 				}
 			}}
 	})
+	if b.d.S2SAddr() == nil {
+		t.Fatalf("%s: no s2s listener", domain)
+	}
 	port := b.d.S2SAddr().(*net.TCPAddr).Port
 	// Its services federate too (a peer verifies their dialback keys
 	// by connecting back to them).

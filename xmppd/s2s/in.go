@@ -108,6 +108,7 @@ type inConn struct {
 	id       string
 	from     string          // the header's 'from' (lower case), may be ""
 	authed   map[string]bool // domains authenticated on this stream
+	doms     []string        // the same, under s.mu, for PolicyChanged (policy.go)
 	sasl     bool            // authenticated by SASL (no dialback after it)
 	sent     bool            // our header is out for the current stream
 	to       string          // our domain the current stream is to
@@ -218,6 +219,13 @@ func (x *inConn) open() bool {
 	if f := h.Get("from"); f != "" {
 		x.from = strings.ToLower(f)
 	}
+	if x.from != "" && !x.s.allowed(x.from) {
+		// Before TLS: nothing it could authenticate would be accepted
+		// (federation off, or the domain blocked), and a peer of ours
+		// bounces at once on this error (dial.go refusals).
+		x.fail("policy-violation", refusedText(x.from))
+		return false
+	}
 	x.id = newID()
 	x.to = to
 	b := []byte(header(to, x.from, x.id))
@@ -280,6 +288,9 @@ func (x *inConn) ended() {
 	if x.out != nil {
 		x.s.bidi.drop(x.out)
 	}
+	x.s.mu.Lock()
+	delete(x.s.ins, x)
+	x.s.mu.Unlock()
 	close(x.done)
 }
 
@@ -391,7 +402,7 @@ func (x *inConn) external(el *stream.Element) bool {
 		return false
 	}
 	x.sasl = true
-	x.authed[domain] = true
+	x.authedAs(domain)
 	x.saslFrom = domain
 	x.authenticated()
 	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", domain, "auth", "EXTERNAL")
@@ -443,7 +454,7 @@ func (x *inConn) dbResult(el *stream.Element) bool {
 		x.write([]byte("</stream:stream>"))
 		return false
 	}
-	x.authed[from] = true
+	x.authedAs(from)
 	x.authenticated()
 	x.p.SetLimits(x.s.postAuth())
 	x.s.cfg.Log.Info("s2s: peer authenticated", "domain", from, "auth", "dialback")

@@ -65,7 +65,7 @@ func (s *S2S) route(st *server.Stanza) bool {
 		return true
 	}
 	if !s.allowed(domain) {
-		s.cfg.Server.Bounce(st, &server.StanzaError{Type: "cancel", Condition: "not-allowed", Text: "this box does not talk to " + domain})
+		s.cfg.Server.Bounce(st, refusal(domain))
 		return true
 	}
 	el := rename(st.El, stream.NSClient, NSServer)
@@ -228,7 +228,22 @@ func (s *S2S) run(r *remote) {
 			s.retire(r)
 			return
 		}
+		pch := s.policyWatch()
+		if !s.allowed(r.domain) {
+			// The policy changed (policy.go), or refused the domain
+			// before a restart that restored its queue: what waits
+			// bounces as a stanza queued now would.
+			s.bounceAll(r, refusal(r.domain))
+			if s.retire(r) {
+				return
+			}
+			continue
+		}
 		l, err := s.connect(r.local, r.domain)
+		if err == nil && !s.allowed(r.domain) {
+			l.refuse(r.domain) // refused while we connected
+			continue
+		}
 		if err != nil {
 			now := time.Now()
 			if failingSince.IsZero() {
@@ -254,6 +269,7 @@ func (s *S2S) run(r *remote) {
 				select {
 				case <-time.After(delay):
 				case <-s.ctx.Done():
+				case <-pch: // refused now? (checked above)
 				}
 				delay = min(2*delay, s.cfg.RetryMax)
 				continue
@@ -266,7 +282,7 @@ func (s *S2S) run(r *remote) {
 			continue
 		}
 		failingSince, delay = time.Time{}, s.cfg.RetryMin
-		if s.serveLink(r, l) {
+		if s.serveLink(r, l, pch) {
 			return // idle: closed and retired
 		}
 	}
@@ -275,8 +291,10 @@ func (s *S2S) run(r *remote) {
 // serveLink writes r's queue onto an authenticated link until the link
 // fails (false: reconnect) or stays idle for IdleTimeout (true: closed and
 // r retired). Written stanzas stay unconfirmed for unconfirmedFor (see
-// above): if the link ends meanwhile they are queued again.
-func (s *S2S) serveLink(r *remote, l *link) bool {
+// above): if the link ends meanwhile they are queued again. pch is closed
+// when the policy changes: a link to a domain it now refuses is closed
+// (false: run bounces what waits).
+func (s *S2S) serveLink(r *remote, l *link, pch <-chan struct{}) bool {
 	defer l.close()
 	idle := time.NewTimer(s.cfg.IdleTimeout)
 	defer idle.Stop()
@@ -295,6 +313,16 @@ func (s *S2S) serveLink(r *remote, l *link) bool {
 		sent = nil
 	}
 	for {
+		if !s.allowed(r.domain) {
+			// What was written is followed by our stream error and
+			// closing tag, not cut off: the peer reads it first.
+			for _, w := range sent {
+				s.forget(w.x)
+			}
+			sent = nil
+			l.refuse(r.domain)
+			return false
+		}
 		q := s.take(r)
 		for i, x := range q {
 			err := l.send(x.st.El)
@@ -322,6 +350,8 @@ func (s *S2S) serveLink(r *remote, l *link) bool {
 		}
 		select {
 		case <-r.wake:
+		case <-pch:
+			pch = s.policyWatch() // checked at the top
 		case <-confirmT.C:
 		case <-l.done:
 			// The peer closed it (its own idle timeout, a restart, a

@@ -85,7 +85,9 @@ type Config struct {
 	// otherwise anybody could make the box talk to its own local pages).
 	AllowLocal bool
 	// Policy says whether a domain may be talked to (both ways); nil
-	// allows every domain.
+	// allows every domain. It may change while federation runs (the
+	// admin's block list, federation turned off): call PolicyChanged
+	// after it did (policy.go).
 	Policy func(domain string) bool
 	// Port is the fallback port when a domain has no SRV records (5269).
 	Port int
@@ -196,6 +198,10 @@ type S2S struct {
 	closed  bool
 	wg      sync.WaitGroup
 	bidi    bidiTable // XEP-0288 streams our queues may write on (bidi.go)
+	// ins are the inbound streams that authenticated a domain (policy.go);
+	// policyCh is closed when the policy changes (PolicyChanged).
+	ins      map[*inConn]struct{}
+	policyCh chan struct{}
 
 	nextID  atomic.Uint64  // the last stored queue record's ID (durable.go)
 	pending sync.WaitGroup // store writes enqueued and not done yet
@@ -212,7 +218,8 @@ func New(cfg Config) *S2S {
 			cfg.Roots = x509.NewCertPool()
 		}
 	}
-	s := &S2S{cfg: cfg, domain: strings.ToLower(cfg.Server.Domain), remotes: map[string]*remote{}, conns: map[net.Conn]struct{}{}, unauth: map[string]int{}}
+	s := &S2S{cfg: cfg, domain: strings.ToLower(cfg.Server.Domain), remotes: map[string]*remote{}, conns: map[net.Conn]struct{}{}, unauth: map[string]int{},
+		ins: map[*inConn]struct{}{}, policyCh: make(chan struct{})}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	if cfg.Certs != nil {
 		s.inTLS = cfg.Certs.Config("xmpp-server")
@@ -262,11 +269,6 @@ func (s *S2S) postAuth() stream.Limits {
 	l := stream.PostAuthLimits
 	l.MaxBytes = s.cfg.MaxStanzaBytes
 	return l
-}
-
-// allowed applies the federation policy to a domain.
-func (s *S2S) allowed(domain string) bool {
-	return s.cfg.Policy == nil || s.cfg.Policy(domain)
 }
 
 // Close stops federation: connections close; queued messages stay stored
