@@ -6,9 +6,11 @@ SASL2/FAST e2e test.
 Prints "ready" once logged in; answers each chat message with
 "echo: BODY" and prints "got BODY FROM"; exits after COUNT (90 s at most)."""
 import asyncio
+import os
 import sys
 
-import slixmpp
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../internal/xmpptest"))
+from slixtest import Client  # noqa: E402
 
 
 def say(*a):
@@ -18,22 +20,8 @@ def say(*a):
 async def main():
     host, port, jid, password, ca, count = sys.argv[1:7]
     left = int(count)
-    c = slixmpp.ClientXMPP(jid, password, sasl_mech="SCRAM-SHA-256")
-    c.ca_certs = ca
-    # No channel binding: Debian's slixmpp knows only tls-unique.
-    fm = c["feature_mechanisms"]
-    orig = fm.sasl_callback
-
-    def creds(required, optional):
-        r = orig(required, optional)
-        if "channel_binding" in r:
-            r["channel_binding"] = None
-        return r
-    fm.sasl_callback = creds
-    loop = asyncio.get_event_loop()
-    started, done = loop.create_future(), loop.create_future()
-    c.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-    c.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(RuntimeError("auth refused")))
+    c = Client(jid, password, ca, timeout=30, addr=(host, int(port)))
+    done = asyncio.get_event_loop().create_future()
 
     def on_message(msg):
         nonlocal left
@@ -44,8 +32,7 @@ async def main():
             if left == 0:
                 done.set_result(True)
     c.add_event_handler("message", on_message)
-    c.connect((host, int(port)), force_starttls=True)
-    await asyncio.wait_for(started, 30)
+    await c.start()  # STARTTLS
     c.send_presence()
     say("ready")
     try:

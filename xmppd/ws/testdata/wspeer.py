@@ -6,9 +6,11 @@ Prints "ready" once logged in; for the first chat message prints
 "got N ok|bad FROM" (ok: BODY_BYTES bytes of the shared pattern, whole),
 answers its sender with the same pattern, and exits (90 s at most)."""
 import asyncio
+import os
 import sys
 
-import slixmpp
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../internal/xmpptest"))
+from slixtest import Client  # noqa: E402
 
 
 def pattern(size):
@@ -26,22 +28,8 @@ def say(*a):
 async def main():
     host, port, jid, password, ca, n = sys.argv[1:7]
     size = int(n)
-    c = slixmpp.ClientXMPP(jid, password, sasl_mech="SCRAM-SHA-256")
-    c.ca_certs = ca
-    # No channel binding: slixmpp knows only tls-unique (see setup-ui/e2e).
-    fm = c["feature_mechanisms"]
-    orig = fm.sasl_callback
-
-    def creds(required, optional):
-        r = orig(required, optional)
-        if "channel_binding" in r:
-            r["channel_binding"] = None
-        return r
-    fm.sasl_callback = creds
-    started = asyncio.get_event_loop().create_future()
+    c = Client(jid, password, ca, timeout=30, addr=(host, int(port)))
     done = asyncio.get_event_loop().create_future()
-    c.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
-    c.add_event_handler("failed_all_auth", lambda _: started.done() or started.set_exception(RuntimeError("auth refused")))
 
     def on_message(msg):
         if msg["type"] in ("chat", "normal") and msg["body"] and not done.done():
@@ -50,8 +38,7 @@ async def main():
             c.send_message(mto=msg["from"], mbody=pattern(size), mtype="chat")
             done.set_result(True)
     c.add_event_handler("message", on_message)
-    c.connect((host, int(port)), force_starttls=True)
-    await asyncio.wait_for(started, 30)
+    await c.start()  # STARTTLS
     c.send_presence()
     say("ready")
     try:
