@@ -4,7 +4,6 @@ package image_test
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/hearthchat/hearth/appliance/setupcard"
 	"github.com/hearthchat/hearth/image"
+	"github.com/hearthchat/hearth/internal/browsertest"
 )
 
 // TestWholeProduct is "flash, plug in, set up from a phone", once: the
@@ -29,16 +29,7 @@ import (
 // Debian slixmpp client logs in with the account the wizard made.
 func TestWholeProduct(t *testing.T) {
 	start := time.Now()
-	nodeDir := filepath.Join(repoDir(t), ".cache", "web-e2e")
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "playwright-core")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("npm packages missing in %s (make web-deps)", nodeDir)
-		}
-		t.Skipf("npm packages missing in %s: run make web-deps", nodeDir)
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Fatal("Debian chromium missing (make web-deps)")
-	}
+	nodeDir := browsertest.NodeDir(t)
 	img := buildPublished(t)
 	if err := os.Truncate(img, 3<<30); err != nil { // a card larger than the image
 		t.Fatal(err)
@@ -63,22 +54,10 @@ func TestWholeProduct(t *testing.T) {
 	t.Logf("figure: power-on to the setup page answering: %v", time.Since(built).Round(100*time.Millisecond))
 
 	// The wizard, in the browser, through port 80.
-	out := filepath.Join(repoDir(t), "out", "screenshots", "vm")
-	os.MkdirAll(out, 0o755)
-	src, err := os.ReadFile(filepath.Join(repoDir(t), "setup-ui", "e2e", "wizard.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Beside its node_modules, under a name the browser suite does not use.
-	script := filepath.Join(nodeDir, "wizard-vm.mjs")
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	out := browsertest.Screenshots(t, "vm")
 	const password = "green kettle river"
 	wizStart := time.Now()
-	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Dir = nodeDir
-	cmd.Env = append(os.Environ(), "BASE=http://hearth.local", "HOST_RULES=MAP hearth.local "+web,
+	cmd := browsertest.Command(t, ctx, nodeDir, "setup-ui/e2e/wizard.mjs", "BASE=http://hearth.local", "HOST_RULES=MAP hearth.local "+web,
 		"REQ_BASE=http://"+web, "CODE="+code, "OUT="+out, "PASSWORD="+password)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -86,18 +65,8 @@ func TestWholeProduct(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node: %v\n%s\n%s", err, stdout, stderr.String())
 	}
-	var res struct {
-		Pages []struct {
-			Name            string
-			Bytes, Requests int
-		}
-		ThirdParty []string
-		Checks     map[string]any
-		Error      string
-	}
-	if err := json.Unmarshal(stdout, &res); err != nil {
-		t.Fatalf("node output: %v\n%s", err, stdout)
-	}
+	var res browsertest.Result
+	browsertest.Decode(t, stdout, &res)
 	t.Logf("figure: wizard in the browser against the VM: %v, %d pages", time.Since(wizStart).Round(100*time.Millisecond), len(res.Pages))
 	if res.Error != "" {
 		t.Fatalf("browser: %s (screenshots in %s)", res.Error, out)

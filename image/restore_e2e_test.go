@@ -5,7 +5,6 @@ package image_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/image"
+	"github.com/hearthchat/hearth/internal/browsertest"
 	"github.com/hearthchat/hearth/xmppd/store"
 )
 
@@ -38,13 +38,7 @@ import (
 // the laptop-style TestBackupAndRestoreInBrowser.
 func TestRestoreOntoFreshCard(t *testing.T) {
 	start := time.Now()
-	nodeDir := filepath.Join(repoDir(t), ".cache", "web-e2e")
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "playwright-core")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("npm packages missing in %s (make web-deps)", nodeDir)
-		}
-		t.Skipf("npm packages missing in %s: run make web-deps", nodeDir)
-	}
+	nodeDir := browsertest.NodeDir(t)
 	const adminPW = "green kettle river"
 	a := buildVMImageWith(t, "1", func(dir string) {
 		st, err := store.Open(state.Dir(dir).DB())
@@ -177,38 +171,20 @@ func waitPage(t *testing.T, ctx context.Context, addr, path, want string) {
 	}
 }
 
-// browserBackup runs setup-ui/e2e/backup.mjs (see there for its modes)
-// beside the browser suite's node_modules, under a name that suite does
-// not use.
-func browserBackup(t *testing.T, ctx context.Context, nodeDir string, env ...string) (res struct {
-	Checks     map[string]any
-	ThirdParty []string
-	Violations []any
-	Error      string
-}) {
+// browserBackup runs setup-ui/e2e/backup.mjs (see there for its modes).
+func browserBackup(t *testing.T, ctx context.Context, nodeDir string, env ...string) (res browsertest.Result) {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(repoDir(t), "setup-ui", "e2e", "backup.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(nodeDir, "backup-vm.mjs")
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	shots := filepath.Join(repoDir(t), "out", "screenshots", "vm")
-	os.MkdirAll(shots, 0o755)
+	shots := browsertest.Screenshots(t, "vm")
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Dir = nodeDir
-	cmd.Env = append(append(os.Environ(), "OUT="+shots), env...)
+	cmd := browsertest.Command(t, ctx, nodeDir, "setup-ui/e2e/backup.mjs", append([]string{"OUT=" + shots}, env...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), &res); jerr != nil {
-		t.Fatalf("node: %v %v\n%s\n%s", err, jerr, out, stderr.String())
+	if err != nil {
+		t.Fatalf("node: %v\n%s\n%s", err, out, stderr.String())
 	}
+	browsertest.Decode(t, out, &res)
 	if res.Error != "" {
 		t.Fatalf("browser (%s): %s (screenshots in %s)", env[0], res.Error, shots)
 	}

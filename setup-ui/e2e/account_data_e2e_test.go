@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hearthchat/hearth/internal/browsertest"
 )
 
 // prosodyExport makes an XEP-0227 file the way a member leaving a Prosody
@@ -91,7 +92,7 @@ output { type = "xep0227" }
 // the new address and the contacts from Prosody. axe on each page.
 func TestAccountDataInBrowser(t *testing.T) {
 	start := time.Now()
-	nd := nodeDir(t)
+	nd := browsertest.NodeDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	file := prosodyExport(t, ctx, "juliet", "capulet.example")
@@ -113,37 +114,10 @@ func TestAccountDataInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	shots := filepath.Join(repoRoot(t), "out", "screenshots")
-	os.MkdirAll(shots, 0o755)
 	bad := filepath.Join(t.TempDir(), "notes.xml")
 	os.WriteFile(bad, []byte("<notes><note>not an account</note></notes>"), 0o600)
-	script := filepath.Join(nd, "account_data.mjs")
-	src, _ := os.ReadFile(filepath.Join(repoRoot(t), "setup-ui", "e2e", "account_data.mjs"))
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Dir = nd
-	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
-		"OUT="+shots, "NEW_USER=jules", "NEW_PASSWORD=jules rides at dawn", "FILE="+file, "BAD_FILE="+bad, "IMPORT_USER=romy")
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stdout)
-	}
-	var res wizardResult
-	if err := json.Unmarshal(stdout, &res); err != nil {
-		t.Fatalf("node output: %v\n%s", err, stdout)
-	}
-	if res.Error != "" {
-		t.Fatalf("browser: %s", res.Error)
-	}
-	if len(res.ThirdParty) > 0 {
-		t.Errorf("requests leaving the box: %v", res.ThirdParty)
-	}
-	for _, v := range res.Violations {
-		t.Errorf("accessibility: %v", v)
-	}
+	res := browsertest.Run(t, ctx, nd, "setup-ui/e2e/account_data.mjs", "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
+		"OUT="+browsertest.Screenshots(t), "NEW_USER=jules", "NEW_PASSWORD=jules rides at dawn", "FILE="+file, "BAD_FILE="+bad, "IMPORT_USER=romy")
 	for _, k := range []string{"refusedInWords", "joined", "downloadNamed", "downloadHasContacts", "downloadNewAddress",
 		"allMembers", "otherDomainRefused", "imported"} {
 		if res.Checks[k] != true {

@@ -6,47 +6,18 @@
 // line on stdin, then prints one JSON line.
 //
 //   BASE=http://127.0.0.1:PORT ADMIN=anna ADMIN_PASSWORD=… OUT=dir REMOVE=carol CIRCLE_MEMBER=bert TEXT=… node admin.mjs
-import { chromium } from 'playwright-core';
-import { AxeBuilder } from '@axe-core/playwright';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { launch, newResult, phone, checker, mainText, trackThirdParty, stdinLines } from './lib.mjs';
 
 const { BASE, ADMIN, ADMIN_PASSWORD, OUT, REMOVE, CIRCLE_MEMBER, TEXT } = process.env;
-const result = { pages: [], thirdParty: [], violations: [], checks: {} };
-const stdin = createInterface({ input: process.stdin });
-const nextLine = () => new Promise((resolve) => stdin.once('line', resolve));
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const phone = {
-  viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
-  userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36',
-};
+const result = newResult();
+const { nextLine } = stdinLines();
+const browser = await launch();
 
-async function check(page, name) {
-  await page.waitForLoadState('load');
-  const w = await page.evaluate(() => {
-    const es = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
-    return { bytes: es.reduce((n, e) => n + (e.decodedBodySize || 0), 0), requests: es.length };
-  });
-  result.pages.push({ name, bytes: w.bytes, requests: w.requests });
-  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  for (const v of axe.violations) result.violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) });
-  await page.screenshot({ path: join(OUT, name + '.png'), fullPage: true });
-  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
-  if (scroll > 360) result.violations.push({ page: name, id: 'wider-than-phone', impact: 'serious', nodes: [String(scroll)] });
-}
-
-const text = (page) => page.locator('main').innerText();
+const check = checker(result, OUT);
+const text = mainText;
 try {
   const ctx = await browser.newContext(phone);
-  const a = await ctx.newPage();
-  a.on('request', (req) => {
-    if (!req.url().startsWith(BASE) && !req.url().startsWith('data:')) result.thirdParty.push(req.url());
-  });
+  const a = trackThirdParty(result, await ctx.newPage(), BASE);
   await a.goto(BASE + '/login?next=/admin/members');
   await a.fill('#user', ADMIN);
   await a.fill('#password', ADMIN_PASSWORD);

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/internal/browsertest"
 	"github.com/hearthchat/hearth/xmppd/store"
 )
 
@@ -28,8 +29,7 @@ import (
 // receives from the chat itself, makes a circle and an invitation, and
 // reads the health page: storage and netconf's reachability report.
 func TestAdminPagesInBrowser(t *testing.T) {
-	nd := nodeDir(t)
-	root := repoRoot(t)
+	nd := browsertest.NodeDir(t)
 	bins := t.TempDir()
 	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd", "github.com/hearthchat/hearth/cmd/netconf").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -105,19 +105,10 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	defer func() { cancel(); watch.Wait() }()
 	expect("login", func(l string) bool { return l == "ready" })
 
-	shots := filepath.Join(root, "out", "screenshots")
-	os.MkdirAll(shots, 0o755)
-	script := filepath.Join(nd, "admin.mjs")
-	src, _ := os.ReadFile(filepath.Join(root, "setup-ui", "e2e", "admin.mjs"))
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	shots := browsertest.Screenshots(t)
 	const text = "The boat house is closed on Sunday. Training moves to the lake."
-	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Dir = nd
-	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
+	cmd := browsertest.Command(t, ctx, nd, "setup-ui/e2e/admin.mjs", "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
 		"OUT="+shots, "REMOVE=carol", "CIRCLE_MEMBER=bert", "TEXT="+text)
-	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -137,26 +128,8 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	io.WriteString(stdin, "go\n")
 	rest, _ := io.ReadAll(out)
 	cmd.Wait()
-	last := strings.TrimSpace(first + string(rest))
-	if i := strings.LastIndex(last, "\n"); i >= 0 {
-		last = last[i+1:]
-	}
-	var res wizardResult
-	if err := json.Unmarshal([]byte(last), &res); err != nil {
-		t.Fatalf("node output: %v\n%s%s", err, first, rest)
-	}
-	if res.Error != "" {
-		t.Fatalf("browser: %s", res.Error)
-	}
-	for _, p := range res.Pages {
-		t.Logf("figure: page %s %d bytes in %d responses", p.Name, p.Bytes, p.Requests)
-	}
-	if len(res.ThirdParty) > 0 {
-		t.Errorf("requests leaving the box: %v", res.ThirdParty)
-	}
-	for _, v := range res.Violations {
-		t.Errorf("accessibility: %v", v)
-	}
+	res := browsertest.Parse(t, []byte(first+string(rest)))
+	res.Judge(t)
 	for _, k := range []string{"members", "removed", "undone", "resetLink", "devices", "signedOut", "ownDevices", "announced", "circle", "invite", "storage", "noFeed", "saved", "forecast", "kept", "move"} {
 		if res.Checks[k] != true {
 			t.Errorf("browser check %s: %v", k, res.Checks[k])

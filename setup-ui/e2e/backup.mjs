@@ -9,39 +9,16 @@
 //     passphrase (refused, nothing changes), then the right one.
 //
 // axe-core on every page; screenshots. Prints one JSON line.
-import { chromium } from 'playwright-core';
-import { AxeBuilder } from '@axe-core/playwright';
-import { join } from 'node:path';
+import { launch, newResult, phone, checker, mainText, trackThirdParty } from './lib.mjs';
 
 const { MODE, BASE, ADMIN, ADMIN_PASSWORD, PASSPHRASE, FILE, CODE, OUT } = process.env;
-const result = { pages: [], thirdParty: [], violations: [], checks: {} };
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const phone = {
-  viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, acceptDownloads: true,
-};
-
-async function check(page, name) {
-  await page.waitForLoadState('load');
-  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  for (const v of axe.violations) result.violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) });
-  await page.screenshot({ path: join(OUT, name + '.png'), fullPage: true });
-  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
-  if (scroll > 360) result.violations.push({ page: name, id: 'wider-than-phone', impact: 'serious', nodes: [String(scroll)] });
-  result.pages.push({ name });
-}
-
-const text = (page) => page.locator('main').innerText();
+const result = newResult();
+const browser = await launch();
+const check = checker(result, OUT);
+const text = mainText;
 try {
-  const ctx = await browser.newContext(phone);
-  const p = await ctx.newPage();
-  p.on('request', (req) => {
-    if (!req.url().startsWith(BASE) && !req.url().startsWith('data:')) result.thirdParty.push(req.url());
-  });
+  const ctx = await browser.newContext({ ...phone, acceptDownloads: true });
+  const p = trackThirdParty(result, await ctx.newPage(), BASE);
   if (MODE === 'download') {
     await p.goto(BASE + '/login?next=/admin/backup');
     await p.fill('#user', ADMIN);

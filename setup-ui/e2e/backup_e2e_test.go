@@ -5,7 +5,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"github.com/hearthchat/hearth/appliance/backup"
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/internal/browsertest"
 	"github.com/hearthchat/hearth/xmppd/store"
 )
 
@@ -74,38 +74,11 @@ func mamPhase(t *testing.T, x *boxProc, ca, phase string) error {
 	return nil
 }
 
-func runBackupScript(t *testing.T, nd string, env ...string) wizardResult {
+func runBackupScript(t *testing.T, nd string, env ...string) browsertest.Result {
 	t.Helper()
-	root := repoRoot(t)
-	shots := filepath.Join(root, "out", "screenshots")
-	os.MkdirAll(shots, 0o755)
-	script := filepath.Join(nd, "backup.mjs")
-	src, _ := os.ReadFile(filepath.Join(root, "setup-ui", "e2e", "backup.mjs"))
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Dir = nd
-	cmd.Env = append(append(os.Environ(), "OUT="+shots), env...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	var res wizardResult
-	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), &res); jerr != nil {
-		t.Fatalf("node: %v %v\n%s", err, jerr, out)
-	}
-	if res.Error != "" {
-		t.Fatalf("browser: %s", res.Error)
-	}
-	if len(res.ThirdParty) > 0 {
-		t.Errorf("requests leaving the box: %v", res.ThirdParty)
-	}
-	for _, v := range res.Violations {
-		t.Errorf("accessibility: %v", v)
-	}
-	return res
+	return browsertest.Run(t, ctx, nd, "setup-ui/e2e/backup.mjs", append([]string{"OUT=" + browsertest.Screenshots(t)}, env...)...)
 }
 
 // TestBackupAndRestoreInBrowser: the admin downloads a backup of a
@@ -117,7 +90,7 @@ func runBackupScript(t *testing.T, nd string, env ...string) wizardResult {
 // with her old password over TLS trusting only the OLD box's certificate
 // and pages through her whole archive.
 func TestBackupAndRestoreInBrowser(t *testing.T) {
-	nd := nodeDir(t)
+	nd := browsertest.NodeDir(t)
 	bins := t.TempDir()
 	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

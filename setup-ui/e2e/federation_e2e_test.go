@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/internal/browsertest"
 	"github.com/hearthchat/hearth/xmppd/client"
 	"github.com/hearthchat/hearth/xmppd/store"
 )
@@ -35,8 +35,7 @@ import (
 // domain bounces not-allowed); federation turned off applies at once too
 // (a message to any other domain bounces).
 func TestFederationPageInBrowser(t *testing.T) {
-	nd := nodeDir(t)
-	root := repoRoot(t)
+	nd := browsertest.NodeDir(t)
 	bins := t.TempDir()
 	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd", "github.com/hearthchat/hearth/cmd/netconf").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -80,17 +79,8 @@ func TestFederationPageInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	shots := filepath.Join(root, "out", "screenshots")
-	os.MkdirAll(shots, 0o755)
-	script := filepath.Join(nd, "federation.mjs")
-	src, _ := os.ReadFile(filepath.Join(root, "setup-ui", "e2e", "federation.mjs"))
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Dir = nd
-	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river", "OUT="+shots)
-	cmd.Stderr = os.Stderr
+	shots := browsertest.Screenshots(t)
+	cmd := browsertest.Command(t, ctx, nd, "setup-ui/e2e/federation.mjs", "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river", "OUT="+shots)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -114,26 +104,8 @@ func TestFederationPageInBrowser(t *testing.T) {
 	io.WriteString(stdin, "go\n")
 	rest, _ := io.ReadAll(out)
 	cmd.Wait()
-	last := strings.TrimSpace(first + string(rest))
-	if i := strings.LastIndex(last, "\n"); i >= 0 {
-		last = last[i+1:]
-	}
-	var res wizardResult
-	if err := json.Unmarshal([]byte(last), &res); err != nil {
-		t.Fatalf("node output: %v\n%s%s", err, first, rest)
-	}
-	if res.Error != "" {
-		t.Fatalf("browser: %s", res.Error)
-	}
-	for _, p := range res.Pages {
-		t.Logf("figure: page %s %d bytes in %d responses", p.Name, p.Bytes, p.Requests)
-	}
-	if len(res.ThirdParty) > 0 {
-		t.Errorf("requests leaving the box: %v", res.ThirdParty)
-	}
-	for _, v := range res.Violations {
-		t.Errorf("accessibility: %v", v)
-	}
+	res := browsertest.Parse(t, []byte(first+string(rest)))
+	res.Judge(t)
 	str := func(k string) string { s, _ := res.Checks[k].(string); return s }
 	// A box on the home network only: netconf runs no federation
 	// self-test (no internet name to test), and the page says why other

@@ -6,46 +6,17 @@
 // xmppd/webchat/e2e); screenshots. Run by invite_e2e_test.go; prints one JSON line.
 //
 //   BASE=http://127.0.0.1:PORT ADMIN=anna ADMIN_PASSWORD=… OUT=dir NEW_USER=… NEW_PASSWORD=… node invite.mjs
-import { chromium } from 'playwright-core';
-import { AxeBuilder } from '@axe-core/playwright';
 import { join } from 'node:path';
+import { launch, newResult, phone, checker, mainText, trackThirdParty } from './lib.mjs';
 
 const { BASE, ADMIN, ADMIN_PASSWORD, OUT, NEW_USER, NEW_PASSWORD } = process.env;
-const result = { pages: [], thirdParty: [], violations: [], checks: {} };
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const phone = {
-  viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
-  userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36',
-};
+const result = newResult();
+const browser = await launch();
 
-async function check(page, name) {
-  await page.waitForLoadState('load');
-  const w = await page.evaluate(() => {
-    const es = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
-    return { bytes: es.reduce((n, e) => n + (e.decodedBodySize || 0), 0), requests: es.length };
-  });
-  result.pages.push({ name, bytes: w.bytes, requests: w.requests });
-  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  for (const v of axe.violations) result.violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) });
-  await page.screenshot({ path: join(OUT, name + '.png'), fullPage: true });
-  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
-  if (scroll > 360) result.violations.push({ page: name, id: 'wider-than-phone', impact: 'serious', nodes: [String(scroll)] });
-}
+const check = checker(result, OUT);
 
-async function watch(ctx) {
-  const page = await ctx.newPage();
-  page.on('request', (req) => {
-    if (!req.url().startsWith(BASE) && !req.url().startsWith('data:')) result.thirdParty.push(req.url());
-  });
-  return page;
-}
-
-const text = (page) => page.locator('main').innerText();
+const watch = async (ctx) => trackThirdParty(result, await ctx.newPage(), BASE);
+const text = mainText;
 let admin, member;
 try {
   // The admin makes a group invite.

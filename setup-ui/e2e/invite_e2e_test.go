@@ -5,7 +5,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
+	"github.com/hearthchat/hearth/internal/browsertest"
 	"github.com/hearthchat/hearth/xmppd/store"
 )
 
@@ -59,20 +59,6 @@ func claimedBox(t *testing.T) *xmppd {
 	waitPort(t, x.c2s)
 	waitPort(t, x.web)
 	return x
-}
-
-func nodeDir(t *testing.T) string {
-	dir := os.Getenv("HEARTH_WEB_E2E_NODE")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(t), ".cache", "web-e2e")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("npm packages missing in %s (make web-deps)", dir)
-		}
-		t.Skipf("npm packages missing in %s: run make web-deps", dir)
-	}
-	return dir
 }
 
 // peer runs invite_peer.py (Debian's slixmpp) as user.
@@ -128,7 +114,7 @@ func watchPeer(t *testing.T, ctx context.Context, x *xmppd, label, user, pw stri
 // slixmpp, gets the new member as a contact (pre-approved, subscription
 // both) and the member's first message.
 func TestInviteInBrowser(t *testing.T) {
-	nd := nodeDir(t)
+	nd := browsertest.NodeDir(t)
 	x := claimedBox(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -136,38 +122,8 @@ func TestInviteInBrowser(t *testing.T) {
 	expect, watch := watchPeer(t, ctx, x, "admin's client", "anna", "green kettle river")
 	expect("login", func(l string) bool { return l == "ready" })
 
-	shots := filepath.Join(repoRoot(t), "out", "screenshots")
-	os.MkdirAll(shots, 0o755)
-	script := filepath.Join(nd, "invite.mjs")
-	src, _ := os.ReadFile(filepath.Join(repoRoot(t), "setup-ui", "e2e", "invite.mjs"))
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Dir = nd
-	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
-		"OUT="+shots, "NEW_USER=bert", "NEW_PASSWORD=bert likes boats")
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stdout)
-	}
-	var res wizardResult
-	if err := json.Unmarshal(stdout, &res); err != nil {
-		t.Fatalf("node output: %v\n%s", err, stdout)
-	}
-	if res.Error != "" {
-		t.Fatalf("browser: %s", res.Error)
-	}
-	for _, p := range res.Pages {
-		t.Logf("figure: page %s %d bytes in %d responses", p.Name, p.Bytes, p.Requests)
-	}
-	if len(res.ThirdParty) > 0 {
-		t.Errorf("requests leaving the box: %v", res.ThirdParty)
-	}
-	for _, v := range res.Violations {
-		t.Errorf("accessibility: %v", v)
-	}
+	res := browsertest.Run(t, ctx, nd, "setup-ui/e2e/invite.mjs", "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
+		"OUT="+browsertest.Screenshots(t), "NEW_USER=bert", "NEW_PASSWORD=bert likes boats")
 	for _, k := range []string{"androidFirst", "desktopFirst", "allWays", "plainWords", "passwordShown", "inChat", "posterPrint", "appLink", "notePrivate"} {
 		if res.Checks[k] != true {
 			t.Errorf("browser check %s: %v", k, res.Checks[k])

@@ -9,58 +9,27 @@
 // BASE=http://hearth.local as a person does, HOST_RULES maps that name to
 // the forwarded port, and REQ_BASE (the port itself) serves the direct
 // requests of the last checks, which do not go through the browser.
-import { chromium } from 'playwright-core';
-import { AxeBuilder } from '@axe-core/playwright';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chromium, launchOptions, newResult, phone, checker, mainText, trackThirdParty } from './lib.mjs';
 
 const BASE = process.env.BASE, CODE = process.env.CODE, OUT = process.env.OUT;
 const PASSWORD = process.env.PASSWORD || 'green kettle river';
 const REQ_BASE = process.env.REQ_BASE || BASE;
 const HOST_ARGS = process.env.HOST_RULES ? ['--host-resolver-rules=' + process.env.HOST_RULES, '--disable-features=HttpsUpgrades'] : [];
-const result = { pages: [], thirdParty: [], violations: [], checks: {} };
+const result = newResult();
 const profile = mkdtempSync(join(tmpdir(), 'hearth-chromium-'));
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', ...HOST_ARGS],
-  viewport: { width: 360, height: 740 },
-  deviceScaleFactor: 2,
-  isMobile: true,
-  hasTouch: true,
-});
-const page = ctx.pages()[0] || await ctx.newPage();
-let current = null;
-page.on('request', (req) => {
-  if (!req.url().startsWith(BASE) && !req.url().startsWith('data:')) result.thirdParty.push(req.url());
-});
-
-async function check(name) {
-  await page.waitForLoadState('load');
-  // Page weight: the document and everything it loaded, as the browser
-  // decoded them (whether or not the style sheet came from its cache).
-  const w = await page.evaluate(() => {
-    const es = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
-    return { bytes: es.reduce((n, e) => n + (e.decodedBodySize || 0), 0), requests: es.length };
-  });
-  current.bytes = w.bytes; current.requests = w.requests;
-  const axe = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  for (const v of axe.violations) result.violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) });
-  await page.screenshot({ path: join(OUT, name + '.png'), fullPage: true });
-  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
-  if (scroll > 360) result.violations.push({ page: name, id: 'wider-than-phone', impact: 'serious', nodes: [String(scroll)] });
-}
+const ctx = await chromium.launchPersistentContext(profile, { ...launchOptions(HOST_ARGS), ...phone });
+const page = trackThirdParty(result, ctx.pages()[0] || await ctx.newPage(), BASE);
+const check = checker(result, OUT);
 
 async function visit(name, action) {
-  current = { name, bytes: 0, requests: 0 };
-  result.pages.push(current);
   await action();
-  await check(name);
+  await check(page, name);
 }
 
-async function text() { return page.locator('main').innerText(); }
+const text = () => mainText(page);
 
 try {
   // A wrong code: refused, with the page saying where the right one is.

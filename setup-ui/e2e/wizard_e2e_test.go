@@ -10,7 +10,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +23,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hearthchat/hearth/internal/browsertest"
 )
 
 func repoRoot(t *testing.T) string {
@@ -130,32 +131,8 @@ func login(t *testing.T, x *xmppd, user, pw string) string {
 	return lines[len(lines)-1]
 }
 
-type wizardResult struct {
-	Pages []struct {
-		Name            string
-		Bytes, Requests int
-	}
-	ThirdParty []string
-	Violations []map[string]any
-	Checks     map[string]any
-	Error      string
-}
-
 func TestFirstBootInBrowser(t *testing.T) {
-	root := repoRoot(t)
-	nodeDir := os.Getenv("HEARTH_WEB_E2E_NODE")
-	if nodeDir == "" {
-		nodeDir = filepath.Join(root, ".cache", "web-e2e")
-	}
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "playwright-core")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("npm packages missing in %s (make web-deps)", nodeDir)
-		}
-		t.Skipf("npm packages missing in %s: run make web-deps", nodeDir)
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Fatal("Debian chromium missing (make web-deps)")
-	}
+	nodeDir := browsertest.NodeDir(t)
 	bins := t.TempDir()
 	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd", "github.com/hearthchat/hearth/cmd/netconf").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -192,41 +169,12 @@ func TestFirstBootInBrowser(t *testing.T) {
 		t.Fatalf("login before setup: %q, want refused", got)
 	}
 
-	out := filepath.Join(root, "out", "screenshots")
-	os.MkdirAll(out, 0o755)
-	script := filepath.Join(nodeDir, "wizard.mjs")
-	src, _ := os.ReadFile(filepath.Join(root, "setup-ui", "e2e", "wizard.mjs"))
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Dir = nodeDir
-	cmd.Env = append(os.Environ(), "BASE=http://"+x.web, "CODE="+x.code, "OUT="+out, "PASSWORD=green kettle river")
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stdout)
-	}
-	var res wizardResult
-	if err := json.Unmarshal(stdout, &res); err != nil {
-		t.Fatalf("node output: %v\n%s", err, stdout)
-	}
-	if res.Error != "" {
-		t.Fatalf("browser: %s", res.Error)
-	}
-	for _, p := range res.Pages {
-		t.Logf("figure: page %s %d bytes in %d responses", p.Name, p.Bytes, p.Requests)
-	}
+	res := browsertest.Run(t, ctx, nodeDir, "setup-ui/e2e/wizard.mjs",
+		"BASE=http://"+x.web, "CODE="+x.code, "OUT="+browsertest.Screenshots(t), "PASSWORD=green kettle river")
 	if len(res.Pages) < 13 {
 		t.Errorf("only %d pages visited", len(res.Pages))
-	}
-	if len(res.ThirdParty) > 0 {
-		t.Errorf("requests leaving the box: %v", res.ThirdParty)
-	}
-	for _, v := range res.Violations {
-		t.Errorf("accessibility: %v", v)
 	}
 	for _, k := range []string{"wrongCode", "accountPage", "passwordShown", "reachPage", "liveChecks", "inviteLink", "inviteQR", "done", "closed", "loginWrong"} {
 		if res.Checks[k] != true {
