@@ -39,7 +39,7 @@ type s2sState struct {
 	addr, tlsAddr net.Addr
 	// policy is the config's federation section as the admin pages last
 	// saved it (federationdeps.go).
-	policy atomic.Pointer[config.Federation]
+	policy atomic.Pointer[fedPolicy]
 }
 
 // S2S is the running federation (nil when the options leave it out; with
