@@ -14,9 +14,8 @@ Example:
 
 import argparse
 import asyncio
-import collections
 import datetime
-import logging
+import os
 import re
 import sys
 import time
@@ -28,6 +27,9 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../internal/xmpptest"))
+from slixtest import LOG, Fail, capture_log, check, no_channel_binding  # noqa: E402
+
 NS_CLIENT = "jabber:client"
 NS_ROSTER = "jabber:iq:roster"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -35,34 +37,10 @@ NS_DELAY = "urn:xmpp:delay"
 TIMEOUT = 10  # seconds for any single expected event
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-# Keep slixmpp's debug log (it shows every stanza) in memory and print the
-# tail only when a scenario fails.
-LOG = collections.deque(maxlen=150)
-
-
-class _Mem(logging.Handler):
-    def emit(self, record):
-        try:
-            LOG.append(self.format(record))
-        except Exception:
-            pass
-
-
+# slixmpp's debug log (it shows every stanza) is kept in memory (LOG) and
+# its tail printed only when a scenario fails.
 def setup_logging():
-    h = _Mem()
-    h.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG)
-    root.addHandler(h)
+    capture_log("%(asctime)s %(name)s %(message)s")
 
 
 def tag(el):
@@ -109,15 +87,7 @@ class Client(slixmpp.ClientXMPP):
         -PLUS, it sends the "y" flag, which RFC 5802 §6 obliges a server that
         supports channel binding to reject as a possible downgrade. The
         login_default scenario covers slixmpp's own default behaviour."""
-        fm = self["feature_mechanisms"]
-        orig = fm.sasl_callback
-
-        def creds(required, optional):
-            r = orig(required, optional)
-            if "channel_binding" in r:
-                r["channel_binding"] = None
-            return r
-        fm.sasl_callback = creds
+        no_channel_binding(self)
 
     def _push(self, iq):
         if iq["type"] == "set":

@@ -137,11 +137,11 @@ class _Keep(logging.Handler):
             pass
 
 
-def capture_log():
+def capture_log(fmt="%(name)s %(message)s"):
     """Keeps the last of slixmpp's debug log (the XML) in LOG, to print
     when the scenario fails."""
     h = _Keep()
-    h.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    h.setFormatter(logging.Formatter(fmt))
     logging.getLogger().addHandler(h)
     logging.getLogger().setLevel(logging.DEBUG)
 
