@@ -37,8 +37,8 @@ func (d *Daemon) federationPolicy(fed config.Federation) func(domain string) boo
 // it for every stanza a peer sends (s2s/policy.go), and Allows walks each
 // list, 8.8 µs a stanza with 200 blocked domains (the page's cap) — 9% of
 // a core at the 10,000 messages a second hearth → hearth carries. Here a
-// domain costs one lookup per label (52 ns; BenchmarkFedPolicy200). TestFedPolicyAsConfig holds it to
-// Allows.
+// domain costs one lookup per label (52 ns; BenchmarkFedPolicy200).
+// TestFedPolicyAsConfig holds it to Allows.
 type fedPolicy struct {
 	off          bool
 	block, allow map[string]bool

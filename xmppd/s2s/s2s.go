@@ -30,6 +30,10 @@
 // XEP-0288 bidirectional streams (bidi.go): one connection carries both
 // directions when the peer offers or asks for it.
 //
+// The federation policy (Config.Policy: off, block and allow lists) may
+// change while federation runs; PolicyChanged closes the links with
+// domains it now refuses, both ways, and bounces their queues (policy.go).
+//
 // Not done yet (issue 14): whitespace
 // keepalives (TCP keepalives only; a link idle for IdleTimeout
 // is closed); XEP-0198 on s2s. Onion domains go through tor (onion.go).
