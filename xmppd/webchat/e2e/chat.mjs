@@ -12,15 +12,14 @@
 //   SPKI=base64 sha256 of the certificate's key  PHOTO=file.png
 //   XMPPD_PID=pid (stopped at the end)  OUT=dir
 //   PEER='["python3","peer.py",host,port,jid,pw,ca]' ALICE_PW=… BOB_PW=… DAVE_PW=… node chat.mjs
-import { chromium } from 'playwright-core';
-import { AxeBuilder } from '@axe-core/playwright';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { launch, newResult, phone, axe as axeInto } from './lib.mjs';
 
 const { BASE, TLSBASE, DOMAIN, OUT, ALICE_PW, BOB_PW, DAVE_PW, SPKI, PHOTO, XMPPD_PID } = process.env;
 const PEER = JSON.parse(process.env.PEER);
-const result = { pages: [], thirdParty: [], violations: [], checks: {}, auth: [], resume: [], streamErrors: [], csp: [], leaks: [], payloads: {}, errors: [] };
+const result = newResult({ auth: [], resume: [], streamErrors: [], csp: [], leaks: [], payloads: {}, errors: [] });
 // Texts sent with OMEMO: none may cross any WebSocket in the clear (and
 // the test then looks for them in the server's database).
 const tag = Math.random().toString(36).slice(2, 8);
@@ -33,23 +32,14 @@ let stopping = false; // set when the test stops the box
 const UPLOAD = TLSBASE ? TLSBASE.replace('hearth.local', DOMAIN) : '';
 const T = 25000;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    // hearth.local as on the home network: a name, not loopback, so the
-    // page is not a secure context (127.0.0.1 would be one).
-    '--host-resolver-rules=MAP hearth.local 127.0.0.1',
-    // Trust the test CA's certificate for exactly its key (not every
-    // certificate, as ignoreHTTPSErrors would): the HTTPS pages are then
-    // secure contexts as with a real certificate.
-    `--ignore-certificate-errors-spki-list=${SPKI}`],
-});
-const phone = {
-  viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
-  userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36',
-};
+const browser = await launch([
+  // hearth.local as on the home network: a name, not loopback, so the
+  // page is not a secure context (127.0.0.1 would be one).
+  '--host-resolver-rules=MAP hearth.local 127.0.0.1',
+  // Trust the test CA's certificate for exactly its key (not every
+  // certificate, as ignoreHTTPSErrors would): the HTTPS pages are then
+  // secure contexts as with a real certificate.
+  `--ignore-certificate-errors-spki-list=${SPKI}`]);
 const desktop = { viewport: { width: 1280, height: 800 } };
 
 // The slixmpp peer: lines "got FROM LEN TEXT".
@@ -117,10 +107,7 @@ function watch(page, name) {
   return page;
 }
 
-async function axe(page, name) {
-  const a = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  for (const v of a.violations) result.violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 4) });
-}
+const axe = (page, name) => axeInto(result, page, name, 4);
 
 async function shot(page, name) {
   await page.screenshot({ path: join(OUT, name + '.png') });

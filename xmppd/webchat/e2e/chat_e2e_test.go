@@ -36,6 +36,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthchat/hearth/internal/browsertest"
 	"github.com/hearthchat/hearth/xmppd/webchat"
 )
 
@@ -101,17 +102,8 @@ const domain = "hearth.localhost"
 
 func TestBrowserChat(t *testing.T) {
 	root := repoRoot()
-	nodeDir := os.Getenv("HEARTH_WEB_E2E_NODE")
-	if nodeDir == "" {
-		nodeDir = filepath.Join(root, ".cache", "web-e2e")
-	}
+	nodeDir := browsertest.NodeDir(t)
 	ci := os.Getenv("CI") != ""
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "playwright-core")); err != nil {
-		if ci {
-			t.Fatalf("npm packages missing in %s (make web-deps)", nodeDir)
-		}
-		t.Skipf("npm packages missing in %s: run make web-deps", nodeDir)
-	}
 	if !webchat.Built() {
 		if ci {
 			t.Fatal("Converse is not embedded (make webchat-assets)")
@@ -163,29 +155,17 @@ func TestBrowserChat(t *testing.T) {
 	photo := filepath.Join(t.TempDir(), "tomato.png")
 	photoSum := writePNG(t, photo)
 
-	out := filepath.Join(root, "out", "screenshots")
-	os.MkdirAll(out, 0o755)
-	script := filepath.Join(nodeDir, "webchat-chat.mjs")
-	src, err := os.ReadFile(filepath.Join(root, "xmppd", "webchat", "e2e", "chat.mjs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(script, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	out := browsertest.Screenshots(t)
 	host, port, _ := net.SplitHostPort(c2s)
 	peer, _ := json.Marshal([]string{"/usr/bin/python3", filepath.Join(root, "xmppd", "webchat", "e2e", "peer.py"), host, port, "carol@" + domain, pw["carol"], ca})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	node := exec.CommandContext(ctx, "node", script)
-	node.Dir = nodeDir
-	node.Env = append(os.Environ(),
+	node := browsertest.Command(t, ctx, nodeDir, "xmppd/webchat/e2e/chat.mjs",
 		fmt.Sprintf("BASE=http://hearth.local:%d", webPort),
 		fmt.Sprintf("TLSBASE=https://hearth.local:%d", tlsPort),
 		"SPKI="+spki, "PHOTO="+photo, fmt.Sprintf("XMPPD_PID=%d", cmd.Process.Pid),
 		"DOMAIN="+domain, "OUT="+out, "PEER="+string(peer),
 		"ALICE_PW="+pw["alice"], "BOB_PW="+pw["bob"], "DAVE_PW="+pw["dave"])
-	node.Stderr = os.Stderr
 	stdout, err := node.Output()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, stdout)
