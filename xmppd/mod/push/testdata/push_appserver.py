@@ -51,18 +51,26 @@ class Client(slixtest.Client):
         self.send_presence()
 
     async def enable_push(self, app, node):
-        iq = self.Iq()
-        iq["type"] = "set"
-        iq.append(ET.fromstring(
-            "<enable xmlns='%s' jid='%s' node='%s'>"
-            "<x xmlns='%s' type='submit'><field var='FORM_TYPE'><value>"
-            "http://jabber.org/protocol/pubsub#publish-options</value></field>"
-            "<field var='secret'><value>s3cr3t</value></field></x></enable>" % (NS, app, node, DATA)))
-        await iq.send(timeout=TIMEOUT)
+        await enable_push(self, app, node)
+
+
+async def enable_push(xmpp, app, node, timeout=TIMEOUT):
+    """xmpp's enable iq for app's node, with the publish-options secret
+    s3cr3t (slixmpp 1.8 has no xep_0357 plugin). s2s/testdata's
+    push_remote.py uses it too."""
+    iq = xmpp.Iq()
+    iq["type"] = "set"
+    iq.append(ET.fromstring(
+        "<enable xmlns='%s' jid='%s' node='%s'>"
+        "<x xmlns='%s' type='submit'><field var='FORM_TYPE'><value>"
+        "http://jabber.org/protocol/pubsub#publish-options</value></field>"
+        "<field var='secret'><value>s3cr3t</value></field></x></enable>" % (NS, app, node, DATA)))
+    await iq.send(timeout=timeout)
 
 
 class Answering:
-    """What both app servers do: record publishes and answer them."""
+    """What the app servers do (these and push_remote.py's): record
+    publishes (their XML) and answer them."""
 
     def setup(self):
         self.register_plugin("xep_0030")
@@ -73,23 +81,12 @@ class Answering:
     def publish(self, iq):
         if iq["type"] != "set":
             return
-        x = iq.xml
-        pub = x.find("{%s}pubsub/{%s}publish" % (PUBSUB, PUBSUB))
-        form = x.find("{%s}pubsub/{%s}publish/{%s}item/{%s}notification/{%s}x" % (PUBSUB, PUBSUB, PUBSUB, NS, DATA))
-        opts = x.find("{%s}pubsub/{%s}publish-options/{%s}x" % (PUBSUB, PUBSUB, DATA))
-        fields = {}
-        for f in (form if form is not None else []):
-            fields[f.get("var")] = f.findtext("{%s}value" % DATA)
-        secret = None
-        for f in (opts if opts is not None else []):
-            if f.get("var") == "secret":
-                secret = f.findtext("{%s}value" % DATA)
-        self.pushes.put_nowait((str(iq["from"]), pub.get("node") if pub is not None else None, fields, secret))
+        self.pushes.put_nowait(iq.xml)
         iq.reply().send()
 
-    async def next(self, what):
+    async def next(self, what, timeout=TIMEOUT):
         try:
-            return await asyncio.wait_for(self.pushes.get(), TIMEOUT)
+            return await asyncio.wait_for(self.pushes.get(), timeout)
         except asyncio.TimeoutError:
             raise Fail("no push for %s reached the app server" % what)
 
@@ -107,22 +104,33 @@ class AppServer(Answering, Client):
 
 
 class AppComponent(Answering, slixmpp.ComponentXMPP):
-    def __init__(self, args):
-        slixmpp.ComponentXMPP.__init__(self, "push." + args.domain, args.secret, "127.0.0.1", args.component)
+    """An app server as a component jid, connected over XEP-0114 to the
+    server's component port on loopback."""
+
+    def __init__(self, jid, secret, port):
+        slixmpp.ComponentXMPP.__init__(self, jid, secret, "127.0.0.1", port)
         self.setup()
 
-    async def login(self, port):
+    async def login(self, port=None, timeout=TIMEOUT):
         started = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
         self.connect()
         try:
-            await asyncio.wait_for(started, TIMEOUT)
+            await asyncio.wait_for(started, timeout)
         except asyncio.TimeoutError:
-            raise Fail("component push.%s: no handshake" % self.boundjid)
+            raise Fail("component %s: no handshake" % self.boundjid)
 
 
-def check(push, who, node, sender):
-    frm, got_node, fields, secret = push
+def check(x, who, node, sender):
+    """x, a publish's XML, comes from who to node with the secret and a
+    summary from sender without the body."""
+    frm = x.get("from")
+    pub = x.find("{%s}pubsub/{%s}publish" % (PUBSUB, PUBSUB))
+    form = x.find("{%s}pubsub/{%s}publish/{%s}item/{%s}notification/{%s}x" % (PUBSUB, PUBSUB, PUBSUB, NS, DATA))
+    opts = x.find("{%s}pubsub/{%s}publish-options/{%s}x" % (PUBSUB, PUBSUB, DATA))
+    fields = {f.get("var"): f.findtext("{%s}value" % DATA) for f in (form if form is not None else [])}
+    secret = {f.get("var"): f.findtext("{%s}value" % DATA) for f in (opts if opts is not None else [])}.get("secret")
+    got_node = pub.get("node") if pub is not None else None
     if frm != who or got_node != node or secret != "s3cr3t":
         raise Fail("push from %s to node %s, secret %s: want %s, %s, s3cr3t" % (frm, got_node, secret, who, node))
     if fields.get("FORM_TYPE") != "urn:xmpp:push:summary" or fields.get("message-count") != "1" or \
@@ -132,7 +140,7 @@ def check(push, who, node, sender):
 
 async def scenario(args):
     d = args.domain
-    app = AppComponent(args) if args.component else AppServer(args)
+    app = AppComponent("push." + d, args.secret, args.component) if args.component else AppServer(args)
     await app.login(args.port)
     appjid = str(app.boundjid)
     bob = Client(args, "bob")
