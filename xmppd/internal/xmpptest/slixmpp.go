@@ -16,7 +16,10 @@ import (
 // against d's direct-TLS port: the script gets --port, --domain and --ca
 // (d's certificate under dir), then args. The test fails unless the script
 // exits 0 having printed OK within timeout; its output is returned. The
-// modules' real-client suites share this (each repeated it before).
+// modules' real-client suites share this (each repeated it before). The
+// scripts share slixtest.py beside this file (client login, waits, the
+// OK/FAIL main); each finds it relative to its own path, since some are
+// also run by other packages' tests, not through this runner.
 func Slixmpp(t testing.TB, d *xmppd.Daemon, dir state.Dir, script string, timeout time.Duration, args ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("/usr/bin/python3"); err != nil {

@@ -17,13 +17,12 @@ server's group chat service.
 Prints OK, or FAIL and the tail of slixmpp's log, and exits 1.
 """
 
-import asyncio
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import federate  # noqa: E402
-from federate import Client, Fail, parser, run  # noqa: E402
+from federate import Client, parser, run  # noqa: E402
 
 
 def muc_client(spec, ca):

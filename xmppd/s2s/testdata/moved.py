@@ -19,7 +19,6 @@ federate.py.
 Prints OK, or FAIL and the tail of slixmpp's log, and exits 1.
 """
 
-import asyncio
 import os
 import sys
 import xml.etree.ElementTree as ET

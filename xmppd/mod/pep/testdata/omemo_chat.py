@@ -18,7 +18,6 @@ import omemo
 import twomemo
 import twomemo.etree
 from slixmpp.exceptions import IqError
-from slixmpp.xmlstream import ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../internal/xmpptest"))
 from omemo_keys import Client  # noqa: E402
