@@ -121,12 +121,20 @@ func (s *S2S) restore() {
 		n++
 	}
 	for _, x := range bounce {
-		s.bounceOne(x, &server.StanzaError{Type: "cancel", Condition: "not-allowed", Text: "this box does not talk to " + x.st.To.Domainpart()})
+		s.bounceOne(x, refusal(x.st.To.Domainpart()))
 	}
 	if n > 0 {
 		s.cfg.Log.Info("s2s: queued again after start", "messages", n, "domains", len(s.remotes))
 	}
+	// Listed first: a queue's goroutine retires it from the map (under
+	// s.mu) while this loop would still be reading the map — the race
+	// detector caught it in TestRestoredQueueBound (a restored queue that
+	// bounces at once).
+	rs := make([]*remote, 0, len(s.remotes))
 	for _, r := range s.remotes {
+		rs = append(rs, r)
+	}
+	for _, r := range rs {
 		s.wg.Add(1)
 		go s.run(r)
 	}
