@@ -7,7 +7,7 @@
 //
 //   BASE=… ADMIN=… ADMIN_PASSWORD=… OUT=dir NEW_USER=… NEW_PASSWORD=… FILE=… BAD_FILE=… node account_data.mjs
 import { readFile } from 'node:fs/promises';
-import { launch, newResult, phone, checker, mainText, trackThirdParty } from './lib.mjs';
+import { launch, newResult, phone, checker, mainText, trackThirdParty, logIn } from './lib.mjs';
 
 const { BASE, ADMIN, ADMIN_PASSWORD, OUT, NEW_USER, NEW_PASSWORD, FILE, BAD_FILE, IMPORT_USER } = process.env;
 const result = newResult();
@@ -21,10 +21,7 @@ let m, a;
 try {
   const admin = await browser.newContext({ ...phone, acceptDownloads: true });
   a = await watch(admin);
-  await a.goto(BASE + '/login?next=/invite');
-  await a.fill('#user', ADMIN);
-  await a.fill('#password', ADMIN_PASSWORD);
-  await a.click('button[type=submit]');
+  await logIn(a, BASE, '/invite', ADMIN, ADMIN_PASSWORD);
   await a.waitForURL((u) => u.pathname === '/invite');
   await a.check('input[name=who][value=group]');
   await a.click('button:has-text("Make the invitation")');

@@ -6,7 +6,7 @@
 // line on stdin, then prints one JSON line.
 //
 //   BASE=http://127.0.0.1:PORT ADMIN=anna ADMIN_PASSWORD=… OUT=dir REMOVE=carol CIRCLE_MEMBER=bert TEXT=… node admin.mjs
-import { launch, newResult, phone, checker, mainText, trackThirdParty, stdinLines } from './lib.mjs';
+import { launch, newResult, phone, checker, mainText, trackThirdParty, stdinLines, logIn } from './lib.mjs';
 
 const { BASE, ADMIN, ADMIN_PASSWORD, OUT, REMOVE, CIRCLE_MEMBER, TEXT } = process.env;
 const result = newResult();
@@ -18,10 +18,7 @@ const text = mainText;
 try {
   const ctx = await browser.newContext(phone);
   const a = trackThirdParty(result, await ctx.newPage(), BASE);
-  await a.goto(BASE + '/login?next=/admin/members');
-  await a.fill('#user', ADMIN);
-  await a.fill('#password', ADMIN_PASSWORD);
-  await a.click('button[type=submit]');
+  await logIn(a, BASE, '/admin/members', ADMIN, ADMIN_PASSWORD);
   await check(a, 'a-01-members');
   result.checks.members = (await text(a)).includes(REMOVE) && (await text(a)).includes(ADMIN + ' (you)');
 

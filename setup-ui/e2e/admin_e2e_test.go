@@ -6,10 +6,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -30,54 +28,16 @@ import (
 // reads the health page: storage and netconf's reachability report.
 func TestAdminPagesInBrowser(t *testing.T) {
 	nd := browsertest.NodeDir(t)
-	bins := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd", "github.com/hearthchat/hearth/cmd/netconf").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bins := buildBins(t, "xmppd", "netconf")
 	dir := state.Dir(t.TempDir())
-	if err := dir.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(dir.DB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []struct {
-		name, pw string
-		admin    bool
-	}{{"anna", "green kettle river", true}, {"bert", "bert likes boats", false}, {"carol", "carol rows fast", false}} {
-		if err := st.CreateAccount(u.name, u.pw, u.admin); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// carol's phone, as SASL2 records it: her page lists it.
-	if err := st.SeenDevice("carol", "ua-carol-phone", "Conversations", "Pixel 7", time.Now().Add(-2*time.Hour-time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	c := config.Default()
-	c.Domain, c.Claimed = "hearth.localhost", true
-	c.Site = config.Site{Name: "Riverside Rowing Club", Reach: "home", Admin: "anna", Done: true}
-	if err := config.Save(dir.Config(), c); err != nil {
-		t.Fatal(err)
-	}
+	claimedState(t, dir, []member{anna, {"bert", "bert likes boats", false}, {"carol", "carol rows fast", false}}, func(st *store.Store) error {
+		// carol's phone, as SASL2 records it: her page lists it.
+		return st.SeenDevice("carol", "ua-carol-phone", "Conversations", "Pixel 7", time.Now().Add(-2*time.Hour-time.Minute))
+	})
 	// netconf beside xmppd, as on the box: the health page shows its
 	// report, read over its socket.
-	nc := exec.Command(filepath.Join(bins, "netconf"), "-state", string(dir), "-local")
-	if err := nc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Process.Kill(); nc.Wait() })
-	x := &xmppd{state: string(dir), c2s: fmt.Sprintf("127.0.0.1:%d", freePort(t)), web: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	x.cmd = exec.Command(filepath.Join(bins, "xmppd"), "-state", x.state, "-domain", "hearth.localhost", "-c2s", x.c2s,
-		"-c2s-tls", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-c2s-onion", "none", "-web", x.web, "-require-setup", "true")
-	x.cmd.Stderr = os.Stderr
-	if err := x.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.cmd.Process.Kill(); x.cmd.Wait() })
-	waitPort(t, x.c2s)
-	waitPort(t, x.web)
+	startNetconf(t, bins, dir)
+	x := startClaimed(t, bins, dir)
 	// The health page must show netconf's whole report: wait until the
 	// report is written with its self-test and no check still pending. (A
 	// run read the page before netconf's self-test had reported; the test

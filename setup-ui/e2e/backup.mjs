@@ -9,7 +9,7 @@
 //     passphrase (refused, nothing changes), then the right one.
 //
 // axe-core on every page; screenshots. Prints one JSON line.
-import { launch, newResult, phone, checker, mainText, trackThirdParty } from './lib.mjs';
+import { launch, newResult, phone, checker, mainText, trackThirdParty, logIn } from './lib.mjs';
 
 const { MODE, BASE, ADMIN, ADMIN_PASSWORD, PASSPHRASE, FILE, CODE, OUT } = process.env;
 const result = newResult();
@@ -20,10 +20,7 @@ try {
   const ctx = await browser.newContext({ ...phone, acceptDownloads: true });
   const p = trackThirdParty(result, await ctx.newPage(), BASE);
   if (MODE === 'download') {
-    await p.goto(BASE + '/login?next=/admin/backup');
-    await p.fill('#user', ADMIN);
-    await p.fill('#password', ADMIN_PASSWORD);
-    await p.click('button[type=submit]');
+    await logIn(p, BASE, '/admin/backup', ADMIN, ADMIN_PASSWORD);
     await p.click('nav.admin a:has-text("Backup")');
     await check(p, 'b-01-backup');
     await p.fill('#passphrase', PASSPHRASE);

@@ -19,7 +19,6 @@ import (
 	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/internal/browsertest"
-	"github.com/hearthchat/hearth/xmppd/store"
 )
 
 // boxProc is an xmppd process with its direct-TLS port (slixmpp's).
@@ -91,36 +90,11 @@ func runBackupScript(t *testing.T, nd string, env ...string) browsertest.Result 
 // and pages through her whole archive.
 func TestBackupAndRestoreInBrowser(t *testing.T) {
 	nd := browsertest.NodeDir(t)
-	bins := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	bin := filepath.Join(bins, "xmppd")
+	bin := filepath.Join(buildBins(t, "xmppd"), "xmppd")
 
 	// The old box.
 	oldDir := state.Dir(filepath.Join(t.TempDir(), "hearth"))
-	if err := oldDir.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(oldDir.DB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []struct {
-		name, pw string
-		admin    bool
-	}{{"anna", "green kettle river", true}, {"alice", "alice-pw", false}, {"bob", "bob-pw", false}} {
-		if err := st.CreateAccount(u.name, u.pw, u.admin); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st.Close()
-	c := config.Default()
-	c.Domain, c.Claimed = "hearth.localhost", true
-	c.Site = config.Site{Name: "Riverside Rowing Club", Reach: "home", Admin: "anna", Done: true}
-	if err := config.Save(oldDir.Config(), c); err != nil {
-		t.Fatal(err)
-	}
+	claimedState(t, oldDir, []member{anna, {"alice", "alice-pw", false}, {"bob", "bob-pw", false}}, nil)
 	old := startBox(t, bin, oldDir)
 	oldCert := filepath.Join(string(oldDir), "tls", "cert.pem")
 	if err := mamPhase(t, old, oldCert, "send"); err != nil {

@@ -8,7 +8,7 @@
 // on every page; screenshots. Run by federation_e2e_test.go.
 //
 //   BASE=http://127.0.0.1:PORT ADMIN=anna ADMIN_PASSWORD=… OUT=dir node federation.mjs
-import { launch, newResult, phone, checker, mainText, trackThirdParty, stdinLines } from './lib.mjs';
+import { launch, newResult, phone, checker, mainText, trackThirdParty, stdinLines, logIn } from './lib.mjs';
 
 const { BASE, ADMIN, ADMIN_PASSWORD, OUT } = process.env;
 const result = newResult();
@@ -20,10 +20,7 @@ const text = mainText;
 try {
   const ctx = await browser.newContext(phone);
   const a = trackThirdParty(result, await ctx.newPage(), BASE);
-  await a.goto(BASE + '/login?next=/admin/federation');
-  await a.fill('#user', ADMIN);
-  await a.fill('#password', ADMIN_PASSWORD);
-  await a.click('button[type=submit]');
+  await logIn(a, BASE, '/admin/federation', ADMIN, ADMIN_PASSWORD);
   await check(a, 'f-01-federation');
   result.checks.status = await a.locator('h2:has-text("Can other servers reach") + *').innerText().catch(() => '');
   result.checks.navigation = await a.locator('nav.admin a[aria-current=page]').innerText();

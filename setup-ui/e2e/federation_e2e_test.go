@@ -9,9 +9,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,7 +18,6 @@ import (
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/internal/browsertest"
 	"github.com/hearthchat/hearth/xmppd/client"
-	"github.com/hearthchat/hearth/xmppd/store"
 )
 
 // TestFederationPageInBrowser: the admin's "Other servers" page in
@@ -36,45 +32,12 @@ import (
 // (a message to any other domain bounces).
 func TestFederationPageInBrowser(t *testing.T) {
 	nd := browsertest.NodeDir(t)
-	bins := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd", "github.com/hearthchat/hearth/cmd/netconf").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bins := buildBins(t, "xmppd", "netconf")
 	dir := state.Dir(t.TempDir())
-	if err := dir.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(dir.DB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateAccount("anna", "green kettle river", true); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	c := config.Default()
-	c.Domain, c.Claimed = "hearth.localhost", true
-	c.Site = config.Site{Name: "Riverside Rowing Club", Reach: "home", Admin: "anna", Done: true}
-	if err := config.Save(dir.Config(), c); err != nil {
-		t.Fatal(err)
-	}
+	claimedState(t, dir, []member{anna}, nil)
 	s2s := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	nc := exec.Command(filepath.Join(bins, "netconf"), "-state", string(dir), "-local")
-	if err := nc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Process.Kill(); nc.Wait() })
-	x := &xmppd{state: string(dir), c2s: fmt.Sprintf("127.0.0.1:%d", freePort(t)), web: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	x.cmd = exec.Command(filepath.Join(bins, "xmppd"), "-state", x.state, "-domain", "hearth.localhost", "-c2s", x.c2s,
-		"-c2s-tls", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-c2s-onion", "none", "-web", x.web, "-require-setup", "true",
-		"-s2s", s2s, "-s2s-dns", "127.0.0.1:9", "-s2s-onion", "none", "-tor-socks", "none")
-	x.cmd.Stderr = os.Stderr
-	if err := x.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.cmd.Process.Kill(); x.cmd.Wait() })
-	waitPort(t, x.c2s)
-	waitPort(t, x.web)
+	startNetconf(t, bins, dir)
+	x := startClaimed(t, bins, dir, "-s2s", s2s, "-s2s-dns", "127.0.0.1:9", "-s2s-onion", "none", "-tor-socks", "none")
 	waitPort(t, s2s)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -7,7 +7,7 @@
 //
 //   BASE=http://127.0.0.1:PORT ADMIN=anna ADMIN_PASSWORD=… OUT=dir NEW_USER=… NEW_PASSWORD=… node invite.mjs
 import { join } from 'node:path';
-import { launch, newResult, phone, checker, mainText, trackThirdParty } from './lib.mjs';
+import { launch, newResult, phone, checker, mainText, trackThirdParty, logIn } from './lib.mjs';
 
 const { BASE, ADMIN, ADMIN_PASSWORD, OUT, NEW_USER, NEW_PASSWORD } = process.env;
 const result = newResult();
@@ -22,10 +22,7 @@ try {
   // The admin makes a group invite.
   admin = await browser.newContext(phone);
   const a = await watch(admin);
-  await a.goto(BASE + '/login?next=/invite');
-  await a.fill('#user', ADMIN);
-  await a.fill('#password', ADMIN_PASSWORD);
-  await a.click('button[type=submit]');
+  await logIn(a, BASE, '/invite', ADMIN, ADMIN_PASSWORD);
   await check(a, 'i-00-invite-form');
   await a.check('input[name=who][value=group]');
   await a.fill('#note', 'for the juniors');

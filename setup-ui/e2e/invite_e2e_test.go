@@ -5,7 +5,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,49 +15,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hearthchat/hearth/appliance/config"
 	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/internal/browsertest"
-	"github.com/hearthchat/hearth/xmppd/store"
 )
 
 // claimedBox starts xmppd on a state directory that is already set up:
 // the admin anna exists and the config says claimed (as the wizard
 // leaves it; the wizard itself is TestFirstBootInBrowser's).
 func claimedBox(t *testing.T) *xmppd {
-	bins := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bins := buildBins(t, "xmppd")
 	dir := state.Dir(t.TempDir())
-	if err := dir.Ensure(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(dir.DB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateAccount("anna", "green kettle river", true); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	c := config.Default()
-	c.Domain, c.Claimed = "hearth.localhost", true
-	c.Site = config.Site{Name: "Riverside Rowing Club", Reach: "home", Admin: "anna", Done: true}
-	if err := config.Save(dir.Config(), c); err != nil {
-		t.Fatal(err)
-	}
-	x := &xmppd{state: string(dir), c2s: fmt.Sprintf("127.0.0.1:%d", freePort(t)), web: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	x.cmd = exec.Command(filepath.Join(bins, "xmppd"), "-state", x.state, "-domain", "hearth.localhost", "-c2s", x.c2s,
-		"-c2s-tls", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-c2s-onion", "none", "-web", x.web, "-require-setup", "true")
-	x.cmd.Stderr = os.Stderr
-	if err := x.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.cmd.Process.Kill(); x.cmd.Wait() })
-	waitPort(t, x.c2s)
-	waitPort(t, x.web)
-	return x
+	claimedState(t, dir, []member{anna}, nil)
+	return startClaimed(t, bins, dir)
 }
 
 // peer runs invite_peer.py (Debian's slixmpp) as user.

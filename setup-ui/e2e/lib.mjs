@@ -90,3 +90,11 @@ export function stdinLines() {
   const rl = createInterface({ input: process.stdin });
   return { nextLine: () => new Promise((resolve) => rl.once('line', resolve)), close: () => rl.close() };
 }
+
+// logIn logs user in through the login form, which then opens next.
+export async function logIn(page, base, next, user, password) {
+  await page.goto(base + '/login?next=' + next);
+  await page.fill('#user', user);
+  await page.fill('#password', password);
+  await page.click('button[type=submit]');
+}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthchat/hearth/appliance/state"
 	"github.com/hearthchat/hearth/internal/browsertest"
 )
 
@@ -133,10 +134,7 @@ func login(t *testing.T, x *xmppd, user, pw string) string {
 
 func TestFirstBootInBrowser(t *testing.T) {
 	nodeDir := browsertest.NodeDir(t)
-	bins := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bins+"/", "github.com/hearthchat/hearth/cmd/xmppd", "github.com/hearthchat/hearth/cmd/netconf").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bins := buildBins(t, "xmppd", "netconf")
 	bin := filepath.Join(bins, "xmppd")
 
 	// RSS at rest without the web server, for the figure.
@@ -149,11 +147,7 @@ func TestFirstBootInBrowser(t *testing.T) {
 	// netconf beside it, as make run has it: the reach page shows its
 	// live checks and the wizard asks it to reload.
 	stateDir := t.TempDir()
-	nc := exec.Command(filepath.Join(bins, "netconf"), "-state", stateDir, "-local")
-	if err := nc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Process.Kill(); nc.Wait() })
+	startNetconf(t, bins, state.Dir(stateDir))
 	x := startXmppd(t, bin, stateDir, true)
 	t.Logf("figure: port answering %v after start", x.answered.Round(time.Millisecond))
 	waitPort(t, x.c2s)
