@@ -354,6 +354,11 @@ func (s *S2S) serveLink(r *remote, l *link, pch <-chan struct{}) bool {
 			pch = s.policyWatch() // checked at the top
 		case <-confirmT.C:
 		case <-l.done:
+			if !s.allowed(r.domain) {
+				// PolicyChanged ended the peer's stream we wrote on: as
+				// above, what was written went before its close.
+				continue
+			}
 			// The peer closed it (its own idle timeout, a restart, a
 			// crash): what it may not have read goes out again.
 			s.cfg.Log.Debug("s2s: link ended by peer", "domain", r.domain, "unconfirmed", len(sent))
