@@ -28,7 +28,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,11 +49,11 @@ func main() {
 	// heap is about 10.5 KiB a session and Go's default GOGC=100 doubles
 	// it as headroom. GOGC=25 measured 22.7 → 14.6 KiB RSS per idle session
 	// at 5,000 sessions for about 7% fewer messages per CPU-second at
-	// saturation (make bench; bench/README.md). GOGC in the environment
+	// saturation (make bench; bench/README.md). While the server is busy
+	// (allocating more than its live heap a second) it runs at GOGC=100,
+	// and back at 25 once quiet: gcpolicy.go. GOGC in the environment
 	// still wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(25)
-	}
+	startGCPolicy()
 	var (
 		stateDir    = flag.String("state", state.DefaultDir, "state directory")
 		domain      = flag.String("domain", "", "XMPP domain (default: the appliance config's)")
