@@ -7,8 +7,10 @@
 package browsertest
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,6 +148,40 @@ func Run(t testing.TB, ctx context.Context, nodeDir, script string, env ...strin
 		t.Fatalf("node: %v\n%s", err, out)
 	}
 	res := Parse(t, out)
+	res.Judge(t)
+	return res
+}
+
+// RunPaused runs a script that stops once on its way: it prints one line
+// and waits for one on its standard input while the test looks at the
+// running server. paused gets the printed line (trimmed; if the script
+// failed first, its JSON line); then the script goes on to its end, and
+// its line is parsed and judged as Run does.
+func RunPaused(t testing.TB, ctx context.Context, nodeDir, script string, paused func(line string), env ...string) Result {
+	t.Helper()
+	cmd := Command(t, ctx, nodeDir, script, env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	first, err := out.ReadString('\n')
+	if err != nil {
+		cmd.Wait()
+		t.Fatalf("node: %v %q", err, first)
+	}
+	paused(strings.TrimSpace(first))
+	io.WriteString(stdin, "go\n")
+	rest, _ := io.ReadAll(out)
+	cmd.Wait()
+	res := Parse(t, []byte(first+string(rest)))
 	res.Judge(t)
 	return res
 }

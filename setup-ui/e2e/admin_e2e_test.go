@@ -3,10 +3,8 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,29 +65,15 @@ func TestAdminPagesInBrowser(t *testing.T) {
 
 	shots := browsertest.Screenshots(t)
 	const text = "The boat house is closed on Sunday. Training moves to the lake."
-	cmd := browsertest.Command(t, ctx, nd, "setup-ui/e2e/admin.mjs", "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
-		"OUT="+shots, "REMOVE=carol", "CIRCLE_MEMBER=bert", "TEXT="+text)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := bufio.NewReader(stdout)
-	first, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("node: %v %q", err, first)
-	}
-	if strings.TrimSpace(first) == "removed" {
-		// Removed: carol's app cannot log in (nor keep a session).
-		if got := login(t, x, "carol", "carol rows fast"); got != "refused" {
-			t.Errorf("carol's login while removed: %q, want refused", got)
+	res := browsertest.RunPaused(t, ctx, nd, "setup-ui/e2e/admin.mjs", func(line string) {
+		if line == "removed" {
+			// Removed: carol's app cannot log in (nor keep a session).
+			if got := login(t, x, "carol", "carol rows fast"); got != "refused" {
+				t.Errorf("carol's login while removed: %q, want refused", got)
+			}
 		}
-	}
-	io.WriteString(stdin, "go\n")
-	rest, _ := io.ReadAll(out)
-	cmd.Wait()
-	res := browsertest.Parse(t, []byte(first+string(rest)))
-	res.Judge(t)
+	}, "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river",
+		"OUT="+shots, "REMOVE=carol", "CIRCLE_MEMBER=bert", "TEXT="+text)
 	for _, k := range []string{"members", "removed", "undone", "resetLink", "devices", "signedOut", "ownDevices", "announced", "circle", "invite", "storage", "noFeed", "saved", "forecast", "kept", "move"} {
 		if res.Checks[k] != true {
 			t.Errorf("browser check %s: %v", k, res.Checks[k])

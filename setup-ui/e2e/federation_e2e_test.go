@@ -3,12 +3,10 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -43,18 +41,10 @@ func TestFederationPageInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	shots := browsertest.Screenshots(t)
-	cmd := browsertest.Command(t, ctx, nd, "setup-ui/e2e/federation.mjs", "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river", "OUT="+shots)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := bufio.NewReader(stdout)
-	first, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("node: %v %q", err, first)
-	}
-	if strings.TrimSpace(first) == "blocked" {
+	res := browsertest.RunPaused(t, ctx, nd, "setup-ui/e2e/federation.mjs", func(line string) {
+		if line != "blocked" {
+			return
+		}
 		// Saved: in the config, and the running server refuses the
 		// blocked domain without a restart.
 		if c, err := config.Load(dir.Config()); err != nil || c.Federation.Off || !slices.Equal(c.Federation.Block, []string{"spam.example", "xn--mnchen-3ya.example"}) {
@@ -63,12 +53,7 @@ func TestFederationPageInBrowser(t *testing.T) {
 		if b := bounce(t, x, "x@spam.example"); !bytes.Contains(b, []byte("not-allowed")) {
 			t.Errorf("a message to the blocked domain: %s", b)
 		}
-	}
-	io.WriteString(stdin, "go\n")
-	rest, _ := io.ReadAll(out)
-	cmd.Wait()
-	res := browsertest.Parse(t, []byte(first+string(rest)))
-	res.Judge(t)
+	}, "BASE=http://"+x.web, "ADMIN=anna", "ADMIN_PASSWORD=green kettle river", "OUT="+shots)
 	str := func(k string) string { s, _ := res.Checks[k].(string); return s }
 	// A box on the home network only: netconf runs no federation
 	// self-test (no internet name to test), and the page says why other
