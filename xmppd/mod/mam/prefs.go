@@ -47,12 +47,17 @@ func readPrefs(tx *bolt.Tx, user string) prefs {
 // before always; otherwise the default, where "roster" means peer is in
 // the account's contact list (any subscription, or one asked for).
 func (p prefs) archives(srv *server.Server, user string, peer jid.JID) bool {
-	bare, full := peer.Bare().String(), peer.String()
-	if slices.Contains(p.Never, bare) || slices.Contains(p.Never, full) {
-		return false
-	}
-	if slices.Contains(p.Always, bare) || slices.Contains(p.Always, full) {
-		return true
+	// The JID's strings only when a list or the roster needs them: made
+	// for every message and party, they were 3% of the server's CPU at
+	// saturation (hearth-bench, pprof) with the default preferences.
+	if len(p.Never) > 0 || len(p.Always) > 0 {
+		bare, full := peer.Bare().String(), peer.String()
+		if slices.Contains(p.Never, bare) || slices.Contains(p.Never, full) {
+			return false
+		}
+		if slices.Contains(p.Always, bare) || slices.Contains(p.Always, full) {
+			return true
+		}
 	}
 	switch p.Default {
 	case "never":
@@ -62,7 +67,7 @@ func (p prefs) archives(srv *server.Server, user string, peer jid.JID) bool {
 		if c == nil {
 			return false
 		}
-		r, err := c.Relation(user, bare)
+		r, err := c.Relation(user, peer.Bare().String())
 		return err == nil && (r.To || r.From || r.Ask)
 	}
 	return true
