@@ -74,6 +74,20 @@
 // ms, 1.2 ms with a full journal of the account's own messages
 // (BenchmarkPage50Of100k); 1.3-2.1 ms in the bench's archive phase, run
 // right after the fill.
+//
+// Later the same day (cmd/xmppd/gcpolicy.go: GOGC 100 while busy; the
+// preferences no longer make JID strings; a one-allocation stanza-id),
+// three runs each, back to back, load 1.2-4.3: 71.8-78.8k with the
+// archive, 194.7-200.6k without: 2.66× (before: 57.3-61.8k and
+// 175.8-188.8k, 3.07×). Per message that is ~13.7 µs of server CPU
+// against ~5.1 µs; of the ~8.6 µs difference (pprof at saturation):
+// the merge ~3.0 µs (decoding the journal and writing segments 1.5, its
+// bbolt commit 1.5, most of that a pwrite per page), this hook ~2.4 µs
+// (serializing the stanza for the journal, ids, queueing the commit),
+// the journal commits ~1.6 µs, garbage collection ~0.6 µs more. 2×
+// needs ~3.5 µs less: more than the whole merge. A merge every 16,384
+// messages instead of 4,096 measured +4-9%, but a query reads the
+// whole journal (f36eb34 lowered it for page latency), so it stays.
 // Commands: hearth-bench -servers hearth -xmppd BIN -skip
 // idle,ws,rates,logins,upload,muc,pep,mam,offline (saturation), or -skip
 // idle,ws,sat,logins,upload,muc,pep,mam,offline -rates 1000 (disk bytes
