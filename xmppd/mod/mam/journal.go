@@ -58,11 +58,23 @@ const journalVersion = 1
 // (+0.1-0.5 ms, BenchmarkPage50Of100k). A merge that takes the whole
 // journal deletes the bucket rather than its keys (the keys' deletion
 // and rebalancing were a third of a merge's commit).
+//
+// The first two are atomics only because tests shorten them: a merge's
+// goroutine can still read them while a finished test's cleanup puts them
+// back (a data race under -race in CI).
 var (
-	mergeDelay      = 5 * time.Second
-	mergeMessages   = int64(4096)
+	mergeDelayNs    = newInt64(int64(5 * time.Second))
+	mergeMessages   = newInt64(4096)
 	mergeMaxRecords = 40000
 )
+
+func newInt64(v int64) *atomic.Int64 {
+	a := new(atomic.Int64)
+	a.Store(v)
+	return a
+}
+
+func mergeDelay() time.Duration { return time.Duration(mergeDelayNs.Load()) }
 
 // jEntry is one party's record of a journaled message.
 type jEntry struct {
@@ -280,7 +292,7 @@ func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
 		u int
 		r record
 	}
-	recs := make([]owned, 0, min(limit, 2*int(mergeMessages)))
+	recs := make([]owned, 0, min(limit, 2*int(mergeMessages.Load())))
 	var users []string
 	index := map[string]int{}
 	peers := map[string]string{} // one string per peer
@@ -402,7 +414,7 @@ type merger struct {
 // the commit queue's goroutine: the merge runs elsewhere.
 func (m *mod) journaled() {
 	n := m.merges.waiting.Add(1)
-	if n >= mergeMessages {
+	if n >= mergeMessages.Load() {
 		if m.merges.running.CompareAndSwap(false, true) {
 			go m.runMerges()
 		}
@@ -418,7 +430,7 @@ func (m *mod) mergeLater() {
 	if !m.merges.timer.CompareAndSwap(false, true) {
 		return
 	}
-	time.AfterFunc(mergeDelay, func() {
+	time.AfterFunc(mergeDelay(), func() {
 		m.merges.timer.Store(false)
 		if m.merges.running.CompareAndSwap(false, true) {
 			m.runMerges()
@@ -439,7 +451,7 @@ func (m *mod) runMerges() {
 			m.srv.Log.Error("mam: journal merge", "err", err)
 			break
 		}
-		if m.merges.waiting.Load() < mergeMessages {
+		if m.merges.waiting.Load() < mergeMessages.Load() {
 			break
 		}
 	}

@@ -231,9 +231,9 @@ func checkAgainstModel(t *testing.T, st *store.Store, user string, want []record
 // What was journaled and never merged (the server stopped, or was killed)
 // is read after a restart and merged exactly once.
 func TestJournalAfterRestart(t *testing.T) {
-	old := mergeDelay
-	mergeDelay = time.Hour // no merge before the "crash"
-	t.Cleanup(func() { mergeDelay = old })
+	old := mergeDelayNs.Load()
+	mergeDelayNs.Store(int64(time.Hour)) // no merge before the "crash"
+	t.Cleanup(func() { mergeDelayNs.Store(old) })
 	dir := t.TempDir()
 	open := func() (*store.Store, *server.Server) {
 		st, err := store.Open(filepath.Join(dir, "db"))
@@ -305,9 +305,9 @@ func TestJournalAfterRestart(t *testing.T) {
 // branches above (~60-90 pages a commit, ~15 KB a message at 1,000
 // msg/s); the journal dirties its last leaves.
 func TestSmallCommitWritesFewPages(t *testing.T) {
-	old := mergeDelay
-	mergeDelay = time.Hour
-	t.Cleanup(func() { mergeDelay = old })
+	old := mergeDelayNs.Load()
+	mergeDelayNs.Store(int64(time.Hour))
+	t.Cleanup(func() { mergeDelayNs.Store(old) })
 	r := newRig(t)
 	users := make([]string, 40)
 	for i := range users {
@@ -376,9 +376,10 @@ func TestSmallCommitWritesFewPages(t *testing.T) {
 // journal must not grow for mergeDelay after each merge (the bench's
 // 100,000-message fill was never merged and a page took 173 ms).
 func TestMergeKeepsUp(t *testing.T) {
-	oldDelay, oldN := mergeDelay, mergeMessages
-	mergeDelay, mergeMessages = time.Hour, 30
-	t.Cleanup(func() { mergeDelay, mergeMessages = oldDelay, oldN })
+	oldDelay, oldN := mergeDelayNs.Load(), mergeMessages.Load()
+	mergeDelayNs.Store(int64(time.Hour))
+	mergeMessages.Store(30)
+	t.Cleanup(func() { mergeDelayNs.Store(oldDelay); mergeMessages.Store(oldN) })
 	r := newRig(t)
 	journaled := func() int {
 		n := 0

@@ -650,7 +650,7 @@ func BenchmarkPage50Of100k(b *testing.B) {
 	// them alice's, as when one pair fills the archive in the bench):
 	// every query reads it too.
 	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
-		for i := range int(mergeMessages) {
+		for i := range int(mergeMessages.Load()) {
 			u := "alice"
 			xml := fmt.Appendf(nil, "<message xmlns='jabber:client' type='chat'><body>journaled %d</body></message>", i)
 			if err := journal(r.srv.Store, tx, []jEntry{{user: u, id: base + n + uint64(i), dir: dirIn, peer: peers[i%2]}}, xml, nil); err != nil {
