@@ -345,6 +345,11 @@ func WriteDir(dir string, keep int, src Source, passphrase string) (string, *Man
 		src.Now = time.Now()
 	}
 	name := FileName(src.Domain, src.Now)
+	// A missing folder is most often a stick that is not plugged in (or
+	// not mounted): say that rather than the temporary file's name.
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", nil, fmt.Errorf("backup: %s is not a folder the box can write to (is the USB stick plugged in?)", dir)
+	}
 	// Leftovers of an interrupted run hold half a backup: never useful.
 	if old, _ := filepath.Glob(filepath.Join(dir, ".*"+Suffix+".tmp*")); len(old) > 0 {
 		for _, p := range old {

@@ -363,6 +363,10 @@ func TestWriteDirKeepsCopies(t *testing.T) {
 	if all, _ := os.ReadDir(stick); len(all) != 3 {
 		t.Fatalf("stick holds %d entries, want the 3 backups", len(all))
 	}
+	// No stick at all (the folder is gone): said in words.
+	if _, _, err := WriteDir(filepath.Join(stick, "not-mounted"), 3, s, pass); err == nil || !strings.Contains(err.Error(), "is the USB stick plugged in?") {
+		t.Fatalf("backup to a missing folder: %v", err)
+	}
 	// Each kept copy restores.
 	f, _ := os.Open(list[0])
 	defer f.Close()
