@@ -64,17 +64,8 @@ var healthDone = map[string]string{
 	"storage":  "Saved. Older messages and files go within the hour.",
 }
 
-func bytesWord(n uint64) string {
-	const k = 1000
-	switch {
-	case n >= k*k*k:
-		return fmt.Sprintf("%.1f GB", float64(n)/(k*k*k))
-	case n >= k*k:
-		return fmt.Sprintf("%.0f MB", float64(n)/(k*k))
-	default:
-		return fmt.Sprintf("%d kB", (n+k-1)/k)
-	}
-}
+// bytesWord writes n for people ("1.2 GB"), as the storage forecast does.
+func bytesWord(n uint64) string { return diskuse.Bytes(n) }
 
 func durWord(d time.Duration) string {
 	switch {

@@ -151,15 +151,8 @@ func (m *mod) answer(cs *capsState, st *server.Stanza) bool {
 	if !ok || p.sess != st.Origin {
 		return true
 	}
-	feats := map[string]bool{}
+	feats := discoFeatures(st)
 	if st.Type() == "result" {
-		if q := st.El.Child(nsDiscoInf, "query"); q != nil {
-			for _, f := range q.Children() {
-				if f.Space == nsDiscoInf && f.Local == "feature" {
-					feats[f.Get("var")] = true
-				}
-			}
-		}
 		cs.mu.Lock()
 		if len(cs.cache) >= maxCache {
 			clear(cs.cache)
@@ -183,4 +176,21 @@ func (m *mod) learnt(s *session.Session, ver string, feats map[string]bool) {
 	sc.feats = feats
 	sc.mu.Unlock()
 	m.deliverLast(s)
+}
+
+// discoFeatures is the features of a disco#info answer (none for an
+// error), a client's or a remote resource's (remote.go).
+func discoFeatures(st *server.Stanza) map[string]bool {
+	feats := map[string]bool{}
+	if st.Type() != "result" {
+		return feats
+	}
+	if q := st.El.Child(nsDiscoInf, "query"); q != nil {
+		for _, f := range q.Children() {
+			if f.Space == nsDiscoInf && f.Local == "feature" {
+				feats[f.Get("var")] = true
+			}
+		}
+	}
+	return feats
 }

@@ -159,16 +159,7 @@ func (m *mod) remoteAnswer(st *server.Stanza) bool {
 	if !ok {
 		return true
 	}
-	feats := map[string]bool{}
-	if st.Type() == "result" {
-		if q := st.El.Child(nsDiscoInf, "query"); q != nil {
-			for _, f := range q.Children() {
-				if f.Space == nsDiscoInf && f.Local == "feature" {
-					feats[f.Get("var")] = true
-				}
-			}
-		}
-	}
+	feats := discoFeatures(st) // caps.go
 	r.mu.Lock()
 	if len(r.feats) >= maxCache {
 		clear(r.feats)
