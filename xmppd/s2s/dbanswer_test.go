@@ -18,7 +18,7 @@ import (
 // and plays peer.test by hand on the stream a.test opens: STARTTLS, then
 // dialback and bidi offered; it returns once a.test has asked for bidi and
 // sent its db:result.
-func handPeer(t *testing.T) (alice, s *xmpptest.Client) {
+func handPeer(t *testing.T, tune ...func(*s2s.Config)) (alice, s *xmpptest.Client) {
 	t.Helper()
 	w := newWorld(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -34,7 +34,12 @@ func handPeer(t *testing.T) (alice, s *xmpptest.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := w.start(t, "a.test", nil, func(c *s2s.Config) { c.NoClientCert = true })
+	a := w.start(t, "a.test", nil, func(c *s2s.Config) {
+		c.NoClientCert = true
+		for _, f := range tune {
+			f(c)
+		}
+	})
 	alice = a.login(t, "alice")
 	alice.Send("<message to='x@peer.test' type='chat' id='o1'><body>hello</body></message>")
 

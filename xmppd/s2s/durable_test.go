@@ -309,6 +309,13 @@ func TestConfirmedNotResent(t *testing.T) {
 	alice, bob := a.login(t, "alice"), b.login(t, "bob")
 	alice.Send("<message to='bob@b.test' type='chat' id='m1'><body>first</body></message>")
 	expect(t, bob, "the first message", message("alice@a.test/r", "bob@b.test"))
+	// The record is committed without holding alice's reader; an iq's
+	// answer waits for her commits (server.Commit). Without this the
+	// check below could pass before the record was even written, the
+	// cut then ended the link with the message unconfirmed, and the
+	// link that carried it again was never cut (a CI failure).
+	alice.Send("<iq type='get' id='sync' to='a.test'><ping xmlns='urn:xmpp:ping'/></iq>")
+	expect(t, alice, "the ping's answer", func(el *stream.Element) bool { return el.Get("id") == "sync" })
 	waitFor(t, "the first message's record to go", 10*time.Second, func() bool { return len(queuedRecords(t, a.d.Store)) == 0 })
 	px.cut()
 	waitFor(t, "the link's end", 10*time.Second, func() bool {

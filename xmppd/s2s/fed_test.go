@@ -67,6 +67,10 @@ func (w *world) start(t *testing.T, domain string, fed *config.Federation, tune 
 	b := &box{domain: domain, log: &logBuf{t: t}}
 	b.d = xmpptest.Start(t, func(o *xmppd.Options) {
 		o.Domain = domain
+		// Members' reading is not shaped here: these tests are about the
+		// links between servers (TestPeerThatNeverReads sends megabytes
+		// through a member).
+		o.NoShaping = true
 		b.state = o.State
 		tls := o.State.TLS()
 		w.ca.Issue(t, filepath.Join(tls, "cert.pem"), filepath.Join(tls, "key.pem"), domain, "groups."+domain, "upload."+domain)

@@ -150,7 +150,7 @@ func (r inReader) Read(b []byte) (int, error) {
 func (x *inConn) write(b []byte) error {
 	x.wmu.Lock()
 	defer x.wmu.Unlock()
-	x.c.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	x.c.SetWriteDeadline(time.Now().Add(x.s.cfg.WriteTimeout))
 	_, err := x.c.Write(b)
 	return err
 }

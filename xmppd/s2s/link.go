@@ -14,9 +14,10 @@ import (
 	"github.com/hearthchat/hearth/xmppd/stream"
 )
 
-// WriteTimeout bounds one write to a peer: a peer that never reads fills
-// its TCP window and then is cut off instead of holding the queue.
-const WriteTimeout = 30 * time.Second
+// DefaultWriteTimeout bounds one write to a peer (Config.WriteTimeout): a
+// peer that never reads fills its TCP window and then is cut off instead
+// of holding the queue.
+const DefaultWriteTimeout = 30 * time.Second
 
 // link is an authenticated stream our stanzas for one remote domain go
 // out on: one we dialled, or a peer's bidirectional inbound stream
@@ -185,7 +186,7 @@ func (l *link) send(el *stream.Element) error {
 func (l *link) write(b []byte) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	l.c.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	l.c.SetWriteDeadline(time.Now().Add(l.s.cfg.WriteTimeout))
 	_, err := l.c.Write(b)
 	l.lastWrite.Store(time.Now().UnixNano())
 	return err

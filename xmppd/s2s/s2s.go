@@ -113,6 +113,8 @@ type Config struct {
 	DialTimeout, NegotiateTimeout time.Duration
 	// IdleTimeout closes a connection (either way) with nothing to carry.
 	IdleTimeout time.Duration
+	// WriteTimeout bounds one write to a peer (DefaultWriteTimeout).
+	WriteTimeout time.Duration
 	// AuthTimeout bounds an inbound connection's time to authenticate.
 	AuthTimeout time.Duration
 	// MaxStanzaBytes is the largest inbound stanza after authentication
@@ -168,6 +170,9 @@ func (c *Config) defaults() {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.AuthTimeout == 0 {
 		c.AuthTimeout = 60 * time.Second
