@@ -65,25 +65,29 @@ func (p *xmppdProc) start(t *testing.T) {
 	}
 	p.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, ch chan struct{}) { cmd.Wait(); close(ch) }(p.cmd, p.exited)
-	// Ready once the s2s port listens: xmppd starts federation after the
-	// c2s listeners, and a message sent in between bounces
-	// (remote-server-not-found: no federation yet).
+	// Ready once every port listens: xmppd starts federation before the
+	// clients' listeners (so that a member's first message to another
+	// server does not bounce remote-server-not-found), so the s2s port
+	// alone says nothing about the c2s ports — a CI run dialled c2s-tls
+	// in between and was refused.
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.s2sPort), time.Second)
-		if err == nil {
-			c.Close()
-			return
+	for _, port := range []int{p.s2sPort, p.c2s, p.c2sTLS} {
+		for {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-p.exited:
+				t.Fatalf("%s exited: %s", p.domain, p.out.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not listening on %d: %v\n%s", p.domain, port, err, p.out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited: %s", p.domain, p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not listening: %v\n%s", p.domain, err, p.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -77,17 +77,20 @@ func (w *world) startProcess(t *testing.T, bin, domain string, users ...string) 
 			t.Logf("%s output (tail):\n%s", domain, tailLines(out.String(), 200))
 		}
 	})
+	// Every port: federation listens before the clients' ports do.
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s2sPort), time.Second)
-		if err == nil {
-			c.Close()
-			break
+	for _, port := range []int{s2sPort, c2s, c2sTLS} {
+		for {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) || cmd.ProcessState != nil {
+				t.Fatalf("%s not listening on %d: %v\n%s", domain, port, err, out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) || cmd.ProcessState != nil {
-			t.Fatalf("%s not listening: %v\n%s", domain, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	w.dns.Host(t, "xmpp."+domain, "127.0.0.1")
 	for _, d := range []string{domain, "groups." + domain} {
