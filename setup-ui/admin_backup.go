@@ -55,6 +55,10 @@ type Nightly struct {
 	Bytes         int64
 	Copies        int
 	Error         string // why the last run failed
+	// With the USB stick as destination: which stick the box sees now,
+	// in words ("No USB stick is plugged in."), and the stick the last
+	// backup went to with its free space after it.
+	Stick, OnStick string
 }
 
 type backupData struct {
@@ -114,12 +118,20 @@ func (u *UI) backupNightly(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dir := strings.TrimSpace(f.Get("dir"))
+	switch f.Get("dest") { // absent: the folder field alone decides (older page)
+	case "usb":
+		dir = backup.USB
+	case "off":
+		dir = ""
+	}
 	keep, kerr := strconv.Atoi(f.Get("keep"))
 	hour, herr := strconv.Atoi(f.Get("hour"))
 	pw := f.Get("passphrase")
 	var msg string
 	switch {
-	case dir != "" && (!filepath.IsAbs(dir) || filepath.Clean(dir) != dir):
+	case f.Get("dest") == "folder" && dir == "":
+		msg = "Type the folder's full path, or choose the USB stick."
+	case dir != "" && dir != backup.USB && (!filepath.IsAbs(dir) || filepath.Clean(dir) != dir):
 		msg = "The folder must be a full path, such as /mnt/usb/hearth."
 	case kerr != nil || keep < 1 || keep > 100:
 		msg = "Keep between 1 and 100 backups."

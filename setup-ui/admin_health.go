@@ -188,10 +188,14 @@ func backupWords(n Nightly) (string, bool) {
 	if n.Error != "" && n.Attempt.After(n.OK) {
 		failed = fmt.Sprintf(" The last try (%s) failed: %s", at(n.Attempt), n.Error)
 	}
-	if n.OK.IsZero() {
-		return "No backup yet." + failed, true
+	stick := ""
+	if n.Stick != "" { // the USB stick as destination: what the box sees now
+		stick = " " + n.Stick
 	}
-	return fmt.Sprintf("Last backup: %s, %s (%s).%s", at(n.OK), n.File, bytesWord(uint64(n.Bytes)), failed), failed != ""
+	if n.OK.IsZero() {
+		return "No backup yet." + failed + stick, true
+	}
+	return fmt.Sprintf("Last backup: %s, %s (%s).%s%s", at(n.OK), n.File, bytesWord(uint64(n.Bytes)), failed, stick), failed != ""
 }
 
 // feedHost is the update address as the page shows it (the host only: the

@@ -5,11 +5,14 @@ package xmppd
 // (appliance/backup).
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/hearthchat/hearth/appliance/backup"
+	"github.com/hearthchat/hearth/appliance/config"
+	"github.com/hearthchat/hearth/appliance/usbstick"
 	"github.com/hearthchat/hearth/appliance/version"
 	setupui "github.com/hearthchat/hearth/setup-ui"
 )
@@ -47,8 +50,15 @@ func (b webBackup) Apply() bool {
 	return true
 }
 
-func nightly(s backup.Status, hasPass bool) setupui.Nightly {
-	return setupui.Nightly{HasPassphrase: hasPass, Attempt: s.Attempt, OK: s.OK, File: s.File, Bytes: s.Bytes, Copies: s.Copies, Error: s.Error}
+func (b webBackup) nightly(s backup.Status, hasPass bool) setupui.Nightly {
+	n := setupui.Nightly{HasPassphrase: hasPass, Attempt: s.Attempt, OK: s.OK, File: s.File, Bytes: s.Bytes, Copies: s.Copies, Error: s.Error}
+	if c, err := config.Load(b.d.opts.State.Config()); err == nil && c.Backup.Dir == backup.USB {
+		n.Stick = backup.StickNow()
+		if s.Stick != "" && s.Free > 0 {
+			n.OnStick = fmt.Sprintf("on %s, %s free after it", s.Stick, usbstick.Bytes(s.Free))
+		}
+	}
+	return n
 }
 
 func (b webBackup) hasPassphrase() bool {
@@ -57,11 +67,11 @@ func (b webBackup) hasPassphrase() bool {
 }
 
 func (b webBackup) Nightly() setupui.Nightly {
-	return nightly(backup.ReadStatus(b.d.opts.State), b.hasPassphrase())
+	return b.nightly(backup.ReadStatus(b.d.opts.State), b.hasPassphrase())
 }
 
 func (b webBackup) SetPassphrase(pw string) error { return backup.SavePassphrase(b.d.opts.State, pw) }
 
 func (b webBackup) RunNightly() setupui.Nightly {
-	return nightly(backup.RunOnce(b.source()), b.hasPassphrase())
+	return b.nightly(backup.RunOnce(b.source()), b.hasPassphrase())
 }

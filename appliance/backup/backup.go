@@ -46,6 +46,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -167,6 +168,16 @@ type Source struct {
 	DB func(io.Writer) error
 	// Now is the time written in the header (tests); zero: time.Now.
 	Now time.Time
+	// Log gets the nightly backup's outcome (nil: slog.Default, which
+	// xmppd's stderr shows: the box's console and gokrazy's log).
+	Log *slog.Logger
+}
+
+func (s Source) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
 }
 
 // Write writes an encrypted backup of src to w.
