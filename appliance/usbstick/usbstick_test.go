@@ -157,9 +157,9 @@ func TestProblems(t *testing.T) {
 
 func TestUSBPort(t *testing.T) {
 	for in, want := range map[string]string{
-		"/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.4/2-1.4:1.0/host3/target3:0:0/3:0:0:0/block/sdb": "usb2/2-1/2-1.4",
+		"/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.4/2-1.4:1.0/host3/target3:0:0/3:0:0:0/block/sdb":   "usb2/2-1/2-1.4",
 		"/sys/devices/platform/soc/3f980000.usb/usb1/1-1/1-1.3/1-1.3:1.0/host0/target0:0:0/0:0:0:0/block/sda": "usb1/1-1/1-1.3",
-		"/sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda":                        "",
+		"/sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda":                       "",
 	} {
 		got, ok := usbPort(in)
 		if got != want || ok != (want != "") {
