@@ -100,7 +100,21 @@ type record struct {
 	id   uint64
 	dir  byte
 	peer string
-	xml  []byte
+	xml  []byte // nil for a merged record whose XML is in the journal (ref)
+	// Where the XML was committed: the journal value's key and the
+	// message's index in it (ref 0: nowhere but xml), and its length
+	// (charged to the budget without reading the XML).
+	ref  uint64
+	idx  uint32
+	xlen int
+}
+
+// xmlLen is the length of r's XML, read or not.
+func (r record) xmlLen() int {
+	if r.xml == nil && r.ref != 0 {
+		return r.xlen
+	}
+	return len(r.xml)
 }
 
 var errBadRecord = errors.New("mam: undecodable archive record")
@@ -249,6 +263,7 @@ type query struct {
 type view struct {
 	tx   *bolt.Tx
 	b    *bolt.Bucket // nil: nothing merged yet
+	j    *bolt.Bucket // the journal (merged records' XML too)
 	user string
 	pfx  []byte
 	jr   []record // journaled records, by id (loaded on first use)
@@ -257,7 +272,19 @@ type view struct {
 }
 
 func newView(tx *bolt.Tx, user string) *view {
-	return &view{tx: tx, b: tx.Bucket(bucketMsgs), user: user, pfx: userPrefix(user)}
+	return &view{tx: tx, b: tx.Bucket(bucketMsgs), j: tx.Bucket(bucketJournal), user: user, pfx: userPrefix(user)}
+}
+
+// withXML returns r with its XML (valid during the transaction), read
+// from the journal value a merged record refers to; false if that is gone
+// (an expired record that retention has not swept yet: as if swept).
+func (v *view) withXML(r record) (record, bool) {
+	if r.xml != nil || r.ref == 0 {
+		return r, true
+	}
+	x, ok := journalXML(v.j, r.ref, r.idx)
+	r.xml = x
+	return r, ok
 }
 
 func (v *view) journal() []record {
@@ -426,6 +453,10 @@ func (v *view) each(fn func(record) error) error {
 					}
 					jr = jr[1:]
 				}
+				r, ok := v.withXML(r)
+				if !ok {
+					continue
+				}
 				if err := fn(r); err != nil {
 					return err
 				}
@@ -503,6 +534,10 @@ func (v *view) page(q query) ([]record, bool, error) {
 		default:
 			r, journaled = journaled[0], journaled[1:]
 		}
+		r, ok := v.withXML(r)
+		if !ok {
+			continue
+		}
 		if q.max == 0 || len(out) > 0 && (len(out) >= q.max || size+len(r.xml) > q.maxBytes) {
 			complete = false // one more exists
 			break
@@ -527,6 +562,9 @@ func (v *view) byIDs(q query) ([]record, bool, error) {
 	var out []record
 	for _, id := range ids {
 		r, ok := v.get(id)
+		if ok {
+			r, ok = v.withXML(r)
+		}
 		if !ok {
 			return nil, false, errUnknownID
 		}

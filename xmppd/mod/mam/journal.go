@@ -29,16 +29,27 @@ import (
 // (segment.go) in one larger transaction, where each account's records
 // arrive together.
 //
+// The merge no longer copies a message's XML into each party's segment:
+// a merged record refers to the journal value (key and message index)
+// that holds it, and merged values stay, below a watermark (mam_meta's
+// "merged"). Copying the XML once per party was most of a merge's cost at
+// saturation (decoding and re-encoding it, and its commit writing ~2× the
+// messages' bytes again). Retention deletes a merged value once all its
+// messages expired (expireJournal); an account deletion rewrites the
+// values that hold its messages (forgetJournal); an account's cap evicts
+// its records, and their XML goes with retention.
+//
 // Nothing waits for the merge: the journal commit is the durability point
 // (the sender's acknowledgement waits for it, server.Commit), and every
-// reader of the archive reads the journal too, inside its own
-// transaction (view): a record is in exactly one of the two in any
-// transaction, because the merge moves it in one. So queries, ids,
-// metadata, exports and the tests' counts see journaled records; the
-// charge to the account's budget is made when the record is journaled;
-// retention and account deletion merge first; eviction at the cap
-// merges when the oldest records are still in the journal. After kill -9
-// the journal is simply still there, and merged later.
+// reader of the archive reads the values above the watermark too, inside
+// its own transaction (view): a record is in exactly one of the two in
+// any transaction, because the merge moves the watermark in the
+// transaction that writes the records. So queries, ids, metadata,
+// exports and the tests' counts see journaled records; the charge to the
+// account's budget is made at merge; retention and account deletion
+// merge first; eviction at the cap merges when the oldest records are
+// still in the journal. After kill -9 the journal is simply still there,
+// and merged later.
 //
 // A journal value: journalVersion, then messages: uvarint number of
 // parties, each uvarint length + account, id (8 bytes big-endian),
@@ -169,47 +180,93 @@ func flushJournal(tx *bolt.Tx, jb *jBatch, ar *arena) error {
 			}
 			v = append(v, journalVersion)
 		}
-		v = binary.AppendUvarint(v, uint64(live))
-		for _, e := range m.entries {
-			v = binary.AppendUvarint(v, uint64(len(e.user)))
-			v = append(v, e.user...)
-			v = binary.BigEndian.AppendUint64(v, e.id)
-			v = append(v, e.dir)
-			v = binary.AppendUvarint(v, uint64(len(e.peer)))
-			v = append(v, e.peer...)
-		}
-		v = binary.AppendUvarint(v, uint64(len(m.xml)))
-		v = append(v, m.xml...)
+		v = appendJMsg(v, m)
 	}
 	return put()
+}
+
+// appendJMsg appends one message of a journal value.
+func appendJMsg(v []byte, m jMsg) []byte {
+	v = binary.AppendUvarint(v, uint64(len(m.entries)))
+	for _, e := range m.entries {
+		v = binary.AppendUvarint(v, uint64(len(e.user)))
+		v = append(v, e.user...)
+		v = binary.BigEndian.AppendUint64(v, e.id)
+		v = append(v, e.dir)
+		v = binary.AppendUvarint(v, uint64(len(e.peer)))
+		v = append(v, e.peer...)
+	}
+	v = binary.AppendUvarint(v, uint64(len(m.xml)))
+	return append(v, m.xml...)
+}
+
+// decodeJournalValue returns the messages of one journal value, every
+// one, emptied ones too (their XML points into v).
+func decodeJournalValue(v []byte) ([]jMsg, error) {
+	if len(v) == 0 || v[0] != journalVersion {
+		return nil, errBadRecord
+	}
+	var out []jMsg
+	for p := v[1:]; len(p) > 0; {
+		n, w := binary.Uvarint(p)
+		if w <= 0 || n > 64 {
+			return nil, errBadRecord
+		}
+		p = p[w:]
+		var m jMsg
+		for range n {
+			l, w := binary.Uvarint(p)
+			if w <= 0 || uint64(len(p)-w) < l+9 {
+				return nil, errBadRecord
+			}
+			e := jEntry{user: string(p[w : w+int(l)])}
+			p = p[w+int(l):]
+			e.id, e.dir = binary.BigEndian.Uint64(p), p[8]
+			p = p[9:]
+			l, w = binary.Uvarint(p)
+			if w <= 0 || uint64(len(p)-w) < l {
+				return nil, errBadRecord
+			}
+			e.peer = string(p[w : w+int(l)])
+			p = p[w+int(l):]
+			m.entries = append(m.entries, e)
+		}
+		l, w := binary.Uvarint(p)
+		if w <= 0 || uint64(len(p)-w) < l {
+			return nil, errBadRecord
+		}
+		m.xml = p[w : w+int(l)]
+		p = p[w+int(l):]
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // journalValueMax bounds a journal value so that two fit one page (see
 // segMaxBytes).
 const journalValueMax = 1900
 
-// decodeJournal calls fn with every record of one journal value; the
-// record's XML points into v.
-func decodeJournal(v []byte, fn func(user []byte, r record)) error {
-	return decodeJournalWith(v, nil, func(b []byte) string { return string(b) }, fn)
-}
-
-// decodeJournalWith is decodeJournal with the peers' strings made by str,
-// and only for the records of only when it is not nil (a query reads the
-// whole journal for one account's records: the others' peers are never
-// made into strings).
-func decodeJournalWith(v, only []byte, str func([]byte) string, fn func(user []byte, r record)) error {
-	if len(v) == 0 || v[0] != journalVersion {
+// decodeJournalWith calls fn with every record of the journal value v
+// stored under key k, their XML pointing into v, their ref and idx saying
+// where it is; the peers' strings are made by str, and only for the
+// records of only when it is not nil (a query reads the whole journal
+// for one account's records: the others' peers are never made into
+// strings). A message with no parties left (an account deletion emptied
+// it, see forgetBodies) is skipped but counted: indexes stay put.
+func decodeJournalWith(k, v, only []byte, str func([]byte) string, fn func(user []byte, r record)) error {
+	if len(v) == 0 || v[0] != journalVersion || len(k) != 8 {
 		return errBadRecord
 	}
+	key := binary.BigEndian.Uint64(k)
 	type party struct {
 		user []byte
 		r    record
 	}
 	var parties [4]party
-	for p := v[1:]; len(p) > 0; {
+	idx := uint32(0)
+	for p := v[1:]; len(p) > 0; idx++ {
 		n, w := binary.Uvarint(p)
-		if w <= 0 || n == 0 || n > 64 {
+		if w <= 0 || n > 64 {
 			return errBadRecord
 		}
 		p = p[w:]
@@ -221,7 +278,7 @@ func decodeJournalWith(v, only []byte, str func([]byte) string, fn func(user []b
 			}
 			user := p[w : w+int(l)]
 			p = p[w+int(l):]
-			r := record{id: binary.BigEndian.Uint64(p), dir: p[8]}
+			r := record{id: binary.BigEndian.Uint64(p), dir: p[8], ref: key, idx: idx}
 			p = p[9:]
 			l, w = binary.Uvarint(p)
 			if w <= 0 || uint64(len(p)-w) < l {
@@ -242,14 +299,74 @@ func decodeJournalWith(v, only []byte, str func([]byte) string, fn func(user []b
 		xml := p[w : w+int(l) : w+int(l)]
 		p = p[w+int(l):]
 		for _, pt := range ps {
-			pt.r.xml = xml
+			pt.r.xml, pt.r.xlen = xml, len(xml)
 			fn(pt.user, pt.r)
 		}
 	}
 	return nil
 }
 
-// journalOf returns user's journaled records in tx, by id.
+// journalXML returns the XML of message idx of the journal value under
+// key ref: a merged record's (segment.go). False if the value is gone
+// (retention deleted it: the record is expired too and its sweep has not
+// reached it yet) or does not have it.
+func journalXML(j *bolt.Bucket, ref uint64, idx uint32) ([]byte, bool) {
+	if j == nil {
+		return nil, false
+	}
+	v := j.Get(store.U64(ref))
+	if len(v) == 0 || v[0] != journalVersion {
+		return nil, false
+	}
+	for p, i := v[1:], uint32(0); len(p) > 0; i++ {
+		n, w := binary.Uvarint(p)
+		if w <= 0 || n > 64 {
+			return nil, false
+		}
+		p = p[w:]
+		for range n { // user, id and direction, peer
+			l, w := binary.Uvarint(p)
+			if w <= 0 || uint64(len(p)-w) < l+9 {
+				return nil, false
+			}
+			p = p[w+int(l)+9:]
+			l, w = binary.Uvarint(p)
+			if w <= 0 || uint64(len(p)-w) < l {
+				return nil, false
+			}
+			p = p[w+int(l):]
+		}
+		l, w := binary.Uvarint(p)
+		if w <= 0 || uint64(len(p)-w) < l {
+			return nil, false
+		}
+		if i == idx {
+			return p[w : w+int(l) : w+int(l)], true
+		}
+		p = p[w+int(l):]
+	}
+	return nil, false
+}
+
+// The merge's watermark: every journal value under a key up to it has
+// been merged (its records are in the segments, referring to it); the
+// ones above it are the journal proper, read by every view.
+var (
+	bucketMeta = []byte("mam_meta")
+	keyMerged  = []byte("merged")
+)
+
+func mergedUpTo(tx *bolt.Tx) uint64 {
+	if b := tx.Bucket(bucketMeta); b != nil {
+		if v := b.Get(keyMerged); len(v) == 8 {
+			return binary.BigEndian.Uint64(v)
+		}
+	}
+	return 0
+}
+
+// journalOf returns user's journaled (not yet merged) records in tx, by
+// id.
 func journalOf(tx *bolt.Tx, user string) []record {
 	j := tx.Bucket(bucketJournal)
 	if j == nil {
@@ -265,8 +382,8 @@ func journalOf(tx *bolt.Tx, user string) []record {
 		return last
 	}
 	c := j.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		_ = decodeJournalWith(v, u, str, func(_ []byte, r record) { out = append(out, r) })
+	for k, v := c.Seek(store.U64(mergedUpTo(tx) + 1)); k != nil; k, v = c.Next() {
+		_ = decodeJournalWith(k, v, u, str, func(_ []byte, r record) { out = append(out, r) })
 	}
 	byID := func(a, b record) int { return cmpU64(a.id, b.id) }
 	if !slices.IsSortedFunc(out, byID) {
@@ -275,11 +392,16 @@ func journalOf(tx *bolt.Tx, user string) []record {
 	return out
 }
 
-// mergeTx moves up to limit journaled records into the accounts'
-// segments, in tx, and reports how many it moved and whether more are
-// left. Records of accounts that no longer exist (a commit that finished
-// after the account was deleted) are dropped.
-func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
+// mergeTx merges up to limit journaled records into the accounts'
+// segments, in tx, and reports how many it merged and whether more are
+// left. The journal values stay (the segments refer to their XML);
+// the watermark moves past them. Records of accounts that no longer
+// exist (a commit that finished after the account was deleted) are
+// dropped.
+func mergeTx(tx *bolt.Tx, limit int, ar *arena, sc *mergeScratch) (int, bool, error) {
+	if sc == nil {
+		sc = new(mergeScratch)
+	}
 	j := tx.Bucket(bucketJournal)
 	if j == nil {
 		return 0, false, nil
@@ -288,11 +410,13 @@ func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
 	// gets a number as it is first seen, then a counting pass puts every
 	// account's records together (a stable sort by name was a third of
 	// the merge's CPU).
-	type owned struct {
-		u int
-		r record
-	}
-	recs := make([]owned, 0, min(limit, 2*int(mergeMessages.Load())))
+	recs := sc.recs[:0]
+	defer func() {
+		// Kept for the next merge (growing this slice record by record
+		// was half of the merge's CPU); what it points to is the
+		// transaction's, or peers' strings until then.
+		sc.recs = recs[:0]
+	}()
 	var users []string
 	index := map[string]int{}
 	peers := map[string]string{} // one string per peer
@@ -304,16 +428,18 @@ func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
 		peers[s] = s
 		return s
 	}
-	var keys [][]byte
+	var upTo uint64
 	n, more := 0, false
 	c := j.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	for k, v := c.Seek(store.U64(mergedUpTo(tx) + 1)); k != nil; k, v = c.Next() {
 		if n >= limit {
 			more = true
 			break
 		}
-		keys = append(keys, slices.Clone(k))
-		err := decodeJournalWith(v, nil, str, func(user []byte, r record) {
+		if len(k) == 8 {
+			upTo = binary.BigEndian.Uint64(k)
+		}
+		err := decodeJournalWith(k, v, nil, str, func(user []byte, r record) {
 			u, ok := index[string(user)]
 			if !ok {
 				u = len(users)
@@ -324,12 +450,12 @@ func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
 			n++
 		})
 		if err != nil {
-			// Not ours to read: dropped rather than blocking every
+			// Not ours to read: stepped over rather than blocking every
 			// later merge (a journal value is only ever written whole).
 			continue
 		}
 	}
-	if len(keys) == 0 {
+	if upTo == 0 {
 		return 0, false, nil
 	}
 	b, err := tx.CreateBucketIfNotExists(bucketMsgs)
@@ -343,7 +469,8 @@ func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
 	for i := 1; i < len(start); i++ {
 		start[i] += start[i-1]
 	}
-	grouped := make([]record, len(recs))
+	grouped := slices.Grow(sc.grouped[:0], len(recs))[:len(recs)]
+	sc.grouped = grouped
 	fill := slices.Clone(start[:len(users)])
 	for _, o := range recs {
 		grouped[fill[o.u]] = o.r
@@ -383,20 +510,23 @@ func mergeTx(tx *bolt.Tx, limit int, ar *arena) (int, bool, error) {
 			return 0, false, fmt.Errorf("mam: merge %s: %w", users[u], err)
 		}
 	}
-	// Deleted last: the records above point into these values until
-	// storeRecords has copied them. A journal merged whole goes as a
-	// bucket: deleting its keys one by one made bbolt rebalance and free
-	// its pages one at a time (its sequence restarts; nothing refers to
-	// a journal key once merged).
-	if !more {
-		return n, false, tx.DeleteBucket(bucketJournal)
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return 0, false, err
 	}
-	for _, k := range keys {
-		if err := j.Delete(k); err != nil {
-			return 0, false, err
-		}
-	}
-	return n, more, nil
+	return n, more, meta.Put(keyMerged, store.U64(upTo))
+}
+
+// owned is a merged record and the number of its account.
+type owned struct {
+	u int
+	r record
+}
+
+// mergeScratch is memory one merge after the other reuses.
+type mergeScratch struct {
+	recs    []owned
+	grouped []record
 }
 
 // merger schedules merges of the journal.
@@ -471,7 +601,7 @@ func (m *mod) merge() error {
 		err := m.srv.Store.Update(func(tx *bolt.Tx) error {
 			m.mergeArena.reset() // the previous merge's transaction is over
 			var err error
-			_, more, err = mergeTx(tx, mergeMaxRecords, &m.mergeArena)
+			_, more, err = mergeTx(tx, mergeMaxRecords, &m.mergeArena, &m.mergeScratch)
 			return err
 		})
 		if err != nil {

@@ -141,11 +141,12 @@ type mod struct {
 	sweeper sweeper
 	stopped atomic.Bool
 
-	mergeMu    sync.Mutex // one journal merge at a time
-	merges     merger
-	mergeArena arena     // the merge's values (under mergeMu)
-	queueArena arena     // the journal's values (the commit queue's goroutine)
-	xmlBufs    sync.Pool // *[]byte: archive serializes stanzas into them
+	mergeMu      sync.Mutex // one journal merge at a time
+	merges       merger
+	mergeArena   arena        // the merge's values (under mergeMu)
+	mergeScratch mergeScratch // (under mergeMu)
+	queueArena   arena        // the journal's values (the commit queue's goroutine)
+	xmlBufs      sync.Pool    // *[]byte: archive serializes stanzas into them
 }
 
 type modKey struct{}

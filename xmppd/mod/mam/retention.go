@@ -2,6 +2,7 @@ package mam
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -87,13 +88,124 @@ func (m *mod) sweep(cutoff uint64) (int, error) {
 				break
 			}
 		}
-		return nil
+		return expireJournal(tx, cutoff, sweepRecords)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("mam: retention: %w", err)
 	}
 	m.sweeper.next = next
 	return deleted, nil
+}
+
+// expireJournal deletes up to limit merged journal values, oldest first,
+// whose messages are all older than cutoff: the XML of merged records
+// lives there (journal.go). Their records may still be in segments whose
+// sweep has not come yet; readers take such a record as swept.
+func expireJournal(tx *bolt.Tx, cutoff uint64, limit int) error {
+	j := tx.Bucket(bucketJournal)
+	if j == nil {
+		return nil
+	}
+	merged := mergedUpTo(tx)
+	var dels [][]byte
+	c := j.Cursor()
+	for k, v := c.First(); k != nil && len(dels) < limit; k, v = c.Next() {
+		if len(k) != 8 || binary.BigEndian.Uint64(k) > merged {
+			break
+		}
+		newest := uint64(0)
+		err := decodeJournalWith(k, v, nil, func([]byte) string { return "" }, func(_ []byte, r record) {
+			newest = max(newest, r.id)
+		})
+		if err == nil && newest >= cutoff {
+			break // values are in commit order: the rest are newer
+		}
+		dels = append(dels, slices.Clone(k))
+	}
+	for _, k := range dels {
+		if err := j.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forgetJournal takes user out of the merged journal values (account
+// deletion): user's party entries go, and a message whose remaining
+// parties are no existing accounts loses its XML too (a message an
+// existing account archived stays until retention: it is that account's
+// record as well). Messages keep their place in the value, so the other
+// parties' references (segment.go) stay right. A chunk of values per
+// transaction; every value is read, an account deletion being rare.
+func (m *mod) forgetJournal(user string) error {
+	var from uint64 = 1
+	for from != 0 {
+		err := m.srv.Store.Update(func(tx *bolt.Tx) error {
+			j := tx.Bucket(bucketJournal)
+			if j == nil {
+				from = 0
+				return nil
+			}
+			merged := mergedUpTo(tx)
+			type rewrite struct {
+				k, v []byte
+			}
+			var rws []rewrite
+			next := uint64(0)
+			n := 0
+			c := j.Cursor()
+			for k, v := c.Seek(store.U64(from)); k != nil; k, v = c.Next() {
+				if len(k) != 8 || binary.BigEndian.Uint64(k) > merged {
+					break
+				}
+				if n == deleteChunk {
+					next = binary.BigEndian.Uint64(k)
+					break
+				}
+				n++
+				msgs, err := decodeJournalValue(v)
+				if err != nil {
+					continue
+				}
+				changed := false
+				for i := range msgs {
+					es := msgs[i].entries
+					keep := es[:0]
+					for _, e := range es {
+						if e.user != user {
+							keep = append(keep, e)
+						}
+					}
+					if len(keep) == len(es) {
+						continue
+					}
+					changed = true
+					msgs[i].entries = keep
+					if !slices.ContainsFunc(keep, func(e jEntry) bool { return store.AccountExistsTx(tx, e.user) }) {
+						msgs[i].entries, msgs[i].xml = nil, nil
+					}
+				}
+				if changed {
+					nv := []byte{journalVersion}
+					for _, jm := range msgs {
+						nv = appendJMsg(nv, jm)
+					}
+					rws = append(rws, rewrite{slices.Clone(k), nv})
+				}
+			}
+			for _, rw := range rws {
+				if err := j.Put(rw.k, rw.v); err != nil {
+					return err
+				}
+			}
+			from = next
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deleteUser removes user's archive and preferences (account deletion),
@@ -131,7 +243,11 @@ func (m *mod) deleteUser(user string) error {
 			return fmt.Errorf("mam: delete archive of %s: %w", user, err)
 		}
 		if n < deleteChunk {
-			return nil
+			break
 		}
 	}
+	if err := m.forgetJournal(user); err != nil {
+		return fmt.Errorf("mam: delete archive of %s: %w", user, err)
+	}
+	return nil
 }
