@@ -61,6 +61,9 @@ type Stick struct {
 	// Supported is false when the kernel cannot mount FS (not in
 	// /proc/filesystems: exFAT on a kernel built without it).
 	Supported bool
+	// Unreadable is why the device could not be read to recognise its
+	// file system ("" it could): not root, or the stick went away.
+	Unreadable string
 }
 
 // Usable says whether the box can write a backup to s.
@@ -157,7 +160,7 @@ func (sy System) Find() ([]Stick, error) {
 		for i := range cands {
 			s := &cands[i]
 			s.Dev = filepath.Join(sy.Dev, s.Name)
-			s.FS, s.Label = probe(s.Dev)
+			s.FS, s.Label, s.Unreadable = probe(s.Dev)
 			s.Supported = s.FS != "" && known[s.FS]
 			if pick == nil && s.FS != "" && s.FS != "ntfs" {
 				pick = s
@@ -217,6 +220,8 @@ func Choose(sticks []Stick) (s Stick, note string, err error) {
 // Problem says in plain words why s cannot be written to (ok if it can).
 func Problem(s Stick, ok string) string {
 	switch {
+	case s.Unreadable != "":
+		return fmt.Sprintf("the box cannot read the USB stick %s (%s)", s, s.Unreadable)
 	case s.FS == "":
 		return fmt.Sprintf("the USB stick %s has no file system the box knows (FAT32, exFAT or ext4); the box never formats a stick: format it as FAT32 on a computer", s)
 	case s.FS == "ntfs":
@@ -319,10 +324,10 @@ func sectors(p string) int64 {
 }
 
 // probe recognises the file system on dev from its first bytes.
-func probe(dev string) (fs, label string) {
+func probe(dev string) (fs, label, unreadable string) {
 	f, err := os.Open(dev)
 	if err != nil {
-		return "", ""
+		return "", "", err.Error()
 	}
 	defer f.Close()
 	buf := make([]byte, 4096)
@@ -332,7 +337,7 @@ func probe(dev string) (fs, label string) {
 	if fs == "exfat" {
 		label = exfatLabel(f, buf)
 	}
-	return fs, label
+	return fs, label, ""
 }
 
 // Recognise names the file system whose first 4 KiB are b and its label

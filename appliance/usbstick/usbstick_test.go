@@ -144,6 +144,14 @@ func TestProblems(t *testing.T) {
 			}
 		}
 	}
+	// A device node the box cannot open (not root, or gone): said so,
+	// not "no file system".
+	sy0 := fakeSystem(t, "\tvfat\n", fakeDisk{name: "sda", port: "1-1", size: 8192, img: fat})
+	os.Remove(filepath.Join(sy0.Dev, "sda"))
+	got0, _ := sy0.Find()
+	if _, _, err := Choose(got0); err == nil || !strings.Contains(err.Error(), "the box cannot read the USB stick") {
+		t.Errorf("unreadable device: %v", err)
+	}
 	// A read-only stick on port 1-1 and a good one on 1-4: the good one.
 	sy := fakeSystem(t, "\tvfat\n",
 		fakeDisk{name: "sdb", port: "1-1", size: 8192, ro: true, img: fat},
