@@ -8,8 +8,9 @@ import (
 // TestGCPolicy: busy (allocating more than the live heap a second with a
 // steady live heap) raises GOGC; a growing live heap (sessions logging in)
 // does not, though it allocates as fast (the first version did, and idle
-// sessions' RSS went from 14.4 to 21.9 KiB each); quiet for gcQuietFor
-// lowers it again and releases the heap.
+// sessions' RSS went from 14.4 to 21.9 KiB each) but releases the heap it
+// grew once quiet; quiet for gcQuietFor after busy lowers it again and
+// releases the heap.
 func TestGCPolicy(t *testing.T) {
 	const mib = 1 << 20
 	sec := time.Second
@@ -18,6 +19,24 @@ func TestGCPolicy(t *testing.T) {
 	// Logins: 50 MiB/s allocated while the live heap grows 16 → 20 MiB.
 	if p, _ := s.step(50*mib, 16*mib, 20*mib, sec); p != 0 || s.busy {
 		t.Fatalf("growing live heap: percent %d busy %v, want no change", p, s.busy)
+	}
+	// Quiet after it: the heap the burst grew is released after
+	// gcQuietFor, GOGC untouched (issue 12: a burst of room joins left
+	// ~1 KiB of free heap per occupant with the process).
+	for waited := time.Duration(0); ; waited += sec / 2 {
+		p, r := s.step(mib/8, 20*mib, 20*mib, sec/2)
+		if p != 0 {
+			t.Fatalf("quiet after a burst: percent %d, want no change", p)
+		}
+		if r {
+			if waited+sec/2 < gcQuietFor {
+				t.Fatalf("released after %v, before gcQuietFor", waited+sec/2)
+			}
+			break
+		}
+		if waited > 10*sec {
+			t.Fatal("the heap a burst of logins grew was never released")
+		}
 	}
 	// Idle: nothing changes.
 	if p, r := s.step(1*mib, 20*mib, 20*mib, sec); p != 0 || r {
