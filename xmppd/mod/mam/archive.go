@@ -61,13 +61,17 @@ func recKey(user string, id uint64) []byte { return append(userPrefix(user), sto
 
 // FormatID is the stanza-id form of an archive id.
 func FormatID(id uint64) string {
-	const hex = "0123456789abcdef"
 	var b [16]byte
-	for i := 15; i >= 0; i-- {
-		b[i] = hex[id&0xf]
-		id >>= 4
+	return string(appendHexID(b[:0], id))
+}
+
+// appendHexID appends id's stanza-id form, 16 hex digits.
+func appendHexID(b []byte, id uint64) []byte {
+	const hex = "0123456789abcdef"
+	for i := 60; i >= 0; i -= 4 {
+		b = append(b, hex[id>>uint(i)&0xf])
 	}
-	return string(b[:])
+	return b
 }
 
 // ParseID reads a stanza-id back; anything else is not an id of ours.

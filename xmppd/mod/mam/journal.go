@@ -109,15 +109,47 @@ type journalKey struct{}
 
 func newJBatch() any { return &jBatch{} }
 
+// queueLocal is memory the commit queue's goroutine reuses from one
+// transaction to the next (only that goroutine builds and flushes
+// batches, one transaction after the other): the journal's values, a
+// flushed batch (its slice grew anew in every commit) and the two
+// functions BatchLocal takes (a closure made per message before).
+type queueLocal struct {
+	ar    arena
+	batch *jBatch
+	init  func() any
+	flush func(tx *bolt.Tx, v any) error
+}
+
+func newQueueLocal() *queueLocal {
+	q := new(queueLocal)
+	q.init = func() any {
+		if b := q.batch; b != nil {
+			q.batch = nil
+			return b
+		}
+		return newJBatch()
+	}
+	q.flush = func(tx *bolt.Tx, v any) error {
+		q.ar.reset() // the previous transaction is over: its values are bbolt's no more
+		jb := v.(*jBatch)
+		err := flushJournal(tx, jb, &q.ar)
+		clear(jb.msgs) // copied into the values: the stanzas' XML may go back to its pool
+		jb.msgs = jb.msgs[:0]
+		q.batch = jb
+		return err
+	}
+	return q
+}
+
 // journal adds one message (its parties' records and its XML) to the
 // commit queue's batch; outside the queue (Store.Batch), the message is
-// journaled on its own at once. ar is the queue's: only the queue's
-// goroutine flushes batches, one transaction after the other.
-func journal(st *store.Store, tx *bolt.Tx, entries []jEntry, xml []byte, ar *arena) error {
-	v, ok := st.BatchLocal(tx, journalKey{}, newJBatch, func(tx *bolt.Tx, v any) error {
-		ar.reset() // the previous transaction is over: its values are bbolt's no more
-		return flushJournal(tx, v.(*jBatch), ar)
-	})
+// journaled on its own at once. q is the queue's (nil in tests).
+func journal(st *store.Store, tx *bolt.Tx, entries []jEntry, xml []byte, q *queueLocal) error {
+	if q == nil {
+		q = newQueueLocal()
+	}
+	v, ok := st.BatchLocal(tx, journalKey{}, q.init, q.flush)
 	jb, _ := v.(*jBatch)
 	if !ok {
 		jb = newJBatch().(*jBatch)

@@ -106,6 +106,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
@@ -145,7 +146,7 @@ type mod struct {
 	merges       merger
 	mergeArena   arena        // the merge's values (under mergeMu)
 	mergeScratch mergeScratch // (under mergeMu)
-	queueArena   arena        // the journal's values (the commit queue's goroutine)
+	queue        *queueLocal  // the commit queue goroutine's memory
 	xmlBufs      sync.Pool    // *[]byte: archive serializes stanzas into them
 }
 
@@ -153,7 +154,7 @@ type modKey struct{}
 
 func of(srv *server.Server) *mod {
 	return server.State(srv, modKey{}, func() *mod {
-		m := &mod{srv: srv, now: time.Now}
+		m := &mod{srv: srv, now: time.Now, queue: newQueueLocal()}
 		m.ids.init()
 		m.retention.Store(int64(DefaultRetention))
 		return m
@@ -344,20 +345,25 @@ func (m *mod) in(st *server.Stanza) bool {
 	if len(entries) == 0 {
 		return false
 	}
-	ids := m.archive(st, entries)
+	id := m.archive(st, entries)
 	if entries[0].user == user {
-		st.El.Add(stanzaID(FormatID(ids[0]), by))
+		st.El.Add(stanzaID(id, by))
 	}
 	return false
 }
 
 // stanzaID is <stanza-id xmlns='urn:xmpp:sid:0' id by/> in one allocation
-// (stream.New made three for every archived message).
-func stanzaID(id, by string) *stream.Element {
+// (stream.New made three for every archived message, FormatID a fourth):
+// the id's 16 hex digits live in the same object as the element, which
+// nothing modifies once it is built.
+func stanzaID(id uint64, by string) *stream.Element {
 	s := &struct {
 		el   stream.Element
 		attr [2]stream.Attr
-	}{attr: [2]stream.Attr{{Local: "id", Value: id}, {Local: "by", Value: by}}}
+		hex  [16]byte
+	}{}
+	appendHexID(s.hex[:0], id)
+	s.attr = [2]stream.Attr{{Local: "id", Value: unsafe.String(&s.hex[0], len(s.hex))}, {Local: "by", Value: by}}
 	s.el = stream.Element{Space: nsSID, Local: "stanza-id", Attr: s.attr[:]}
 	return &s.el
 }
@@ -387,13 +393,12 @@ func (m *mod) wants(user string, peer jid.JID) bool {
 
 // archive commits entries for st in one group-committed transaction
 // (server.Commit: for a local client's message in the background, its
-// acknowledgement held back until done) and returns their ids, allocated
-// before the commit so that the delivered copy carries its stanza-id. The
-// stored copy is the stanza without any stanza-id of ours (a query adds
-// the owner's).
-func (m *mod) archive(st *server.Stanza, entries []entry) []uint64 {
+// acknowledgement held back until done) and returns the first entry's id,
+// allocated before the commit so that the delivered copy carries its
+// stanza-id. The stored copy is the stanza without any stanza-id of ours
+// (a query adds the owner's).
+func (m *mod) archive(st *server.Stanza, entries []entry) uint64 {
 	now := m.now()
-	ids := make([]uint64, len(entries))
 	// Both parties' records hold the same stanza: serialized once, and
 	// copied only when it carries stanza-ids to leave out.
 	c := entries[0].el
@@ -401,40 +406,56 @@ func (m *mod) archive(st *server.Stanza, entries []entry) []uint64 {
 		c = c.Copy()
 		stripIDs(m.srv, c, "")
 	}
-	// Serialized into a pooled buffer, given back once the journal has
-	// its copy (the commit's done).
-	bp, _ := m.xmlBufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
+	// One allocation for what the commit needs (a slice for the ids, one
+	// for the entries and two closures capturing several variables each
+	// were a sixth of what the hook allocated). The XML goes into a
+	// pooled buffer, given back once the journal has its copy (the
+	// commit's done).
+	p := &pendingArchive{m: m}
+	p.bp, _ = m.xmlBufs.Get().(*[]byte)
+	if p.bp == nil {
+		p.bp = new([]byte)
 	}
-	xml := c.Append((*bp)[:0], "")
-	for i := range entries {
-		entries[i].xml = xml
-		ids[i] = m.ids.alloc(m.srv, entries[i].user, now)
+	p.xml = c.Append((*p.bp)[:0], "")
+	p.jes = p.two[:0]
+	if len(entries) > len(p.two) {
+		p.jes = make([]jEntry, 0, len(entries))
 	}
-	jes := make([]jEntry, len(entries))
-	for i, e := range entries {
-		jes[i] = jEntry{user: e.user, id: ids[i], dir: e.dir, peer: e.peer}
+	for _, e := range entries {
+		p.jes = append(p.jes, jEntry{user: e.user, id: m.ids.alloc(m.srv, e.user, now), dir: e.dir, peer: e.peer})
 	}
-	m.srv.Commit(st, func(tx *bolt.Tx) error {
-		return journal(m.srv.Store, tx, jes, xml, &m.queueArena)
-	}, func(err error) {
-		// (jes, not entries: the parsed stanza is not kept alive
-		// until the commit)
-		for _, e := range jes {
-			m.ids.done(e.user, e.id)
-		}
-		if cap(xml) <= 64<<10 {
-			*bp = xml[:0]
-			m.xmlBufs.Put(bp)
-		}
-		if err != nil {
-			// Delivered anyway: losing the archive copy is better than
-			// losing the message (the log says why, e.g. a full budget).
-			m.srv.Log.Error("mam: archive", "user", jes[0].user, "err", err)
-			return
-		}
-		m.journaled()
-	})
-	return ids
+	m.srv.Commit(st, p.write, p.done)
+	return p.jes[0].id
+}
+
+// pendingArchive is one message on its way to the journal. (jes, not
+// the entries: the parsed stanza is not kept alive until the commit.)
+type pendingArchive struct {
+	m   *mod
+	two [2]jEntry
+	jes []jEntry
+	xml []byte
+	bp  *[]byte
+}
+
+func (p *pendingArchive) write(tx *bolt.Tx) error {
+	return journal(p.m.srv.Store, tx, p.jes, p.xml, p.m.queue)
+}
+
+func (p *pendingArchive) done(err error) {
+	m := p.m
+	for _, e := range p.jes {
+		m.ids.done(e.user, e.id)
+	}
+	if cap(p.xml) <= 64<<10 {
+		*p.bp = p.xml[:0]
+		m.xmlBufs.Put(p.bp)
+	}
+	if err != nil {
+		// Delivered anyway: losing the archive copy is better than
+		// losing the message (the log says why, e.g. a full budget).
+		m.srv.Log.Error("mam: archive", "user", p.jes[0].user, "err", err)
+		return
+	}
+	m.journaled()
 }

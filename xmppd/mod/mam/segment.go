@@ -108,32 +108,42 @@ func encodeSeg(recs []record, ar *arena) []byte {
 // decodeSeg reads the records of one stored value, oldest first. The
 // records' peer and XML point into v (valid only during the transaction).
 func decodeSeg(k, v []byte, out []record) ([]record, error) {
+	err := walkSeg(k, v, true, func(r record) { out = append(out, r) })
+	return out, err
+}
+
+// walkSeg calls fn with the records of one stored value, oldest first,
+// their peers left empty unless peers is set.
+func walkSeg(k, v []byte, peers bool, fn func(record)) error {
 	if len(v) > 0 && v[0] == recVersion {
 		r, err := decodeRecord(k, v)
 		if err != nil {
-			return out, err
+			return err
 		}
-		return append(out, r), nil
+		fn(r)
+		return nil
 	}
 	if len(v) == 0 || v[0] != segVersion && v[0] != segVersion2 {
-		return out, errBadRecord
+		return errBadRecord
 	}
 	v3 := v[0] == segVersion
 	for p := v[1:]; len(p) > 0; {
 		if len(p) < 10 {
-			return out, errBadRecord
+			return errBadRecord
 		}
 		r := record{id: binary.BigEndian.Uint64(p), dir: p[8]}
 		p = p[9:]
 		n, w := binary.Uvarint(p)
 		if w <= 0 || uint64(len(p)-w) < n {
-			return out, errBadRecord
+			return errBadRecord
 		}
-		r.peer = string(p[w : w+int(n)])
+		if peers {
+			r.peer = string(p[w : w+int(n)])
+		}
 		p = p[w+int(n):]
 		if v3 {
 			if len(p) == 0 {
-				return out, errBadRecord
+				return errBadRecord
 			}
 			kind := p[0]
 			p = p[1:]
@@ -142,30 +152,30 @@ func decodeSeg(k, v []byte, out []record) ([]record, error) {
 				for i := range vals {
 					x, w := binary.Uvarint(p)
 					if w <= 0 {
-						return out, errBadRecord
+						return errBadRecord
 					}
 					vals[i], p = x, p[w:]
 				}
 				if vals[0] == 0 || vals[1] > 1<<20 || vals[2] > 1<<30 {
-					return out, errBadRecord
+					return errBadRecord
 				}
 				r.ref, r.idx, r.xlen = vals[0], uint32(vals[1]), int(vals[2])
-				out = append(out, r)
+				fn(r)
 				continue
 			}
 			if kind != kindInline {
-				return out, errBadRecord
+				return errBadRecord
 			}
 		}
 		n, w = binary.Uvarint(p)
 		if w <= 0 || uint64(len(p)-w) < n {
-			return out, errBadRecord
+			return errBadRecord
 		}
 		r.xml = p[w : w+int(n) : w+int(n)]
 		p = p[w+int(n):]
-		out = append(out, r)
+		fn(r)
 	}
-	return out, nil
+	return nil
 }
 
 // segSize is the stored size of a segment of recs.
@@ -193,6 +203,29 @@ func lastSeg(b *bolt.Bucket, user string) ([]byte, []record, error) {
 	}
 	recs, err := decodeSeg(k, v, nil)
 	return slices.Clone(k), recs, err
+}
+
+// lastSegTail is lastSeg for the merge: the key, number of records and
+// newest id of user's newest stored value, without making its records
+// (their peers' strings were a tenth of what a merge allocated).
+func lastSegTail(b *bolt.Bucket, user string) ([]byte, int, uint64, error) {
+	p := userPrefix(user)
+	c := b.Cursor()
+	k, v := c.Seek(append(p, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, p) || len(k) != len(p)+8 {
+		return nil, 0, 0, nil
+	}
+	n, last := 0, uint64(0)
+	err := walkSeg(k, v, false, func(r record) { n, last = n+1, r.id })
+	if err != nil || n == 0 {
+		return nil, 0, 0, err
+	}
+	return slices.Clone(k), n, last, nil
 }
 
 // segAt returns the key and records of the stored value of user that
@@ -223,14 +256,10 @@ func segAt(b *bolt.Bucket, user string, id uint64) ([]byte, []record, error) {
 // segment it belongs to. New values are cut from ar (nil: the heap).
 func storeRecords(b *bolt.Bucket, user string, recs []record, ar *arena) error {
 	b.FillPercent = fillPercent
-	lk, last, err := lastSeg(b, user)
+	lk, nLast, lastID, err := lastSegTail(b, user)
 	if err != nil {
-		last = nil // an undecodable value is left as it is; new ones follow it
+		nLast, lastID = 0, 0 // an undecodable value is left as it is; new ones follow it
 		lk = nil
-	}
-	var lastID uint64
-	if len(last) > 0 {
-		lastID = last[len(last)-1].id
 	}
 	i := 0
 	for ; i < len(recs) && recs[i].id <= lastID; i++ {
@@ -244,11 +273,11 @@ func storeRecords(b *bolt.Bucket, user string, recs []record, ar *arena) error {
 	}
 	// Extend the newest segment (a single record from before segments, or
 	// a version 2 segment, is left alone: rewriting it gains nothing).
-	if lk != nil && len(last) > 0 && len(last) < segMaxRecords {
+	if lk != nil && nLast > 0 && nLast < segMaxRecords {
 		if v := b.Get(lk); len(v) > 0 && v[0] == segVersion {
 			size := len(v)
 			n := 0
-			for n < len(recs) && len(last)+n < segMaxRecords && size+segRecordLen(recs[n]) <= segMaxBytes {
+			for n < len(recs) && nLast+n < segMaxRecords && size+segRecordLen(recs[n]) <= segMaxBytes {
 				size += segRecordLen(recs[n])
 				n++
 			}
