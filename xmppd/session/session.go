@@ -48,10 +48,41 @@ import (
 // is closed.
 const MaxQueue = 1 << 20
 
-// WriteTimeout bounds one write: a peer whose TCP window stays shut this
-// long is gone. A variable so that tests can make a phone vanish quickly;
-// set it before any session exists.
-var WriteTimeout = 60 * time.Second
+// WriteTimeout is how long a write may make no progress: a peer whose TCP
+// window stays shut this long is gone. It bounds each writeChunk, not a
+// whole queue: a phone resuming on a slow mobile link (20 KB/s) takes
+// longer than a minute over a 1 MiB backlog and must still get it — a
+// deadline on the whole write cut such a link off on every resumption.
+// Use SetWriteTimeout to change it (tests make a phone vanish quickly).
+var writeTimeout atomic.Int64
+
+func init() { writeTimeout.Store(int64(60 * time.Second)) }
+
+// SetWriteTimeout sets WriteTimeout for writes that start from now on and
+// returns the previous value.
+func SetWriteTimeout(d time.Duration) time.Duration {
+	return time.Duration(writeTimeout.Swap(int64(d)))
+}
+
+// writeChunk is how much is written under one deadline.
+const writeChunk = 64 << 10
+
+// writeAll writes b to conn, each writeChunk under a fresh deadline, and
+// clears the deadline after: a pending deadline is a runtime timer that
+// would wake an idle server a minute after every write.
+func writeAll(conn net.Conn, b []byte) error {
+	defer conn.SetWriteDeadline(time.Time{})
+	d := time.Duration(writeTimeout.Load())
+	for len(b) > 0 {
+		n := min(len(b), writeChunk)
+		conn.SetWriteDeadline(time.Now().Add(d))
+		if _, err := conn.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
 
 // maxPooled is the largest buffer returned to the pool: a queue that grew
 // to a megabyte for one slow reader must not stay cached for everyone.
@@ -346,12 +377,7 @@ func (s *Session) writeLoop() {
 		if drained != nil {
 			go drained()
 		}
-		l.conn.SetWriteDeadline(time.Now().Add(WriteTimeout))
-		_, err := l.conn.Write(*buf)
-		// Clear it at once: a pending deadline is a runtime timer that
-		// would wake an idle server a minute after every write.
-		l.conn.SetWriteDeadline(time.Time{})
-		if err != nil {
+		if err := writeAll(l.conn, *buf); err != nil {
 			s.writeFailed(l, *buf, marks)
 			putBuf(buf)
 			return

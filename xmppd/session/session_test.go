@@ -537,3 +537,41 @@ func TestAttachAcknowledgingAllEndsBacklog(t *testing.T) {
 		t.Fatal("refused after catching up")
 	}
 }
+
+// A slow but steady reader (a phone on a poor mobile link) gets a queue
+// that takes far longer than WriteTimeout to write: the timeout bounds a
+// write that makes no progress, not the whole queue. With one deadline
+// over the whole write, every resumption with a large backlog on such a
+// link timed out and the phone could never catch up.
+func TestSlowSteadyReaderIsNotCutOff(t *testing.T) {
+	old := SetWriteTimeout(400 * time.Millisecond)
+	defer SetWriteTimeout(old)
+	srvEnd, client := net.Pipe()
+	defer client.Close()
+	s := newSession(t, srvEnd)
+	const n = 800 // ~900 KB, under MaxQueue
+	for i := 0; i < n; i++ {
+		if !s.Send(msg(i)) {
+			t.Fatalf("message %d refused", i)
+		}
+	}
+	// 32 KiB every 40 ms: ~1.1 s for the queue, 80 ms per writeChunk.
+	var got bytes.Buffer
+	buf := make([]byte, 32<<10)
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(got.String(), "id='m") < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d of %d messages in 30 s", strings.Count(got.String(), "id='m"), n)
+		}
+		client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		m, err := client.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d messages: %v (closing: %v)", strings.Count(got.String(), "id='m"), err, s.Closing())
+		}
+		got.Write(buf[:m])
+		time.Sleep(40 * time.Millisecond)
+	}
+	if s.Closing() {
+		t.Fatal("the session closed on a reader that kept reading")
+	}
+}
