@@ -41,7 +41,9 @@ import (
 // now" says so. It is plugged back in (drive_add, device_add): "back up
 // now" writes the second copy. Then a full stick is plugged in instead:
 // "is full", and after power-off that stick holds no temporary file and
-// its owner's file is intact. The first stick, read on the host with
+// its owner's file is intact. A blank stick (no file system) and the
+// first stick write-protected (a read-only drive) are each named with
+// what is wrong; the blank one is never formatted. The first stick, read on the host with
 // mtools, holds both backups in "Hearth backups", and the newest one
 // decrypts and checks with appliance/backup's reader.
 func TestUSBStickBackup(t *testing.T) {
@@ -53,6 +55,10 @@ func TestUSBStickBackup(t *testing.T) {
 	mcopyIn(t, stick, "notes.txt", "the owner's own file\n")
 	full := fatImage(t, filepath.Join(dir, "full.img"), 4, "SMALL")
 	fillFAT(t, full, 16<<10) // 16 KiB left: less than any backup
+	blank := filepath.Join(dir, "blank.img")
+	if err := os.WriteFile(blank, make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	img := buildVMImageWith(t, "1", func(d string) {
 		st, err := store.Open(state.Dir(d).DB())
@@ -146,6 +152,21 @@ func TestUSBStickBackup(t *testing.T) {
 	}
 	q.hmp(t, "device_del fulldev") // as a person would, before the power goes
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
+	// A blank stick (no file system) and a write-protected one: said so,
+	// and "back up now" writes nothing to either.
+	q.hmp(t, "drive_add 0 if=none,id=blank,format=raw,file="+blank)
+	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=blank,id=blankdev")
+	c.waitFor(t, ctx, "/admin/backup", `has no file system the box knows (FAT32, exFAT or ext4); the box never formats a stick`)
+	if page := plain(c.now(t)); !strings.Contains(page, "The backup could not be made: the USB stick") || !strings.Contains(page, "has no file system the box knows") {
+		t.Errorf("back up now to a blank stick:\n%s", text(page))
+	}
+	q.hmp(t, "device_del blankdev")
+	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
+	q.hmp(t, "drive_add 0 if=none,id=ro,format=raw,readonly=on,file="+stick)
+	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=ro,id=rodev")
+	c.waitFor(t, ctx, "/admin/backup", `The USB stick "HEARTHBAK" (67.1 MB) is read-only (is its write-protect switch on?)`)
+	q.hmp(t, "device_del rodev")
+	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
 	ran := time.Now()
 	v.Stop()
 
@@ -155,6 +176,9 @@ func TestUSBStickBackup(t *testing.T) {
 	}
 	if got := mtype(t, full, "::/filler.bin"); len(got) == 0 {
 		t.Error("the full stick's own file is gone")
+	}
+	if b, err := os.ReadFile(blank); err != nil || strings.Trim(string(b), "\x00") != "" {
+		t.Errorf("the blank stick was written to (%v)", err)
 	}
 	if got := mtype(t, stick, "::/notes.txt"); got != "the owner's own file\n" {
 		t.Errorf("the owner's file on the stick: %q", got)

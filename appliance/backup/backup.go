@@ -169,7 +169,7 @@ type Source struct {
 	// Now is the time written in the header (tests); zero: time.Now.
 	Now time.Time
 	// Log gets the nightly backup's outcome (nil: slog.Default, which
-	// xmppd's stderr shows: the box's console and gokrazy's log).
+	// is xmppd's stderr: gokrazy's log of the service).
 	Log *slog.Logger
 }
 
