@@ -5,6 +5,7 @@ package image_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -39,7 +40,9 @@ import (
 // it sees and that one backup is on it. The stick is pulled (QMP
 // device_del): the page says "No USB stick is plugged in" and "back up
 // now" says so. It is plugged back in (drive_add, device_add): "back up
-// now" writes the second copy. Then a full stick is plugged in instead:
+// now" writes the second copy. Slowed down and pulled out while a backup
+// is written to it, "back up now" says it was pulled out; back in, the
+// next one works. Then a full stick is plugged in instead:
 // "is full", and after power-off that stick holds no temporary file and
 // its owner's file is intact. A blank stick (no file system) and the
 // first stick write-protected (a read-only drive) are each named with
@@ -68,6 +71,15 @@ func TestUSBStickBackup(t *testing.T) {
 		err = st.CreateAccount("anna", adminPW, true)
 		st.Close()
 		if err != nil {
+			t.Fatal(err)
+		}
+		// 3 MB of ballast among the uploads (not an upload's name, so the
+		// upload module leaves it): a backup that takes seconds to write
+		// to a slowed stick.
+		ballast := make([]byte, 3<<20)
+		rand.Read(ballast)
+		os.MkdirAll(state.Dir(d).Uploads(), 0o700)
+		if err := os.WriteFile(filepath.Join(state.Dir(d).Uploads(), "ballast.bin"), ballast, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		c := config.Default()
@@ -141,8 +153,34 @@ func TestUSBStickBackup(t *testing.T) {
 	if page := plain(c.now(t)); !strings.Contains(page, "Backed up to the stick.") || !strings.Contains(page, ", 2 on the stick") {
 		t.Errorf("back up now after the stick came back:\n%s", text(page))
 	}
+	// Pulled out while it writes: the stick slowed to 256 kB/s (qemu's
+	// write throttle) so that writing the 3 MB backup takes seconds, and
+	// pulled once qemu saw 512 kB of it reach the stick.
+	q.unplug(t, "stickdev2", "stick2")
+	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
+	q.hmp(t, "drive_add 0 if=none,id=slow,format=raw,throttling.bps-write=262144,file="+stick)
+	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=slow,id=slowdev")
+	c.waitFor(t, ctx, "/admin/backup", `USB stick plugged in: "HEARTHBAK"`)
+	pulledPage := make(chan string, 1)
+	go func() { p, err := c.tryNow(); pulledPage <- fmt.Sprint(plain(p), err) }()
+	q.waitWritten(t, ctx, "slow", 512<<10)
+	q.unplug(t, "slowdev", "slow")
+	if page := <-pulledPage; !strings.Contains(page, "The backup could not be made: ") || !strings.Contains(page, "pulled out") {
+		t.Errorf("back up now with the stick pulled mid-write:\n%s", text(page))
+	} else {
+		i := strings.Index(page, "The backup could not be made: ")
+		t.Logf("pulled mid-write: %.200s", page[i:])
+	}
+	// Back in: the next backup works (the earlier two kept, the half
+	// written one's temporary file removed).
+	q.hmp(t, "drive_add 0 if=none,id=stick3,format=raw,file="+stick)
+	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=stick3,id=stickdev3")
+	c.waitFor(t, ctx, "/admin/backup", `USB stick plugged in: "HEARTHBAK"`)
+	if page := plain(c.now(t)); !strings.Contains(page, "Backed up to the stick.") || !strings.Contains(page, ", 2 on the stick") {
+		t.Errorf("back up now after a pull mid-write:\n%s", text(page))
+	}
 	// A full stick instead.
-	q.hmp(t, "device_del stickdev2")
+	q.unplug(t, "stickdev3", "stick3")
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
 	q.hmp(t, "drive_add 0 if=none,id=full,format=raw,file="+full)
 	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=full,id=fulldev")
@@ -150,7 +188,7 @@ func TestUSBStickBackup(t *testing.T) {
 	if page := plain(c.now(t)); !strings.Contains(page, `The backup could not be made: the USB stick "SMALL" (4.2 MB) is full`) {
 		t.Errorf("back up now to a full stick:\n%s", text(page))
 	}
-	q.hmp(t, "device_del fulldev") // as a person would, before the power goes
+	q.unplug(t, "fulldev", "full") // as a person would, before the power goes
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
 	// A blank stick (no file system) and a write-protected one: said so,
 	// and "back up now" writes nothing to either.
@@ -160,12 +198,12 @@ func TestUSBStickBackup(t *testing.T) {
 	if page := plain(c.now(t)); !strings.Contains(page, "The backup could not be made: the USB stick") || !strings.Contains(page, "has no file system the box knows") {
 		t.Errorf("back up now to a blank stick:\n%s", text(page))
 	}
-	q.hmp(t, "device_del blankdev")
+	q.unplug(t, "blankdev", "blank")
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
 	q.hmp(t, "drive_add 0 if=none,id=ro,format=raw,readonly=on,file="+stick)
 	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=ro,id=rodev")
 	c.waitFor(t, ctx, "/admin/backup", `The USB stick "HEARTHBAK" (67.1 MB) is read-only (is its write-protect switch on?)`)
-	q.hmp(t, "device_del rodev")
+	q.unplug(t, "rodev", "ro")
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
 	ran := time.Now()
 	v.Stop()
@@ -186,6 +224,9 @@ func TestUSBStickBackup(t *testing.T) {
 	names := regexp.MustCompile(`hearth-[a-z0-9._-]+\.hearth-backup`).FindAllString(mdirLong(t, stick, "::/Hearth backups"), -1)
 	if len(names) != 2 {
 		t.Fatalf("want 2 backups on the stick, found %v", names)
+	}
+	if got := mdirLong(t, stick, "::/Hearth backups"); strings.Contains(got, ".tmp") {
+		t.Errorf("a temporary file is left on the stick:\n%s", got)
 	}
 	out := filepath.Join(dir, "newest"+backup.Suffix)
 	newest := names[0]
@@ -251,7 +292,7 @@ func fillFAT(t *testing.T, img string, left int64) {
 
 func mdir(t *testing.T, img, path string) string {
 	t.Helper()
-	out, err := exec.Command("mdir", "-i", img, path).CombinedOutput()
+	out, err := exec.Command("mdir", "-a", "-i", img, path).CombinedOutput()
 	if err != nil && !strings.Contains(string(out), "File not found") {
 		t.Fatalf("mdir %s: %v %s", path, err, out)
 	}
@@ -261,7 +302,7 @@ func mdir(t *testing.T, img, path string) string {
 // mdirLong lists long names only (-b: one bare path a line).
 func mdirLong(t *testing.T, img, path string) string {
 	t.Helper()
-	out, err := exec.Command("mdir", "-b", "-i", img, path).CombinedOutput()
+	out, err := exec.Command("mdir", "-a", "-b", "-i", img, path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mdir -b %s: %v %s", path, err, out)
 	}
@@ -335,6 +376,29 @@ func (c *webClient) now(t *testing.T) string {
 		t.Fatal("no csrf on the backup page")
 	}
 	return c.post(t, "/admin/backup/nightly", url.Values{"csrf": {m[1]}, "action": {"now"}})
+}
+
+// tryNow is now for another goroutine (errors returned, not fatal).
+func (c *webClient) tryNow() (string, error) {
+	get := func(req *http.Request) (string, error) {
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return string(b), err
+	}
+	req, _ := http.NewRequestWithContext(c.ctx, "GET", c.base+"/admin/backup", nil)
+	page, err := get(req)
+	m := csrfField.FindStringSubmatch(page)
+	if err != nil || m == nil {
+		return page, fmt.Errorf("no csrf on the backup page (%v)", err)
+	}
+	f := url.Values{"csrf": {m[1]}, "action": {"now"}}
+	req, _ = http.NewRequestWithContext(c.ctx, "POST", c.base+"/admin/backup/nightly", strings.NewReader(f.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return get(req)
 }
 
 // waitFor reloads path until it holds want (the guest's kernel takes a
@@ -424,6 +488,52 @@ func (q *qmp) call(t *testing.T, cmd string) map[string]json.RawMessage {
 			t.Fatalf("qmp %s: %s", cmd, e)
 		}
 		return m
+	}
+}
+
+// waitWritten waits until qemu has written n bytes to drive (the guest
+// is writing to the stick).
+func (q *qmp) waitWritten(t *testing.T, ctx context.Context, drive string, n int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var last int64
+	for {
+		var stats []struct {
+			Device string `json:"device"`
+			Stats  struct {
+				WrBytes int64 `json:"wr_bytes"`
+			} `json:"stats"`
+		}
+		json.Unmarshal(q.call(t, `{"execute":"query-blockstats"}`)["return"], &stats)
+		for _, s := range stats {
+			if s.Device == drive {
+				last = s.Stats.WrBytes
+			}
+		}
+		if last >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("qemu wrote %d bytes to %s, waited for %d", last, drive, n)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// unplug pulls the USB device dev out and drops its drive (drive_add's
+// drives stay after device_del and keep the image file's write lock; the
+// command line's -drive went with its device, hence "not found").
+func (q *qmp) unplug(t *testing.T, dev, drive string) {
+	t.Helper()
+	q.hmp(t, "device_del "+dev)
+	b, _ := json.Marshal(map[string]any{"execute": "human-monitor-command", "arguments": map[string]string{"command-line": "drive_del " + drive}})
+	m := q.call(t, string(b))
+	var out string
+	json.Unmarshal(m["return"], &out)
+	if out = strings.TrimSpace(out); out != "" && !strings.Contains(out, "not found") {
+		t.Fatalf("qemu monitor drive_del %s: %s", drive, out)
 	}
 }
 

@@ -213,19 +213,39 @@ func runStick(st *Status, keep int, src Source, pw string) (err error) {
 }
 
 // stickError says in plain words what went wrong writing to stick s.
+// The detail is the system's own word for it (input/output error), not
+// the wrapped error's paths: where the box mounted the stick means
+// nothing to the reader. errors.Is still sees the cause.
 func stickError(s usbstick.Stick, err error, free int64) error {
+	detail := err
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		detail = errno
+	}
+	var words string
 	switch {
 	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
-		return fmt.Errorf("the USB stick %s is full (%s free); the earlier backups on it are kept. Use a larger stick, delete other files from it, or keep fewer backups: %w", s, usbstick.Bytes(free), err)
+		words = fmt.Sprintf("the USB stick %s is full (%s free); the earlier backups on it are kept. Use a larger stick, delete other files from it, or keep fewer backups", s, usbstick.Bytes(free))
 	case errors.Is(err, syscall.EFBIG):
-		return fmt.Errorf("the backup is larger than 4 GB, the most one file on a FAT32 stick can hold; format the stick %s as exFAT or ext4 on a computer: %w", s, err)
+		words = fmt.Sprintf("the backup is larger than 4 GB, the most one file on a FAT32 stick can hold; format the stick %s as exFAT or ext4 on a computer", s)
 	case errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("%s: %w", usbstick.ErrReadOnly, err)
+		words = usbstick.ErrReadOnly.Error()
 	case errors.Is(err, syscall.EIO) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENXIO):
-		return fmt.Errorf("the USB stick %s was pulled out while the backup was written (or it is failing); the earlier backups on it are kept: %w", s, err)
+		words = fmt.Sprintf("the USB stick %s was pulled out while the backup was written (or it is failing); the earlier backups on it are kept", s)
+	default:
+		words = fmt.Sprintf("writing to the USB stick %s failed", s)
 	}
-	return fmt.Errorf("writing to the USB stick %s: %w", s, err)
+	return &stickErr{words: words, detail: detail, err: err}
 }
+
+type stickErr struct {
+	words  string
+	detail error
+	err    error
+}
+
+func (e *stickErr) Error() string { return e.words + " (" + e.detail.Error() + ")" }
+func (e *stickErr) Unwrap() error { return e.err }
 
 // StickNow says in plain words which USB stick the box sees now (for
 // the admin page), without mounting it.

@@ -142,8 +142,8 @@ func TestStickErrors(t *testing.T) {
 		syscall.EIO:    "was pulled out while the backup was written",
 	} {
 		err := stickError(s, fmt.Errorf("backup: writing to /x: %w", &os.PathError{Op: "write", Path: "/x", Err: errno}), 12e3)
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("%v: %v, want %q", errno, err, want)
+		if !strings.Contains(err.Error(), want) || !errors.Is(err, errno) || strings.Contains(err.Error(), "/x") || !strings.HasSuffix(err.Error(), "("+errno.Error()+")") {
+			t.Errorf("%v: %v, want %q and the errno's words, not the path", errno, err, want)
 		}
 	}
 }
