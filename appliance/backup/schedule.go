@@ -313,10 +313,14 @@ func Schedule(stop <-chan struct{}, src Source) {
 			}
 			due = nextRun(time.Now(), hour)
 		case cfg != nil && cfg.Backup.Dir == USB:
-			seen := stickKey()
-			if catchUp(ReadStatus(src.Dir), now, seen, tried, triedAt) {
-				tried, triedAt = seen, now
-				RunOnce(src)
+			// Sticks are looked for (their first bytes read) only while
+			// a backup is overdue, not every minute of every day.
+			if st := ReadStatus(src.Dir); overdue(st, now) {
+				seen := stickKey()
+				if catchUp(st, now, seen, tried, triedAt) {
+					tried, triedAt = seen, now
+					RunOnce(src)
+				}
 			}
 		}
 		select {
@@ -348,8 +352,14 @@ func stickKey() string {
 
 // catchUp decides whether Schedule runs a backup now, outside the hour.
 func catchUp(st Status, now time.Time, seen, tried string, triedAt time.Time) bool {
-	if seen == "" || now.Sub(st.OK) < 24*time.Hour && !st.OK.After(now) {
-		return false // no stick, or a recent backup (a clock set back counts as old)
+	if seen == "" || !overdue(st, now) {
+		return false
 	}
 	return seen != tried || now.Sub(triedAt) >= catchUpRetry
+}
+
+// overdue: no backup in the last day (one dated in the future, after the
+// clock was set back, counts as old).
+func overdue(st Status, now time.Time) bool {
+	return now.Sub(st.OK) >= 24*time.Hour || st.OK.After(now)
 }
