@@ -397,6 +397,7 @@ func (m *Service) destroy(r *room, d *stream.Element) error {
 		m.toOccupant(o, p)
 	}
 	clear(r.occ)
+	r.slab = slab{}
 	return nil
 }
 

@@ -12,11 +12,13 @@ import (
 
 // TestIdleOccupantHeap: what a room keeps for an idle occupant after a
 // plain join (issue 12's target: RSS per idle occupant under 2 KiB beyond
-// the session's own): the occupant join makes (newOccupant with the
+// the session's own): the occupant join makes (slab.newOccupant with the
 // cleaned join presence), its strings and its entry in the room's map,
 // measured on the live heap after the garbage is collected. Before the
 // fix a one-entry map of real JIDs and the cleaned presence (an empty
 // element keeping its attribute array) made it ~740 B; now ~280 B (go test -run TestIdleOccupantHeap -v).
+// And the number of heap objects: seven, then two (the occupant and its
+// strings), now a sixteenth of a chunk and a share of a string block.
 func TestIdleOccupantHeap(t *testing.T) {
 	const n = 2000
 	els := make([]*stream.Element, n)
@@ -33,11 +35,12 @@ func TestIdleOccupantHeap(t *testing.T) {
 	for i := range keys {
 		keys[i] = fmt.Sprintf("k%d", i)
 	}
+	var sl slab
 	before, objsBefore := liveHeap()
 	for i, el := range els {
 		nick := fmt.Sprintf("n%d", i)
 		bare := fmt.Sprintf("u%d@example.test", i)
-		occ[keys[i]] = newOccupant(nick, bare, bare+"/res", cleanPresence(el), "participant", fmt.Sprintf("%024d", i))
+		occ[keys[i]] = sl.newOccupant(nick, bare, bare+"/res", cleanPresence(el), "participant", fmt.Sprintf("%024d", i))
 	}
 	after, objsAfter := liveHeap()
 	per := float64(int64(after)-int64(before)) / n
@@ -48,12 +51,47 @@ func TestIdleOccupantHeap(t *testing.T) {
 	}
 	// The number of objects matters as much as their bytes: each one a
 	// join keeps sits among the join's garbage and keeps its span in use
-	// (with seven, RssAnon grew ~3 KiB an idle occupant; see newOccupant).
-	if objs > 2.5 {
-		t.Errorf("an idle occupant keeps %.1f heap objects, want at most 2 (the occupant and one string)", objs)
+	// (with seven, RssAnon grew ~3 KiB an idle occupant; with two, ~2;
+	// see slab.go).
+	if objs > 0.5 {
+		t.Errorf("an idle occupant keeps %.2f heap objects, want at most 0.5 (occupants and strings in chunks)", objs)
 	}
 	runtime.KeepAlive(occ)
+	runtime.KeepAlive(&sl)
 	runtime.KeepAlive(els)
+}
+
+// TestSlabReuse: a room's occupant chunks are bounded by its peak, not
+// by how many ever joined: the slot of an occupant that left is the next
+// newcomer's, and an empty room gives its chunks back.
+func TestSlabReuse(t *testing.T) {
+	r := newRoom("r", "example.test", roomState{})
+	join := func(i int) *occupant {
+		nick := fmt.Sprintf("n%d", i)
+		o := r.slab.newOccupant(nick, "u@example.test", "u@example.test/r", nil, "participant", "id")
+		r.occ[foldNick(nick)] = o
+		return o
+	}
+	stay := join(0)
+	for i := 1; i < 100; i++ {
+		o := join(i)
+		r.drop(o)
+		if o2 := join(i + 1000); o2 != o {
+			t.Fatalf("join %d after a leave took a new slot, not the one freed", i)
+		} else {
+			r.drop(o2)
+		}
+		if o.real != nil || o.one[0].pres != nil {
+			t.Fatal("a freed slot keeps its clients")
+		}
+	}
+	if got := len(r.slab.occ); got != occChunk-2 {
+		t.Errorf("the chunk has %d free slots left after 200 joins with at most 2 present, want %d", got, occChunk-2)
+	}
+	r.drop(stay)
+	if r.slab.occ != nil || r.slab.free != nil || r.slab.str != nil {
+		t.Error("an empty room keeps its chunks")
+	}
 }
 
 func liveHeap() (bytes, objects uint64) {
@@ -82,7 +120,7 @@ func TestBroadcastPresenceAllocs(t *testing.T) {
 	for i := range n {
 		nick := fmt.Sprintf("n%d", i)
 		bare := fmt.Sprintf("u%d@example.test", i)
-		r.occ[foldNick(nick)] = newOccupant(nick, bare, bare+"/res", nil, "participant", fmt.Sprintf("%024d", i))
+		r.occ[foldNick(nick)] = r.slab.newOccupant(nick, bare, bare+"/res", nil, "participant", fmt.Sprintf("%024d", i))
 	}
 	o := r.occ["n0"]
 	bytes := testing.Benchmark(func(b *testing.B) {
@@ -114,10 +152,10 @@ func TestJoinPresencesAllocs(t *testing.T) {
 	for i := range n {
 		nick := fmt.Sprintf("n%d", i)
 		bare := fmt.Sprintf("u%d@example.test", i)
-		r.occ[foldNick(nick)] = newOccupant(nick, bare, bare+"/res", nil, "participant", fmt.Sprintf("%024d", i))
+		r.occ[foldNick(nick)] = r.slab.newOccupant(nick, bare, bare+"/res", nil, "participant", fmt.Sprintf("%024d", i))
 	}
 	real := jid.MustParse("new@example.test/res")
-	o := newOccupant("new", "new@example.test", real.String(), nil, "participant", fmt.Sprintf("%024d", n))
+	o := r.slab.newOccupant("new", "new@example.test", real.String(), nil, "participant", fmt.Sprintf("%024d", n))
 	bytes := testing.Benchmark(func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -29,7 +29,7 @@ type occupant struct {
 	// (voice.go; 8 bytes, not a 24-byte time.Time, on every occupant).
 	voiceAsked int64
 	// one is real's backing array while it has one client: no separate
-	// allocation for the common case (see newOccupant).
+	// allocation for the common case (see slab.newOccupant).
 	one [1]client
 }
 
@@ -58,43 +58,6 @@ func (o *occupant) setPresence(real string, pres *stream.Element) {
 		return
 	}
 	o.real = append(o.real, client{jid: real, pres: pres})
-}
-
-// newOccupant is what a room keeps for a newcomer (join). Its strings
-// share one allocation (the bare JID is the full JID's prefix) and its
-// first client lives in the occupant itself: two long-lived objects
-// instead of seven. Each object a join keeps lands among the join's
-// garbage (a presence to and from every occupant) and keeps its whole
-// span in use after that garbage is collected: with 1000 occupants
-// the server's RssAnon grew ~3 KiB an occupant for 0.7 KiB of live heap
-// (hearth-bench idle occupants; issue 12's target is under 2 KiB).
-func newOccupant(nick, bare, real string, pres *stream.Element, role, id string) *occupant {
-	shared := strings.HasPrefix(real, bare)
-	n := len(real) + len(nick) + len(id)
-	if !shared {
-		n += len(bare)
-	}
-	var sb strings.Builder
-	sb.Grow(n)
-	sb.WriteString(real)
-	sb.WriteString(nick)
-	sb.WriteString(id)
-	if !shared {
-		sb.WriteString(bare)
-	}
-	all := sb.String()
-	real, all = all[:len(real)], all[len(real):]
-	nick, all = all[:len(nick)], all[len(nick):]
-	id, all = all[:len(id)], all[len(id):]
-	if shared {
-		bare = real[:len(bare)]
-	} else {
-		bare = all
-	}
-	o := &occupant{nick: nick, bare: bare, role: role, id: id}
-	o.one[0] = client{jid: real, pres: pres}
-	o.real = o.one[:1:1]
-	return o
 }
 
 // foldNick is the key under which a nickname conflicts with another:
@@ -482,7 +445,7 @@ func (m *Service) join(st *server.Stanza, nick string) {
 		m.sendSubject(r, st.From.String())
 		return
 	}
-	o = newOccupant(nick, bare, st.From.String(), pres, r.defaultRole(aff), m.occupantID(r.name, bare))
+	o = r.slab.newOccupant(nick, bare, st.From.String(), pres, r.defaultRole(aff), m.occupantID(r.name, bare))
 	// Existing occupants first, then the newcomer's own presence last
 	// (§7.2.3), then history and subject.
 	m.presencesTo(r, o, st.From)
@@ -596,7 +559,7 @@ func (m *Service) removeClient(r *room, real string, last *stream.Element) {
 		}
 		m.toOccupantOwned(to, p)
 	}
-	delete(r.occ, foldNick(o.nick))
+	r.drop(o)
 	m.emptied(r)
 }
 
@@ -644,5 +607,5 @@ func (m *Service) kickOut(r *room, o *occupant, code int, actor, reason string) 
 		}
 		m.toOccupantOwned(to, p)
 	}
-	delete(r.occ, foldNick(o.nick))
+	r.drop(o)
 }

@@ -78,6 +78,7 @@ type room struct {
 	mu     sync.Mutex
 	st     roomState
 	occ    map[string]*occupant // by folded nick
+	slab   slab                 // where occ's occupants live (slab.go)
 	gone   bool                 // destroyed: a stanza that raced the destroy finds no room
 	ob     outbox               // messages waiting for their commit (fanout.go)
 }
