@@ -14,9 +14,12 @@ import (
 // less the same message with a no-store hint (routed, not archived), so
 // that the routing's own allocations do not count: 87 before the hook's
 // commit state became one object, the stanza-id one allocation and the
-// journal's batch reused; the rest is mostly bbolt's commit (one per
-// message here).
+// journal's batch reused, 82-84 after (bbolt's commit, one per message
+// here, is most of it).
 func TestArchiveAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's own allocations")
+	}
 	r := newRig(t)
 	r.session("bob")
 	s := r.session("alice")
@@ -38,7 +41,7 @@ func TestArchiveAllocs(t *testing.T) {
 	archived := cost(to + "<body>hello there</body></message>")
 	routed := cost(to + "<body>hello there</body><no-store xmlns='urn:xmpp:hints'/></message>")
 	t.Logf("%.0f allocations per archived message, %.0f per message routed only", archived, routed)
-	if d := archived - routed; d > 84 {
+	if d := archived - routed; d > 85 {
 		t.Errorf("archiving a message allocates %.0f times", d)
 	}
 }

@@ -508,3 +508,66 @@ func TestMergeKeepsXMLOnce(t *testing.T) {
 		}
 	}
 }
+
+// One account's records in the journal are bounded (what its queries
+// decode besides their page) even while the whole journal is far from
+// mergeMessages: a merge starts at mergeUserMessages of one account's.
+func TestMergeWhenOneAccountIsBusy(t *testing.T) {
+	oldDelay, oldN, oldU := mergeDelayNs.Load(), mergeMessages.Load(), mergeUserMessages.Load()
+	mergeDelayNs.Store(int64(time.Hour))
+	mergeMessages.Store(1 << 40)
+	mergeUserMessages.Store(20)
+	t.Cleanup(func() { mergeDelayNs.Store(oldDelay); mergeMessages.Store(oldN); mergeUserMessages.Store(oldU) })
+	r := newRig(t)
+	journaled := func() int {
+		n := 0
+		r.srv.Store.View(func(tx *bolt.Tx) error { n = len(journalOf(tx, "alice")); return nil })
+		return n
+	}
+	for i := range 20 {
+		r.chat("bob", "alice", fmt.Sprintf("m%d", i))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for journaled() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of alice's messages still journaled past mergeUserMessages", journaled())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Journal values of version 1 (before the parties' filter, as a previous
+// build left them unmerged) are read and merged.
+func TestJournalVersion1(t *testing.T) {
+	r := newRig(t)
+	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
+		j, err := tx.CreateBucketIfNotExists(bucketJournal)
+		if err != nil {
+			return err
+		}
+		v := []byte{journalVersion1}
+		for i := range 3 {
+			v = appendJMsg(v, jMsg{entries: []jEntry{{user: "alice", id: uint64(100 + i), dir: dirIn, peer: "bob@example.test/r"},
+				{user: "bob", id: uint64(100 + i), dir: dirOut, peer: "alice@example.test"}},
+				xml: []byte("<message xmlns='jabber:client'><body>v1 " + strconv.Itoa(i) + "</body></message>")})
+		}
+		return j.Put(store.U64(1), v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, merged := range []bool{false, true} {
+		if merged {
+			r.mergeAll()
+		}
+		for _, u := range []string{"alice", "bob"} {
+			var bodies []string
+			r.srv.Store.View(func(tx *bolt.Tx) error {
+				return newView(tx, u).each(func(rec record) error { bodies = append(bodies, string(rec.xml)); return nil })
+			})
+			if len(bodies) != 3 || !strings.Contains(bodies[2], "v1 2") {
+				t.Errorf("merged %v: %s's archive %q", merged, u, bodies)
+			}
+		}
+	}
+}

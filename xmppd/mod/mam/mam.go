@@ -457,5 +457,5 @@ func (p *pendingArchive) done(err error) {
 		m.srv.Log.Error("mam: archive", "user", p.jes[0].user, "err", err)
 		return
 	}
-	m.journaled()
+	m.journaled(p.jes)
 }

@@ -646,14 +646,21 @@ func BenchmarkPage50Of100k(b *testing.B) {
 			}
 		})
 	}
-	// With a full journal not merged yet (mergeMessages messages, all of
-	// them alice's, as when one pair fills the archive in the bench):
-	// every query reads it too.
+	// With a full journal not merged yet (mergeUserMessages of alice's,
+	// as when one pair fills the archive in the bench, among
+	// mergeMessages in all, the others between other accounts): every
+	// query reads it too.
 	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
-		for i := range int(mergeMessages.Load()) {
-			u := "alice"
+		q := newQueueLocal()
+		others, own := int(mergeMessages.Load()-mergeUserMessages.Load()), int(mergeUserMessages.Load())
+		for i := range others + own {
+			es := []jEntry{{user: "alice", id: base + n + uint64(i), dir: dirIn, peer: peers[i%2]}}
+			if i%(1+others/own) != 0 || i/(1+others/own) >= own {
+				es = []jEntry{{user: "bob", id: base + n + uint64(i), dir: dirIn, peer: "carol@example.test/res"},
+					{user: "carol", id: base + n + uint64(i), dir: dirOut, peer: "bob@example.test/res"}}
+			}
 			xml := fmt.Appendf(nil, "<message xmlns='jabber:client' type='chat'><body>journaled %d</body></message>", i)
-			if err := journal(r.srv.Store, tx, []jEntry{{user: u, id: base + n + uint64(i), dir: dirIn, peer: peers[i%2]}}, xml, nil); err != nil {
+			if err := journal(r.srv.Store, tx, es, xml, q); err != nil {
 				return err
 			}
 		}

@@ -186,10 +186,16 @@ func (m *mod) forgetJournal(user string) error {
 					}
 				}
 				if changed {
-					nv := []byte{journalVersion}
+					nv := make([]byte, journalHeader)
+					nv[0] = journalVersion
+					var bloom uint64
 					for _, jm := range msgs {
 						nv = appendJMsg(nv, jm)
+						for _, e := range jm.entries {
+							bloom |= userBits(e.user)
+						}
 					}
+					binary.BigEndian.PutUint64(nv[1:journalHeader], bloom)
 					rws = append(rws, rewrite{slices.Clone(k), nv})
 				}
 			}

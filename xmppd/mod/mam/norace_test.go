@@ -1,0 +1,5 @@
+//go:build !race
+
+package mam
+
+const raceEnabled = false
