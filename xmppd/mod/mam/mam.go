@@ -337,10 +337,10 @@ func (m *mod) in(st *server.Stanza) bool {
 	var two [2]entry // no allocation for the usual one or two parties
 	entries := two[:0]
 	if m.wants(user, st.From) {
-		entries = append(entries, entry{user: user, dir: dirIn, peer: st.From.String(), el: st.El})
+		entries = append(entries, entry{user: user, dir: dirIn, peer: peerOf(st, "from", st.From), el: st.El})
 	}
 	if sender := m.localUser(st.From); sender != "" && sender != user && m.wants(sender, st.To) {
-		entries = append(entries, entry{user: sender, dir: dirOut, peer: st.To.String(), el: st.El})
+		entries = append(entries, entry{user: sender, dir: dirOut, peer: peerOf(st, "to", st.To), el: st.El})
 	}
 	if len(entries) == 0 {
 		return false
@@ -350,6 +350,19 @@ func (m *mod) in(st *server.Stanza) bool {
 		st.El.Add(stanzaID(id, by))
 	}
 	return false
+}
+
+// peerOf is j's string form: for a local client's stanza its attribute
+// attr, which server.FromClient set to exactly that (the session's JID as
+// from, the normalized to), else made (jid.JID.String made three strings
+// per party, 4% of the server's CPU at saturation).
+func peerOf(st *server.Stanza, attr string, j jid.JID) string {
+	if st.Origin != nil {
+		if s := st.El.Get(attr); s != "" {
+			return s
+		}
+	}
+	return j.String()
 }
 
 // stanzaID is <stanza-id xmlns='urn:xmpp:sid:0' id by/> in one allocation

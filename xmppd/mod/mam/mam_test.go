@@ -721,3 +721,22 @@ func TestCapInOneBatch(t *testing.T) {
 		}
 	}
 }
+
+// The peer a record keeps is the normalized JID whatever the client
+// wrote (peerOf takes FromClient's normalized attribute): "with"
+// filters find it.
+func TestPeerNormalized(t *testing.T) {
+	r := newRig(t)
+	r.session("bob")
+	r.send("alice", "<message xmlns='jabber:client' type='chat' to='BOB@"+strings.ToUpper(domain)+"/res'><body>shouting</body></message>")
+	var peers []string
+	r.srv.Store.View(func(tx *bolt.Tx) error {
+		return newView(tx, "alice").each(func(rec record) error { peers = append(peers, rec.peer); return nil })
+	})
+	if len(peers) != 1 || peers[0] != "bob@"+domain+"/res" {
+		t.Errorf("alice's record has peer %q, want bob@%s/res", peers, domain)
+	}
+	if p := r.query("alice", "<field var='with'><value>bob@"+domain+"</value></field>", ""); len(p.ids) != 1 {
+		t.Errorf("with bob@%s finds %d of alice's 1", domain, len(p.ids))
+	}
+}
