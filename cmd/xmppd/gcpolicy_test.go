@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -69,5 +70,54 @@ func TestGCPolicy(t *testing.T) {
 	// on a 1 MiB heap is not busy.
 	if p, _ := s.step(3*mib, 1*mib, 1*mib, sec); p != 0 {
 		t.Fatalf("tiny heap: percent %d", p)
+	}
+}
+
+// TestGCPolicyLooksAfterCollection: a collection schedules one more look a
+// window later even when the server is neither busy nor in a burst, so
+// that a burst shorter than a window is judged over the window it
+// happened in (the first version looked again only while busy: a 0.3 s
+// burst of room joins after idle minutes was judged over those minutes
+// and its heap never released); and that look does not schedule
+// another, so an idle server gets no timer wake-ups.
+func TestGCPolicyLooksAfterCollection(t *testing.T) {
+	p := &gcPolicy{samples: []metrics.Sample{
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+	}}
+	p.alloc0, p.live0 = p.read()
+	p.t0 = time.Now()
+	start := p.t0
+	p.check(true)
+	p.mu.Lock()
+	ticking := p.ticking
+	p.mu.Unlock()
+	if !ticking {
+		t.Fatal("no look scheduled after a collection")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.mu.Lock()
+		ticking, t0 := p.ticking, p.t0
+		p.mu.Unlock()
+		if !ticking {
+			if !t0.After(start) {
+				t.Fatal("the scheduled look did not close the window")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the scheduled look never ran")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, bounded above
+	}
+	p.mu.Lock()
+	again, busy := p.ticking, p.s.busy || p.s.burst
+	p.mu.Unlock()
+	if busy {
+		t.Skip("the test process itself allocated like a burst; nothing more to check")
+	}
+	if again {
+		t.Error("a look without a collection scheduled another on a quiet server")
 	}
 }
