@@ -155,6 +155,7 @@ type modKey struct{}
 func of(srv *server.Server) *mod {
 	return server.State(srv, modKey{}, func() *mod {
 		m := &mod{srv: srv, now: time.Now, queue: newQueueLocal()}
+		m.queue.merges = &m.merges.begun
 		m.ids.init()
 		m.retention.Store(int64(DefaultRetention))
 		return m
@@ -470,5 +471,5 @@ func (p *pendingArchive) done(err error) {
 		m.srv.Log.Error("mam: archive", "user", p.jes[0].user, "err", err)
 		return
 	}
-	m.journaled(p.jes)
+	m.journaled()
 }
