@@ -15,8 +15,9 @@ import (
 // that the routing's own allocations do not count: 87 before the hook's
 // commit state became one object, the stanza-id one allocation and the
 // journal's batch reused, 84 after that; 79 once the parties' JID
-// strings were no longer made again (peerOf). bbolt's commit, one per
-// message here, is most of the rest.
+// strings were no longer made again (peerOf); 76 with the stanza-id in
+// the commit's object and the id allocator's lists kept. bbolt's commit,
+// one per message here, is most of the rest.
 func TestArchiveAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's own allocations")
@@ -42,7 +43,7 @@ func TestArchiveAllocs(t *testing.T) {
 	archived := cost(to + "<body>hello there</body></message>")
 	routed := cost(to + "<body>hello there</body><no-store xmlns='urn:xmpp:hints'/></message>")
 	t.Logf("%.0f allocations per archived message, %.0f per message routed only", archived, routed)
-	if d := archived - routed; d > 81 {
+	if d := archived - routed; d > 78 {
 		t.Errorf("archiving a message allocates %.0f times", d)
 	}
 }

@@ -58,11 +58,9 @@ func (a *idAlloc) done(user string, id uint64) {
 	if i := slices.Index(p, id); i >= 0 {
 		p = slices.Delete(p, i, i+1)
 	}
-	if len(p) == 0 {
-		delete(a.pending, user)
-	} else {
-		a.pending[user] = p
-	}
+	// An emptied list stays (with its array) for the account's next
+	// message: deleted, it was made again for nearly every message.
+	a.pending[user] = p
 	a.changed.Broadcast()
 }
 
@@ -103,4 +101,7 @@ func (a *idAlloc) forget(user string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.last, user)
+	if len(a.pending[user]) == 0 {
+		delete(a.pending, user)
+	}
 }

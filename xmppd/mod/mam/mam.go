@@ -346,9 +346,9 @@ func (m *mod) in(st *server.Stanza) bool {
 	if len(entries) == 0 {
 		return false
 	}
-	id := m.archive(st, entries)
+	p := m.archive(st, entries)
 	if entries[0].user == user {
-		st.El.Add(stanzaID(id, by))
+		st.El.Add(p.stanzaID(by))
 	}
 	return false
 }
@@ -366,17 +366,14 @@ func peerOf(st *server.Stanza, attr string, j jid.JID) string {
 	return j.String()
 }
 
-// stanzaID is <stanza-id xmlns='urn:xmpp:sid:0' id by/> in one allocation
-// (stream.New made three for every archived message, FormatID a fourth):
-// the id's 16 hex digits live in the same object as the element, which
-// nothing modifies once it is built.
-func stanzaID(id uint64, by string) *stream.Element {
-	s := &struct {
-		el   stream.Element
-		attr [2]stream.Attr
-		hex  [16]byte
-	}{}
-	appendHexID(s.hex[:0], id)
+// stanzaID is <stanza-id xmlns='urn:xmpp:sid:0' id by/> for the first
+// entry's id, built in p (stream.New made three allocations for every
+// archived message, FormatID a fourth, p a fifth): the id's 16 hex digits
+// live in the same object as the element, which nothing modifies once it
+// is built.
+func (p *pendingArchive) stanzaID(by string) *stream.Element {
+	s := &p.sid
+	appendHexID(s.hex[:0], p.jes[0].id)
 	s.attr = [2]stream.Attr{{Local: "id", Value: unsafe.String(&s.hex[0], len(s.hex))}, {Local: "by", Value: by}}
 	s.el = stream.Element{Space: nsSID, Local: "stanza-id", Attr: s.attr[:]}
 	return &s.el
@@ -407,11 +404,11 @@ func (m *mod) wants(user string, peer jid.JID) bool {
 
 // archive commits entries for st in one group-committed transaction
 // (server.Commit: for a local client's message in the background, its
-// acknowledgement held back until done) and returns the first entry's id,
-// allocated before the commit so that the delivered copy carries its
-// stanza-id. The stored copy is the stanza without any stanza-id of ours
+// acknowledgement held back until done) and returns what it committed,
+// whose ids are allocated before the commit so that the delivered copy
+// carries its stanza-id. The stored copy is the stanza without any stanza-id of ours
 // (a query adds the owner's).
-func (m *mod) archive(st *server.Stanza, entries []entry) uint64 {
+func (m *mod) archive(st *server.Stanza, entries []entry) *pendingArchive {
 	now := m.now()
 	// Both parties' records hold the same stanza: serialized once, and
 	// copied only when it carries stanza-ids to leave out.
@@ -439,7 +436,7 @@ func (m *mod) archive(st *server.Stanza, entries []entry) uint64 {
 		p.jes = append(p.jes, jEntry{user: e.user, id: m.ids.alloc(m.srv, e.user, now), dir: e.dir, peer: e.peer})
 	}
 	m.srv.Commit(st, p.write, p.done)
-	return p.jes[0].id
+	return p
 }
 
 // pendingArchive is one message on its way to the journal. (jes, not
@@ -450,6 +447,11 @@ type pendingArchive struct {
 	jes []jEntry
 	xml []byte
 	bp  *[]byte
+	sid struct { // the delivered copy's stanza-id (stanzaID)
+		el   stream.Element
+		attr [2]stream.Attr
+		hex  [16]byte
+	}
 }
 
 func (p *pendingArchive) write(tx *bolt.Tx) error {
