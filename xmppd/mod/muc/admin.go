@@ -428,11 +428,20 @@ func (m *Service) accountDeleted(user string) {
 	for _, r := range rooms {
 		r.mu.Lock()
 		_, hasNick := r.st.Nicks[bare]
-		if _, ok := r.st.Affs[bare]; ok || hasNick {
+		aff, hasAff := r.st.Affs[bare]
+		if hasAff || hasNick {
+			m.flush(r) // the room's messages before the change (fanout.go)
 			delete(r.st.Affs, bare)
 			delete(r.st.Nicks, bare)
 			if err := m.save(r); err != nil {
 				m.srv.Log.Error("muc: drop deleted member", "room", r.name, "err", err)
+			}
+			// Occupants hear of a member list change (XEP-0045 §9.3),
+			// or clients that encrypt to the room's members (OMEMO)
+			// keep the deleted account's devices. An AllLocal room's
+			// implicit members are told by watchClubAccounts.
+			if hasAff && aff != "outcast" && !r.st.AllLocal {
+				m.tellAffiliation(r, bare, "none")
 			}
 		}
 		r.mu.Unlock()

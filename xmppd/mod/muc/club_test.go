@@ -134,4 +134,19 @@ func TestClubRoomMemberList(t *testing.T) {
 	if got := keys(memberList(t, alice, circle)); !slices.Equal(got, []string{"alice@example.test"}) {
 		t.Fatalf("circle member list after bob was taken out %v", got)
 	}
+	// A member whose account is deleted: gone from the circle's list, and
+	// its occupants are told (they were not: the stored affiliation was
+	// dropped silently, so Converse kept encrypting to the deleted
+	// account's devices).
+	if err := svc.SetMember(name, "carol", true); err != nil {
+		t.Fatal(err)
+	}
+	alice.Expect("carol joined the circle", affMessage(circle, "carol@example.test", "member"))
+	if err := d.Server.DeleteAccount("carol"); err != nil {
+		t.Fatal(err)
+	}
+	alice.Expect("carol's account is gone", affMessage(circle, "carol@example.test", "none"))
+	if got := keys(memberList(t, alice, circle)); !slices.Equal(got, []string{"alice@example.test"}) {
+		t.Fatalf("circle member list after carol's account was deleted %v", got)
+	}
 }

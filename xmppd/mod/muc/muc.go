@@ -228,6 +228,8 @@ func RegisterWith(srv *server.Server, o Options) (*Service, error) {
 	svc.Handle(m.handle)
 	svc.HandleFullIQ(m.occupantIQ)
 	srv.OnAccountDeleted(m.accountDeleted)
+	// After accountDeleted (handlers run in order): an AllLocal room's
+	// occupants are told once, after any stored affiliation is gone.
 	m.watchClubAccounts() // club.go
 	time.AfterFunc(roomSweepEvery, m.sweepTick)
 	return m, nil
