@@ -103,6 +103,7 @@ package mam
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,6 +293,33 @@ func (m *mod) localUser(j jid.JID) string {
 	return j.Localpart()
 }
 
+// localAddr is localUser(j) and its bare JID, cut from st's attribute
+// attr when server.FromClient set it to exactly j's string (a local
+// client's stanza, see peerOf): jid.JID's parts are strings made on
+// every call (four per message here, and the bare JID a fifth). The
+// domain is checked on j (IsLocal).
+func (m *mod) localAddr(st *server.Stanza, attr string, j jid.JID) (user, bare string) {
+	if !m.srv.IsLocal(j) {
+		return "", ""
+	}
+	if st.Origin != nil {
+		if s := st.El.Get(attr); s != "" {
+			if i := strings.IndexByte(s, '/'); i >= 0 {
+				s = s[:i]
+			}
+			if i := strings.IndexByte(s, '@'); i > 0 {
+				return s[:i], s
+			}
+			return "", ""
+		}
+	}
+	user = m.localUser(j)
+	if user == "" {
+		return "", ""
+	}
+	return user, m.bare(user)
+}
+
 // out is the MessageOut hook: a local client's message, before routing.
 // Forged ids go; a message leaving the domain (a service such as a room,
 // or another server) is archived for its sender here, since no hook of
@@ -317,11 +345,10 @@ func (m *mod) out(st *server.Stanza) bool {
 // account, archived (with its sender's copy when the sender is local too)
 // and committed before it is delivered.
 func (m *mod) in(st *server.Stanza) bool {
-	user := m.localUser(st.To)
+	user, by := m.localAddr(st, "to", st.To)
 	if user == "" || !archivable(st.El) {
 		return false
 	}
-	by := m.bare(user)
 	if id := idFor(st.El, by); id != "" {
 		if m.ours(user, id) {
 			// Archived already: MessageFull ran, the resource could
@@ -340,7 +367,7 @@ func (m *mod) in(st *server.Stanza) bool {
 	if m.wants(user, st.From) {
 		entries = append(entries, entry{user: user, dir: dirIn, peer: peerOf(st, "from", st.From), el: st.El})
 	}
-	if sender := m.localUser(st.From); sender != "" && sender != user && m.wants(sender, st.To) {
+	if sender, _ := m.localAddr(st, "from", st.From); sender != "" && sender != user && m.wants(sender, st.To) {
 		entries = append(entries, entry{user: sender, dir: dirOut, peer: peerOf(st, "to", st.To), el: st.El})
 	}
 	if len(entries) == 0 {
