@@ -571,3 +571,39 @@ func TestJournalVersion1(t *testing.T) {
 		}
 	}
 }
+
+// A merged one-to-one conversation is stored in ~20 bytes a record: the
+// segments refer to the journal for the XML, and a run of records with
+// one peer names it once (kindRefSamePeer; ~50 bytes a record before).
+func TestMergedRecordSize(t *testing.T) {
+	r := newRig(t)
+	const n = 100
+	for i := range n {
+		r.chat("alice", "bob", fmt.Sprintf("m%d", i))
+	}
+	r.mergeAll()
+	size := 0
+	r.srv.Store.View(func(tx *bolt.Tx) error {
+		p := userPrefix("alice")
+		c := tx.Bucket(bucketMsgs).Cursor()
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			size += len(v)
+		}
+		return nil
+	})
+	if per := float64(size) / n; per > 25 {
+		t.Errorf("alice's segments take %.1f bytes a record", per)
+	}
+	good := 0
+	r.srv.Store.View(func(tx *bolt.Tx) error {
+		return newView(tx, "alice").each(func(rec record) error {
+			if rec.peer == "bob@"+domain && strings.Contains(string(rec.xml), fmt.Sprintf(">m%d<", good)) {
+				good++
+			}
+			return nil
+		})
+	})
+	if good != n {
+		t.Errorf("%d of alice's %d records read back with their peer and XML", good, n)
+	}
+}
