@@ -652,7 +652,8 @@ type merger struct {
 	running atomic.Bool  // a goroutine is merging
 	timer   atomic.Bool  // a delayed merge is scheduled
 
-	begun atomic.Int64 // merges begun: the commit queue's per-account counts start again
+	begun   atomic.Int64 // merges begun: the commit queue's per-account counts start again
+	release atomic.Bool  // a release of the merge's scratch is scheduled
 }
 
 // journaled counts a message committed to the journal and starts the
@@ -707,6 +708,18 @@ func (m *mod) runMerges() {
 	m.merges.running.Store(false)
 	if m.merges.waiting.Load() > 0 {
 		m.mergeLater()
+	} else if m.merges.release.CompareAndSwap(false, true) {
+		// Nothing more may come: the scratch a busy time grew (up to
+		// ~12 MB) goes if nothing is merged meanwhile (it stayed for
+		// good when the load stopped right after a large merge).
+		time.AfterFunc(mergeDelay(), func() {
+			m.merges.release.Store(false)
+			m.mergeMu.Lock()
+			if m.merges.waiting.Load() == 0 && !m.merges.running.Load() {
+				m.mergeScratch = mergeScratch{}
+			}
+			m.mergeMu.Unlock()
+		})
 	}
 }
 

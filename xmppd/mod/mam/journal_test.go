@@ -607,3 +607,45 @@ func TestMergedRecordSize(t *testing.T) {
 		t.Errorf("%d of alice's %d records read back with their peer and XML", good, n)
 	}
 }
+
+// The scratch a large merge grew is not kept once merges stop (it stayed
+// for good when the load stopped right after a large merge: RssAnon
+// after the bench's archive fill 13-24 MiB).
+func TestMergeScratchReleased(t *testing.T) {
+	oldDelay, oldN := mergeDelayNs.Load(), mergeMessages.Load()
+	mergeDelayNs.Store(int64(time.Hour)) // no merge but the test's
+	mergeMessages.Store(1 << 40)
+	t.Cleanup(func() { mergeDelayNs.Store(oldDelay); mergeMessages.Store(oldN) })
+	r := newRig(t)
+	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
+		for i := range 5000 {
+			es := []jEntry{{user: "alice", id: uint64(1000 + i), dir: dirIn, peer: "bob@example.test/r"}}
+			if err := journal(r.srv.Store, tx, es, []byte("<message/>"), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mergeDelayNs.Store(int64(300 * time.Millisecond)) // the release's delay
+	r.m.merges.waiting.Store(1)
+	r.m.merges.running.Store(true)
+	r.m.runMerges()
+	kept := func() int {
+		r.m.mergeMu.Lock()
+		defer r.m.mergeMu.Unlock()
+		return cap(r.m.mergeScratch.recs)
+	}
+	if kept() == 0 {
+		t.Fatal("no scratch after a merge of 5,000 records (the test proves nothing)")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for kept() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the merge still keeps scratch for %d records", kept())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
