@@ -99,8 +99,9 @@
 // peer's merged records names it once, and this hook allocates less
 // (one object for the commit's state and the stanza-id, JID strings cut
 // from the attributes FromClient set). Interleaved, "off" from the same
-// commit: 94.9-103.1k with the archive, 184.0-200.5k without, medians
-// 1.96× (pairs 1.82-2.11; two more series 1.92-1.93 and 1.96-2.01). Of
+// commit: 88.1-103.1k with the archive, 184.0-215.3k without, medians
+// of four series 1.93-2.02× (pairs 1.82-2.12): about 2×, the VM's noise
+// as large as the margin. Of
 // ~10-11.5 µs per message against ~5.1-5.7: this hook ~2.2 µs
 // (serializing the stanza for the journal ~0.5, queueing the commit
 // ~0.4), the journal commits ~1.25 µs (inherent: acknowledged means on
