@@ -544,6 +544,39 @@ func joinArchived(s *session, room, nick string, history, mamMax int, limit time
 	return join, mam, nHist, nMAM, nil
 }
 
+// joinRooms has sessions ss[from:to] join room(i) as nick "o<i>" with no
+// history, eight at a time; room(i) "" leaves ss[i] out. The first error
+// wins.
+func joinRooms(ss []*session, from, to int, room func(i int) string) error {
+	var next atomic.Int64
+	next.Store(int64(from))
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to {
+					return
+				}
+				r := room(i)
+				if r == "" {
+					continue
+				}
+				if err := presenceTo(ss[i], r, "o"+strconv.Itoa(i), "<x xmlns='"+nsMUC+"'><history maxstanzas='0'/></x>", false, 30*time.Second); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
 // mucPhase runs the group chat phase with sessions of its own: accounts
 // first..first+occupants for the fan-out room (the first one owns both
 // rooms) and the next one as the newcomer to the archived room.
@@ -566,29 +599,8 @@ func mucPhase(o *options, name string, pid int, l *loader, first int, r *result)
 		return err
 	}
 	t0 := time.Now()
-	var next atomic.Int64
-	next.Store(1)
-	errs := make(chan error, 8)
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(occ) {
-					return
-				}
-				if err := presenceTo(occ[i], fanRoom, "o"+strconv.Itoa(i), "<x xmlns='"+nsMUC+"'><history maxstanzas='0'/></x>", false, 30*time.Second); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	// occ[0] owns the room and joined when it made it.
+	if err := joinRooms(occ, 1, len(occ), func(int) string { return fanRoom }); err != nil {
 		return fmt.Errorf("joining %s: %w", fanRoom, err)
 	}
 	x.joinAll = time.Since(t0)
@@ -738,32 +750,13 @@ func idleOccupantsPhase(o *options, name string, pid int, l *loader, first int, 
 				return err
 			}
 		}
-		var next atomic.Int64
-		next.Store(int64(from))
-		errs := make(chan error, 8)
-		var wg sync.WaitGroup
-		for w := 0; w < 8; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= to {
-						return
-					}
-					if i%x.perRoom == 0 {
-						continue // the room's owner, joined when it made it
-					}
-					if err := presenceTo(ss[i], room(i/x.perRoom), "o"+strconv.Itoa(i), "<x xmlns='"+nsMUC+"'><history maxstanzas='0'/></x>", false, 30*time.Second); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		if err := <-errs; err != nil {
+		err := joinRooms(ss, from, to, func(i int) string {
+			if i%x.perRoom == 0 {
+				return "" // the room's owner, joined when it made it
+			}
+			return room(i / x.perRoom)
+		})
+		if err != nil {
 			return fmt.Errorf("idle occupants joining: %w", err)
 		}
 		return nil
