@@ -312,6 +312,54 @@ func appendJMsg(v []byte, m jMsg) []byte {
 	return append(v, m.xml...)
 }
 
+// jCursor reads the messages of a journal value's body in order (the
+// format appendJMsg writes), every read checking its bounds: false, the
+// value is damaged. It is the one reader of that format, whether a value
+// is decoded whole, for one account's records, or for one message's XML.
+type jCursor struct{ p []byte }
+
+// more reports whether another message follows.
+func (c *jCursor) more() bool { return len(c.p) > 0 }
+
+// parties starts the next message: how many parties it has.
+func (c *jCursor) parties() (int, bool) {
+	n, w := binary.Uvarint(c.p)
+	if w <= 0 || n > 64 {
+		return 0, false
+	}
+	c.p = c.p[w:]
+	return int(n), true
+}
+
+// party reads one party of the message: its account, its record's id
+// and direction, and its peer.
+func (c *jCursor) party() (user []byte, id uint64, dir byte, peer []byte, ok bool) {
+	l, w := binary.Uvarint(c.p)
+	if w <= 0 || uint64(len(c.p)-w) < l+9 {
+		return nil, 0, 0, nil, false
+	}
+	user = c.p[w : w+int(l)]
+	c.p = c.p[w+int(l):]
+	id, dir = binary.BigEndian.Uint64(c.p), c.p[8]
+	c.p = c.p[9:]
+	if peer, ok = c.bytes(); !ok {
+		return nil, 0, 0, nil, false
+	}
+	return user, id, dir, peer, true
+}
+
+// bytes reads a length and that many bytes (a peer, the message's XML),
+// their capacity clipped so that appending to them copies.
+func (c *jCursor) bytes() ([]byte, bool) {
+	l, w := binary.Uvarint(c.p)
+	if w <= 0 || uint64(len(c.p)-w) < l {
+		return nil, false
+	}
+	b := c.p[w : w+int(l) : w+int(l)]
+	c.p = c.p[w+int(l):]
+	return b, true
+}
+
 // decodeJournalValue returns the messages of one journal value, every
 // one, emptied ones too (their XML points into v).
 func decodeJournalValue(v []byte) ([]jMsg, error) {
@@ -320,36 +368,22 @@ func decodeJournalValue(v []byte) ([]jMsg, error) {
 		return nil, errBadRecord
 	}
 	var out []jMsg
-	for p := body; len(p) > 0; {
-		n, w := binary.Uvarint(p)
-		if w <= 0 || n > 64 {
+	for c := (jCursor{body}); c.more(); {
+		n, ok := c.parties()
+		if !ok {
 			return nil, errBadRecord
 		}
-		p = p[w:]
 		var m jMsg
 		for range n {
-			l, w := binary.Uvarint(p)
-			if w <= 0 || uint64(len(p)-w) < l+9 {
+			user, id, dir, peer, ok := c.party()
+			if !ok {
 				return nil, errBadRecord
 			}
-			e := jEntry{user: string(p[w : w+int(l)])}
-			p = p[w+int(l):]
-			e.id, e.dir = binary.BigEndian.Uint64(p), p[8]
-			p = p[9:]
-			l, w = binary.Uvarint(p)
-			if w <= 0 || uint64(len(p)-w) < l {
-				return nil, errBadRecord
-			}
-			e.peer = string(p[w : w+int(l)])
-			p = p[w+int(l):]
-			m.entries = append(m.entries, e)
+			m.entries = append(m.entries, jEntry{user: string(user), id: id, dir: dir, peer: string(peer)})
 		}
-		l, w := binary.Uvarint(p)
-		if w <= 0 || uint64(len(p)-w) < l {
+		if m.xml, ok = c.bytes(); !ok {
 			return nil, errBadRecord
 		}
-		m.xml = p[w : w+int(l)]
-		p = p[w+int(l):]
 		out = append(out, m)
 	}
 	return out, nil
@@ -381,40 +415,26 @@ func decodeJournalWith(k, v, only []byte, str func([]byte) string, fn func(user 
 	}
 	var parties [4]party
 	idx := uint32(0)
-	for p := body; len(p) > 0; idx++ {
-		n, w := binary.Uvarint(p)
-		if w <= 0 || n > 64 {
+	for c := (jCursor{body}); c.more(); idx++ {
+		n, ok := c.parties()
+		if !ok {
 			return errBadRecord
 		}
-		p = p[w:]
 		ps := parties[:0]
 		for range n {
-			l, w := binary.Uvarint(p)
-			if w <= 0 || uint64(len(p)-w) < l+9 {
+			user, id, dir, peer, ok := c.party()
+			if !ok {
 				return errBadRecord
 			}
-			user := p[w : w+int(l)]
-			p = p[w+int(l):]
-			r := record{id: binary.BigEndian.Uint64(p), dir: p[8], ref: key, idx: idx}
-			p = p[9:]
-			l, w = binary.Uvarint(p)
-			if w <= 0 || uint64(len(p)-w) < l {
-				return errBadRecord
-			}
-			peer := p[w : w+int(l)]
-			p = p[w+int(l):]
 			if only != nil && !bytes.Equal(user, only) {
 				continue
 			}
-			r.peer = str(peer)
-			ps = append(ps, party{user, r})
+			ps = append(ps, party{user, record{id: id, dir: dir, ref: key, idx: idx, peer: str(peer)}})
 		}
-		l, w := binary.Uvarint(p)
-		if w <= 0 || uint64(len(p)-w) < l {
+		xml, ok := c.bytes()
+		if !ok {
 			return errBadRecord
 		}
-		xml := p[w : w+int(l) : w+int(l)]
-		p = p[w+int(l):]
 		for _, pt := range ps {
 			pt.r.xml, pt.r.xlen = xml, len(xml)
 			fn(pt.user, pt.r)
@@ -435,32 +455,20 @@ func journalXML(j *bolt.Bucket, ref uint64, idx uint32) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	for p, i := body, uint32(0); len(p) > 0; i++ {
-		n, w := binary.Uvarint(p)
-		if w <= 0 || n > 64 {
+	for c, i := (jCursor{body}), uint32(0); c.more(); i++ {
+		n, ok := c.parties()
+		if !ok {
 			return nil, false
 		}
-		p = p[w:]
-		for range n { // user, id and direction, peer
-			l, w := binary.Uvarint(p)
-			if w <= 0 || uint64(len(p)-w) < l+9 {
+		for range n {
+			if _, _, _, _, ok := c.party(); !ok {
 				return nil, false
 			}
-			p = p[w+int(l)+9:]
-			l, w = binary.Uvarint(p)
-			if w <= 0 || uint64(len(p)-w) < l {
-				return nil, false
-			}
-			p = p[w+int(l):]
 		}
-		l, w := binary.Uvarint(p)
-		if w <= 0 || uint64(len(p)-w) < l {
-			return nil, false
+		xml, ok := c.bytes()
+		if !ok || i == idx {
+			return xml, ok
 		}
-		if i == idx {
-			return p[w : w+int(l) : w+int(l)], true
-		}
-		p = p[w+int(l):]
 	}
 	return nil, false
 }
