@@ -228,34 +228,37 @@ func segSize(recs []record) int {
 // lastSeg returns the key and records of user's newest stored value (nil
 // if it has none).
 func lastSeg(b *bolt.Bucket, user string) ([]byte, []record, error) {
-	p := userPrefix(user)
-	c := b.Cursor()
-	k, v := c.Seek(append(slices.Clone(p), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
+	k, v := newestSeg(b, user)
 	if k == nil {
-		k, v = c.Last()
-	} else {
-		k, v = c.Prev()
-	}
-	if k == nil || !bytes.HasPrefix(k, p) || len(k) != len(p)+8 {
 		return nil, nil, nil
 	}
 	recs, err := decodeSeg(k, v, nil)
 	return slices.Clone(k), recs, err
 }
 
-// lastSegTail is lastSeg for the merge: the key, number of records and
-// newest id of user's newest stored value, without making its records
-// (their peers' strings were a tenth of what a merge allocated).
-func lastSegTail(b *bolt.Bucket, user string) ([]byte, int, uint64, error) {
+// newestSeg is the key and value of user's newest stored value (nil if
+// it has none), valid for the transaction.
+func newestSeg(b *bolt.Bucket, user string) (k, v []byte) {
 	p := userPrefix(user)
 	c := b.Cursor()
-	k, v := c.Seek(append(p, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
+	k, v = c.Seek(append(p, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
 	if k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()
 	}
 	if k == nil || !bytes.HasPrefix(k, p) || len(k) != len(p)+8 {
+		return nil, nil
+	}
+	return k, v
+}
+
+// lastSegTail is lastSeg for the merge: the key, number of records and
+// newest id of user's newest stored value, without making its records
+// (their peers' strings were a tenth of what a merge allocated).
+func lastSegTail(b *bolt.Bucket, user string) ([]byte, int, uint64, error) {
+	k, v := newestSeg(b, user)
+	if k == nil {
 		return nil, 0, 0, nil
 	}
 	n, last := 0, uint64(0)
