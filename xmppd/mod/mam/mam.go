@@ -322,16 +322,14 @@ func (m *mod) localAddr(st *server.Stanza, attr string, j jid.JID) (user, bare s
 	if !m.srv.IsLocal(j) {
 		return "", ""
 	}
-	if st.Origin != nil {
-		if s := st.El.Get(attr); s != "" {
-			if i := strings.IndexByte(s, '/'); i >= 0 {
-				s = s[:i]
-			}
-			if i := strings.IndexByte(s, '@'); i > 0 {
-				return s[:i], s
-			}
-			return "", ""
+	if s := clientAttr(st, attr); s != "" {
+		if i := strings.IndexByte(s, '/'); i >= 0 {
+			s = s[:i]
 		}
+		if i := strings.IndexByte(s, '@'); i > 0 {
+			return s[:i], s
+		}
+		return "", ""
 	}
 	user = m.localUser(j)
 	if user == "" {
@@ -405,12 +403,20 @@ func (m *mod) in(st *server.Stanza) bool {
 // from, the normalized to), else made (jid.JID.String made three strings
 // per party, 4% of the server's CPU at saturation).
 func peerOf(st *server.Stanza, attr string, j jid.JID) string {
-	if st.Origin != nil {
-		if s := st.El.Get(attr); s != "" {
-			return s
-		}
+	if s := clientAttr(st, attr); s != "" {
+		return s
 	}
 	return j.String()
+}
+
+// clientAttr is st's attribute attr when st is a local client's stanza,
+// whose from and to server.FromClient set to exactly its addresses'
+// string forms; "" otherwise.
+func clientAttr(st *server.Stanza, attr string) string {
+	if st.Origin == nil {
+		return ""
+	}
+	return st.El.Get(attr)
 }
 
 // stanzaID is <stanza-id xmlns='urn:xmpp:sid:0' id by/> for the first
