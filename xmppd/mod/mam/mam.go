@@ -63,51 +63,21 @@
 //
 // # Cost (measured 2026-12-07, 2-core VM shared with other builds)
 //
-// hearth-bench's saturation phase (50 pairs, server pinned to one core,
-// load 1.7-2), messages per server CPU-second: 47k with one bbolt entry
-// per record (9b3d594), 56-62k with the journal and segments, 180-186k
-// for the same build without the archive: 3.0-3.3× (the target
-// is 2×, not met). Where the rest goes (pprof at saturation): the merge
-// ~23% of the server's CPU (decoding the journal, writing segments, its
-// commit), the MessageFull/Bare hook ~20% (serializing the stanza, the
-// stanza-id element, ids), the journal commits ~9%, garbage collection
-// at GOGC=25 ~24%. At 1,000 msg/s: ~3.0 KB written to disk per message
-// (was 20.3 KB), 115-142 µs of server CPU per message (was 216), ~98
-// fsyncs/s. A 50-message page from a 100,000-message archive: 0.3-0.5
-// ms, 1.2 ms with a full journal of the account's own messages
-// (BenchmarkPage50Of100k); 1.3-2.1 ms in the bench's archive phase, run
-// right after the fill.
-//
-// Later the same day (cmd/xmppd/gcpolicy.go: GOGC 100 while busy; the
-// preferences no longer make JID strings; a one-allocation stanza-id),
-// three runs each, back to back, load 1.2-4.3: 71.8-78.8k with the
-// archive, 194.7-200.6k without: 2.66× (before: 57.3-61.8k and
-// 175.8-188.8k, 3.07×). Per message that is ~13.7 µs of server CPU
-// against ~5.1 µs; of the ~8.6 µs difference (pprof at saturation):
-// the merge ~3.0 µs (decoding the journal and writing segments 1.5, its
-// bbolt commit 1.5, most of that a pwrite per page), this hook ~2.4 µs
-// (serializing the stanza for the journal, ids, queueing the commit),
-// the journal commits ~1.6 µs, garbage collection ~0.6 µs more. 2×
-// needs ~3.5 µs less: more than the whole merge. A merge every 16,384
-// messages instead of 4,096 measured +4-9%, but a query reads the
-// whole journal (f36eb34 lowered it for page latency), so it stays.
-//
-// The evening of the same day (bench/README's archive section has each
-// step): the merge indexes instead of copying the XML per party, merges
-// are 8× rarer at saturation (journal values carry a filter of their
-// parties, so a query steps over other accounts' values), a run of one
-// peer's merged records names it once, and this hook allocates less
-// (one object for the commit's state and the stanza-id, JID strings cut
-// from the attributes FromClient set). Interleaved, "off" from the same
-// commit: 88.1-103.1k with the archive, 184.0-215.3k without, medians
-// of four series 1.93-2.02× (pairs 1.82-2.12): about 2×, the VM's noise
-// as large as the margin. Of
-// ~10-11.5 µs per message against ~5.1-5.7: this hook ~2.2 µs
-// (serializing the stanza for the journal ~0.5, queueing the commit
-// ~0.4), the journal commits ~1.25 µs (inherent: acknowledged means on
-// disk), the merge ~0.9 µs, allocation and GC ~1.5 µs more. At 1,000
-// msg/s ~2.3-2.5 KB written per message; newest 50 of 100,000 right
-// after the fill 1.1-1.4 ms.
+// hearth-bench's saturation phase (50 pairs, server pinned to one core),
+// interleaved with a build of the same commit without the archive:
+// 88.1-103.1k messages per server CPU-second with it, 184.0-215.3k
+// without; medians of four series 1.93-2.02× (the target is 2×;
+// the VM's noise is as large as the margin). Of ~10-11.5 µs per message
+// against ~5.1-5.7 (pprof at saturation): this hook ~2.2 µs (serializing
+// the stanza for the journal ~0.5, queueing the commit ~0.4), the
+// journal commits ~1.25 µs (inherent: acknowledged means on disk), the
+// merge ~0.9 µs, allocation and GC ~1.5 µs more. At 1,000 msg/s ~2.3-2.5
+// KB written to disk per message (20.3 KB with one bbolt entry per
+// record); a 50-message page from a 100,000-message archive 1.1-1.4 ms
+// right after the fill (BenchmarkPage50Of100k). bench/README's archive
+// section has each step that got here from 3.07× and what did not help
+// (a merge every 16,384 messages without the parties' filter: +8%, but a
+// query decoded 4× more journal).
 // Commands: hearth-bench -servers hearth -xmppd BIN -skip
 // idle,ws,rates,logins,upload,muc,pep,mam,offline (saturation), or -skip
 // idle,ws,sat,logins,upload,muc,pep,mam,offline -rates 1000 (disk bytes
