@@ -77,10 +77,7 @@ func (s *Server) Commit(st *Stanza, fn func(tx *bolt.Tx) error, done func(error)
 			// we had not read yet. A Hearth peer writes again whatever
 			// its link did not keep for 2 s (s2s/durable.go), which a
 			// crash before our commit ends.
-			f := s.redeliveries() // shutdown waits for it before storage closes
-			f.add()
-			s.Store.Enqueue(fn, func(err error) {
-				defer f.done()
+			s.enqueue(fn, func(err error) {
 				if done != nil {
 					done(err)
 				}
@@ -104,10 +101,7 @@ func (s *Server) Commit(st *Stanza, fn func(tx *bolt.Tx) error, done func(error)
 		c.idle = make(chan struct{})
 	}
 	c.mu.Unlock()
-	f := s.redeliveries() // shutdown waits for it before storage closes
-	f.add()
-	s.Store.Enqueue(fn, func(err error) {
-		defer f.done()
+	s.enqueue(fn, func(err error) {
 		if done != nil {
 			done(err)
 		}
@@ -128,6 +122,18 @@ func (s *Server) Commit(st *Stanza, fn func(tx *bolt.Tx) error, done func(error)
 		if owed {
 			s.safely(nil, func() { Committed.Fire(s, sess) })
 		}
+	})
+}
+
+// enqueue hands fn to the store's commit queue without waiting; after
+// runs with its result on the queue's goroutine, and shutdown waits for
+// it before storage closes.
+func (s *Server) enqueue(fn func(tx *bolt.Tx) error, after func(error)) {
+	f := s.redeliveries()
+	f.add()
+	s.Store.Enqueue(fn, func(err error) {
+		defer f.done()
+		after(err)
 	})
 }
 
