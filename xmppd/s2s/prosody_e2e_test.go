@@ -35,7 +35,9 @@ func freePort(t *testing.T) int {
 // encryption required, resolving names through the test zone (its
 // libunbound forwards to the test DNS server), trusting the test CA.
 // extra are Lua lines for the global section (a VirtualHost or Component
-// with its options in braces returns to it).
+// with its options in braces returns to it). Its group chat service,
+// conference.prosody.test (prosody's mod_muc), is in its certificate and
+// in the test zone as prosody.test is.
 func startProsody(t *testing.T, w *world, certCA *s2s.TestCA, secureAuth bool, extra ...string) (c2s int) {
 	t.Helper()
 	for _, bin := range []string{"prosody", "prosodyctl", debianPython} {
@@ -50,7 +52,7 @@ func startProsody(t *testing.T, w *world, certCA *s2s.TestCA, secureAuth bool, e
 	}
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certCA.Issue(t, cert, key, "prosody.test")
+	certCA.Issue(t, cert, key, "prosody.test", "conference.prosody.test")
 	c2s, s2sPort := freePort(t), freePort(t)
 	_, dnsPort, _ := net.SplitHostPort(w.dns.Addr)
 	cfg := filepath.Join(dir, "prosody.cfg.lua")
@@ -78,6 +80,7 @@ unbound = { resolvconf = false, hoststxt = false, forward = "127.0.0.1@%[10]s",
 	options = { ["do-not-query-localhost:"] = "no", ["local-zone:"] = "test. transparent" } }
 %[11]s
 VirtualHost "prosody.test"
+Component "conference.prosody.test" "muc"
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "prosody.log"), secureAuth,
 		c2s, s2sPort, cert, key, w.ca.PEMFile, dnsPort, strings.Join(extra, "\n"))
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
@@ -126,6 +129,7 @@ VirtualHost "prosody.test"
 		time.Sleep(100 * time.Millisecond)
 	}
 	w.dns.SRV(t, "xmpp-server", "prosody.test", 0, 0, s2sPort, "xmpp.prosody.test")
+	w.dns.SRV(t, "xmpp-server", "conference.prosody.test", 0, 0, s2sPort, "xmpp.prosody.test")
 	w.dns.Host(t, "xmpp.prosody.test", "127.0.0.1")
 	return c2s
 }
