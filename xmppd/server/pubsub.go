@@ -99,6 +99,44 @@ func (s *Server) PrivateStorage() PrivateStorage {
 	return nil
 }
 
+// VCard4 is an account's XEP-0292 vCard4 (the PEP node urn:xmpp:vcard4)
+// as the vcard module reaches it (PEP installs it), so that vcard-temp
+// readers and writers see and change the same card as vCard4 clients
+// (the mapping is mod/internal/vcardconv).
+type VCard4 interface {
+	// Get returns owner's current vCard4 payload as viewer may see it:
+	// exists reports whether owner has one at all, card is nil when the
+	// node's access model keeps viewer out.
+	Get(owner string, viewer jid.JID) (card *stream.Element, exists bool, err error)
+	// SetFromLegacy merges the vcard-temp card owner's client stored into
+	// owner's vCard4 and notifies it like the owner's publish; it fires no
+	// VCard4Changed, so the two cannot echo each other.
+	SetFromLegacy(owner string, card *stream.Element) error
+}
+
+// VCard4Changed fires (with the account) after a client published,
+// retracted, purged or deleted its vCard4: the vcard module drops the
+// mapped properties from its stored vcard-temp card, which the vCard4
+// now speaks for (a deleted vCard4 must not bring back an older name).
+var VCard4Changed = NewEvent[string]("vcard4-changed")
+
+type vcard4Key struct{}
+
+func (s *Server) vcard4() *atomic.Value {
+	return State(s, vcard4Key{}, func() *atomic.Value { return new(atomic.Value) })
+}
+
+// SetVCard4 installs the vCard4 store (the pep module does).
+func (s *Server) SetVCard4(v VCard4) { s.vcard4().Store(&v) }
+
+// VCard4 returns the installed vCard4 store, or nil.
+func (s *Server) VCard4() VCard4 {
+	if v, _ := s.vcard4().Load().(*VCard4); v != nil {
+		return *v
+	}
+	return nil
+}
+
 // AccountItem is a disco#items entry of an account (a PEP node).
 type AccountItem struct{ JID, Node, Name string }
 

@@ -5,8 +5,8 @@
 // owner's resources and to contacts that asked with +notify in their
 // entity capabilities (XEP-0115, caps.go), and the last item sent when a
 // contact comes online or its capabilities change. It is what OMEMO
-// device lists and bundles, avatars (XEP-0084), nicknames (XEP-0172) and
-// bookmarks (XEP-0402) are stored in.
+// device lists and bundles, avatars (XEP-0084), nicknames (XEP-0172),
+// bookmarks (XEP-0402) and vCard4 (XEP-0292, vcard4.go) are stored in.
 //
 // Everything an account publishes is in bbolt (bucket "pep") and charged
 // to its storage budget (kind "pep") in the transaction that writes it,
@@ -133,6 +133,7 @@ func Register(srv *server.Server) {
 	m.registerRemote()
 	m.registerAvatar()
 	m.registerBookmarks()
+	m.registerVCard4()
 	server.SubscriptionGranted.On(srv, m.granted)
 	srv.AddAccountItems(m.discoItems)
 	srv.OnAccountDeleted(func(user string) {
@@ -254,6 +255,9 @@ func (m *mod) publish(st *server.Stanza, pub, opts *stream.Element) (*stream.Ele
 	}
 	if len(id) > MaxIDLen {
 		return nil, server.ErrNotAcceptable
+	}
+	if err := checkPayload(node, item.FirstChild()); err != nil {
+		return nil, err
 	}
 	stored := stream.New(NS, "item", "id", id).Add(item.FirstChild())
 	if len(stored.Append(nil, "")) > MaxItemSize {
@@ -480,10 +484,13 @@ func (m *mod) ownerSet(st *server.Stanza) (*stream.Element, error) {
 }
 
 // changed runs after a client changed node's items: the copies other
-// protocols keep follow (XEP-0402 #compat).
+// protocols keep follow (XEP-0402 #compat; the vcard-temp card, vcard4.go).
 func (m *mod) changed(user, node string) {
-	if node == NodeBookmarks {
+	switch node {
+	case NodeBookmarks:
 		m.toPrivate(user)
+	case NodeVCard4:
+		server.VCard4Changed.Fire(m.srv, user)
 	}
 }
 

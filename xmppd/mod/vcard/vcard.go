@@ -1,10 +1,21 @@
 // Package vcard is XEP-0054 vcard-temp: each member's own card (name,
 // avatar), readable by others.
+//
+// vcard-temp and XEP-0292 vCard4 (the PEP node urn:xmpp:vcard4, reached
+// through server.VCard4) are one card, as with Prosody's mod_vcard_legacy:
+// a set rewrites the vCard4's mapped properties (mod/internal/vcardconv)
+// before the card is stored, and a get answers with the vCard4's mapped
+// properties in place of the stored ones, as the node's access model lets
+// the reader see them. Once a vCard4 client changed the card
+// (server.VCard4Changed), the stored card keeps only what vCard4 does not
+// map (PHOTO, NOTE, ...), so a deleted vCard4 does not bring back an older
+// name.
 package vcard
 
 import (
 	"strings"
 
+	"github.com/hearthchat/hearth/xmppd/mod/internal/vcardconv"
 	"github.com/hearthchat/hearth/xmppd/mod/internal/xmlkv"
 	"github.com/hearthchat/hearth/xmppd/server"
 	"github.com/hearthchat/hearth/xmppd/store"
@@ -25,6 +36,15 @@ func Register(srv *server.Server) {
 		if err != nil {
 			return nil, err
 		}
+		if v4 := srv.VCard4(); v4 != nil {
+			card, exists, err := v4.Get(st.To.Localpart(), st.From)
+			if err != nil {
+				return nil, err
+			}
+			if exists {
+				return vcardconv.View(el, card), nil
+			}
+		}
 		if el == nil {
 			return stream.New(ns, "vCard"), nil
 		}
@@ -38,6 +58,13 @@ func Register(srv *server.Server) {
 		if len(card.Append(nil, stream.NSClient)) > MaxSize {
 			return nil, &server.StanzaError{Type: "modify", Condition: "not-acceptable", Text: "vCard too large"}
 		}
+		// The vCard4 first: when it cannot take the card (PEP storage
+		// full), nothing is stored and the client is told.
+		if v4 := srv.VCard4(); v4 != nil {
+			if err := v4.SetFromLegacy(st.To.Localpart(), card); err != nil {
+				return nil, err
+			}
+		}
 		if err := kv.Put(store.Key(st.To.Localpart(), ""), card); err != nil {
 			return nil, err
 		}
@@ -49,6 +76,7 @@ func Register(srv *server.Server) {
 		return nil, nil
 	})
 	server.AvatarPublished.On(srv, func(a server.Avatar) { photoFromPEP(srv, kv, a) })
+	server.VCard4Changed.On(srv, func(user string) { stripMapped(srv, kv, user) })
 	srv.OnAccountDeleted(func(user string) { kv.DeleteUser(user) })
 }
 
@@ -73,5 +101,26 @@ func photoFromPEP(srv *server.Server, kv *xmlkv.KV, a server.Avatar) {
 	}
 	if err := kv.Put(key, card); err != nil {
 		srv.Log.Error("vcard: avatar from PEP", "user", a.User, "err", err)
+	}
+}
+
+// stripMapped drops from user's stored card the properties the vCard4
+// speaks for, after a vCard4 client changed it.
+func stripMapped(srv *server.Server, kv *xmlkv.KV, user string) {
+	key := store.Key(user, "")
+	card, err := kv.Get(key)
+	if err != nil {
+		srv.Log.Error("vcard: after a vCard4 change", "user", user, "err", err)
+		return
+	}
+	if card == nil {
+		return
+	}
+	s := vcardconv.Strip(card)
+	if len(s.Children()) == len(card.Children()) {
+		return
+	}
+	if err := kv.Put(key, s); err != nil {
+		srv.Log.Error("vcard: after a vCard4 change", "user", user, "err", err)
 	}
 }

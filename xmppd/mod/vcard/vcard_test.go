@@ -71,3 +71,25 @@ func TestVCard(t *testing.T) {
 		t.Errorf("card survived the account: %.200s", q)
 	}
 }
+
+// TestVCard4View: vcard-temp readers get the name from the account's
+// vCard4 (XEP-0292) and what vCard4 does not map from the stored card; a
+// vCard4 publish drops the stored name, so it stays gone when the vCard4
+// is deleted.
+func TestVCard4View(t *testing.T) {
+	d := xmpptest.Start(t, nil)
+	alice := iqtest.Login(t, d, "alice", "r")
+	bob := iqtest.Login(t, d, "bob", "r")
+	aliceJID := "alice@" + iqtest.Domain
+	alice.Result("set", "", "<vCard xmlns='vcard-temp'><FN>Old</FN><NOTE>kept</NOTE></vCard>")
+	alice.Result("set", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:vcard4'><item id='current'>"+
+		"<vcard xmlns='urn:ietf:params:xml:ns:vcard-4.0'><fn><text>Alice</text></fn></vcard></item></publish></pubsub>")
+	q := bob.Result("get", aliceJID, "<vCard xmlns='vcard-temp'/>")
+	if q.ChildText(ns, "FN") != "Alice" || q.ChildText(ns, "NOTE") != "kept" || len(q.Children()) != 2 {
+		t.Fatalf("vcard-temp view of the vCard4: %s", q)
+	}
+	alice.Result("set", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><delete node='urn:xmpp:vcard4'/></pubsub>")
+	if q := bob.Result("get", aliceJID, "<vCard xmlns='vcard-temp'/>"); q.Child(ns, "FN") != nil || q.ChildText(ns, "NOTE") != "kept" {
+		t.Fatalf("after the vCard4 was deleted: %s", q)
+	}
+}
