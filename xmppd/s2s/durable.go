@@ -35,14 +35,15 @@ import (
 func (s *S2S) durableOn() bool { return s.cfg.Server.Store != nil }
 
 // persist gives x a record and enqueues its commit, for st being routed
-// (x holds st's copy). Called under s.mu, before x joins its queue.
+// (x holds st's wire bytes; st is read here as the server handed it over,
+// before route returns). Called under s.mu, before x joins its queue.
 func (s *S2S) persist(st *server.Stanza, x *queued, local, domain string) {
-	if !s.durableOn() || x.st.El.Local != "message" {
+	if !s.durableOn() || st.El.Local != "message" {
 		return
 	}
 	x.id = s.nextID.Add(1)
 	rec := &store.S2SQueued{ID: x.id, At: x.at, Local: local, Remote: domain,
-		From: x.st.From.String(), To: x.st.To.String(), XML: x.st.El.Append(nil, "")}
+		From: x.st.From.String(), To: x.st.To.String(), XML: st.El.Append(nil, "")}
 	put := func(tx *bolt.Tx) error { return store.PutS2SQueued(tx, rec) }
 	s.pending.Add(1) // under s.mu: Close waits for it (see Close)
 	done := func(err error) {
@@ -102,8 +103,9 @@ func (s *S2S) restore() {
 			s.forget(x)
 			continue
 		}
-		x.st = &server.Stanza{El: el, From: from, To: to}
-		x.size = len(rename(el, stream.NSClient, NSServer).Append(nil, NSServer))
+		x.st = &server.Stanza{From: from, To: to}
+		x.wire = rename(el, stream.NSClient, NSServer).Append(nil, NSServer)
+		x.size = len(x.wire)
 		if !s.allowed(rec.Remote) {
 			// The policy changed while we were down.
 			bounce = append(bounce, x)

@@ -169,8 +169,8 @@ func (l *link) fail(cond, text string) {
 // errTooBig is a stanza larger than the peer accepts.
 var errTooBig = errors.New("s2s: stanza larger than the peer accepts")
 
-func (l *link) send(el *stream.Element) error {
-	b := rename(el, stream.NSClient, NSServer).Append(nil, NSServer)
+// send writes a queued stanza's wire bytes (queued.wire).
+func (l *link) send(b []byte) error {
 	if l.maxBytes > 0 && len(b) > l.maxBytes {
 		return errTooBig
 	}

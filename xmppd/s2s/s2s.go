@@ -99,7 +99,9 @@ type Config struct {
 	// must use dialback (tests of the dialback path).
 	NoClientCert bool
 
-	// Queue caps per remote domain, and in all.
+	// Queue caps per remote domain, and in all. The byte caps count
+	// stanzas as written to peers; a queue holds those bytes and about
+	// 200 more per stanza (TestQueuedMemory).
 	MaxQueue, MaxQueueBytes, MaxTotalBytes int
 	// MaxDomains caps the remote domains with a queue or a connection at
 	// once (each has a goroutine): a member writing to 1,000 made-up
