@@ -19,10 +19,11 @@
 // rooms (server.OfferBookmark: the club's default room) once per
 // account, as a publish of the account's.
 //
-// What it does not do (yet): notifications and last items reach local
-// contacts only (there is no federation; remote caps are not tracked);
-// explicit subscriptions (subscribe, options) answer
-// feature-not-implemented, as PEP's are implicit.
+// Contacts on other servers get notifications and last items by the
+// caps of the presence they sent the member (remote.go).
+//
+// What it does not do (yet): explicit subscriptions (subscribe, options)
+// answer feature-not-implemented, as PEP's are implicit.
 package pep
 
 import (
