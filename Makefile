@@ -33,16 +33,19 @@ run:
 	.cache/bin/xmppd -state $(STATE) -dev
 
 # make test: installs what the tests need, then runs every suite, the slow
-# end-to-end ones (build tag e2e) included.
+# end-to-end ones (build tag e2e) included. HEARTH_CHECK_SERIALIZED makes
+# xmppd compare every stanza it delivers from a hook's serialization with
+# a fresh one (xmppd/server/serialized.go), in the tests' servers and the
+# xmppd processes they start.
 test: test-deps
 	$(GO) vet ./...
-	$(GO) test -tags e2e -count=1 -timeout 45m ./...
-	$(GO) test -race -count=1 $(RACE_PKGS)
+	HEARTH_CHECK_SERIALIZED=1 $(GO) test -tags e2e -count=1 -timeout 45m ./...
+	HEARTH_CHECK_SERIALIZED=1 $(GO) test -race -count=1 $(RACE_PKGS)
 	$(MAKE) fuzz FUZZTIME=20s
 
 # The quick loop while developing: unit tests only.
 test-unit:
-	$(GO) test -count=1 ./...
+	HEARTH_CHECK_SERIALIZED=1 $(GO) test -count=1 ./...
 
 FUZZTIME ?= 60s
 fuzz:

@@ -93,6 +93,7 @@ func (s *Server) dispatch(st *Stanza) {
 	switch st.El.Local {
 	case "message":
 		s.message(st)
+		st.releaseSerialized()
 	case "presence":
 		s.presence(st)
 	case "iq":
@@ -161,7 +162,7 @@ func (s *Server) DeliverFull(st *Stanza) bool {
 	if sess == nil {
 		return false
 	}
-	return sess.Send(st.El)
+	return st.sendTo(sess)
 }
 
 // DeliverBare applies RFC 6121 §8.5.2 to a message for an account: to the
@@ -190,15 +191,15 @@ func (s *Server) DeliverBare(st *Stanza) {
 		// it means none online, which RFC 6121 answers with silence.
 		for _, x := range all {
 			if x.Priority() >= 0 {
-				x.Send(st.El)
+				st.sendTo(x)
 			}
 		}
 		return
 	case "error":
-		sendTop(all, st.El)
+		sendTop(all, st)
 		return
 	}
-	if sendTop(all, st.El) {
+	if sendTop(all, st) {
 		return
 	}
 	if !s.Fire(MessageOffline, st) {
@@ -206,10 +207,10 @@ func (s *Server) DeliverBare(st *Stanza) {
 	}
 }
 
-// sendTop sends el to the available sessions of highest non-negative
+// sendTop sends st to the available sessions of highest non-negative
 // priority; if none of them takes it, to those of the next priority down,
 // and so on. It reports whether any session took it.
-func sendTop(all []*session.Session, el *stream.Element) bool {
+func sendTop(all []*session.Session, st *Stanza) bool {
 	below := int(^uint(0) >> 1) // priorities already tried are >= below
 	for {
 		best := -1
@@ -223,7 +224,7 @@ func sendTop(all []*session.Session, el *stream.Element) bool {
 		}
 		ok := false
 		for _, x := range all {
-			if x.Priority() == best && x.Send(el) {
+			if x.Priority() == best && st.sendTo(x) {
 				ok = true
 			}
 		}

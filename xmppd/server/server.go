@@ -56,6 +56,10 @@ type Stanza struct {
 	// refused, when set, takes the bounce of a stanza the server itself
 	// sent instead of routing it back (RouteReport).
 	refused func(error)
+	// ser is the element in serialized form, given by a hook for the
+	// delivery (serialized.go), and what the element looked like then.
+	ser Serialized
+	sig serSig
 }
 
 // Type is the stanza's type attribute.

@@ -58,6 +58,17 @@ func (s *Session) Send(el *stream.Element) bool {
 	return s.send(el)
 }
 
+// SendSerialized is Send with el's serialization already made: wire is el
+// appended with its namespace explicit (Element.Append(b, "")), which
+// the session queues instead of serializing el again. A session with a
+// filter (CSI) offers el to it as Send does.
+func (s *Session) SendSerialized(el *stream.Element, wire []byte) bool {
+	if f := s.filter.Load(); f != nil {
+		return (*f).Offer(el, s.send)
+	}
+	return s.sendWith(el, wire)
+}
+
 // SendDirect queues a stanza without the filter: for the filter itself,
 // sending what it held outside Offer and Resumed (CSI's <active/>).
 func (s *Session) SendDirect(el *stream.Element) bool { return s.send(el) }

@@ -224,7 +224,13 @@ func (s *Session) Done() <-chan struct{} {
 // It returns false if the session cannot take it (ending, closing without
 // stream management, its queue overflowed, or, with stream management, too
 // far behind for another chat message): the caller then tries elsewhere.
-func (s *Session) send(el *stream.Element) bool {
+func (s *Session) send(el *stream.Element) bool { return s.sendWith(el, nil) }
+
+// sendWith is send with el's serialization given (nil: made here, in
+// the session's content namespace). A given one is el appended with its
+// namespace explicit (Element.Append(b, "")): valid in any stream, and
+// the same bytes the message archive committed (server.Serialized).
+func (s *Session) sendWith(el *stream.Element, wire []byte) bool {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -247,7 +253,9 @@ func (s *Session) send(el *stream.Element) bool {
 		// Hibernating: kept for resumption, or re-routed when the
 		// session ends.
 		ok := s.acks != nil
-		if ok {
+		if ok && wire != nil {
+			s.acks.sized(len(wire))
+		} else if ok {
 			// Serialized only to weigh it: what a hibernating session
 			// holds is bounded in bytes too (see highBytes).
 			b := bufPool.Get().(*[]byte)
@@ -262,7 +270,11 @@ func (s *Session) send(el *stream.Element) bool {
 		s.pending = bufPool.Get().(*[]byte)
 	}
 	start := len(*s.pending)
-	*s.pending = el.Append(*s.pending, s.ContentNS)
+	if wire != nil {
+		*s.pending = append(*s.pending, wire...)
+	} else {
+		*s.pending = el.Append(*s.pending, s.ContentNS)
+	}
 	if s.acks != nil {
 		s.acks.sized(len(*s.pending) - start)
 	} else if el.Local == "message" {
