@@ -17,7 +17,10 @@ import (
 // journal's batch reused, 84 after that; 79 once the parties' JID
 // strings were no longer made again (peerOf); 76 with the stanza-id in
 // the commit's object and the id allocator's lists kept; 74 with the
-// account names cut from the attributes (localAddr). bbolt's commit, one
+// account names cut from the attributes (localAddr); 75 with one
+// serialization for the journal and the delivery (the session no longer
+// serializes it, a commit no longer needs a channel; bbolt's page
+// splits vary by one or two with the values' sizes). bbolt's commit, one
 // per message here, is most of the rest.
 func TestArchiveAllocs(t *testing.T) {
 	if raceEnabled {

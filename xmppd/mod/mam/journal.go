@@ -138,6 +138,7 @@ type jEntry struct {
 type jMsg struct {
 	entries []jEntry
 	xml     []byte
+	cut     [2]int // xml[cut[0]:cut[1]] is not stored (the recipient's stanza-id, see archive)
 }
 
 // jBatch is what one commit adds to the journal.
@@ -219,7 +220,7 @@ func (q *queueLocal) count(jb *jBatch) {
 // journal adds one message (its parties' records and its XML) to the
 // commit queue's batch; outside the queue (Store.Batch), the message is
 // journaled on its own at once. q is the queue's (nil in tests).
-func journal(st *store.Store, tx *bolt.Tx, entries []jEntry, xml []byte, q *queueLocal) error {
+func journal(st *store.Store, tx *bolt.Tx, entries []jEntry, xml []byte, cut [2]int, q *queueLocal) error {
 	if q == nil {
 		q = newQueueLocal()
 	}
@@ -228,7 +229,7 @@ func journal(st *store.Store, tx *bolt.Tx, entries []jEntry, xml []byte, q *queu
 	if !ok {
 		jb = newJBatch().(*jBatch)
 	}
-	jb.msgs = append(jb.msgs, jMsg{entries: entries, xml: xml})
+	jb.msgs = append(jb.msgs, jMsg{entries: entries, xml: xml, cut: cut})
 	if !ok {
 		return flushJournal(tx, jb, nil)
 	}
@@ -308,8 +309,9 @@ func appendJMsg(v []byte, m jMsg) []byte {
 		v = binary.AppendUvarint(v, uint64(len(e.peer)))
 		v = append(v, e.peer...)
 	}
-	v = binary.AppendUvarint(v, uint64(len(m.xml)))
-	return append(v, m.xml...)
+	v = binary.AppendUvarint(v, uint64(len(m.xml)-(m.cut[1]-m.cut[0])))
+	v = append(v, m.xml[:m.cut[0]]...)
+	return append(v, m.xml[m.cut[1]:]...)
 }
 
 // jCursor reads the messages of a journal value's body in order (the

@@ -122,7 +122,7 @@ func journalAgrees(t *testing.T, seed uint64) {
 				if dup {
 					continue
 				}
-				if err := journal(r.srv.Store, tx, es, xml, nil); err != nil {
+				if err := journal(r.srv.Store, tx, es, xml, [2]int{}, nil); err != nil {
 					return err
 				}
 				for _, e := range es {
@@ -265,7 +265,7 @@ func TestJournalAfterRestart(t *testing.T) {
 		err := st.Update(func(tx *bolt.Tx) error {
 			return journal(st, tx, []jEntry{{user: "alice", id: uint64(1000 + i), dir: dirIn, peer: "bob@example.test/r"},
 				{user: "bob", id: uint64(1000 + i), dir: dirOut, peer: "alice@example.test"}},
-				[]byte("<message xmlns='jabber:client'><body>"+strconv.Itoa(i)+"</body></message>"), nil)
+				[]byte("<message xmlns='jabber:client'><body>"+strconv.Itoa(i)+"</body></message>"), [2]int{}, nil)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -620,7 +620,7 @@ func TestMergeScratchReleased(t *testing.T) {
 	err := r.srv.Store.Update(func(tx *bolt.Tx) error {
 		for i := range 5000 {
 			es := []jEntry{{user: "alice", id: uint64(1000 + i), dir: dirIn, peer: "bob@example.test/r"}}
-			if err := journal(r.srv.Store, tx, es, []byte("<message/>"), nil); err != nil {
+			if err := journal(r.srv.Store, tx, es, []byte("<message/>"), [2]int{}, nil); err != nil {
 				return err
 			}
 		}

@@ -660,7 +660,7 @@ func BenchmarkPage50Of100k(b *testing.B) {
 					{user: "carol", id: base + n + uint64(i), dir: dirOut, peer: "bob@example.test/res"}}
 			}
 			xml := fmt.Appendf(nil, "<message xmlns='jabber:client' type='chat'><body>journaled %d</body></message>", i)
-			if err := journal(r.srv.Store, tx, es, xml, q); err != nil {
+			if err := journal(r.srv.Store, tx, es, xml, [2]int{}, q); err != nil {
 				return err
 			}
 		}
@@ -738,5 +738,49 @@ func TestPeerNormalized(t *testing.T) {
 	}
 	if p := r.query("alice", "<field var='with'><value>bob@"+domain+"</value></field>", ""); len(p.ids) != 1 {
 		t.Errorf("with bob@%s finds %d of alice's 1", domain, len(p.ids))
+	}
+}
+
+// The delivered copy is serialized once, stanza-id included, and the
+// journal stores those bytes without it (sidSpan): the stored copy is the
+// stanza without ids of ours, as before the one serialization served both.
+func TestStoredCopyLeavesOutStanzaID(t *testing.T) {
+	r := newRig(t)
+	got := r.chat("bob", "alice", "one copy")
+	if idFor(got, "alice@"+domain) == "" {
+		t.Fatalf("delivered copy has no stanza-id: %s", got)
+	}
+	for _, user := range []string{"alice", "bob"} {
+		n := 0
+		r.srv.Store.View(func(tx *bolt.Tx) error {
+			return EachTx(tx, user, func(rec Record) error {
+				n++
+				if strings.Contains(string(rec.XML), "stanza-id") || !strings.Contains(string(rec.XML), "<body>one copy</body>") {
+					t.Errorf("%s's stored copy: %s", user, rec.XML)
+				}
+				return nil
+			})
+		})
+		if n != 1 {
+			t.Errorf("%s has %d records, want 1", user, n)
+		}
+	}
+}
+
+func TestSIDSpan(t *testing.T) {
+	hex := []byte("0123456789abcdef")
+	const sid = "<stanza-id xmlns='urn:xmpp:sid:0' id='0123456789abcdef' by='alice@example.test'/>"
+	msg := "<message xmlns='jabber:client' to='alice@example.test'><body>hi</body>" + sid + "</message>"
+	if got := sidSpan([]byte(msg), hex, "alice@example.test"); msg[got[0]:got[1]] != sid {
+		t.Errorf("span %v is %q", got, msg[got[0]:got[1]])
+	}
+	for _, other := range []string{
+		strings.Replace(msg, "by='alice", "by='bob", 1),                     // another by
+		strings.Replace(msg, "id='0123", "id='f123", 1),                     // another id
+		strings.Replace(msg, "<stanza-id xmlns", "<sid:stanza-id xmlns", 1), // written otherwise
+	} {
+		if got := sidSpan([]byte(other), hex, "alice@example.test"); got != [2]int{} {
+			t.Errorf("%s: span %v, want none", other, got)
+		}
 	}
 }
