@@ -42,7 +42,7 @@ type commits struct {
 	mu    sync.Mutex
 	pos   []uint32      // handled-count positions with a commit outstanding, oldest first
 	short bool          // an acknowledgement was sent below the handled count
-	idle  chan struct{} // closed when pos empties; nil while empty
+	idle  chan struct{} // made by a waiter (WaitCommits), closed when pos empties
 }
 
 func commitsOf(sess *session.Session) *commits {
@@ -97,9 +97,6 @@ func (s *Server) Commit(st *Stanza, fn func(tx *bolt.Tx) error, done func(error)
 	p := sess.InCount() + 1
 	c.mu.Lock()
 	c.pos = append(c.pos, p)
-	if c.idle == nil {
-		c.idle = make(chan struct{})
-	}
 	c.mu.Unlock()
 	s.enqueue(fn, func(err error) {
 		if done != nil {
@@ -114,8 +111,10 @@ func (s *Server) Commit(st *Stanza, fn func(tx *bolt.Tx) error, done func(error)
 		}
 		owed := false
 		if len(c.pos) == 0 {
-			close(c.idle)
-			c.idle = nil
+			if c.idle != nil {
+				close(c.idle)
+				c.idle = nil
+			}
 			owed, c.short = c.short, false
 		}
 		c.mu.Unlock()
@@ -163,11 +162,17 @@ func (s *Server) WaitCommits(sess *session.Session, timeout time.Duration) bool 
 		return true
 	}
 	c.mu.Lock()
-	idle := c.idle
-	c.mu.Unlock()
-	if idle == nil {
+	if len(c.pos) == 0 {
+		c.mu.Unlock()
 		return true
 	}
+	// Made only when someone waits: a channel per committed message
+	// was one more allocation on every archived message's path.
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	idle := c.idle
+	c.mu.Unlock()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
