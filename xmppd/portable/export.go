@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -265,7 +264,6 @@ func (e *exporter) user(user string) error {
 		if x.Space == "" {
 			x.Space = nsClient
 		}
-		e.dropOwnIDs(x)
 		e.buf = x.Append(e.buf[:0], nsForward)
 		e.bytes(e.buf)
 		e.raw("</forwarded></result>\n")
@@ -314,22 +312,4 @@ func (e *exporter) pep(user string) error {
 	}
 	e.raw("</pubsub>\n")
 	return e.err
-}
-
-// dropOwnIDs removes the stanza-ids this domain gave (XEP-0359; the
-// archive stores the copy its recipient was sent, which carries one): the
-// result's id is the archive id, and the importing server gives its own.
-func (e *exporter) dropOwnIDs(x *stream.Element) {
-	out := x.Nodes[:0]
-	for _, n := range x.Nodes {
-		if n.El != nil && n.El.Space == nsSID && n.El.Local == "stanza-id" {
-			by := n.El.Get("by")
-			if by == e.domain || strings.HasSuffix(by, "@"+e.domain) {
-				continue
-			}
-		}
-		out = append(out, n)
-	}
-	clear(x.Nodes[len(out):])
-	x.Nodes = out
 }

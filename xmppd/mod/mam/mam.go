@@ -416,9 +416,10 @@ var sidOpen = []byte("<stanza-id xmlns='" + nsSID + "' id='")
 // sidSpan finds the stanza-id element with id hex and by in xml, the
 // serialized message it was added to last: its byte range, to be left out
 // of the stored copy. JIDs hold no character that is escaped in an
-// attribute, so its bytes are known. Not found (never, unless the
-// serializer writes it otherwise): an empty range, and the stored copy
-// keeps it (queries and exports drop ids of ours).
+// attribute, so its bytes are known (TestSIDSpan). Not found (never,
+// unless the serializer wrote it otherwise): an empty range, and the
+// stored copy keeps it — a query's result then carries it beside the
+// owner's, which XEP-0359 allows (several ids, each with its by).
 func sidSpan(xml, hex []byte, by string) [2]int {
 	i := bytes.LastIndex(xml, sidOpen)
 	if i < 0 {

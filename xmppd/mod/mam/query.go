@@ -280,9 +280,6 @@ func (m *mod) query(st *server.Stanza) (*stream.Element, error) {
 			continue
 		}
 		id := FormatID(r.id)
-		// The stored copy is the one the recipient was sent: its
-		// stanza-id (by the recipient) goes, the owner's comes.
-		stripIDs(m.srv, el, "")
 		el.Add(stream.New(nsSID, "stanza-id", "id", id, "by", owner))
 		res := stream.New(NS, "result", "id", id)
 		if queryID != "" {
