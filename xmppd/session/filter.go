@@ -51,17 +51,12 @@ func (s *Session) resumed() {
 // returns false if the session cannot take it (ending, closing without
 // stream management, its queue overflowed, or, with stream management, too
 // far behind for another chat message): the caller then tries elsewhere.
-func (s *Session) Send(el *stream.Element) bool {
-	if f := s.filter.Load(); f != nil {
-		return (*f).Offer(el, s.send)
-	}
-	return s.send(el)
-}
+func (s *Session) Send(el *stream.Element) bool { return s.SendSerialized(el, nil) }
 
-// SendSerialized is Send with el's serialization already made: wire is el
-// appended with its namespace explicit (Element.Append(b, "")), which
-// the session queues instead of serializing el again. A session with a
-// filter (CSI) offers el to it as Send does.
+// SendSerialized is Send with el's serialization already made (nil: made
+// here): wire is el appended with its namespace explicit
+// (Element.Append(b, "")), which the session queues instead of
+// serializing el again. A session with a filter (CSI) offers el to it.
 func (s *Session) SendSerialized(el *stream.Element, wire []byte) bool {
 	if f := s.filter.Load(); f != nil {
 		return (*f).Offer(el, s.send)
