@@ -1,8 +1,6 @@
 package server
 
 import (
-	"sync/atomic"
-
 	"mellium.im/xmpp/jid"
 )
 
@@ -84,15 +82,13 @@ type SubOutcome struct {
 
 type contactsKey struct{}
 
-func (s *Server) contacts() *atomic.Value {
-	return State(s, contactsKey{}, func() *atomic.Value { return new(atomic.Value) })
-}
+func (s *Server) contacts() *installed[Contacts] { return installedAt[Contacts](s, contactsKey{}) }
 
 // SetContacts installs the rule book (the roster module does, once),
 // wrapped so that SubscriptionGranted fires for every grant.
 func (s *Server) SetContacts(c Contacts) {
 	var g Contacts = grants{c, s}
-	s.contacts().Store(&g)
+	s.contacts().set(g)
 }
 
 // grants fires SubscriptionGranted after the rule book granted one.
@@ -131,8 +127,8 @@ func (g grants) Befriend(a, b, group string) error {
 // Contacts returns the rule book. Without a roster module nobody shares
 // presence with anybody: every account is a stranger to every other.
 func (s *Server) Contacts() Contacts {
-	if c, _ := s.contacts().Load().(*Contacts); c != nil {
-		return *c
+	if c := s.contacts().get(); c != nil {
+		return c
 	}
 	return noContacts{s}
 }

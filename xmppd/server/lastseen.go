@@ -1,7 +1,6 @@
 package server
 
 import (
-	"sync/atomic"
 	"time"
 )
 
@@ -12,17 +11,15 @@ type LastSeen func(user string) (time.Time, bool)
 
 type lastSeenKey struct{}
 
-func (s *Server) lastSeen() *atomic.Value {
-	return State(s, lastSeenKey{}, func() *atomic.Value { return new(atomic.Value) })
-}
+func (s *Server) lastSeen() *installed[LastSeen] { return installedAt[LastSeen](s, lastSeenKey{}) }
 
 // SetLastSeen installs f (the last-activity module does, once).
-func (s *Server) SetLastSeen(f LastSeen) { s.lastSeen().Store(f) }
+func (s *Server) SetLastSeen(f LastSeen) { s.lastSeen().set(f) }
 
 // LastSeenOf is when user's last session ended; false when not known (no
 // module, or the account never logged out).
 func (s *Server) LastSeenOf(user string) (time.Time, bool) {
-	if f, _ := s.lastSeen().Load().(LastSeen); f != nil {
+	if f := s.lastSeen().get(); f != nil {
 		return f(user)
 	}
 	return time.Time{}, false

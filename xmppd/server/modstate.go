@@ -1,6 +1,9 @@
 package server
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // modState is what modules keep on a server (see the package doc, "The
 // module model"): one value per key, made on first use. Before it,
@@ -35,5 +38,25 @@ func State[T any](s *Server, key any, init func() T) T {
 		s.state.m = map[any]any{}
 	}
 	s.state.m[key] = v
+	return v
+}
+
+// installed is where one module installs what others reach through the
+// server (Contacts, PrivateStorage, VCard4, LastSeen), read without a
+// lock on every use.
+type installed[T any] struct{ p atomic.Pointer[T] }
+
+// installedAt is s's slot for key.
+func installedAt[T any](s *Server, key any) *installed[T] {
+	return State(s, key, func() *installed[T] { return new(installed[T]) })
+}
+
+func (i *installed[T]) set(v T) { i.p.Store(&v) }
+
+// get is the installed value; T's zero value (nil) when none is.
+func (i *installed[T]) get() (v T) {
+	if p := i.p.Load(); p != nil {
+		v = *p
+	}
 	return v
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
 
@@ -84,19 +83,14 @@ var PrivateStored = NewEvent[PrivateData]("private-stored")
 
 type privateKey struct{}
 
-func (s *Server) private() *atomic.Value {
-	return State(s, privateKey{}, func() *atomic.Value { return new(atomic.Value) })
-}
-
 // SetPrivateStorage installs private storage (the private module does).
-func (s *Server) SetPrivateStorage(p PrivateStorage) { s.private().Store(&p) }
+func (s *Server) SetPrivateStorage(p PrivateStorage) {
+	installedAt[PrivateStorage](s, privateKey{}).set(p)
+}
 
 // PrivateStorage returns the installed private storage, or nil.
 func (s *Server) PrivateStorage() PrivateStorage {
-	if p, _ := s.private().Load().(*PrivateStorage); p != nil {
-		return *p
-	}
-	return nil
+	return installedAt[PrivateStorage](s, privateKey{}).get()
 }
 
 // VCard4 is an account's XEP-0292 vCard4 (the PEP node urn:xmpp:vcard4)
@@ -122,20 +116,11 @@ var VCard4Changed = NewEvent[string]("vcard4-changed")
 
 type vcard4Key struct{}
 
-func (s *Server) vcard4() *atomic.Value {
-	return State(s, vcard4Key{}, func() *atomic.Value { return new(atomic.Value) })
-}
-
 // SetVCard4 installs the vCard4 store (the pep module does).
-func (s *Server) SetVCard4(v VCard4) { s.vcard4().Store(&v) }
+func (s *Server) SetVCard4(v VCard4) { installedAt[VCard4](s, vcard4Key{}).set(v) }
 
 // VCard4 returns the installed vCard4 store, or nil.
-func (s *Server) VCard4() VCard4 {
-	if v, _ := s.vcard4().Load().(*VCard4); v != nil {
-		return *v
-	}
-	return nil
-}
+func (s *Server) VCard4() VCard4 { return installedAt[VCard4](s, vcard4Key{}).get() }
 
 // AccountItem is a disco#items entry of an account (a PEP node).
 type AccountItem struct{ JID, Node, Name string }
