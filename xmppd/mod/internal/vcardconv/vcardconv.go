@@ -152,14 +152,7 @@ func propFromTemp(c *stream.Element) *stream.Element {
 			return stream.New(NS4, "bday").Add(stream.New(NS4, "date").AddText(v))
 		}
 	case "N":
-		// RFC 6351 §10: n has all five components, empty ones too.
-		n, any := stream.New(NS4, "n"), false
-		for _, p := range nParts {
-			v := text(c, NSTemp, p[0])
-			any = any || v != ""
-			n.Add(stream.New(NS4, p[1]).AddText(v))
-		}
-		if any {
+		if n := stream.New(NS4, "n"); partsTo4(n, c, nParts) {
 			return n
 		}
 	case "JABBERID":
@@ -199,17 +192,37 @@ func propFromTemp(c *stream.Element) *stream.Element {
 		}
 		return tel.Add(stream.New(NS4, "text").AddText(v))
 	case "ADR":
-		adr, any := withParams(stream.New(NS4, "adr"), c), false
-		for _, p := range adrParts {
-			v := text(c, NSTemp, p[0])
-			any = any || v != ""
-			adr.Add(stream.New(NS4, p[1]).AddText(v))
-		}
-		if any {
+		if adr := withParams(stream.New(NS4, "adr"), c); partsTo4(adr, c, adrParts) {
 			return adr
 		}
 	}
 	return nil
+}
+
+// partsTo4 adds to the vCard4 property p the components named in parts
+// (vcard-temp name, vCard4 name) of the vcard-temp property c: all of
+// them, empty ones too (RFC 6351 §10); false when every one is empty.
+func partsTo4(p, c *stream.Element, parts [][2]string) bool {
+	any := false
+	for _, part := range parts {
+		v := text(c, NSTemp, part[0])
+		any = any || v != ""
+		p.Add(stream.New(NS4, part[1]).AddText(v))
+	}
+	return any
+}
+
+// partsToTemp adds to the vcard-temp property t the non-empty components
+// named in parts of the vCard4 property p; false when it added none.
+func partsToTemp(t, p *stream.Element, parts [][2]string) bool {
+	any := false
+	for _, part := range parts {
+		if v := text(p, NS4, part[1]); v != "" {
+			t.Add(stream.New(NSTemp, part[0]).AddText(v))
+			any = true
+		}
+	}
+	return any
 }
 
 // withParams adds to p the vCard4 parameters for the type flags and PREF
@@ -274,14 +287,7 @@ func propToTemp(p *stream.Element) []*stream.Element {
 			}
 		}
 	case "n":
-		n, any := stream.New(NSTemp, "N"), false
-		for _, part := range nParts {
-			if v := text(p, NS4, part[1]); v != "" {
-				n.Add(stream.New(NSTemp, part[0]).AddText(v))
-				any = true
-			}
-		}
-		if any {
+		if n := stream.New(NSTemp, "N"); partsToTemp(n, p, nParts) {
 			out = append(out, n)
 		}
 	case "impp":
@@ -321,15 +327,9 @@ func propToTemp(p *stream.Element) []*stream.Element {
 			out = append(out, t.Add(stream.New(NSTemp, "NUMBER").AddText(v)))
 		}
 	case "adr":
-		a, any := stream.New(NSTemp, "ADR"), false
+		a := stream.New(NSTemp, "ADR")
 		addFlags(a, p)
-		for _, part := range adrParts {
-			if v := text(p, NS4, part[1]); v != "" {
-				a.Add(stream.New(NSTemp, part[0]).AddText(v))
-				any = true
-			}
-		}
-		if any {
+		if partsToTemp(a, p, adrParts) {
 			out = append(out, a)
 		}
 	}
