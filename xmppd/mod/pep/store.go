@@ -106,7 +106,17 @@ func nodeCount(b *bolt.Bucket, user string) int {
 // configuration. fields is nil without publish-options.
 func (d *db) publish(user, node string, fields map[string][]string, item *stream.Element) (config, error) {
 	var cfg config
-	err := d.st.Batch(func(tx *bolt.Tx) error {
+	err := d.nodeBatch(user, node, func(tx *bolt.Tx, b *bolt.Bucket, m *meta) (err error) {
+		cfg, err = publishTx(tx, b, user, node, m, fields, item)
+		return err
+	})
+	return cfg, err
+}
+
+// nodeBatch runs fn in a write transaction with the PEP bucket and node's
+// meta (nil: no such node yet).
+func (d *db) nodeBatch(user, node string, fn func(tx *bolt.Tx, b *bolt.Bucket, m *meta) error) error {
+	return d.st.Batch(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucket)
 		if err != nil {
 			return err
@@ -115,10 +125,8 @@ func (d *db) publish(user, node string, fields map[string][]string, item *stream
 		if err != nil {
 			return err
 		}
-		cfg, err = publishTx(tx, b, user, node, m, fields, item)
-		return err
+		return fn(tx, b, m)
 	})
-	return cfg, err
 }
 
 // publishTx is publish in tx; m is node's meta (nil: none yet).
@@ -215,14 +223,8 @@ func (d *db) offer(user, node string, fields map[string][]string, item *stream.E
 // create makes node with fields applied; it fails with errConflict when
 // it exists.
 func (d *db) create(user, node string, fields map[string][]string) error {
-	return d.st.Batch(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
-		if m, err := getMeta(b, user, node); err != nil {
-			return err
-		} else if m != nil {
+	return d.nodeBatch(user, node, func(tx *bolt.Tx, b *bolt.Bucket, m *meta) error {
+		if m != nil {
 			return errConflict
 		}
 		if nodeCount(b, user) >= MaxNodes {
@@ -240,15 +242,7 @@ func (d *db) create(user, node string, fields map[string][]string) error {
 // result; fn may delete items through the helpers.
 func (d *db) update(user, node string, fn func(tx *bolt.Tx, b *bolt.Bucket, m *meta) error) (config, error) {
 	var cfg config
-	err := d.st.Batch(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
-		m, err := getMeta(b, user, node)
-		if err != nil {
-			return err
-		}
+	err := d.nodeBatch(user, node, func(tx *bolt.Tx, b *bolt.Bucket, m *meta) error {
 		if m == nil {
 			return errNoNode
 		}
@@ -264,15 +258,7 @@ func (d *db) update(user, node string, fn func(tx *bolt.Tx, b *bolt.Bucket, m *m
 // deleteNode removes node and its items.
 func (d *db) deleteNode(user, node string) (config, error) {
 	var cfg config
-	err := d.st.Batch(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
-		m, err := getMeta(b, user, node)
-		if err != nil {
-			return err
-		}
+	err := d.nodeBatch(user, node, func(tx *bolt.Tx, b *bolt.Bucket, m *meta) error {
 		if m == nil {
 			return errNoNode
 		}

@@ -126,15 +126,7 @@ func (d *db) rewriteLast(user, node string, fields map[string][]string,
 	build func(id string, last *stream.Element) (*stream.Element, error)) (config, *stream.Element, error) {
 	var cfg config
 	var item *stream.Element
-	err := d.st.Batch(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
-		m, err := getMeta(b, user, node)
-		if err != nil {
-			return err
-		}
+	err := d.nodeBatch(user, node, func(tx *bolt.Tx, b *bolt.Bucket, m *meta) (err error) {
 		id, f := "current", fields
 		var last *stream.Element
 		if m != nil {
