@@ -68,10 +68,10 @@ func (f *fakeBackups) RunNightly() Nightly {
 	return f.night
 }
 
-// TestNightlyBackupSettings: the folder must be a full path and a
-// passphrase chosen before the first nightly backup; saved settings land
-// in the config; "back up now" runs it and shows a failure in words.
-func TestNightlyBackupSettings(t *testing.T) {
+// nightlyBox is a claimed box with a recording backup service, the
+// admin's browser, and the nightly form: keep 5, hour 2, the page's
+// token, and kv (name, value pairs) set on top.
+func nightlyBox(t *testing.T) (*fixture, *fakeBackups, *browser, func(kv ...string) url.Values) {
 	f := newFixture(t)
 	fb := &fakeBackups{}
 	f.ui.d.Backup = fb
@@ -84,6 +84,14 @@ func TestNightlyBackupSettings(t *testing.T) {
 		}
 		return v
 	}
+	return f, fb, b, form
+}
+
+// TestNightlyBackupSettings: the folder must be a full path and a
+// passphrase chosen before the first nightly backup; saved settings land
+// in the config; "back up now" runs it and shows a failure in words.
+func TestNightlyBackupSettings(t *testing.T) {
+	f, fb, b, form := nightlyBox(t)
 	for _, c := range []struct {
 		form url.Values
 		want string
@@ -113,7 +121,7 @@ func TestNightlyBackupSettings(t *testing.T) {
 	wantRedirect(t, resp, "/admin/backup?done=nightly")
 	fb.night.Error = "the backup folder /mnt/usb/hearth is not there (is the USB stick plugged in?)"
 	fb.night.Attempt = time.Now()
-	resp, body := b.post("/admin/backup/nightly", url.Values{"csrf": {tok}, "action": {"now"}})
+	resp, body := b.post("/admin/backup/nightly", url.Values{"csrf": form()["csrf"], "action": {"now"}})
 	wantStatus(t, resp, http.StatusOK, "back up now")
 	if fb.runs != 1 || !strings.Contains(body, "USB stick plugged in") {
 		t.Fatalf("back up now: %d runs: %s", fb.runs, body)

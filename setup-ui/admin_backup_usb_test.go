@@ -2,7 +2,6 @@ package setupui
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,18 +13,7 @@ import (
 // folder" needs its path; "Off" turns it off; the health page says the
 // stick's words beside the last backup.
 func TestNightlyBackupToStick(t *testing.T) {
-	f := newFixture(t)
-	fb := &fakeBackups{}
-	f.ui.d.Backup = fb
-	b := f.claim(t)
-	tok := b.token("/admin/backup")
-	form := func(kv ...string) url.Values {
-		v := url.Values{"csrf": {tok}, "keep": {"5"}, "hour": {"2"}}
-		for i := 0; i+1 < len(kv); i += 2 {
-			v.Set(kv[i], kv[i+1])
-		}
-		return v
-	}
+	f, fb, b, form := nightlyBox(t)
 	resp, body := b.post("/admin/backup/nightly", form("dest", "folder", "dir", "", "passphrase", "long enough words", "passphrase2", "long enough words"))
 	wantStatus(t, resp, http.StatusBadRequest, "folder without a path")
 	if !strings.Contains(body, "Type the folder&#39;s full path, or choose the USB stick.") {
