@@ -2,7 +2,6 @@ package s2s_test
 
 import (
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -49,14 +48,7 @@ func TestDeadDomainTenThousand(t *testing.T) {
 		prompt   = time.Second // the other member's messages' bound
 	)
 	w := newWorld(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close() // connections are refused from now on
-	w.dns.SRV(t, "xmpp-server", "dead.test", 0, 0, deadPort, "xmpp.dead.test")
-	w.dns.Host(t, "xmpp.dead.test", "127.0.0.1")
+	w.deadDomain(t, "dead.test")
 	a := w.start(t, "a.test", nil, func(c *s2s.Config) { c.RetryFor = retryFor })
 	b := w.start(t, "b.test", nil, nil)
 	if err := a.d.Store.CreateAccount("carol", "carol-pw", false); err != nil {

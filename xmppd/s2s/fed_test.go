@@ -214,19 +214,26 @@ func TestFederationExternal(t *testing.T) {
 	}
 }
 
+// deadDomain gives domain a server in the test zone that refuses every
+// connection (a loopback port nobody listens on).
+func (w *world) deadDomain(t *testing.T, domain string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // connections are refused from now on
+	w.dns.SRV(t, "xmpp-server", domain, 0, 0, port, "xmpp."+domain)
+	w.dns.Host(t, "xmpp."+domain, "127.0.0.1")
+}
+
 // A dead domain: what is queued for it bounces to its senders after the
 // bounded retry time, what exceeds the queue's cap bounces at once, and
 // nothing is lost or kept.
 func TestDeadDomainBounces(t *testing.T) {
 	w := newWorld(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close() // connections are refused from now on
-	w.dns.SRV(t, "xmpp-server", "dead.test", 0, 0, deadPort, "xmpp.dead.test")
-	w.dns.Host(t, "xmpp.dead.test", "127.0.0.1")
+	w.deadDomain(t, "dead.test")
 	const capN, total = 20, 100
 	a := w.start(t, "a.test", nil, func(c *s2s.Config) {
 		c.MaxQueue, c.RetryFor, c.RetryMin, c.RetryMax = capN, 3*time.Second, 50*time.Millisecond, 200*time.Millisecond
