@@ -102,6 +102,23 @@ func liveHeap() (bytes, objects uint64) {
 	return ms.HeapAlloc, ms.HeapObjects
 }
 
+// roomOf is a new room (its mutex held, as create leaves it) with n
+// participants n0… (u0@example.test/res…) put straight in.
+func roomOf(t *testing.T, n int) (*Service, *room) {
+	t.Helper()
+	m, _, _ := newService(t, Options{NoDefaultRoom: true})
+	r, _, err := m.create("r", "owner@example.test", "owner", defaultConfig(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		nick := fmt.Sprintf("n%d", i)
+		bare := fmt.Sprintf("u%d@example.test", i)
+		r.occ[foldNick(nick)] = r.slab.newOccupant(nick, bare, bare+"/res", nil, "participant", fmt.Sprintf("%024d", i))
+	}
+	return m, r
+}
+
 // TestBroadcastPresenceAllocs: a presence to n occupants (each join's
 // second half) shares its children between the recipients, allocates
 // each copy's attributes at their final size and parses its from address
@@ -111,17 +128,8 @@ func liveHeap() (bytes, objects uint64) {
 // mostly made of (issue 12).
 func TestBroadcastPresenceAllocs(t *testing.T) {
 	const n = 50
-	m, _, _ := newService(t, Options{NoDefaultRoom: true})
-	r, _, err := m.create("r", "owner@example.test", "owner", defaultConfig(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, r := roomOf(t, n)
 	defer r.mu.Unlock()
-	for i := range n {
-		nick := fmt.Sprintf("n%d", i)
-		bare := fmt.Sprintf("u%d@example.test", i)
-		r.occ[foldNick(nick)] = r.slab.newOccupant(nick, bare, bare+"/res", nil, "participant", fmt.Sprintf("%024d", i))
-	}
 	o := r.occ["n0"]
 	bytes := testing.Benchmark(func(b *testing.B) {
 		b.ReportAllocs()
@@ -143,17 +151,8 @@ func TestBroadcastPresenceAllocs(t *testing.T) {
 // parsed per stanza; ~1060 B now).
 func TestJoinPresencesAllocs(t *testing.T) {
 	const n = 50
-	m, _, _ := newService(t, Options{NoDefaultRoom: true})
-	r, _, err := m.create("r", "owner@example.test", "owner", defaultConfig(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, r := roomOf(t, n)
 	defer r.mu.Unlock()
-	for i := range n {
-		nick := fmt.Sprintf("n%d", i)
-		bare := fmt.Sprintf("u%d@example.test", i)
-		r.occ[foldNick(nick)] = r.slab.newOccupant(nick, bare, bare+"/res", nil, "participant", fmt.Sprintf("%024d", i))
-	}
 	real := jid.MustParse("new@example.test/res")
 	o := r.slab.newOccupant("new", "new@example.test", real.String(), nil, "participant", fmt.Sprintf("%024d", n))
 	bytes := testing.Benchmark(func(b *testing.B) {
