@@ -114,10 +114,7 @@ func TestUSBStickBackup(t *testing.T) {
 		v.Stop()
 		logf.Close()
 		if t.Failed() {
-			log := v.SerialLog()
-			if len(log) > 8000 {
-				log = log[len(log)-8000:]
-			}
+			log := v.SerialTail(8000)
 			q, _ := os.ReadFile(filepath.Join(dir, "qemu.log"))
 			t.Logf("serial console (tail):\n%s\nqemu: %s", log, q)
 		}
@@ -147,8 +144,7 @@ func TestUSBStickBackup(t *testing.T) {
 		t.Errorf("back up now without a stick:\n%s", text(page))
 	}
 	// Plugged back in: the same stick works again.
-	q.hmp(t, "drive_add 0 if=none,id=stick2,format=raw,file="+stick)
-	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=stick2,id=stickdev2")
+	q.plug(t, "stick2", stick, "")
 	c.waitFor(t, ctx, "/admin/backup", `USB stick plugged in: "HEARTHBAK"`)
 	if page := plain(c.now(t)); !strings.Contains(page, "Backed up to the stick.") || !strings.Contains(page, ", 2 on the stick") {
 		t.Errorf("back up now after the stick came back:\n%s", text(page))
@@ -156,15 +152,14 @@ func TestUSBStickBackup(t *testing.T) {
 	// Pulled out while it writes: the stick slowed to 256 kB/s (qemu's
 	// write throttle) so that writing the 3 MB backup takes seconds, and
 	// pulled once qemu saw 512 kB of it reach the stick.
-	q.unplug(t, "stickdev2", "stick2")
+	q.unplug(t, "stick2")
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
-	q.hmp(t, "drive_add 0 if=none,id=slow,format=raw,throttling.bps-write=262144,file="+stick)
-	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=slow,id=slowdev")
+	q.plug(t, "slow", stick, "throttling.bps-write=262144")
 	c.waitFor(t, ctx, "/admin/backup", `USB stick plugged in: "HEARTHBAK"`)
 	pulledPage := make(chan string, 1)
 	go func() { p, err := c.tryNow(); pulledPage <- fmt.Sprint(plain(p), err) }()
 	q.waitWritten(t, ctx, "slow", 512<<10)
-	q.unplug(t, "slowdev", "slow")
+	q.unplug(t, "slow")
 	if page := <-pulledPage; !strings.Contains(page, "The backup could not be made: ") || !strings.Contains(page, "pulled out") {
 		t.Errorf("back up now with the stick pulled mid-write:\n%s", text(page))
 	} else {
@@ -173,37 +168,33 @@ func TestUSBStickBackup(t *testing.T) {
 	}
 	// Back in: the next backup works (the earlier two kept, the half
 	// written one's temporary file removed).
-	q.hmp(t, "drive_add 0 if=none,id=stick3,format=raw,file="+stick)
-	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=stick3,id=stickdev3")
+	q.plug(t, "stick3", stick, "")
 	c.waitFor(t, ctx, "/admin/backup", `USB stick plugged in: "HEARTHBAK"`)
 	if page := plain(c.now(t)); !strings.Contains(page, "Backed up to the stick.") || !strings.Contains(page, ", 2 on the stick") {
 		t.Errorf("back up now after a pull mid-write:\n%s", text(page))
 	}
 	// A full stick instead.
-	q.unplug(t, "stickdev3", "stick3")
+	q.unplug(t, "stick3")
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
-	q.hmp(t, "drive_add 0 if=none,id=full,format=raw,file="+full)
-	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=full,id=fulldev")
+	q.plug(t, "full", full, "")
 	c.waitFor(t, ctx, "/admin/backup", `USB stick plugged in: "SMALL"`)
 	if page := plain(c.now(t)); !strings.Contains(page, `The backup could not be made: the USB stick "SMALL" (4.2 MB) is full`) {
 		t.Errorf("back up now to a full stick:\n%s", text(page))
 	}
-	q.unplug(t, "fulldev", "full") // as a person would, before the power goes
+	q.unplug(t, "full") // as a person would, before the power goes
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
 	// A blank stick (no file system) and a write-protected one: said so,
 	// and "back up now" writes nothing to either.
-	q.hmp(t, "drive_add 0 if=none,id=blank,format=raw,file="+blank)
-	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=blank,id=blankdev")
+	q.plug(t, "blank", blank, "")
 	c.waitFor(t, ctx, "/admin/backup", `has no file system the box knows (FAT32, exFAT or ext4); the box never formats a stick`)
 	if page := plain(c.now(t)); !strings.Contains(page, "The backup could not be made: the USB stick") || !strings.Contains(page, "has no file system the box knows") {
 		t.Errorf("back up now to a blank stick:\n%s", text(page))
 	}
-	q.unplug(t, "blankdev", "blank")
+	q.unplug(t, "blank")
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
-	q.hmp(t, "drive_add 0 if=none,id=ro,format=raw,readonly=on,file="+stick)
-	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive=ro,id=rodev")
+	q.plug(t, "ro", stick, "readonly=on")
 	c.waitFor(t, ctx, "/admin/backup", `The USB stick "HEARTHBAK" (67.1 MB) is read-only (is its write-protect switch on?)`)
-	q.unplug(t, "rodev", "ro")
+	q.unplug(t, "ro")
 	c.waitFor(t, ctx, "/admin/backup", "No USB stick is plugged in.")
 	ran := time.Now()
 	v.Stop()
@@ -522,12 +513,24 @@ func (q *qmp) waitWritten(t *testing.T, ctx context.Context, drive string, n int
 	}
 }
 
-// unplug pulls the USB device dev out and drops its drive (drive_add's
-// drives stay after device_del and keep the image file's write lock; the
-// command line's -drive went with its device, hence "not found").
-func (q *qmp) unplug(t *testing.T, dev, drive string) {
+// plug puts a stick in: file as the drive named drive (opts: more
+// drive_add options, such as readonly=on) on a USB storage device named
+// drive+"dev".
+func (q *qmp) plug(t *testing.T, drive, file, opts string) {
 	t.Helper()
-	q.hmp(t, "device_del "+dev)
+	if opts != "" {
+		opts += ","
+	}
+	q.hmp(t, "drive_add 0 if=none,id="+drive+",format=raw,"+opts+"file="+file)
+	q.hmp(t, "device_add usb-storage,bus=xhci.0,drive="+drive+",id="+drive+"dev")
+}
+
+// unplug pulls the stick plug put in out and drops its drive (drive_add's
+// drives stay after device_del and keep the image file's write lock; a
+// drive that went with its device is "not found").
+func (q *qmp) unplug(t *testing.T, drive string) {
+	t.Helper()
+	q.hmp(t, "device_del "+drive+"dev")
 	b, _ := json.Marshal(map[string]any{"execute": "human-monitor-command", "arguments": map[string]string{"command-line": "drive_del " + drive}})
 	m := q.call(t, string(b))
 	var out string
