@@ -141,10 +141,7 @@ func bootBox(t *testing.T, img string, guestPorts ...int) box {
 		v.Stop()
 		logf.Close()
 		if t.Failed() {
-			log := v.SerialLog()
-			if len(log) > 6000 {
-				log = log[len(log)-6000:]
-			}
+			log := v.SerialTail(6000)
 			t.Logf("serial console (tail):\n%s", log)
 		}
 	})

@@ -380,10 +380,7 @@ func bootVMWith(t *testing.T, img string, feedPort int) (*vm.VM, int) {
 		v.Stop()
 		logf.Close()
 		if t.Failed() {
-			log := v.SerialLog()
-			if len(log) > 6000 {
-				log = log[len(log)-6000:]
-			}
+			log := v.SerialTail(6000)
 			t.Logf("serial console (tail):\n%s", log)
 		}
 	})

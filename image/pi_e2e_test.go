@@ -197,10 +197,7 @@ func bootPi(t *testing.T, img string, pi *vm.Pi, mac string) *piBox {
 		b.v.Stop()
 		logf.Close()
 		if t.Failed() {
-			log := b.v.SerialLog()
-			if len(log) > 6000 {
-				log = log[len(log)-6000:]
-			}
+			log := b.v.SerialTail(6000)
 			t.Logf("serial console (tail):\n%s", log)
 			if q, _ := os.ReadFile(qemuLog); len(q) > 0 {
 				t.Logf("qemu's own output:\n%s", q)

@@ -298,6 +298,16 @@ func (v *VM) SerialLog() string {
 	return string(b)
 }
 
+// SerialTail is the last n bytes of the serial console's log (all of it
+// when shorter): what a failed test prints.
+func (v *VM) SerialTail(n int) string {
+	log := v.SerialLog()
+	if len(log) > n {
+		log = log[len(log)-n:]
+	}
+	return log
+}
+
 // WaitXMPP waits until something in the guest answers an XMPP stream header
 // on host port hostPort. A bare TCP connect proves nothing: qemu accepts
 // forwarded connections itself and only then tries the guest.
